@@ -1,0 +1,56 @@
+# Makefile - a thin front-end over meson/ninja: make, debug, check, demo, install, deps, bench.
+BUILD       ?= build
+DEBUG_BUILD ?= build-debug
+PREFIX      ?= /usr/local
+MESON_FLAGS ?= -Dwerror=true
+# What building and testing need, as Debian/Ubuntu package names.
+DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3
+BENCH_PKGS  ?= redis-server
+
+.PHONY: all release debug check test test-release test-debug deps bench-deps demo bench install clean
+
+all release: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=release --prefix=$(PREFIX) $(MESON_FLAGS)
+
+# Debug build with AddressSanitizer and UBSan. b_lundef=false: the shim is a shared library
+# that gets its sanitizer runtime from the program it is preloaded into.
+debug: deps $(DEBUG_BUILD)/build.ninja
+	ninja -C $(DEBUG_BUILD)
+
+$(DEBUG_BUILD)/build.ninja:
+	meson setup $(DEBUG_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
+	  -Db_lundef=false --prefix=$(PREFIX) $(MESON_FLAGS)
+
+# Installs whatever of DEB_PKGS is missing; a no-op when everything is there.
+deps:
+	@DEB_PKGS="$(DEB_PKGS)" sh tests/deps.sh
+
+bench-deps:
+	@DEB_PKGS="$(BENCH_PKGS)" sh tests/deps.sh
+
+test-release: all
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+
+test-debug: debug
+	meson test -C $(DEBUG_BUILD) --print-errorlogs --num-processes 2
+
+# Every suite in the release build, then the same suites under the sanitizers.
+check test: deps
+	$(MAKE) test-release
+	$(MAKE) test-debug
+	@python3 tests/summary.py $(BUILD) $(DEBUG_BUILD)
+
+demo: all
+	sh examples/demo.sh $(BUILD)
+
+bench: all bench-deps
+	sh bench/run.sh $(BUILD)
+
+install: all
+	meson install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(DEBUG_BUILD)

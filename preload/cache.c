@@ -1,0 +1,330 @@
+/* cache.c - owns the segment and view tables, page protections and the signal-safe lookup. */
+#include "cache.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+struct shim_seg shim__segs[SHIM_MAX_SEGS];
+pthread_mutex_t shim__cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct shim_view views[SHIM_MAX_VIEWS];
+static atomic_int views_hw; /* slots [0, views_hw) have ever been used */
+
+void shim_futex_wait(_Atomic uint32_t *w, uint32_t val) {
+  /* EAGAIN (value changed), EINTR and spurious wake-ups all mean "look again". */
+  syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+void shim_futex_wake(_Atomic uint32_t *w) {
+  syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static int prot_of(uint32_t mode, int vflags) {
+  int prot;
+
+  switch (mode) {
+  case PROTO_MODE_SHARED:    prot = PROT_READ; break;
+  case PROTO_MODE_EXCLUSIVE: prot = (vflags & SHIM_VIEW_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE; break;
+  default:                   return PROT_NONE;
+  }
+  if (vflags & SHIM_VIEW_EXEC)
+    prot |= PROT_EXEC;
+  return prot;
+}
+
+struct shim_seg *shim_cache_seg_find(int shmid, int dying_ok) {
+  struct shim_seg *dying = NULL;
+  int i;
+
+  for (i = 0; i < SHIM_MAX_SEGS; i++) {
+    struct shim_seg *sg = &shim__segs[i];
+    if (!atomic_load(&sg->used) || sg->shmid != shmid)
+      continue;
+    if (!atomic_load(&sg->dying))
+      return sg;
+    dying = sg;
+  }
+  return dying_ok ? dying : NULL;
+}
+
+int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out) {
+  struct shim_seg *sg = NULL;
+  uint64_t npages = (segsz + SHIM_PAGE - 1) / SHIM_PAGE;
+  size_t bytes;
+  char name[32];
+  int i, err;
+
+  /* The page index is a u32 on the wire; the rounding above cannot overflow for sizes the
+   * server accepts, but refuse anything a u32 page index or size_t cannot address. */
+  if (segsz == 0 || npages > UINT32_MAX || npages > SIZE_MAX / SHIM_PAGE)
+    return -EINVAL;
+  bytes = (size_t)npages * SHIM_PAGE;
+  for (i = 0; i < SHIM_MAX_SEGS && sg == NULL; i++)
+    if (!atomic_load(&shim__segs[i].used))
+      sg = &shim__segs[i];
+  if (sg == NULL)
+    return -EMFILE;
+
+  snprintf(name, sizeof name, "dshm:%d", shmid);
+  sg->memfd = memfd_create(name, MFD_CLOEXEC);
+  if (sg->memfd < 0)
+    return -errno;
+  if (ftruncate(sg->memfd, (off_t)bytes) < 0) {
+    err = -errno;
+    goto fail_fd;
+  }
+  sg->priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, sg->memfd, 0);
+  if (sg->priv == MAP_FAILED) {
+    err = -errno;
+    goto fail_fd;
+  }
+  /* mmap, not malloc: the fault handler reads these words, and mmap memory is zeroed
+   * (= INVALID, version 0). */
+  sg->state = mmap(NULL, (size_t)npages * sizeof *sg->state, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (sg->state == MAP_FAILED) {
+    err = -errno;
+    goto fail_priv;
+  }
+  sg->version = calloc((size_t)npages, sizeof *sg->version);
+  if (sg->version == NULL) {
+    err = -ENOMEM;
+    goto fail_state;
+  }
+  sg->shmid = shmid;
+  sg->segsz = segsz;
+  sg->npages = (uint32_t)npages;
+  sg->nviews = 0;
+  atomic_store(&sg->dying, 0);
+  atomic_store(&sg->inflight, 0);
+  atomic_fetch_add(&sg->gen, 1);
+  atomic_store(&sg->used, 1);
+  *out = sg;
+  return 0;
+
+fail_state:
+  munmap((void *)sg->state, (size_t)npages * sizeof *sg->state);
+fail_priv:
+  munmap(sg->priv, bytes);
+fail_fd:
+  close(sg->memfd);
+  return err;
+}
+
+void shim_cache_seg_free(struct shim_seg *sg) {
+  size_t bytes = (size_t)sg->npages * SHIM_PAGE;
+
+  atomic_store(&sg->used, 0);
+  free(sg->version);
+  munmap((void *)sg->state, (size_t)sg->npages * sizeof *sg->state);
+  munmap(sg->priv, bytes);
+  close(sg->memfd);
+  sg->version = NULL;
+  sg->state = NULL;
+  sg->priv = NULL;
+  sg->memfd = -1;
+}
+
+void shim_cache_seg_kill(struct shim_seg *sg) {
+  uint32_t p;
+
+  atomic_store(&sg->dying, 1);
+  /* A sleeper set WAIT before re-checking dying; changing its word makes a FUTEX_WAIT that
+   * raced with the store above return at once (see fault.c). */
+  for (p = 0; p < sg->npages; p++)
+    if (atomic_load(&sg->state[p]) & SHIM_PG_WAIT)
+      shim_cache_set_bits(sg, p, 0);
+}
+
+void shim_cache_seg_quiesce(struct shim_seg *sg) {
+  struct timespec ts = {0, 1000000};
+
+  /* Handlers only hold the count while they look at the segment or sleep on a page of a
+   * dying segment for the few instructions before they see dying; this ends quickly. */
+  while (atomic_load(&sg->inflight) != 0)
+    nanosleep(&ts, NULL);
+}
+
+/* Applies the current page modes of sg to a freshly mapped view, one mprotect per run. */
+static int view_apply(struct shim_seg *sg, uint8_t *base, int vflags) {
+  uint32_t p = 0, q;
+
+  while (p < sg->npages) {
+    uint32_t mode = atomic_load(&sg->state[p]) & SHIM_PG_MODE;
+    for (q = p + 1; q < sg->npages && (atomic_load(&sg->state[q]) & SHIM_PG_MODE) == mode; q++)
+      ;
+    if (mode != PROTO_MODE_INVALID &&
+        mprotect(base + (size_t)p * SHIM_PAGE, (size_t)(q - p) * SHIM_PAGE, prot_of(mode, vflags)) < 0)
+      return -errno;
+    p = q;
+  }
+  return 0;
+}
+
+int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, void **out) {
+  size_t len = (size_t)sg->npages * SHIM_PAGE;
+  int mflags = MAP_SHARED, v, err;
+  uint8_t *base;
+
+  for (v = 0; v < SHIM_MAX_VIEWS && atomic_load(&views[v].start) != 0; v++)
+    ;
+  if (v == SHIM_MAX_VIEWS)
+    return -EMFILE;
+  if (addr != NULL)
+    mflags |= fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE;
+  base = mmap(addr, len, PROT_NONE, mflags, sg->memfd, 0);
+  if (base == MAP_FAILED)
+    return errno == EEXIST ? -EINVAL : -errno; /* shmat reports an occupied range as EINVAL */
+  if (addr != NULL && base != addr) {
+    /* A kernel older than 4.17 ignores MAP_FIXED_NOREPLACE and maps elsewhere. */
+    munmap(base, len);
+    return -EINVAL;
+  }
+  err = view_apply(sg, base, flags);
+  if (err < 0) {
+    munmap(base, len);
+    return err;
+  }
+  /* Publish (seqlock writer, serialized by the cache lock): seq odd, fields, seq even,
+   * start last so a reader that sees start also sees the rest. */
+  atomic_fetch_add(&views[v].seq, 1);
+  atomic_store(&views[v].len, len);
+  atomic_store(&views[v].seg, (int)(sg - shim__segs));
+  atomic_store(&views[v].seg_gen, atomic_load(&sg->gen));
+  atomic_store(&views[v].flags, flags);
+  atomic_store(&views[v].start, (uintptr_t)base);
+  atomic_fetch_add(&views[v].seq, 1);
+  if (v >= atomic_load(&views_hw))
+    atomic_store(&views_hw, v + 1);
+  sg->nviews++;
+  *out = base;
+  return v;
+}
+
+int shim_cache_view_find(const void *addr, struct shim_seg **sg) {
+  int v, hw = atomic_load(&views_hw);
+
+  for (v = 0; v < hw; v++)
+    if (addr != NULL && atomic_load(&views[v].start) == (uintptr_t)addr) {
+      *sg = &shim__segs[atomic_load(&views[v].seg)];
+      return v;
+    }
+  return -1;
+}
+
+void shim_cache_view_remove(int v) {
+  void *base = (void *)atomic_load(&views[v].start);
+  size_t len = atomic_load(&views[v].len);
+  struct shim_seg *sg = &shim__segs[atomic_load(&views[v].seg)];
+
+  /* Unpublish before unmapping: a handler that validated the slot after this point
+   * does not claim the address (see shim_cache_lookup). */
+  atomic_fetch_add(&views[v].seq, 1);
+  atomic_store(&views[v].start, 0);
+  atomic_fetch_add(&views[v].seq, 1);
+  munmap(base, len);
+  sg->nviews--;
+}
+
+int shim_cache_protect(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t mode) {
+  int v, hw = atomic_load(&views_hw), idx = (int)(sg - shim__segs), err = 0;
+
+  for (v = 0; v < hw; v++) {
+    uintptr_t start = atomic_load(&views[v].start);
+    if (start == 0 || atomic_load(&views[v].seg) != idx)
+      continue;
+    if (mprotect((uint8_t *)start + (size_t)first * SHIM_PAGE, (size_t)count * SHIM_PAGE,
+                 prot_of(mode, atomic_load(&views[v].flags))) < 0) {
+      /* TODO(max_map_count): ENOMEM here means too many VMAs; a later issue drops runs
+       * to INVALID instead. Reported, never fatal. */
+      err = -errno;
+      shim_log("mprotect of segment %d pages %u+%u failed: %s", sg->shmid, first, count,
+               strerror(errno));
+    }
+  }
+  return err;
+}
+
+uint32_t shim_cache_set_mode(struct shim_seg *sg, uint32_t page, uint32_t mode, uint32_t clr) {
+  _Atomic uint32_t *w = &sg->state[page];
+  uint32_t old = atomic_load(w), nw;
+
+  do
+    nw = (old & ~(SHIM_PG_MODE | SHIM_PG_WAIT | clr)) | mode;
+  while (!atomic_compare_exchange_weak(w, &old, nw));
+  if (old & SHIM_PG_WAIT)
+    shim_futex_wake(w);
+  return old;
+}
+
+void shim_cache_set_bits(struct shim_seg *sg, uint32_t page, uint32_t bits) {
+  _Atomic uint32_t *w = &sg->state[page];
+  uint32_t old = atomic_load(w);
+
+  /* Clearing WAIT always changes a word somebody sleeps on, even when bits is 0. */
+  while (!atomic_compare_exchange_weak(w, &old, (old | bits) & ~SHIM_PG_WAIT))
+    ;
+  if (old & SHIM_PG_WAIT)
+    shim_futex_wake(w);
+}
+
+/* Called from the SIGSEGV handler: no locks, no malloc, no stdio.
+ * Every field is an atomic read; a slot changed during the read (seq moved or odd) is
+ * skipped, so a torn view never matches. The inflight reference is taken, then the slot is
+ * re-validated: shim_cache_view_remove stores seq before the detacher reads inflight, and
+ * this handler increments inflight before it re-reads seq (both seq_cst), so either the
+ * detacher waits for us or we see the slot changed and back off. */
+int shim_cache_lookup(uintptr_t addr, struct shim_hit *hit) {
+  int v, hw = atomic_load(&views_hw);
+
+  for (v = 0; v < hw; v++) {
+    struct shim_view *vw = &views[v];
+    unsigned s1 = atomic_load(&vw->seq), gen;
+    uintptr_t start;
+    size_t len;
+    int idx, flags;
+    struct shim_seg *sg;
+
+    if (s1 & 1u)
+      continue;
+    start = atomic_load(&vw->start);
+    len = atomic_load(&vw->len);
+    if (start == 0 || addr < start || addr - start >= len)
+      continue;
+    idx = atomic_load(&vw->seg);
+    gen = atomic_load(&vw->seg_gen);
+    flags = atomic_load(&vw->flags);
+    if (atomic_load(&vw->seq) != s1 || idx < 0 || idx >= SHIM_MAX_SEGS)
+      continue;
+    sg = &shim__segs[idx];
+    atomic_fetch_add(&sg->inflight, 1);
+    if (atomic_load(&vw->seq) != s1 || !atomic_load(&sg->used) || atomic_load(&sg->gen) != gen) {
+      atomic_fetch_sub(&sg->inflight, 1);
+      continue;
+    }
+    hit->seg = sg;
+    hit->page = (uint32_t)((addr - start) / SHIM_PAGE);
+    hit->flags = flags;
+    return 0;
+  }
+  return -1;
+}
+
+void shim_cache_release(struct shim_hit *hit) {
+  atomic_fetch_sub(&hit->seg->inflight, 1);
+}

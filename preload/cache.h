@@ -1,0 +1,102 @@
+/* cache.h - the per-process page cache: segments (memfd, private view, page states) and views. */
+#ifndef DSHM_SHIM_CACHE_H
+#define DSHM_SHIM_CACHE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+#define SHIM_MAX_SEGS  256   /* segments cached at once in one process */
+#define SHIM_MAX_VIEWS 1024  /* attachments at once in one process */
+#define SHIM_PAGE      PROTO_PAGE_SIZE
+
+/* Page state word (one _Atomic uint32_t per page, also the futex faulting threads wait on). */
+#define SHIM_PG_MODE  0x03u  /* PROTO_MODE_INVALID / SHARED / EXCLUSIVE */
+#define SHIM_PG_REQ_R 0x04u  /* a read fault asked the I/O thread for the page */
+#define SHIM_PG_REQ_W 0x08u  /* a write fault asked the I/O thread for ownership */
+#define SHIM_PG_WAIT  0x10u  /* somebody sleeps on the word: wake on change */
+#define SHIM_PG_ERR   0x20u  /* the server refused the page: faults get SIGBUS */
+#define SHIM_PG_REQ   (SHIM_PG_REQ_R | SHIM_PG_REQ_W)
+
+/* View flags. */
+#define SHIM_VIEW_RDONLY 0x1  /* SHM_RDONLY: never more than PROT_READ */
+#define SHIM_VIEW_EXEC   0x2  /* SHM_EXEC: PROT_EXEC wherever readable */
+
+struct shim_seg {
+  atomic_int used;          /* slot holds a segment */
+  atomic_uint gen;          /* bumped at every reuse of the slot */
+  atomic_int dying;         /* last view gone: faulting threads must give up */
+  atomic_int inflight;      /* fault handlers currently using this slot */
+  int shmid;
+  uint64_t segsz;
+  uint32_t npages;
+  int memfd;
+  uint8_t *priv;            /* library-private read-write view of the memfd */
+  _Atomic uint32_t *state;  /* npages page state words */
+  uint64_t *version;        /* npages versions (0 = no data); under the cache lock */
+  int nviews;               /* under the cache lock */
+};
+
+/* Read by the fault handler without locks: a seqlock (seq odd while the slot changes). */
+struct shim_view {
+  atomic_uint seq;
+  atomic_uintptr_t start;   /* 0 = free slot */
+  atomic_size_t len;
+  atomic_int seg;
+  atomic_uint seg_gen;
+  atomic_int flags;         /* SHIM_VIEW_* */
+};
+
+/* What a fault address resolved to. The segment's inflight count is held: release it with
+ * shim_cache_release(). */
+struct shim_hit {
+  struct shim_seg *seg;
+  uint32_t page;
+  int flags;
+};
+
+extern struct shim_seg shim__segs[SHIM_MAX_SEGS];
+extern pthread_mutex_t shim__cache_lock;
+
+/* All of the following need shim__cache_lock held, unless stated otherwise. */
+
+/* The live segment with this shmid (a dying one only if dying_ok), or NULL. */
+struct shim_seg *shim_cache_seg_find(int shmid, int dying_ok);
+/* A new segment: memfd of segsz rounded up to pages, private view, all pages INVALID. */
+int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out);
+/* Frees the segment's resources. Precondition: no views, dying set, inflight 0. */
+void shim_cache_seg_free(struct shim_seg *sg);
+/* Marks the segment dying and wakes every thread sleeping on one of its pages. */
+void shim_cache_seg_kill(struct shim_seg *sg);
+/* Waits (sleeping, without the lock) until no fault handler uses the segment. */
+void shim_cache_seg_quiesce(struct shim_seg *sg);
+
+/* Maps a view of sg at addr (NULL = anywhere; fixed means MAP_FIXED instead of
+ * MAP_FIXED_NOREPLACE), gives it the current page protections and publishes it. */
+int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, void **out);
+/* The view that starts exactly at addr, or -1. */
+int shim_cache_view_find(const void *addr, struct shim_seg **sg);
+/* Unpublishes and unmaps view v. */
+void shim_cache_view_remove(int v);
+/* Gives pages [first, first+count) of every view of sg the protection of mode. */
+int shim_cache_protect(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t mode);
+
+/* Sets the mode of a page, clearing the bits in clr (and WAIT), waking sleepers.
+ * Returns the previous word. */
+uint32_t shim_cache_set_mode(struct shim_seg *sg, uint32_t page, uint32_t mode, uint32_t clr);
+/* ORs bits into a page word and wakes sleepers. */
+void shim_cache_set_bits(struct shim_seg *sg, uint32_t page, uint32_t bits);
+
+/* Called from the SIGSEGV handler: no locks, no malloc, no stdio. Resolves addr to a page of
+ * a published view and takes an inflight reference on its segment. Returns 0 or -1. */
+int shim_cache_lookup(uintptr_t addr, struct shim_hit *hit);
+void shim_cache_release(struct shim_hit *hit);
+
+/* Futex helpers on a page word (async-signal-safe: raw syscalls). */
+void shim_futex_wait(_Atomic uint32_t *w, uint32_t val);
+void shim_futex_wake(_Atomic uint32_t *w);
+
+#endif /* DSHM_SHIM_CACHE_H */

@@ -1,0 +1,32 @@
+/* coherence.h - the client side of the page protocol: fault requests, grants, recalls, write-back. */
+#ifndef DSHM_SHIM_COHERENCE_H
+#define DSHM_SHIM_COHERENCE_H
+
+#include <stdatomic.h>
+
+#include "cache.h"
+#include "proto.h"
+#include "session.h"
+
+#define SHIM_READ_AHEAD  64  /* pages asked for after a read fault's page */
+#define SHIM_WRITE_AHEAD 16  /* pages asked for after a write fault's page */
+#define SHIM_WB_BATCH    8   /* WRITE_DATA runs in flight per write-back step */
+#define SHIM_EXIT_TIMEOUT_MS 10000
+
+/* Set while the process exits: a thread that faults then is parked, not killed. */
+extern atomic_int shim__exiting;
+
+/* I/O thread only. */
+void shim__coh_fault(const struct shim_fault_rec *r);      /* a fault record from the pipe */
+int shim__coh_reply(const struct proto_msg *m);            /* 1 if m answered a page request */
+void shim__coh_server_request(const struct proto_msg *m);  /* INVALIDATE or RECALL */
+void shim__coh_dead(void);                                 /* the session is gone */
+
+/* Writes back every EXCLUSIVE page of sg (WRITE_DATA, mode INVALID) and waits for the
+ * replies. Application thread; the cache lock must NOT be held. 0 or -errno. */
+int shim_coh_writeback(struct shim_seg *sg, int timeout_ms);
+
+/* Normal process exit: write back and detach everything still attached. */
+void shim_coh_exit(void);
+
+#endif /* DSHM_SHIM_COHERENCE_H */

@@ -1,0 +1,78 @@
+/* config.c - owns the environment configuration (DSHM_SERVER, DSHM_DEBUG) and diagnostics. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct shim_config shim_cfg;
+
+/* Splits "host:port", "[v6]:port", "host" or "[v6]" into cfg->host / cfg->port.
+ * A bare IPv6 literal with several colons and no brackets is taken as a host. */
+static int parse_server(const char *s, struct shim_config *cfg) {
+  const char *host = s, *port = SHIM_DEFAULT_PORT, *colon;
+  size_t hlen;
+
+  if (*s == '[') {
+    const char *end = strchr(s, ']');
+    if (end == NULL)
+      return -EINVAL;
+    host = s + 1;
+    hlen = (size_t)(end - host);
+    if (end[1] == ':')
+      port = end + 2;
+    else if (end[1] != '\0')
+      return -EINVAL;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon != NULL && strchr(s, ':') == colon) {
+      hlen = (size_t)(colon - s);
+      port = colon + 1;
+    } else {
+      hlen = strlen(s);
+    }
+  }
+  if (hlen == 0 || hlen >= sizeof cfg->host || *port == '\0' ||
+      strlen(port) >= sizeof cfg->port)
+    return -EINVAL;
+  memcpy(cfg->host, host, hlen);
+  cfg->host[hlen] = '\0';
+  snprintf(cfg->port, sizeof cfg->port, "%s", port);
+  return 0;
+}
+
+void shim_config_load(void) {
+  const char *s = getenv("DSHM_SERVER");
+  const char *d = getenv("DSHM_DEBUG");
+
+  if (s == NULL || *s == '\0')
+    s = SHIM_DEFAULT_SERVER;
+  snprintf(shim_cfg.spec, sizeof shim_cfg.spec, "%s", s);
+  shim_cfg.spec_err = parse_server(s, &shim_cfg);
+  shim_cfg.debug = d != NULL && *d != '\0' && strcmp(d, "0") != 0;
+}
+
+void shim_log(const char *fmt, ...) {
+  char buf[512];
+  const char prefix[] = "dshm: ";
+  int n = (int)sizeof prefix - 1, m;
+  va_list ap;
+  int saved = errno;
+
+  memcpy(buf, prefix, (size_t)n);
+  va_start(ap, fmt);
+  m = vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+  va_end(ap);
+  /* Truncate an over-long message, keeping room for the newline. */
+  if (m > 0)
+    n = (size_t)(n + m) >= sizeof buf - 1 ? (int)sizeof buf - 2 : n + m;
+  buf[n++] = '\n';
+  /* One write(2): lines from several threads and processes do not interleave. */
+  if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+    /* nothing sensible to do */
+  }
+  errno = saved;
+}

@@ -1,0 +1,33 @@
+/* config.h - the shim's settings from the environment (DSHM_*) and its stderr diagnostics. */
+#ifndef DSHM_SHIM_CONFIG_H
+#define DSHM_SHIM_CONFIG_H
+
+#define SHIM_DEFAULT_SERVER "127.0.0.1:8080"
+#define SHIM_DEFAULT_PORT   "8080"
+
+struct shim_config {
+  char spec[256];  /* DSHM_SERVER as given (or the default), for messages */
+  char host[256];  /* host part, brackets removed */
+  char port[32];   /* port part (service name or number) */
+  int spec_err;    /* 0, or -EINVAL if DSHM_SERVER could not be parsed */
+  int debug;       /* DSHM_DEBUG=1 */
+};
+
+/* Written once by shim_config_load() during init; read-only afterwards. */
+extern struct shim_config shim_cfg;
+
+/* Reads DSHM_SERVER and DSHM_DEBUG. Never fails: a bad DSHM_SERVER is kept in spec_err and
+ * reported by the first call that needs the server. */
+void shim_config_load(void);
+
+/* One line "dshm: ..." on stderr, written with a single write(2). Not for signal handlers. */
+void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* shim_log only when DSHM_DEBUG=1. */
+#define shim_debug(...)        \
+  do {                         \
+    if (shim_cfg.debug)        \
+      shim_log(__VA_ARGS__);   \
+  } while (0)
+
+#endif /* DSHM_SHIM_CONFIG_H */

@@ -1,0 +1,197 @@
+/* fault.c - owns the SIGSEGV handler: page faults on our views, and forwarding the others.
+ *
+ * Called from the SIGSEGV handler, everything in this file: no malloc, no stdio, no lock an
+ * interrupted thread could hold (the library never touches an application view, so a fault
+ * never interrupts the library itself), errno restored. It uses atomics, futex(2), write(2),
+ * sigaction(2), sigprocmask(2) and tgkill(2) only.
+ */
+#include "fault.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "coherence.h"
+#include "real.h"
+#include "session.h"
+#include "signals.h"
+
+static atomic_int installed;
+
+int shim_fault_installed(void) {
+  return atomic_load(&installed);
+}
+
+static void self_kill(int sig) {
+  syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+}
+
+/* A thread that faults while the process exits is parked until exit_group takes it:
+ * the server may already have forgotten us, and a SIGBUS would turn a clean exit into a
+ * crash. */
+static void park(void) {
+  static _Atomic uint32_t never;
+
+  for (;;)
+    shim_futex_wait(&never, 0);
+}
+
+/* The page can never be served (session lost, server refused): the kernel's answer to
+ * touching a mapping that has no backing is SIGBUS, with its default action. */
+static void deliver_sigbus(void) {
+  struct sigaction dfl;
+  sigset_t set;
+
+  if (atomic_load(&shim__exiting))
+    park();
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  shim_real.sigaction(SIGBUS, &dfl, NULL);
+  sigemptyset(&set);
+  sigaddset(&set, SIGBUS);
+  shim_real.pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  self_kill(SIGBUS);
+}
+
+/* Whether the faulting access was a write. */
+static int is_write(void *ctx, const struct shim_hit *hit) {
+#if defined(__x86_64__)
+  (void)hit;
+  return (((ucontext_t *)ctx)->uc_mcontext.gregs[REG_ERR] & 2) != 0; /* PF_WRITE */
+#else
+  /* No portable error code: a fault on an INVALID page is taken as a read (a write then
+   * faults again on the SHARED page), on a readable page as a write. */
+  (void)ctx;
+  return (atomic_load(&hit->seg->state[hit->page]) & SHIM_PG_MODE) != PROTO_MODE_INVALID;
+#endif
+}
+
+/* Brings the page to the needed mode. 0: retry the instruction; -1: SIGBUS. */
+static int page_wait(const struct shim_hit *hit, int write) {
+  struct shim_seg *sg = hit->seg;
+  _Atomic uint32_t *w = &sg->state[hit->page];
+  uint32_t req = write ? SHIM_PG_REQ_W : SHIM_PG_REQ_R;
+
+  for (;;) {
+    uint32_t s = atomic_load(w), mode = s & SHIM_PG_MODE, ns;
+
+    if (atomic_load(&shim__dead))
+      return -1;
+    if (atomic_load(&sg->dying))
+      return 0; /* detached under our feet: the retry faults as not ours */
+    if (s & SHIM_PG_ERR)
+      return -1;
+    if (write ? mode == PROTO_MODE_EXCLUSIVE : mode != PROTO_MODE_INVALID)
+      return 0;
+    if (!(s & SHIM_PG_REQ)) {
+      /* First to want the page: the CAS makes exactly one thread send the request. */
+      ns = s | req | SHIM_PG_WAIT;
+      if (!atomic_compare_exchange_strong(w, &s, ns))
+        continue;
+      struct shim_fault_rec r = {write ? SHIM_REC_WRITE : SHIM_REC_READ,
+                                 (uint32_t)(sg - shim__segs), atomic_load(&sg->gen), hit->page};
+      if (shim_session_post_fault(&r) < 0)
+        return -1;
+    } else if (!(s & SHIM_PG_WAIT)) {
+      ns = s | SHIM_PG_WAIT;
+      if (!atomic_compare_exchange_strong(w, &s, ns))
+        continue;
+    } else {
+      ns = s;
+    }
+    /* Re-check after announcing WAIT: whoever sets dead/dying changes every word with WAIT
+     * after setting the flag, so either we see the flag here or FUTEX_WAIT returns. */
+    if (atomic_load(&shim__dead) || atomic_load(&sg->dying))
+      continue;
+    shim_futex_wait(w, ns);
+  }
+}
+
+/* Not our fault: do what the kernel would have done with the application's action. */
+static void forward(int sig, siginfo_t *si, void *ctx) {
+  struct sigaction app;
+  sigset_t mask, old;
+  int sent = si == NULL || si->si_code <= 0; /* kill(2), sigqueue(3), tgkill(2) */
+
+  shim_sig_app_get(&app);
+  if (app.sa_handler == SIG_IGN && sent)
+    return; /* an ignored SIGSEGV from kill is discarded */
+  if (app.sa_handler == SIG_DFL || app.sa_handler == SIG_IGN) {
+    /* The kernel forces the default on a fault it cannot deliver. Returning re-executes
+     * the instruction, which faults again under SIG_DFL and dumps core with the real
+     * context; a signal from kill is re-raised instead. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    shim_real.sigaction(SIGSEGV, &dfl, NULL);
+    atomic_store(&installed, 0);
+    if (sent)
+      self_kill(SIGSEGV);
+    return;
+  }
+  if (app.sa_flags & SA_RESETHAND) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    shim_sig_app_set(&dfl);
+  }
+  /* The kernel would block sa_mask (and SIGSEGV unless SA_NODEFER) while the handler
+   * runs. SIGSEGV/SIGBUS stay unblocked on purpose: a handler that touches a shared page
+   * must be able to fault into us. */
+  mask = app.sa_mask;
+  shim_sig_strip(&mask);
+  shim_real.pthread_sigmask(SIG_BLOCK, &mask, &old);
+  if (app.sa_flags & SA_SIGINFO)
+    app.sa_sigaction(sig, si, ctx);
+  else
+    app.sa_handler(sig);
+  shim_real.pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void on_segv(int sig, siginfo_t *si, void *ctx) {
+  int saved = errno;
+  struct shim_hit hit;
+
+  if (si != NULL && si->si_code > 0 && shim_cache_lookup((uintptr_t)si->si_addr, &hit) == 0) {
+    int write = is_write(ctx, &hit);
+    /* A write to a SHM_RDONLY view is the application's bug: the kernel's SIGSEGV. */
+    if (!(write && (hit.flags & SHIM_VIEW_RDONLY))) {
+      int rc = page_wait(&hit, write);
+      shim_cache_release(&hit);
+      if (rc < 0)
+        deliver_sigbus();
+      errno = saved;
+      return;
+    }
+    shim_cache_release(&hit);
+  }
+  forward(sig, si, ctx);
+  errno = saved;
+}
+
+int shim_fault_install(void) {
+  struct sigaction sa, prev;
+
+  if (shim_real.sigaction == NULL || shim_real.pthread_sigmask == NULL)
+    return -ENOSYS;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_segv;
+  /* SA_NODEFER: a forwarded application handler may itself touch a shared page.
+   * SA_ONSTACK: a stack-overflow fault still reaches the application's handler. */
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  if (shim_real.sigaction(SIGSEGV, &sa, &prev) < 0)
+    return -errno;
+  shim_sig_strip(&prev.sa_mask);
+  shim_sig_app_set(&prev);
+  atomic_store(&installed, 1);
+  return 0;
+}

@@ -1,0 +1,74 @@
+/* lifecycle.c - owns the library's init (real symbols, config, handler), exit flush and fork hooks. */
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "coherence.h"
+#include "config.h"
+#include "fault.h"
+#include "real.h"
+#include "session.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int init_err;
+
+/* Fork: the cache lock, then the session lock (the order every path takes them in), so the
+ * child starts with both consistent and owned by its only thread. */
+static void atfork_prepare(void) {
+  pthread_mutex_lock(&shim__cache_lock);
+  shim_session_atfork_prepare();
+}
+
+static void atfork_parent(void) {
+  shim_session_atfork_parent();
+  pthread_mutex_unlock(&shim__cache_lock);
+}
+
+/* TODO(fork): the child inherits the attachments (SysV semantics) but, until fork is
+ * wrapped, it has no session: its faults on non-resident pages get SIGBUS and its shm
+ * calls fail with EOPNOTSUPP, and it never writes into the parent's connection. */
+static void atfork_child(void) {
+  shim_session_atfork_child();
+  pthread_mutex_unlock(&shim__cache_lock);
+}
+
+static void init_once(void) {
+  int err;
+
+  shim_config_load();
+  if (shim_real_resolve() < 0)
+    shim_log("some libc symbols could not be resolved; signal wrappers may fail");
+  if (sysconf(_SC_PAGESIZE) != (long)PROTO_PAGE_SIZE) {
+    /* TODO(pagesize): pages larger than the protocol's would need several per fault. */
+    shim_log("page size %ld is not %u: shared memory calls will fail", sysconf(_SC_PAGESIZE),
+             PROTO_PAGE_SIZE);
+    init_err = -ENOSYS;
+    return;
+  }
+  err = shim_fault_install();
+  if (err < 0) {
+    shim_log("cannot install the SIGSEGV handler: %s", strerror(-err));
+    init_err = err;
+    return;
+  }
+  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+int shim_init(void) {
+  pthread_once(&once, init_once);
+  return init_err;
+}
+
+__attribute__((constructor)) static void shim_ctor(void) {
+  shim_init();
+}
+
+/* Normal exit (return from main, exit(3)): nothing written by this process is lost.
+ * _exit, a fatal signal or a crash lose what was not written back yet (protocol.md). */
+__attribute__((destructor)) static void shim_dtor(void) {
+  shim_coh_exit();
+}

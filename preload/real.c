@@ -1,0 +1,33 @@
+/* real.c - owns the table of real libc symbols behind the interposed ones (dlsym RTLD_NEXT). */
+#include "real.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
+
+struct shim_real shim_real;
+
+/* One row per wrapped symbol: adding a wrapper means adding a row here. The shm* calls are
+ * not in the table: in this version every SysV id belongs to the server (TODO(DSHM_KEYS):
+ * kernel passthrough will add shmget/shmat/shmdt/shmctl here). */
+static const struct {
+  const char *name;
+  void **ptr;
+} table[] = {
+  {"sigaction", (void **)&shim_real.sigaction},
+  {"signal", (void **)&shim_real.signal},
+  {"sigprocmask", (void **)&shim_real.sigprocmask},
+  {"pthread_sigmask", (void **)&shim_real.pthread_sigmask},
+};
+
+int shim_real_resolve(void) {
+  int rc = 0;
+  size_t i;
+
+  for (i = 0; i < sizeof table / sizeof table[0]; i++) {
+    *table[i].ptr = dlsym(RTLD_NEXT, table[i].name);
+    if (*table[i].ptr == NULL)
+      rc = -ENOSYS;
+  }
+  return rc;
+}

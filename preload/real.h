@@ -1,0 +1,21 @@
+/* real.h - the libc functions the shim wraps, resolved once with dlsym(RTLD_NEXT). */
+#ifndef DSHM_SHIM_REAL_H
+#define DSHM_SHIM_REAL_H
+
+#include <signal.h>
+
+struct shim_real {
+  int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+  __sighandler_t (*signal)(int, __sighandler_t);
+  int (*sigprocmask)(int, const sigset_t *, sigset_t *);
+  int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+};
+
+/* Filled by shim_real_resolve(); read-only afterwards. A NULL entry means "not found". */
+extern struct shim_real shim_real;
+
+/* Resolves every entry of the table. Called once, from the library's init (pthread_once).
+ * Returns 0 or -ENOSYS if an entry is missing (the wrappers then fail with ENOSYS). */
+int shim_real_resolve(void);
+
+#endif /* DSHM_SHIM_REAL_H */

@@ -1,0 +1,651 @@
+/* session.c - owns the server connection: connect + HELLO, the I/O thread, output queue, replies. */
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coherence.h"
+#include "config.h"
+#include "real.h"
+
+enum { S_NONE, S_UP, S_DEAD, S_FORKED };
+
+/* An encoded frame waiting to be written. */
+struct frame {
+  struct frame *next;
+  size_t len, off;
+  uint8_t buf[];
+};
+
+/* lock protects everything here except fd/rbuf (I/O thread only once it runs). */
+static struct {
+  pthread_mutex_t lock;
+  int state;
+  int fd;
+  int pipe_rd;
+  struct frame *out_head, *out_tail;
+  struct shim_waiter *waiters;
+  int warned;
+  uint32_t max_run;
+} S = {PTHREAD_MUTEX_INITIALIZER, S_NONE, -1, -1, NULL, NULL, NULL, 0, PROTO_MAX_RUN};
+
+atomic_int shim__dead;
+static atomic_int pipe_wr = -1;    /* read by the fault handler */
+static atomic_uint next_reqid;
+static atomic_int poke_pending;    /* a WAKE record is already in the pipe */
+static _Thread_local int on_io_thread;
+
+uint32_t shim__session_reqid(void) {
+  uint32_t id;
+
+  do
+    id = atomic_fetch_add(&next_reqid, 1) + 1;
+  while (id == 0);
+  return id;
+}
+
+uint32_t shim__session_max_run(void) {
+  return S.max_run;
+}
+
+int shim_session_up(void) {
+  int up;
+
+  pthread_mutex_lock(&S.lock);
+  up = S.state == S_UP;
+  pthread_mutex_unlock(&S.lock);
+  return up;
+}
+
+/* Called from the SIGSEGV handler: write(2) is async-signal-safe and the record is smaller
+ * than PIPE_BUF, so it lands whole. The pipe holds at most one record per blocked faulting
+ * thread plus one WAKE, far below its capacity; EAGAIN is still retried, not dropped. */
+int shim_session_post_fault(const struct shim_fault_rec *r) {
+  for (;;) {
+    int fd = atomic_load(&pipe_wr);
+    ssize_t n;
+
+    if (fd < 0 || atomic_load(&shim__dead))
+      return -ENOTCONN;
+    n = write(fd, r, sizeof *r);
+    if (n == (ssize_t)sizeof *r)
+      return 0;
+    if (n < 0 && errno != EINTR && errno != EAGAIN)
+      return -errno;
+    if (n < 0 && errno == EAGAIN)
+      sched_yield();
+  }
+}
+
+static void poke(void) {
+  struct shim_fault_rec r = {SHIM_REC_WAKE, 0, 0, 0};
+  int fd = atomic_load(&pipe_wr);
+
+  if (on_io_thread || fd < 0 || atomic_exchange(&poke_pending, 1))
+    return;
+  if (write(fd, &r, sizeof r) < 0) {
+    /* EAGAIN: the pipe is full of records, the I/O thread is awake anyway. */
+  }
+}
+
+static int encode(struct proto_msg *m, struct frame **out) {
+  ssize_t size = proto_encoded_size(m);
+  struct frame *f = NULL;
+
+  if (size < 0)
+    return (int)size;
+  f = malloc(sizeof *f + (size_t)size);
+  if (f == NULL)
+    return -ENOMEM;
+  size = proto_encode(f->buf, (size_t)size, m);
+  if (size < 0) {
+    free(f);
+    return (int)size;
+  }
+  f->len = (size_t)size;
+  f->off = 0;
+  f->next = NULL;
+  *out = f;
+  return 0;
+}
+
+/* Lock held. */
+static void queue_frame(struct frame *f) {
+  if (S.out_tail != NULL)
+    S.out_tail->next = f;
+  else
+    S.out_head = f;
+  S.out_tail = f;
+}
+
+int shim__session_enqueue(struct proto_msg *m) {
+  struct frame *f = NULL;
+  int err = encode(m, &f);
+
+  if (err < 0)
+    return err;
+  pthread_mutex_lock(&S.lock);
+  if (S.state != S_UP) {
+    pthread_mutex_unlock(&S.lock);
+    free(f);
+    return -ENOTCONN;
+  }
+  queue_frame(f);
+  pthread_mutex_unlock(&S.lock);
+  poke();
+  return 0;
+}
+
+void shim_session_waiter_init(struct shim_waiter *w, struct proto_msg *reply) {
+  memset(w, 0, sizeof *w);
+  w->reply = reply;
+  pthread_cond_init(&w->cond, NULL);
+}
+
+int shim_session_submit(struct proto_msg *req, struct shim_waiter *w) {
+  struct frame *f = NULL;
+  int err;
+
+  req->h.reqid = w->reqid = shim__session_reqid();
+  req->h.flags = 0;
+  req->h.status = 0;
+  err = encode(req, &f);
+  if (err < 0)
+    return err;
+  pthread_mutex_lock(&S.lock);
+  if (S.state != S_UP) {
+    pthread_mutex_unlock(&S.lock);
+    free(f);
+    return S.state == S_FORKED ? -EOPNOTSUPP : -ENOTCONN;
+  }
+  w->next = S.waiters;
+  S.waiters = w;
+  queue_frame(f);
+  pthread_mutex_unlock(&S.lock);
+  poke();
+  return 0;
+}
+
+/* Lock held. */
+static void unlink_waiter(struct shim_waiter *w) {
+  struct shim_waiter **pp;
+
+  for (pp = &S.waiters; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == w) {
+      *pp = w->next;
+      return;
+    }
+}
+
+int shim_session_wait(struct shim_waiter *w, int timeout_ms) {
+  struct timespec dl;
+  int err;
+
+  if (timeout_ms >= 0) {
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+      dl.tv_sec++;
+      dl.tv_nsec -= 1000000000L;
+    }
+  }
+  pthread_mutex_lock(&S.lock);
+  while (!w->done) {
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&w->cond, &S.lock);
+    } else if (pthread_cond_timedwait(&w->cond, &S.lock, &dl) == ETIMEDOUT && !w->done) {
+      unlink_waiter(w);
+      w->done = 1;
+      w->err = -ETIMEDOUT;
+    }
+  }
+  pthread_mutex_unlock(&S.lock);
+  pthread_cond_destroy(&w->cond);
+  if (w->err < 0)
+    err = w->err;
+  else if (w->hdr.status != 0)
+    err = -proto_err_to_errno(w->hdr.status);
+  else
+    err = 0;
+  return err;
+}
+
+int shim_session_call(struct proto_msg *req, struct proto_msg *reply) {
+  struct shim_waiter w;
+  int err;
+
+  shim_session_waiter_init(&w, reply);
+  err = shim_session_submit(req, &w);
+  if (err < 0) {
+    pthread_cond_destroy(&w.cond);
+    return err;
+  }
+  return shim_session_wait(&w, -1);
+}
+
+/* ---- connecting ---------------------------------------------------------------------- */
+
+static int send_all(int fd, const uint8_t *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int recv_all(int fd, uint8_t *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = recv(fd, p, len, 0);
+    if (n == 0)
+      return -ECONNRESET;
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno == EAGAIN ? -ETIMEDOUT : -errno;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* HELLO on the still-blocking socket, before the I/O thread exists. */
+static int hello(int fd) {
+  struct proto_msg *m = calloc(1, sizeof *m);
+  uint8_t buf[PROTO_HDR_SIZE + PROTO_SMALL_MAX];
+  gid_t groups[PROTO_MAX_GROUPS];
+  char host[64] = "";
+  int n, err, i;
+  ssize_t len;
+
+  if (m == NULL)
+    return -ENOMEM;
+  m->h.opcode = PROTO_OP_HELLO;
+  m->h.reqid = shim__session_reqid();
+  m->u.hello.pid = (uint32_t)getpid();
+  m->u.hello.uid = (uint32_t)geteuid();
+  m->u.hello.gid = (uint32_t)getegid();
+  n = getgroups(PROTO_MAX_GROUPS, groups);
+  if (n < 0)
+    n = 0; /* more than PROTO_MAX_GROUPS: claim none rather than a wrong subset */
+  m->u.hello.ngroups = (uint32_t)n;
+  for (i = 0; i < n; i++)
+    m->u.hello.groups[i] = (uint32_t)groups[i];
+  gethostname(host, sizeof host - 1);
+  snprintf(m->u.hello.name, sizeof m->u.hello.name, "%s@%s", program_invocation_short_name, host);
+  m->u.hello.name_len = (uint32_t)strlen(m->u.hello.name);
+
+  len = proto_encode(buf, sizeof buf, m);
+  err = len < 0 ? (int)len : send_all(fd, buf, (size_t)len);
+  if (err == 0)
+    err = recv_all(fd, buf, PROTO_HDR_SIZE);
+  if (err == 0) {
+    len = proto_frame(buf, PROTO_HDR_SIZE, &m->h);
+    if (len < 0 || m->h.opcode != PROTO_OP_HELLO || !(m->h.flags & PROTO_F_REPLY) ||
+        m->h.length > PROTO_SMALL_MAX)
+      err = -EPROTO;
+  }
+  if (err == 0)
+    err = recv_all(fd, buf + PROTO_HDR_SIZE, m->h.length);
+  if (err == 0 && proto_decode(m, buf + PROTO_HDR_SIZE, m->h.length) < 0)
+    err = -EPROTO;
+  if (err == 0 && m->h.status != 0)
+    err = -proto_err_to_errno(m->h.status);
+  if (err == 0) {
+    if (m->u.hello_reply.page_size != PROTO_PAGE_SIZE)
+      err = -EPROTO;
+    else if (m->u.hello_reply.max_run >= 1 && m->u.hello_reply.max_run <= PROTO_MAX_RUN)
+      S.max_run = m->u.hello_reply.max_run;
+    shim_debug("connected to %s as node %u", shim_cfg.spec, m->u.hello_reply.node);
+  }
+  free(m);
+  return err;
+}
+
+/* Returns a connected socket or -errno, and prints the reason once. Lock held. */
+static int connect_server(void) {
+  struct addrinfo hints, *res = NULL, *ai;
+  int fd = -1, err = -EHOSTUNREACH, gai, one = 1;
+
+  if (shim_cfg.spec_err < 0) {
+    if (!S.warned++ || shim_cfg.debug)
+      shim_log("bad DSHM_SERVER '%s' (expected host:port or [ipv6]:port)", shim_cfg.spec);
+    return shim_cfg.spec_err;
+  }
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  gai = getaddrinfo(shim_cfg.host, shim_cfg.port, &hints, &res);
+  if (gai != 0) {
+    err = gai == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+    if (!S.warned++ || shim_cfg.debug)
+      shim_log("cannot resolve %s (DSHM_SERVER): %s", shim_cfg.spec, gai_strerror(gai));
+    return err;
+  }
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = -errno;
+      continue;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+      break;
+    err = -errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    if (!S.warned++ || shim_cfg.debug)
+      shim_log("cannot connect to %s (DSHM_SERVER): %s", shim_cfg.spec, strerror(-err));
+    return err;
+  }
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+static void *io_main(void *arg);
+
+/* Lock held. Connects, says HELLO, starts the I/O thread. */
+static int session_open(void) {
+  struct timeval tv = {10, 0}, zero = {0, 0};
+  int fd, err, p[2] = {-1, -1};
+  sigset_t all, old;
+  pthread_t th;
+
+  fd = connect_server();
+  if (fd < 0)
+    return fd;
+  /* Bound the handshake: a peer that is not a dshm server must not hang the caller. */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  err = hello(fd);
+  if (err < 0) {
+    shim_log("handshake with %s (DSHM_SERVER) failed: %s", shim_cfg.spec, strerror(-err));
+    goto fail;
+  }
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+      pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+    err = -errno;
+    goto fail;
+  }
+  S.fd = fd;
+  S.pipe_rd = p[0];
+  atomic_store(&pipe_wr, p[1]);
+  atomic_store(&shim__dead, 0);
+  S.state = S_UP;
+  /* The I/O thread inherits a full mask: no application signal ever lands on it. */
+  sigfillset(&all);
+  shim_real.pthread_sigmask(SIG_SETMASK, &all, &old);
+  err = -pthread_create(&th, NULL, io_main, NULL);
+  shim_real.pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err < 0) {
+    S.state = S_NONE;
+    atomic_store(&pipe_wr, -1);
+    S.fd = S.pipe_rd = -1;
+    goto fail;
+  }
+  pthread_detach(th);
+  return 0;
+
+fail:
+  if (p[0] >= 0) {
+    close(p[0]);
+    close(p[1]);
+  }
+  close(fd);
+  return err;
+}
+
+int shim_session_ensure(void) {
+  int err = 0;
+
+  pthread_mutex_lock(&S.lock);
+  switch (S.state) {
+  case S_UP:
+    break;
+  case S_NONE:
+    err = session_open();
+    break;
+  case S_FORKED:
+    /* TODO(fork): a child becomes a node of its own. Until then it must not use the
+     * parent's connection; say so once. */
+    if (!S.warned++)
+      shim_log("forked child cannot use the parent's dshm session (not supported yet)");
+    err = -EOPNOTSUPP;
+    break;
+  default:
+    err = -ENOTCONN; /* TODO(reconnect) */
+    break;
+  }
+  pthread_mutex_unlock(&S.lock);
+  return err;
+}
+
+/* ---- the I/O thread ------------------------------------------------------------------ */
+
+/* Fails everything that waits on the session. I/O thread. */
+static void session_die(int err) {
+  struct frame *f = NULL;
+  struct shim_waiter *w;
+
+  pthread_mutex_lock(&S.lock);
+  S.state = S_DEAD;
+  atomic_store(&shim__dead, 1);
+  while ((w = S.waiters) != NULL) {
+    S.waiters = w->next;
+    w->err = err;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+  }
+  while ((f = S.out_head) != NULL) {
+    S.out_head = f->next;
+    free(f);
+  }
+  S.out_tail = NULL;
+  close(S.fd);
+  S.fd = -1;
+  pthread_mutex_unlock(&S.lock);
+  shim_log("connection to %s (DSHM_SERVER) lost: %s", shim_cfg.spec, strerror(-err));
+  shim__coh_dead();
+}
+
+/* A reply for a synchronous waiter. I/O thread. Returns 1 if one matched. */
+static int deliver(const struct proto_msg *m) {
+  struct shim_waiter *w;
+
+  pthread_mutex_lock(&S.lock);
+  for (w = S.waiters; w != NULL && w->reqid != m->h.reqid; w = w->next)
+    ;
+  if (w != NULL) {
+    unlink_waiter(w);
+    w->hdr = m->h;
+    if (w->reply != NULL)
+      *w->reply = *m; /* only non-run replies reach waiters: no pointer into rbuf escapes */
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+  }
+  pthread_mutex_unlock(&S.lock);
+  return w != NULL;
+}
+
+/* One decoded frame. I/O thread. */
+static void dispatch(struct proto_msg *m) {
+  if (m->h.flags & PROTO_F_REPLY) {
+    if (!shim__coh_reply(m) && !deliver(m))
+      shim_debug("reply %s #%u matches no request", proto_op_name(m->h.opcode), m->h.reqid);
+    return;
+  }
+  switch (m->h.opcode) {
+  case PROTO_OP_INVALIDATE:
+  case PROTO_OP_RECALL:
+    shim__coh_server_request(m);
+    break;
+  case PROTO_OP_PING:
+    m->h.flags = PROTO_F_REPLY;
+    shim__session_enqueue(m);
+    break;
+  default:
+    shim_debug("ignoring unexpected %s from the server", proto_op_name(m->h.opcode));
+    break;
+  }
+}
+
+/* Reads what the socket has and dispatches every complete frame. 0 or -errno. */
+static int do_read(uint8_t *rbuf, size_t *rlen, struct proto_msg *m) {
+  for (;;) {
+    ssize_t n = recv(S.fd, rbuf + *rlen, PROTO_MAX_FRAME - *rlen, 0);
+    size_t off = 0;
+
+    if (n == 0)
+      return -ECONNRESET;
+    if (n < 0)
+      return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    *rlen += (size_t)n;
+    for (;;) {
+      ssize_t f = proto_frame(rbuf + off, *rlen - off, &m->h);
+      if (f == 0)
+        break;
+      if (f < 0 || proto_decode(m, rbuf + off + PROTO_HDR_SIZE, m->h.length) < 0) {
+        shim_log("bad message from the server (%s)", f < 0 ? strerror((int)-f) : "payload");
+        return -EPROTO;
+      }
+      dispatch(m);
+      off += (size_t)f;
+    }
+    /* A frame never exceeds PROTO_MAX_FRAME, so after this move the rest of a partial
+     * frame always fits in the buffer. */
+    memmove(rbuf, rbuf + off, *rlen - off);
+    *rlen -= off;
+  }
+}
+
+/* Writes queued frames until the socket is full. 1 if output remains, 0, or -errno. */
+static int do_write(void) {
+  int rc = 0;
+
+  pthread_mutex_lock(&S.lock);
+  while (S.out_head != NULL) {
+    struct frame *f = S.out_head;
+    ssize_t n = send(S.fd, f->buf + f->off, f->len - f->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = errno == EAGAIN ? 1 : -errno;
+      break;
+    }
+    f->off += (size_t)n;
+    if (f->off == f->len) {
+      S.out_head = f->next;
+      if (S.out_head == NULL)
+        S.out_tail = NULL;
+      free(f);
+    }
+  }
+  pthread_mutex_unlock(&S.lock);
+  return rc;
+}
+
+static void drain_pipe(void) {
+  struct shim_fault_rec recs[64];
+  ssize_t n;
+  size_t i;
+
+  atomic_store(&poke_pending, 0);
+  while ((n = read(S.pipe_rd, recs, sizeof recs)) > 0)
+    for (i = 0; i < (size_t)n / sizeof recs[0]; i++)
+      if (recs[i].kind != SHIM_REC_WAKE)
+        shim__coh_fault(&recs[i]);
+}
+
+static void *io_main(void *arg) {
+  uint8_t *rbuf = malloc(PROTO_MAX_FRAME);
+  struct proto_msg *m = malloc(sizeof *m);
+  size_t rlen = 0;
+  int pending_out = 1, err = 0;
+
+  (void)arg;
+  on_io_thread = 1;
+  if (rbuf == NULL || m == NULL)
+    err = -ENOMEM;
+  while (err == 0) {
+    struct pollfd pfd[2] = {
+      {S.fd, (short)(POLLIN | (pending_out ? POLLOUT : 0)), 0},
+      {S.pipe_rd, POLLIN, 0},
+    };
+    if (poll(pfd, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      err = -errno;
+      break;
+    }
+    if (pfd[1].revents & POLLIN)
+      drain_pipe();
+    if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+      err = do_read(rbuf, &rlen, m);
+    if (err == 0) {
+      pending_out = do_write();
+      if (pending_out < 0)
+        err = pending_out;
+    }
+  }
+  session_die(err);
+  free(rbuf);
+  free(m);
+  return NULL;
+}
+
+/* ---- fork ------------------------------------------------------------------------------ */
+
+void shim_session_atfork_prepare(void) {
+  pthread_mutex_lock(&S.lock);
+}
+
+void shim_session_atfork_parent(void) {
+  pthread_mutex_unlock(&S.lock);
+}
+
+/* The child has no I/O thread and shares the parent's socket: it must never write to it.
+ * Its descriptors are closed (the parent's stay open) and its faults get SIGBUS. */
+void shim_session_atfork_child(void) {
+  struct frame *f = NULL;
+
+  if (S.state != S_NONE) {
+    S.state = S_FORKED;
+    atomic_store(&shim__dead, 1);
+    if (S.fd >= 0)
+      close(S.fd);
+    if (S.pipe_rd >= 0)
+      close(S.pipe_rd);
+    if (atomic_load(&pipe_wr) >= 0)
+      close(atomic_load(&pipe_wr));
+    atomic_store(&pipe_wr, -1);
+    S.fd = S.pipe_rd = -1;
+    while ((f = S.out_head) != NULL) {
+      S.out_head = f->next;
+      free(f);
+    }
+    S.out_tail = NULL;
+    S.waiters = NULL; /* they belong to threads that do not exist in the child */
+  }
+  pthread_mutex_unlock(&S.lock);
+}

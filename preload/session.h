@@ -1,0 +1,67 @@
+/* session.h - the connection to dshm-server: lazy connect and HELLO, the I/O thread, replies. */
+#ifndef DSHM_SHIM_SESSION_H
+#define DSHM_SHIM_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* A record the fault handler writes to the I/O thread's pipe. Fixed size and far below
+ * PIPE_BUF, so each write is atomic and reads never split a record. */
+struct shim_fault_rec {
+  uint32_t kind; /* SHIM_REC_* */
+  uint32_t seg;  /* slot in shim__segs */
+  uint32_t gen;  /* the slot's generation when the handler looked it up */
+  uint32_t page;
+};
+#define SHIM_REC_WAKE  0u /* only wakes the I/O thread (queued output) */
+#define SHIM_REC_READ  1u
+#define SHIM_REC_WRITE 2u
+
+/* A thread waiting for the reply to one request. */
+struct shim_waiter {
+  struct shim_waiter *next;
+  uint32_t reqid;
+  int done;
+  int err;                 /* 0, or -errno if the reply will never come */
+  struct proto_hdr hdr;    /* the reply's header */
+  struct proto_msg *reply; /* if not NULL, receives the whole decoded reply */
+  pthread_cond_t cond;
+};
+
+/* Set once the session is lost (or inherited by a forked child): page faults get SIGBUS. */
+extern atomic_int shim__dead;
+
+/* Connects (first call, or again after a failed attempt) and says HELLO. 0 or -errno. */
+int shim_session_ensure(void);
+
+/* Synchronous request: assigns req->h.reqid, sends, waits for the reply. Returns 0, the
+ * transport error, or -errno of a failed reply status. reply may be NULL. */
+int shim_session_call(struct proto_msg *req, struct proto_msg *reply);
+
+/* The two halves of shim_session_call, for callers that must queue under another lock
+ * and wait after releasing it. timeout_ms < 0 waits forever. wait destroys the waiter. */
+void shim_session_waiter_init(struct shim_waiter *w, struct proto_msg *reply);
+int shim_session_submit(struct proto_msg *req, struct shim_waiter *w);
+int shim_session_wait(struct shim_waiter *w, int timeout_ms);
+
+/* Queues a message that expects no reply (acks, and the I/O thread's own requests).
+ * Any thread; messages leave in the order they were queued. 0 or -errno. */
+int shim__session_enqueue(struct proto_msg *m);
+uint32_t shim__session_reqid(void);
+/* The largest run the server accepts (HELLO reply). */
+uint32_t shim__session_max_run(void);
+/* 1 if the session is connected and alive. */
+int shim_session_up(void);
+
+/* Called from the SIGSEGV handler: async-signal-safe (one write(2)). 0 or -errno. */
+int shim_session_post_fault(const struct shim_fault_rec *r);
+
+/* pthread_atfork hooks (lifecycle.c orders them with the cache lock). */
+void shim_session_atfork_prepare(void);
+void shim_session_atfork_parent(void);
+void shim_session_atfork_child(void);
+
+#endif /* DSHM_SHIM_SESSION_H */

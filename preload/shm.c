@@ -1,0 +1,297 @@
+/* shm.c - owns the interposed shmget/shmat/shmdt/shmctl: SysV semantics on top of the session. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boundary.h"
+#include "cache.h"
+#include "coherence.h"
+#include "config.h"
+#include "lifecycle.h"
+#include "session.h"
+
+#define SHIM_IPC_64 0x0100 /* the kernel's "new layout" bit; glibc never passes it to us */
+
+static struct proto_cred cred_now(void) {
+  /* The caller's ids at the time of each call: a process may setuid between calls. */
+  return (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(), (uint32_t)getegid()};
+}
+
+/* Connects if needed and runs one request. reply may be NULL. 0 or -errno. */
+static int call(struct proto_msg *req, struct proto_msg *reply) {
+  int err = shim_init();
+
+  if (err == 0)
+    err = shim_session_ensure();
+  if (err == 0)
+    err = shim_session_call(req, reply);
+  return err;
+}
+
+/* Two messages (request, reply) on the heap: each is ~6 KiB. */
+static struct proto_msg *msgs(void) {
+  return calloc(2, sizeof(struct proto_msg));
+}
+
+static int do_shmget(key_t key, size_t size, int shmflg) {
+  struct proto_msg *m = msgs();
+  int rc;
+
+  if (m == NULL)
+    return -ENOMEM;
+  m[0].h.opcode = PROTO_OP_CREATE_SEGMENT;
+  m[0].u.create.cred = cred_now();
+  m[0].u.create.key = key;
+  m[0].u.create.size = size;
+  m[0].u.create.shmflg = shmflg;
+  rc = call(&m[0], &m[1]);
+  if (rc == 0)
+    rc = m[1].u.create_reply.shmid;
+  free(m);
+  return rc;
+}
+
+SHIM_EXPORT int shmget(key_t key, size_t size, int shmflg) {
+  return (int)shim_ret(do_shmget(key, size, shmflg));
+}
+
+static int send_detach(int shmid) {
+  struct proto_msg *m = msgs();
+  int rc;
+
+  if (m == NULL)
+    return -ENOMEM;
+  m[0].h.opcode = PROTO_OP_DETACH_SEGMENT;
+  m[0].u.segref.cred = cred_now();
+  m[0].u.segref.shmid = shmid;
+  rc = call(&m[0], NULL);
+  free(m);
+  return rc;
+}
+
+/* Finds or creates the cache of shmid and maps a view. Takes the cache lock. */
+static int map_view(int shmid, uint64_t segsz, void *addr, int fixed, int vflags, void **out) {
+  struct timespec ts = {0, 1000000};
+  struct shim_seg *sg;
+  int created = 0, rc;
+
+  pthread_mutex_lock(&shim__cache_lock);
+  /* A segment whose last view is being detached is finishing its write-back: wait for it
+   * to go, so one shmid never has two caches. */
+  while ((sg = shim_cache_seg_find(shmid, 1)) != NULL && atomic_load(&sg->dying)) {
+    pthread_mutex_unlock(&shim__cache_lock);
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&shim__cache_lock);
+  }
+  if (sg == NULL) {
+    rc = shim_cache_seg_new(shmid, segsz, &sg);
+    if (rc < 0)
+      goto out;
+    created = 1;
+  }
+  rc = shim_cache_view_add(sg, addr, fixed, vflags, out);
+  if (rc < 0 && created) {
+    atomic_store(&sg->dying, 1);
+    shim_cache_seg_free(sg); /* never published: no handler can hold it */
+  }
+out:
+  pthread_mutex_unlock(&shim__cache_lock);
+  return rc < 0 ? rc : 0;
+}
+
+static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
+  struct proto_msg *m;
+  uintptr_t addr = (uintptr_t)shmaddr;
+  int vflags = 0, rc;
+
+  /* Address checks first, as the kernel does them before looking the id up. */
+  if (addr != 0) {
+    if (addr & (SHMLBA - 1)) {
+      if (!(shmflg & SHM_RND))
+        return -EINVAL;
+      addr &= ~(uintptr_t)(SHMLBA - 1);
+      if (addr == 0)
+        return -EINVAL; /* rounded down to 0 (Linux: EINVAL when SHM_REMAP or below page) */
+    }
+  } else if (shmflg & SHM_REMAP) {
+    return -EINVAL;
+  }
+  if (shmflg & SHM_RDONLY)
+    vflags |= SHIM_VIEW_RDONLY;
+  if (shmflg & SHM_EXEC)
+    vflags |= SHIM_VIEW_EXEC;
+
+  m = msgs();
+  if (m == NULL)
+    return -ENOMEM;
+  m[0].h.opcode = PROTO_OP_ATTACH_SEGMENT;
+  m[0].u.attach.cred = cred_now();
+  m[0].u.attach.shmid = shmid;
+  m[0].u.attach.shmflg = shmflg;
+  rc = call(&m[0], &m[1]);
+  if (rc == 0) {
+    rc = map_view(shmid, m[1].u.attach_reply.segsz, (void *)addr, (shmflg & SHM_REMAP) != 0,
+                  vflags, out);
+    if (rc < 0)
+      send_detach(shmid); /* undo the server's nattch++; the mapping error is what counts */
+  }
+  free(m);
+  return rc;
+}
+
+SHIM_EXPORT void *shmat(int shmid, const void *shmaddr, int shmflg) {
+  void *addr = NULL;
+  int rc = do_shmat(shmid, shmaddr, shmflg, &addr);
+
+  if (rc < 0) {
+    shim_ret(rc);
+    return (void *)-1;
+  }
+  return addr;
+}
+
+static int do_shmdt(const void *shmaddr) {
+  struct shim_seg *sg;
+  int v, last, shmid, rc, wb = 0;
+
+  if (shim_init() < 0)
+    return -EINVAL; /* nothing can have been attached */
+  pthread_mutex_lock(&shim__cache_lock);
+  v = shim_cache_view_find(shmaddr, &sg);
+  if (v < 0) {
+    pthread_mutex_unlock(&shim__cache_lock);
+    return -EINVAL;
+  }
+  shmid = sg->shmid;
+  shim_cache_view_remove(v);
+  last = sg->nviews == 0;
+  if (last)
+    atomic_store(&sg->dying, 1); /* no new shmat shares it; handlers give up */
+  pthread_mutex_unlock(&shim__cache_lock);
+
+  /* Before the last detach of a segment in this process, its dirty pages go home. */
+  if (last && shim_session_up())
+    wb = shim_coh_writeback(sg, -1);
+  rc = send_detach(shmid);
+  if (last) {
+    pthread_mutex_lock(&shim__cache_lock);
+    shim_cache_seg_kill(sg);
+    pthread_mutex_unlock(&shim__cache_lock);
+    shim_cache_seg_quiesce(sg);
+    pthread_mutex_lock(&shim__cache_lock);
+    shim_cache_seg_free(sg);
+    pthread_mutex_unlock(&shim__cache_lock);
+  }
+  /* The mapping is gone whatever the server said; like the kernel, shmdt then succeeds.
+   * A failed write-back or detach is reported, not returned (only EINVAL is shmdt's). */
+  if (wb < 0 || rc < 0)
+    shim_debug("shmdt of segment %d: write-back %d, detach %d", shmid, wb, rc);
+  return 0;
+}
+
+SHIM_EXPORT int shmdt(const void *shmaddr) {
+  return (int)shim_ret(do_shmdt(shmaddr));
+}
+
+static void ds_to_shmid_ds(const struct proto_ds *ds, struct shmid_ds *buf) {
+  memset(buf, 0, sizeof *buf);
+  buf->shm_perm.__key = ds->key;
+  buf->shm_perm.uid = ds->uid;
+  buf->shm_perm.gid = ds->gid;
+  buf->shm_perm.cuid = ds->cuid;
+  buf->shm_perm.cgid = ds->cgid;
+  buf->shm_perm.mode = (unsigned short)ds->mode;
+  buf->shm_perm.__seq = (unsigned short)ds->seq;
+  buf->shm_segsz = (size_t)ds->segsz;
+  buf->shm_atime = (time_t)ds->atime;
+  buf->shm_dtime = (time_t)ds->dtime;
+  buf->shm_ctime = (time_t)ds->ctime;
+  buf->shm_cpid = (pid_t)ds->cpid;
+  buf->shm_lpid = (pid_t)ds->lpid;
+  buf->shm_nattch = (shmatt_t)ds->nattch;
+}
+
+static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
+  struct proto_msg *m;
+  int rc;
+
+  cmd &= ~SHIM_IPC_64;
+  switch (cmd) {
+  case IPC_STAT:
+  case SHM_STAT:
+  case SHM_STAT_ANY:
+  case IPC_SET:
+  case IPC_INFO:
+  case SHM_INFO:
+    if (buf == NULL)
+      return -EFAULT;
+    break;
+  default:
+    break;
+  }
+  m = msgs();
+  if (m == NULL)
+    return -ENOMEM;
+  if (cmd == IPC_RMID) {
+    m[0].h.opcode = PROTO_OP_REMOVE_SEGMENT;
+    m[0].u.segref.cred = cred_now();
+    m[0].u.segref.shmid = shmid;
+    rc = call(&m[0], NULL);
+    goto out;
+  }
+  m[0].h.opcode = PROTO_OP_SHMCTL;
+  m[0].u.shmctl.cred = cred_now();
+  m[0].u.shmctl.shmid = shmid;
+  m[0].u.shmctl.cmd = cmd;
+  if (cmd == IPC_SET) {
+    m[0].u.shmctl.uid = buf->shm_perm.uid;
+    m[0].u.shmctl.gid = buf->shm_perm.gid;
+    m[0].u.shmctl.mode = buf->shm_perm.mode;
+  }
+  rc = call(&m[0], &m[1]);
+  if (rc < 0)
+    goto out;
+  rc = m[1].u.shmctl_reply.ret;
+  switch (cmd) {
+  case IPC_STAT:
+  case SHM_STAT:
+  case SHM_STAT_ANY:
+    ds_to_shmid_ds(&m[1].u.shmctl_reply.ds, buf);
+    break;
+  case IPC_INFO: {
+    struct shminfo *si = (struct shminfo *)(void *)buf;
+    const struct proto_info *in = &m[1].u.shmctl_reply.info;
+    memset(si, 0, sizeof *si);
+    si->shmmax = in->shmmax;
+    si->shmmin = in->shmmin;
+    si->shmmni = in->shmmni;
+    si->shmseg = in->shmseg;
+    si->shmall = in->shmall;
+    break;
+  }
+  case SHM_INFO: {
+    struct shm_info *si = (struct shm_info *)(void *)buf;
+    const struct proto_info *in = &m[1].u.shmctl_reply.info;
+    memset(si, 0, sizeof *si);
+    si->used_ids = (int)in->used_ids;
+    si->shm_tot = in->shm_tot;
+    si->shm_rss = in->shm_rss;
+    si->shm_swp = in->shm_swp;
+    break;
+  }
+  default:
+    break;
+  }
+out:
+  free(m);
+  return rc;
+}
+
+SHIM_EXPORT int shmctl(int shmid, int cmd, struct shmid_ds *buf) {
+  return (int)shim_ret(do_shmctl(shmid, cmd, buf));
+}

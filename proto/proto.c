@@ -1,0 +1,589 @@
+/* proto.c - encodes and decodes dshm frames; never reads or writes past the buffer given. */
+#include "proto.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Payload sizes of the fixed-size messages (docs/protocol.md). */
+#define CRED_SIZE         12u
+#define HELLO_FIXED       20u  /* pid, uid, gid, ngroups + name_len */
+#define HELLO_REPLY_SIZE  12u
+#define CREATE_SIZE       (CRED_SIZE + 16u)
+#define CREATE_REPLY_SIZE 4u
+#define ATTACH_SIZE       (CRED_SIZE + 8u)
+#define ATTACH_REPLY_SIZE 12u
+#define SEGREF_SIZE       (CRED_SIZE + 4u)
+#define SHMCTL_SIZE       (CRED_SIZE + 20u)
+#define DS_SIZE           76u
+#define INFO_SIZE         72u
+#define SHMCTL_REPLY_SIZE (4u + DS_SIZE + INFO_SIZE)
+#define RANGE_SIZE        16u
+#define PING_SIZE         8u
+
+static const uint32_t op_max[PROTO_OP_MAX_] = {
+#define OP_MAX(name, code, max) [code] = (max),
+  PROTO_OPCODES(OP_MAX)
+#undef OP_MAX
+};
+
+static const char *const op_names[PROTO_OP_MAX_] = {
+#define OP_NAME(name, code, max) [code] = #name,
+  PROTO_OPCODES(OP_NAME)
+#undef OP_NAME
+};
+
+void proto_put_u16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+
+void proto_put_u32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+void proto_put_u64(uint8_t *p, uint64_t v) {
+  proto_put_u32(p, (uint32_t)(v >> 32));
+  proto_put_u32(p + 4, (uint32_t)v);
+}
+
+uint16_t proto_get_u16(const uint8_t *p) {
+  return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+uint32_t proto_get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+uint64_t proto_get_u64(const uint8_t *p) {
+  return (uint64_t)proto_get_u32(p) << 32 | proto_get_u32(p + 4);
+}
+
+const char *proto_op_name(unsigned opcode) {
+  if (opcode >= PROTO_OP_MAX_ || op_names[opcode] == NULL)
+    return "?";
+  return op_names[opcode];
+}
+
+int proto_err_from_errno(int err) {
+  if (err < 0)
+    err = -err;
+  switch (err) {
+#define ERR_FROM(name, code, e) case e: return PROTO_##name;
+    PROTO_ERRORS(ERR_FROM)
+#undef ERR_FROM
+  }
+  return PROTO_EIO;
+}
+
+int proto_err_to_errno(int code) {
+  switch (code) {
+#define ERR_TO(name, c, e) case c: return e;
+    PROTO_ERRORS(ERR_TO)
+#undef ERR_TO
+  }
+  return EIO;
+}
+
+ssize_t proto_frame(const uint8_t *buf, size_t len, struct proto_hdr *h) {
+  if (len < PROTO_HDR_SIZE)
+    return 0;
+  h->magic = proto_get_u32(buf);
+  h->version = buf[4];
+  h->opcode = buf[5];
+  h->flags = proto_get_u16(buf + 6);
+  h->reqid = proto_get_u32(buf + 8);
+  h->status = (int32_t)proto_get_u32(buf + 12);
+  h->length = proto_get_u32(buf + 16);
+  if (h->magic != PROTO_MAGIC || (h->flags & ~PROTO_F_KNOWN) != 0)
+    return -EBADMSG;
+  if (h->version != PROTO_VERSION)
+    return -EPROTONOSUPPORT;
+  if (h->opcode == 0 || h->opcode >= PROTO_OP_MAX_ || op_max[h->opcode] == 0)
+    return -EOPNOTSUPP;
+  if (h->length > op_max[h->opcode])
+    return -EMSGSIZE;
+  /* length <= PROTO_MAX_PAYLOAD, so the sum cannot overflow. */
+  if (len - PROTO_HDR_SIZE < h->length)
+    return 0;
+  return (ssize_t)(PROTO_HDR_SIZE + h->length);
+}
+
+/* Which payload a frame carries. A failed reply carries none. */
+enum body {
+  B_NONE,
+  B_ERROR,
+  B_HELLO,
+  B_HELLO_REPLY,
+  B_CREATE,
+  B_CREATE_REPLY,
+  B_ATTACH,
+  B_ATTACH_REPLY,
+  B_SEGREF,
+  B_SHMCTL,
+  B_SHMCTL_REPLY,
+  B_RUN,
+  B_RANGE,
+  B_PING,
+};
+
+static enum body body_of(const struct proto_hdr *h) {
+  int reply = (h->flags & PROTO_F_REPLY) != 0;
+  if (reply && h->status != 0)
+    return B_ERROR;
+  switch (h->opcode) {
+  case PROTO_OP_HELLO:          return reply ? B_HELLO_REPLY : B_HELLO;
+  case PROTO_OP_CREATE_SEGMENT: return reply ? B_CREATE_REPLY : B_CREATE;
+  case PROTO_OP_ATTACH_SEGMENT: return reply ? B_ATTACH_REPLY : B_ATTACH;
+  case PROTO_OP_DETACH_SEGMENT:
+  case PROTO_OP_REMOVE_SEGMENT: return reply ? B_NONE : B_SEGREF;
+  case PROTO_OP_SHMCTL:         return reply ? B_SHMCTL_REPLY : B_SHMCTL;
+  case PROTO_OP_READ_DATA:
+  case PROTO_OP_ACQUIRE:        return B_RUN;
+  case PROTO_OP_WRITE_DATA:     return reply ? B_NONE : B_RUN;
+  case PROTO_OP_RECALL_ACK:     return B_RUN;
+  case PROTO_OP_INVALIDATE:
+  case PROTO_OP_INVALIDATE_ACK:
+  case PROTO_OP_RECALL:         return B_RANGE;
+  case PROTO_OP_PING:           return B_PING;
+  }
+  return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
+}
+
+/* A cursor over a payload: every get checks the bytes left first (subtraction form). */
+struct rd {
+  const uint8_t *p;
+  size_t left;
+  int bad;
+};
+
+static const uint8_t *rd_take(struct rd *r, size_t n) {
+  const uint8_t *p = r->p;
+  if (r->bad || n > r->left) {
+    r->bad = 1;
+    return NULL;
+  }
+  r->p += n;
+  r->left -= n;
+  return p;
+}
+
+static uint32_t rd_u32(struct rd *r) {
+  const uint8_t *p = rd_take(r, 4);
+  return p ? proto_get_u32(p) : 0;
+}
+
+static uint64_t rd_u64(struct rd *r) {
+  const uint8_t *p = rd_take(r, 8);
+  return p ? proto_get_u64(p) : 0;
+}
+
+static int32_t rd_i32(struct rd *r) {
+  return (int32_t)rd_u32(r);
+}
+
+static void rd_cred(struct rd *r, struct proto_cred *c) {
+  c->pid = rd_u32(r);
+  c->uid = rd_u32(r);
+  c->gid = rd_u32(r);
+}
+
+struct wr {
+  uint8_t *p;
+};
+
+static void wr_u32(struct wr *w, uint32_t v) {
+  proto_put_u32(w->p, v);
+  w->p += 4;
+}
+
+static void wr_u64(struct wr *w, uint64_t v) {
+  proto_put_u64(w->p, v);
+  w->p += 8;
+}
+
+static void wr_bytes(struct wr *w, const void *src, size_t n) {
+  memcpy(w->p, src, n);
+  w->p += n;
+}
+
+static void wr_cred(struct wr *w, const struct proto_cred *c) {
+  wr_u32(w, c->pid);
+  wr_u32(w, c->uid);
+  wr_u32(w, c->gid);
+}
+
+static int range_ok(uint32_t first, uint32_t count) {
+  return count >= 1 && count <= PROTO_MAX_RUN && first <= UINT32_MAX - count;
+}
+
+static int mode_ok(uint32_t mode) {
+  return mode <= PROTO_MODE_EXCLUSIVE;
+}
+
+static int decode_run(struct rd *r, struct proto_run *run) {
+  const uint8_t *entries;
+  uint32_t i, ndata = 0;
+
+  run->shmid = rd_i32(r);
+  run->first = rd_u32(r);
+  run->count = rd_u32(r);
+  run->mode = rd_u32(r);
+  if (r->bad || !range_ok(run->first, run->count) || !mode_ok(run->mode))
+    return -EBADMSG;
+  entries = rd_take(r, (size_t)run->count * PROTO_RUN_ENTRY);
+  if (entries == NULL)
+    return -EBADMSG;
+  for (i = 0; i < run->count; i++) {
+    const uint8_t *e = entries + (size_t)i * PROTO_RUN_ENTRY;
+    run->page[i].version = proto_get_u64(e);
+    run->page[i].flags = proto_get_u32(e + 8);
+    run->page[i].data = NULL;
+    if ((run->page[i].flags & ~PROTO_PAGE_DATA) != 0 || proto_get_u32(e + 12) != 0)
+      return -EBADMSG;
+    ndata += run->page[i].flags & PROTO_PAGE_DATA;
+  }
+  /* Data blocks must be exactly what the flags announce: compare before pointing. */
+  if (r->left != (size_t)ndata * PROTO_PAGE_SIZE)
+    return -EBADMSG;
+  for (i = 0; i < run->count; i++)
+    if (run->page[i].flags & PROTO_PAGE_DATA)
+      run->page[i].data = rd_take(r, PROTO_PAGE_SIZE);
+  return 0;
+}
+
+static void decode_ds(struct rd *r, struct proto_ds *ds) {
+  ds->key = rd_i32(r);
+  ds->uid = rd_u32(r);
+  ds->gid = rd_u32(r);
+  ds->cuid = rd_u32(r);
+  ds->cgid = rd_u32(r);
+  ds->mode = rd_u32(r);
+  ds->seq = rd_u32(r);
+  ds->segsz = rd_u64(r);
+  ds->atime = (int64_t)rd_u64(r);
+  ds->dtime = (int64_t)rd_u64(r);
+  ds->ctime = (int64_t)rd_u64(r);
+  ds->cpid = rd_u32(r);
+  ds->lpid = rd_u32(r);
+  ds->nattch = rd_u64(r);
+}
+
+static void decode_info(struct rd *r, struct proto_info *in) {
+  in->shmmax = rd_u64(r);
+  in->shmmin = rd_u64(r);
+  in->shmmni = rd_u64(r);
+  in->shmseg = rd_u64(r);
+  in->shmall = rd_u64(r);
+  in->used_ids = rd_u64(r);
+  in->shm_tot = rd_u64(r);
+  in->shm_rss = rd_u64(r);
+  in->shm_swp = rd_u64(r);
+}
+
+static int decode_hello(struct rd *r, struct proto_hello *he) {
+  const uint8_t *name;
+  uint32_t i;
+
+  he->pid = rd_u32(r);
+  he->uid = rd_u32(r);
+  he->gid = rd_u32(r);
+  he->ngroups = rd_u32(r);
+  if (r->bad || he->ngroups > PROTO_MAX_GROUPS)
+    return -EBADMSG;
+  for (i = 0; i < he->ngroups; i++)
+    he->groups[i] = rd_u32(r);
+  he->name_len = rd_u32(r);
+  if (r->bad || he->name_len > PROTO_MAX_NAME)
+    return -EBADMSG;
+  name = rd_take(r, he->name_len);
+  if (name == NULL)
+    return -EBADMSG;
+  memcpy(he->name, name, he->name_len);
+  he->name[he->name_len] = '\0';
+  return 0;
+}
+
+int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
+  struct rd r = {payload, len, 0};
+  int err = 0;
+
+  if (len != m->h.length)
+    return -EBADMSG;
+  switch (body_of(&m->h)) {
+  case B_NONE:
+  case B_ERROR:
+    break;
+  case B_HELLO:
+    err = decode_hello(&r, &m->u.hello);
+    break;
+  case B_HELLO_REPLY:
+    m->u.hello_reply.node = rd_u32(&r);
+    m->u.hello_reply.page_size = rd_u32(&r);
+    m->u.hello_reply.max_run = rd_u32(&r);
+    break;
+  case B_CREATE:
+    rd_cred(&r, &m->u.create.cred);
+    m->u.create.key = rd_i32(&r);
+    m->u.create.size = rd_u64(&r);
+    m->u.create.shmflg = rd_i32(&r);
+    break;
+  case B_CREATE_REPLY:
+    m->u.create_reply.shmid = rd_i32(&r);
+    break;
+  case B_ATTACH:
+    rd_cred(&r, &m->u.attach.cred);
+    m->u.attach.shmid = rd_i32(&r);
+    m->u.attach.shmflg = rd_i32(&r);
+    break;
+  case B_ATTACH_REPLY:
+    m->u.attach_reply.shmid = rd_i32(&r);
+    m->u.attach_reply.segsz = rd_u64(&r);
+    break;
+  case B_SEGREF:
+    rd_cred(&r, &m->u.segref.cred);
+    m->u.segref.shmid = rd_i32(&r);
+    break;
+  case B_SHMCTL:
+    rd_cred(&r, &m->u.shmctl.cred);
+    m->u.shmctl.shmid = rd_i32(&r);
+    m->u.shmctl.cmd = rd_i32(&r);
+    m->u.shmctl.uid = rd_u32(&r);
+    m->u.shmctl.gid = rd_u32(&r);
+    m->u.shmctl.mode = rd_u32(&r);
+    break;
+  case B_SHMCTL_REPLY:
+    m->u.shmctl_reply.ret = rd_i32(&r);
+    decode_ds(&r, &m->u.shmctl_reply.ds);
+    decode_info(&r, &m->u.shmctl_reply.info);
+    break;
+  case B_RUN:
+    err = decode_run(&r, &m->u.run);
+    break;
+  case B_RANGE:
+    m->u.range.shmid = rd_i32(&r);
+    m->u.range.first = rd_u32(&r);
+    m->u.range.count = rd_u32(&r);
+    m->u.range.mode = rd_u32(&r);
+    if (!r.bad && (!range_ok(m->u.range.first, m->u.range.count) ||
+                   !mode_ok(m->u.range.mode)))
+      err = -EBADMSG;
+    break;
+  case B_PING:
+    m->u.ping.cookie = rd_u64(&r);
+    break;
+  }
+  if (err != 0 || r.bad || r.left != 0)
+    return -EBADMSG;
+  return 0;
+}
+
+static ssize_t run_size(const struct proto_run *run) {
+  size_t n;
+  uint32_t i;
+
+  if (!range_ok(run->first, run->count) || !mode_ok(run->mode))
+    return -EINVAL;
+  n = PROTO_RUN_HDR + (size_t)run->count * PROTO_RUN_ENTRY;
+  for (i = 0; i < run->count; i++) {
+    const struct proto_page *pg = &run->page[i];
+    if ((pg->flags & ~PROTO_PAGE_DATA) != 0)
+      return -EINVAL;
+    if (pg->flags & PROTO_PAGE_DATA) {
+      if (pg->data == NULL)
+        return -EINVAL;
+      n += PROTO_PAGE_SIZE;
+    }
+  }
+  return (ssize_t)n;
+}
+
+static ssize_t payload_size(const struct proto_msg *m) {
+  switch (body_of(&m->h)) {
+  case B_NONE:
+  case B_ERROR:        return 0;
+  case B_HELLO:
+    if (m->u.hello.ngroups > PROTO_MAX_GROUPS || m->u.hello.name_len > PROTO_MAX_NAME)
+      return -EINVAL;
+    return HELLO_FIXED + 4 * (ssize_t)m->u.hello.ngroups + m->u.hello.name_len;
+  case B_HELLO_REPLY:  return HELLO_REPLY_SIZE;
+  case B_CREATE:       return CREATE_SIZE;
+  case B_CREATE_REPLY: return CREATE_REPLY_SIZE;
+  case B_ATTACH:       return ATTACH_SIZE;
+  case B_ATTACH_REPLY: return ATTACH_REPLY_SIZE;
+  case B_SEGREF:       return SEGREF_SIZE;
+  case B_SHMCTL:       return SHMCTL_SIZE;
+  case B_SHMCTL_REPLY: return SHMCTL_REPLY_SIZE;
+  case B_RUN:          return run_size(&m->u.run);
+  case B_RANGE:
+    if (!range_ok(m->u.range.first, m->u.range.count) || !mode_ok(m->u.range.mode))
+      return -EINVAL;
+    return RANGE_SIZE;
+  case B_PING:         return PING_SIZE;
+  }
+  return -EINVAL;
+}
+
+ssize_t proto_encoded_size(const struct proto_msg *m) {
+  ssize_t n;
+
+  if (m->h.opcode == 0 || m->h.opcode >= PROTO_OP_MAX_ || (m->h.flags & ~PROTO_F_KNOWN))
+    return -EINVAL;
+  n = payload_size(m);
+  if (n < 0)
+    return n;
+  if ((size_t)n > op_max[m->h.opcode])
+    return -EINVAL;
+  return (ssize_t)PROTO_HDR_SIZE + n;
+}
+
+static void encode_ds(struct wr *w, const struct proto_ds *ds) {
+  wr_u32(w, (uint32_t)ds->key);
+  wr_u32(w, ds->uid);
+  wr_u32(w, ds->gid);
+  wr_u32(w, ds->cuid);
+  wr_u32(w, ds->cgid);
+  wr_u32(w, ds->mode);
+  wr_u32(w, ds->seq);
+  wr_u64(w, ds->segsz);
+  wr_u64(w, (uint64_t)ds->atime);
+  wr_u64(w, (uint64_t)ds->dtime);
+  wr_u64(w, (uint64_t)ds->ctime);
+  wr_u32(w, ds->cpid);
+  wr_u32(w, ds->lpid);
+  wr_u64(w, ds->nattch);
+}
+
+static void encode_info(struct wr *w, const struct proto_info *in) {
+  wr_u64(w, in->shmmax);
+  wr_u64(w, in->shmmin);
+  wr_u64(w, in->shmmni);
+  wr_u64(w, in->shmseg);
+  wr_u64(w, in->shmall);
+  wr_u64(w, in->used_ids);
+  wr_u64(w, in->shm_tot);
+  wr_u64(w, in->shm_rss);
+  wr_u64(w, in->shm_swp);
+}
+
+static void encode_run(struct wr *w, const struct proto_run *run) {
+  uint32_t i;
+
+  wr_u32(w, (uint32_t)run->shmid);
+  wr_u32(w, run->first);
+  wr_u32(w, run->count);
+  wr_u32(w, run->mode);
+  for (i = 0; i < run->count; i++) {
+    wr_u64(w, run->page[i].version);
+    wr_u32(w, run->page[i].flags);
+    wr_u32(w, 0);
+  }
+  for (i = 0; i < run->count; i++)
+    if (run->page[i].flags & PROTO_PAGE_DATA)
+      wr_bytes(w, run->page[i].data, PROTO_PAGE_SIZE);
+}
+
+static void write_hdr(uint8_t *buf, const struct proto_hdr *h) {
+  proto_put_u32(buf, PROTO_MAGIC);
+  buf[4] = PROTO_VERSION;
+  buf[5] = h->opcode;
+  proto_put_u16(buf + 6, h->flags);
+  proto_put_u32(buf + 8, h->reqid);
+  proto_put_u32(buf + 12, (uint32_t)h->status);
+  proto_put_u32(buf + 16, h->length);
+}
+
+ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
+  ssize_t size = proto_encoded_size(m);
+  struct wr w;
+  uint32_t i;
+
+  if (size < 0)
+    return size;
+  if ((size_t)size > cap)
+    return -ENOBUFS;
+  m->h.magic = PROTO_MAGIC;
+  m->h.version = PROTO_VERSION;
+  m->h.length = (uint32_t)(size - PROTO_HDR_SIZE);
+  write_hdr(buf, &m->h);
+  w.p = buf + PROTO_HDR_SIZE;
+
+  switch (body_of(&m->h)) {
+  case B_NONE:
+  case B_ERROR:
+    break;
+  case B_HELLO:
+    wr_u32(&w, m->u.hello.pid);
+    wr_u32(&w, m->u.hello.uid);
+    wr_u32(&w, m->u.hello.gid);
+    wr_u32(&w, m->u.hello.ngroups);
+    for (i = 0; i < m->u.hello.ngroups; i++)
+      wr_u32(&w, m->u.hello.groups[i]);
+    wr_u32(&w, m->u.hello.name_len);
+    wr_bytes(&w, m->u.hello.name, m->u.hello.name_len);
+    break;
+  case B_HELLO_REPLY:
+    wr_u32(&w, m->u.hello_reply.node);
+    wr_u32(&w, m->u.hello_reply.page_size);
+    wr_u32(&w, m->u.hello_reply.max_run);
+    break;
+  case B_CREATE:
+    wr_cred(&w, &m->u.create.cred);
+    wr_u32(&w, (uint32_t)m->u.create.key);
+    wr_u64(&w, m->u.create.size);
+    wr_u32(&w, (uint32_t)m->u.create.shmflg);
+    break;
+  case B_CREATE_REPLY:
+    wr_u32(&w, (uint32_t)m->u.create_reply.shmid);
+    break;
+  case B_ATTACH:
+    wr_cred(&w, &m->u.attach.cred);
+    wr_u32(&w, (uint32_t)m->u.attach.shmid);
+    wr_u32(&w, (uint32_t)m->u.attach.shmflg);
+    break;
+  case B_ATTACH_REPLY:
+    wr_u32(&w, (uint32_t)m->u.attach_reply.shmid);
+    wr_u64(&w, m->u.attach_reply.segsz);
+    break;
+  case B_SEGREF:
+    wr_cred(&w, &m->u.segref.cred);
+    wr_u32(&w, (uint32_t)m->u.segref.shmid);
+    break;
+  case B_SHMCTL:
+    wr_cred(&w, &m->u.shmctl.cred);
+    wr_u32(&w, (uint32_t)m->u.shmctl.shmid);
+    wr_u32(&w, (uint32_t)m->u.shmctl.cmd);
+    wr_u32(&w, m->u.shmctl.uid);
+    wr_u32(&w, m->u.shmctl.gid);
+    wr_u32(&w, m->u.shmctl.mode);
+    break;
+  case B_SHMCTL_REPLY:
+    wr_u32(&w, (uint32_t)m->u.shmctl_reply.ret);
+    encode_ds(&w, &m->u.shmctl_reply.ds);
+    encode_info(&w, &m->u.shmctl_reply.info);
+    break;
+  case B_RUN:
+    encode_run(&w, &m->u.run);
+    break;
+  case B_RANGE:
+    wr_u32(&w, (uint32_t)m->u.range.shmid);
+    wr_u32(&w, m->u.range.first);
+    wr_u32(&w, m->u.range.count);
+    wr_u32(&w, m->u.range.mode);
+    break;
+  case B_PING:
+    wr_u64(&w, m->u.ping.cookie);
+    break;
+  }
+  return size;
+}
+
+size_t proto_encode_status(uint8_t *buf, uint8_t opcode, uint32_t reqid, int32_t status) {
+  struct proto_hdr h = {
+    .opcode = opcode, .flags = PROTO_F_REPLY, .reqid = reqid, .status = status, .length = 0,
+  };
+  write_hdr(buf, &h);
+  return PROTO_HDR_SIZE;
+}

@@ -1,0 +1,275 @@
+/* proto.h - the dshm wire format: frame header, opcodes, messages, limits, error codes.
+ *
+ * Pure: no I/O, no globals, no allocation. Every field is written and read with explicit
+ * big-endian helpers, never by copying a struct. docs/protocol.md is the prose version of
+ * this file and must be kept in step with it.
+ */
+#ifndef DSHM_PROTO_H
+#define DSHM_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PROTO_MAGIC        0x44534D31u /* "DSM1" */
+#define PROTO_VERSION      1u
+#define PROTO_HDR_SIZE     20u
+#define PROTO_PAGE_SIZE    4096u
+#define PROTO_PAGE_SHIFT   12u
+#define PROTO_MAX_RUN      256u   /* pages in one message: 1 MiB of data */
+#define PROTO_MAX_GROUPS   64u    /* supplementary groups claimed in HELLO */
+#define PROTO_MAX_NAME     64u    /* client host/program name in HELLO */
+#define PROTO_SMALL_MAX    1024u  /* payload cap for every message that carries no pages */
+
+/* Page-run payload: 16-byte run header, 16 bytes per page entry, then the data blocks. */
+#define PROTO_RUN_HDR      16u
+#define PROTO_RUN_ENTRY    16u
+#define PROTO_RUN_MAX_PAYLOAD \
+  (PROTO_RUN_HDR + PROTO_MAX_RUN * (PROTO_RUN_ENTRY + PROTO_PAGE_SIZE))
+#define PROTO_MAX_PAYLOAD  PROTO_RUN_MAX_PAYLOAD
+#define PROTO_MAX_FRAME    (PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD)
+
+/* Header flags. */
+#define PROTO_F_REPLY      0x0001u /* a reply to the request with the same id */
+#define PROTO_F_KNOWN      0x0001u /* all flags this version understands */
+
+/* Page modes (proto_run.mode). */
+#define PROTO_MODE_INVALID   0u
+#define PROTO_MODE_SHARED    1u
+#define PROTO_MODE_EXCLUSIVE 2u
+
+/* Per-page entry flags (proto_page.flags). */
+#define PROTO_PAGE_DATA    0x1u    /* a 4096-byte data block for this page follows */
+
+/* X(name, code, max_payload): the one opcode table. The enum, the names and the payload
+ * caps (checked on the header before any buffer is sized) all come from it. */
+#define PROTO_OPCODES(X)                                   \
+  X(HELLO,          1,  PROTO_SMALL_MAX)                   \
+  X(CREATE_SEGMENT, 2,  PROTO_SMALL_MAX)                   \
+  X(ATTACH_SEGMENT, 3,  PROTO_SMALL_MAX)                   \
+  X(DETACH_SEGMENT, 4,  PROTO_SMALL_MAX)                   \
+  X(REMOVE_SEGMENT, 5,  PROTO_SMALL_MAX)                   \
+  X(READ_DATA,      6,  PROTO_RUN_MAX_PAYLOAD)             \
+  X(WRITE_DATA,     7,  PROTO_RUN_MAX_PAYLOAD)             \
+  X(SHMCTL,         8,  PROTO_SMALL_MAX)                   \
+  X(ACQUIRE,        9,  PROTO_RUN_MAX_PAYLOAD)             \
+  X(INVALIDATE,     10, PROTO_SMALL_MAX)                   \
+  X(INVALIDATE_ACK, 11, PROTO_SMALL_MAX)                   \
+  X(RECALL,         12, PROTO_SMALL_MAX)                   \
+  X(RECALL_ACK,     13, PROTO_RUN_MAX_PAYLOAD)             \
+  X(PING,           14, PROTO_SMALL_MAX)
+
+enum proto_op {
+#define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,
+  PROTO_OPCODES(PROTO__OP_ENUM)
+#undef PROTO__OP_ENUM
+  PROTO_OP_MAX_ /* one past the highest opcode */
+};
+
+/* X(name, code, errno): protocol error codes are stable numbers of our own, so a server on
+ * one OS answers a client on another correctly. PROTO_EIO is the fallback both ways. */
+#define PROTO_ERRORS(X)          \
+  X(OK,        0,  0)            \
+  X(EPERM,     1,  EPERM)        \
+  X(ENOENT,    2,  ENOENT)       \
+  X(EIO,       3,  EIO)          \
+  X(ENOMEM,    4,  ENOMEM)       \
+  X(EACCES,    5,  EACCES)       \
+  X(EFAULT,    6,  EFAULT)       \
+  X(EEXIST,    7,  EEXIST)       \
+  X(EINVAL,    8,  EINVAL)       \
+  X(ENOSPC,    9,  ENOSPC)       \
+  X(EIDRM,     10, EIDRM)        \
+  X(EOVERFLOW, 11, EOVERFLOW)    \
+  X(EPROTO,    12, EPROTO)       \
+  X(ENOSYS,    13, ENOSYS)       \
+  X(EBUSY,     14, EBUSY)        \
+  X(EAGAIN,    15, EAGAIN)       \
+  X(ENFILE,    16, ENFILE)       \
+  X(EMFILE,    17, EMFILE)       \
+  X(E2BIG,     18, E2BIG)        \
+  X(ERANGE,    19, ERANGE)       \
+  X(ETIMEDOUT, 20, ETIMEDOUT)    \
+  X(EBADMSG,   21, EBADMSG)
+
+enum proto_err {
+#define PROTO__ERR_ENUM(name, code, e) PROTO_##name = code,
+  PROTO_ERRORS(PROTO__ERR_ENUM)
+#undef PROTO__ERR_ENUM
+};
+
+/* Fixed 20-byte frame header. status is 0 in requests and a proto_err in replies. */
+struct proto_hdr {
+  uint32_t magic;
+  uint8_t version;
+  uint8_t opcode;
+  uint16_t flags;
+  uint32_t reqid;
+  int32_t status;
+  uint32_t length; /* payload bytes after the header */
+};
+
+/* The caller's credentials at the time of the call: sent with every SysV request, so a
+ * process that changes uid is checked as its new uid from then on. */
+struct proto_cred {
+  uint32_t pid;
+  uint32_t uid;
+  uint32_t gid;
+};
+
+struct proto_hello {        /* HELLO request */
+  uint32_t pid;
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t ngroups;         /* <= PROTO_MAX_GROUPS */
+  uint32_t groups[PROTO_MAX_GROUPS];
+  uint32_t name_len;        /* <= PROTO_MAX_NAME, not NUL-terminated on the wire */
+  char name[PROTO_MAX_NAME + 1]; /* decode NUL-terminates */
+};
+
+struct proto_hello_reply {
+  uint32_t node;            /* the server's id for this connection */
+  uint32_t page_size;       /* always PROTO_PAGE_SIZE in version 1 */
+  uint32_t max_run;         /* largest run the server accepts */
+};
+
+struct proto_create {       /* CREATE_SEGMENT = shmget(key, size, shmflg) */
+  struct proto_cred cred;
+  int32_t key;
+  uint64_t size;
+  int32_t shmflg;
+};
+
+struct proto_create_reply {
+  int32_t shmid;
+};
+
+struct proto_attach {       /* ATTACH_SEGMENT = shmat's permission check and nattch++ */
+  struct proto_cred cred;
+  int32_t shmid;
+  int32_t shmflg;           /* SHM_RDONLY honoured; others are the shim's business */
+};
+
+struct proto_attach_reply {
+  int32_t shmid;
+  uint64_t segsz;
+};
+
+struct proto_segref {       /* DETACH_SEGMENT, REMOVE_SEGMENT: no reply payload */
+  struct proto_cred cred;
+  int32_t shmid;
+};
+
+struct proto_ds {           /* struct shmid64_ds, as the kernel fills it */
+  int32_t key;
+  uint32_t uid, gid, cuid, cgid, mode, seq;
+  uint64_t segsz;
+  int64_t atime, dtime, ctime;
+  uint32_t cpid, lpid;
+  uint64_t nattch;
+};
+
+struct proto_info {         /* struct shminfo (IPC_INFO) and struct shm_info (SHM_INFO) */
+  uint64_t shmmax, shmmin, shmmni, shmseg, shmall;
+  uint64_t used_ids, shm_tot, shm_rss, shm_swp;
+};
+
+struct proto_shmctl {       /* SHMCTL */
+  struct proto_cred cred;
+  int32_t shmid;
+  int32_t cmd;              /* Linux command number (IPC_STAT = 2, ...) */
+  uint32_t uid, gid, mode;  /* IPC_SET only */
+};
+
+struct proto_shmctl_reply {
+  int32_t ret;              /* shmctl's return value on success */
+  struct proto_ds ds;
+  struct proto_info info;
+};
+
+/* One page of a run. In requests version is what the sender holds (0 = nothing) and
+ * flags has no DATA; in grants, write-backs and recall acks, DATA means data points at
+ * PROTO_PAGE_SIZE bytes (into the decoded payload, or the encoder's source). */
+struct proto_page {
+  uint64_t version;
+  uint32_t flags;
+  const uint8_t *data;
+};
+
+/* READ_DATA, ACQUIRE, WRITE_DATA, RECALL_ACK and the replies of READ_DATA and ACQUIRE. */
+struct proto_run {
+  int32_t shmid;
+  uint32_t first;           /* page index in the segment */
+  uint32_t count;           /* 1..PROTO_MAX_RUN */
+  uint32_t mode;            /* PROTO_MODE_*: what is asked, granted or kept */
+  struct proto_page page[PROTO_MAX_RUN];
+};
+
+struct proto_range {        /* INVALIDATE, INVALIDATE_ACK, RECALL */
+  int32_t shmid;
+  uint32_t first;
+  uint32_t count;           /* 1..PROTO_MAX_RUN */
+  uint32_t mode;            /* RECALL: the mode the holder keeps (SHARED or INVALID) */
+};
+
+struct proto_ping {
+  uint64_t cookie;
+};
+
+/* A decoded message. Which member of u is valid follows from opcode and PROTO_F_REPLY;
+ * a reply with status != 0 carries no payload. */
+struct proto_msg {
+  struct proto_hdr h;
+  union {
+    struct proto_hello hello;
+    struct proto_hello_reply hello_reply;
+    struct proto_create create;
+    struct proto_create_reply create_reply;
+    struct proto_attach attach;
+    struct proto_attach_reply attach_reply;
+    struct proto_segref segref;
+    struct proto_shmctl shmctl;
+    struct proto_shmctl_reply shmctl_reply;
+    struct proto_run run;
+    struct proto_range range;
+    struct proto_ping ping;
+  } u;
+};
+
+/* Byte-order helpers: big-endian on the wire. */
+void proto_put_u16(uint8_t *p, uint16_t v);
+void proto_put_u32(uint8_t *p, uint32_t v);
+void proto_put_u64(uint8_t *p, uint64_t v);
+uint16_t proto_get_u16(const uint8_t *p);
+uint32_t proto_get_u32(const uint8_t *p);
+uint64_t proto_get_u64(const uint8_t *p);
+
+/* Framing. Looks at the first len bytes of a stream and returns:
+ *   > 0  the size of the complete frame at buf (header + payload), *h filled;
+ *   0    need more bytes (*h filled once PROTO_HDR_SIZE bytes are there);
+ *   < 0  -EBADMSG bad magic / unknown flags, -EPROTONOSUPPORT other version,
+ *        -EOPNOTSUPP unknown opcode, -EMSGSIZE length above the opcode's cap.
+ * The header alone decides; nothing is read past len. */
+ssize_t proto_frame(const uint8_t *buf, size_t len, struct proto_hdr *h);
+
+/* Decodes the payload of a framed message into m (m->h must already hold the header,
+ * as proto_frame fills it). Returns 0 or -EBADMSG: short, long or inconsistent payload,
+ * counts beyond the caps or past the payload. Data pointers point into payload. */
+int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len);
+
+/* Encodes m (header fields magic, version and length are filled in here) into buf.
+ * Returns the frame size or -ENOBUFS if cap is too small, -EINVAL if m is not a valid
+ * message (count out of range, DATA without data...). */
+ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m);
+
+/* Size the encoding of m would take, or -EINVAL. */
+ssize_t proto_encoded_size(const struct proto_msg *m);
+
+/* Writes a bare reply header (no payload) with the given status into buf (>= 20 bytes). */
+size_t proto_encode_status(uint8_t *buf, uint8_t opcode, uint32_t reqid, int32_t status);
+
+const char *proto_op_name(unsigned opcode);  /* "READ_DATA", or "?" */
+int proto_err_from_errno(int err);           /* errno (either sign) -> PROTO_E* */
+int proto_err_to_errno(int code);            /* PROTO_E* -> positive errno */
+
+#endif /* DSHM_PROTO_H */

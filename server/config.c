@@ -1,0 +1,190 @@
+/* config.c - owns option parsing: defaults, then DSHM_* variables, then command-line flags. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* X(id, long name, environment variable, argument, help): one table generates the getopt
+ * options, the environment lookups and --help. */
+#define SRV_OPTIONS(X)                                                                     \
+  X(PORT, "port", "DSHM_PORT", "N", "TCP port; 0 picks a free one (default 8080)")         \
+  X(BIND, "bind", "DSHM_BIND", "ADDR", "address to listen on (default 127.0.0.1)")         \
+  X(SHMMAX, "shmmax", "DSHM_SHMMAX", "BYTES", "largest segment (SHMMAX)")                  \
+  X(SHMALL, "shmall", "DSHM_SHMALL", "PAGES", "pages in all segments together (SHMALL)")   \
+  X(SHMMNI, "shmmni", "DSHM_SHMMNI", "N", "most segments at once, <= 32768 (SHMMNI)")      \
+  X(MAX_CONNS, "max-conns", "DSHM_MAX_CONNS", "N", "most client connections (1024)")       \
+  X(VERBOSE, "verbose", "DSHM_VERBOSE", "", "also log per-page traffic")
+
+enum opt_id {
+#define OPT_ENUM(id, name, env, arg, help) OPT_##id,
+  SRV_OPTIONS(OPT_ENUM)
+#undef OPT_ENUM
+  OPT_COUNT_,
+  OPT_HELP = 0x100, /* outside the table and above any short option character */
+  OPT_VERSION,
+};
+
+struct opt {
+  const char *name;
+  const char *env;
+  const char *arg;
+  const char *help;
+};
+
+static const struct opt opts[OPT_COUNT_] = {
+#define OPT_ROW(id, name, env, arg, help) [OPT_##id] = {name, env, arg, help},
+  SRV_OPTIONS(OPT_ROW)
+#undef OPT_ROW
+};
+
+static void usage(FILE *f) {
+  int i;
+  fprintf(f, "usage: dshm-server [OPTIONS] [PORT]\n"
+             "Serves SysV shared memory segments to dshm clients over TCP.\n\n");
+  for (i = 0; i < OPT_COUNT_; i++) {
+    char left[40];
+    snprintf(left, sizeof left, "--%s%s%s", opts[i].name, *opts[i].arg ? " " : "",
+             opts[i].arg);
+    fprintf(f, "  %-20s %s [%s]\n", left, opts[i].help, opts[i].env);
+  }
+  fprintf(f, "  %-20s %s\n  %-20s %s\n", "-h, --help", "show this help", "-V, --version",
+          "show the version");
+}
+
+/* A whole unsigned decimal (or 0x hex) number: strtoull alone would accept "-1". */
+static int parse_u64(const char *s, uint64_t *v) {
+  char *end;
+  unsigned long long n;
+
+  if (s == NULL || *s < '0' || *s > '9')
+    return -EINVAL;
+  errno = 0;
+  n = strtoull(s, &end, 0);
+  if (errno != 0 || *end != '\0')
+    return -EINVAL;
+  *v = n;
+  return 0;
+}
+
+/* Applies one setting; from names its source for the message. */
+static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const char *from,
+                 FILE *err) {
+  uint64_t v = 0;
+  int numeric = id != OPT_BIND && id != OPT_VERBOSE;
+
+  if (numeric && parse_u64(val, &v) < 0)
+    goto bad;
+  switch (id) {
+  case OPT_PORT:
+    if (v > 65535)
+      goto bad;
+    cfg->port = (int)v;
+    break;
+  case OPT_BIND: {
+    unsigned char addr[sizeof(struct in6_addr)];
+    /* A numeric address: resolving names is not the server's business at startup. */
+    if (val == NULL || strlen(val) >= sizeof cfg->bind ||
+        (inet_pton(AF_INET, val, addr) != 1 && inet_pton(AF_INET6, val, addr) != 1))
+      goto bad;
+    strcpy(cfg->bind, val);
+    break;
+  }
+  case OPT_SHMMAX:
+    cfg->lim.shmmax = v;
+    break;
+  case OPT_SHMALL:
+    cfg->lim.shmall = v;
+    break;
+  case OPT_SHMMNI:
+    if (v > SRV_IPCMNI)
+      goto bad;
+    cfg->lim.shmmni = v;
+    break;
+  case OPT_MAX_CONNS:
+    if (v < 1 || v > SRV_MAX_CONNS_LIMIT)
+      goto bad;
+    cfg->max_conns = (uint32_t)v;
+    break;
+  case OPT_VERBOSE:
+    cfg->verbose = val == NULL || strcmp(val, "0") != 0;
+    break;
+  default:
+    goto bad;
+  }
+  return 0;
+bad:
+  fprintf(err, "dshm-server: invalid value '%s' for --%s (from %s)\n", val ? val : "",
+          opts[id].name, from);
+  return -EINVAL;
+}
+
+int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, FILE *err) {
+  struct option longopts[OPT_COUNT_ + 3];
+  int i, c, port_flag = 0;
+
+  memset(cfg, 0, sizeof *cfg);
+  strcpy(cfg->bind, SRV_DEFAULT_BIND);
+  cfg->port = SRV_DEFAULT_PORT;
+  cfg->lim.shmmax = SRV_SHMMAX_DEFAULT;
+  cfg->lim.shmmin = SRV_SHMMIN;
+  cfg->lim.shmall = SRV_SHMALL_DEFAULT;
+  cfg->lim.shmmni = SRV_SHMMNI_DEFAULT;
+  cfg->max_conns = SRV_DEFAULT_MAX_CONNS;
+
+  for (i = 0; i < OPT_COUNT_; i++) {
+    const char *v = getenv(opts[i].env);
+    if (v != NULL && *v != '\0' && apply(cfg, (enum opt_id)i, v, opts[i].env, err) < 0)
+      return -EINVAL;
+    longopts[i] = (struct option){opts[i].name, *opts[i].arg ? required_argument : no_argument,
+                                  NULL, i};
+  }
+  longopts[OPT_COUNT_] = (struct option){"help", no_argument, NULL, OPT_HELP};
+  longopts[OPT_COUNT_ + 1] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+  longopts[OPT_COUNT_ + 2] = (struct option){NULL, 0, NULL, 0};
+
+  optind = 0; /* full reinitialisation, so tests may parse more than once */
+  opterr = 0; /* our own messages */
+  while ((c = getopt_long(argc, argv, ":hVv", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'h':
+    case OPT_HELP:
+      usage(out);
+      return 1;
+    case 'V':
+    case OPT_VERSION:
+      fprintf(out, "dshm-server %s\n", DSHM_VERSION);
+      return 1;
+    case 'v':
+      cfg->verbose = 1;
+      break;
+    case ':':
+      fprintf(err, "dshm-server: option '%s' needs an argument\n", argv[optind - 1]);
+      return -EINVAL;
+    case '?':
+      fprintf(err, "dshm-server: unknown option '%s' (try --help)\n", argv[optind - 1]);
+      return -EINVAL;
+    default:
+      if (apply(cfg, (enum opt_id)c, optarg, "command line", err) < 0)
+        return -EINVAL;
+      port_flag |= c == OPT_PORT;
+      break;
+    }
+  }
+  if (optind < argc) {
+    /* The positional PORT of the original specification. */
+    if (argc - optind > 1) {
+      fprintf(err, "dshm-server: unexpected argument '%s'\n", argv[optind + 1]);
+      return -EINVAL;
+    }
+    if (port_flag) {
+      fprintf(err, "dshm-server: port given both as --port and as '%s'\n", argv[optind]);
+      return -EINVAL;
+    }
+    if (apply(cfg, OPT_PORT, argv[optind], "command line", err) < 0)
+      return -EINVAL;
+  }
+  return 0;
+}

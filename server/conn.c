@@ -1,0 +1,238 @@
+/* conn.c - owns a client connection's life: accept, read buffer and framing, owned output
+ * buffers, and the one teardown that detaches it from everything. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "server.h"
+
+/* One queued write: the request, its length and the encoded frame in one allocation. */
+struct wreq {
+  uv_write_t req;
+  struct srv_conn *conn;
+  size_t len;
+  uint8_t buf[];
+};
+
+static struct srv_conn *conn_of(uv_handle_t *h) {
+  return (struct srv_conn *)((char *)h - offsetof(struct srv_conn, tcp));
+}
+
+/* The one teardown: every attachment goes through srv_att_detach (which makes the node
+ * leave each directory), then the node id is released, then the memory. */
+static void on_close(uv_handle_t *h) {
+  struct srv_conn *c = conn_of(h);
+  struct srv_server *s = c->srv;
+
+  srv_att_detach_all(&c->atts, &s->segs, c->node, c->peer.pid);
+  srv__server_del_conn(s, c->node);
+  free(c->rbuf);
+  free(c);
+}
+
+void srv__conn_close(struct srv_conn *c, const char *why) {
+  if (c->state == SRV_CONN_CLOSING)
+    return;
+  srv_log("node %u (%s pid %u) closed: %s", c->node, c->peer.name[0] ? c->peer.name : "-",
+          c->peer.pid, why);
+  c->state = SRV_CONN_CLOSING;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  /* Pending writes complete with UV_ECANCELED before on_close runs. */
+  uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  struct wreq *w = (struct wreq *)req;
+  struct srv_conn *c = w->conn;
+
+  c->wpending -= w->len;
+  free(w);
+  if (status < 0 && status != UV_ECANCELED)
+    srv__conn_close(c, uv_strerror(status));
+}
+
+static int queue_write(struct srv_conn *c, struct wreq *w) {
+  uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)w->len);
+  int err;
+
+  w->conn = c;
+  err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  if (err < 0) {
+    free(w);
+    srv__conn_close(c, uv_strerror(err));
+    return err;
+  }
+  c->wpending += w->len;
+  return 0;
+}
+
+/* A write buffer of len bytes, or NULL (and the connection closing) when it may not have
+ * one. */
+static struct wreq *wreq_new(struct srv_conn *c, size_t len) {
+  struct wreq *w;
+
+  if (c->state == SRV_CONN_CLOSING)
+    return NULL;
+  if (len > SRV_CONN_WMAX - c->wpending) {
+    srv__conn_close(c, "peer does not read its replies (output limit)");
+    return NULL;
+  }
+  w = malloc(sizeof *w + len);
+  if (w == NULL) {
+    srv__conn_close(c, "out of memory for output");
+    return NULL;
+  }
+  w->len = len;
+  return w;
+}
+
+int srv__conn_send(struct srv_conn *c, struct proto_msg *m) {
+  ssize_t n = proto_encoded_size(m);
+  struct wreq *w;
+
+  if (n < 0) {
+    srv_log("node %u: cannot encode %s (%s)", c->node, proto_op_name(m->h.opcode),
+            strerror((int)-n));
+    return (int)n;
+  }
+  w = wreq_new(c, (size_t)n);
+  if (w == NULL)
+    return -ECONNRESET;
+  n = proto_encode(w->buf, w->len, m);
+  if (n < 0) { /* cannot happen after proto_encoded_size; keep the state sane anyway */
+    free(w);
+    return (int)n;
+  }
+  return queue_write(c, w);
+}
+
+int srv__conn_send_status(struct srv_conn *c, uint8_t opcode, uint32_t reqid, int err) {
+  struct wreq *w = wreq_new(c, PROTO_HDR_SIZE);
+
+  if (w == NULL)
+    return -ECONNRESET;
+  proto_encode_status(w->buf, opcode, reqid, err ? proto_err_from_errno(err) : 0);
+  return queue_write(c, w);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct srv_conn *c = conn_of(h);
+
+  (void)suggested;
+  /* conn_input keeps rcap > rlen: at least SRV_CONN_RBASE, or the size of the frame
+   * proto_frame announced and that is not complete yet. */
+  *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+/* Sizes the read buffer for what comes next: exactly the pending frame (its header was
+ * already checked against the opcode's cap by proto_frame), else back to the base size. */
+static int resize_rbuf(struct srv_conn *c, size_t need) {
+  size_t cap = need > SRV_CONN_RBASE ? need : SRV_CONN_RBASE;
+  uint8_t *p;
+
+  if (cap == c->rcap)
+    return 0;
+  p = realloc(c->rbuf, cap);
+  if (p == NULL)
+    return -ENOMEM;
+  c->rbuf = p;
+  c->rcap = cap;
+  return 0;
+}
+
+/* Frames, decodes and dispatches every complete message in the buffer. */
+static void conn_input(struct srv_conn *c) {
+  size_t off = 0, need = 0;
+  struct proto_msg m;
+
+  while (c->state != SRV_CONN_CLOSING) {
+    struct proto_hdr h;
+    const char *why = NULL;
+    ssize_t n = proto_frame(c->rbuf + off, c->rlen - off, &h);
+    char msg[96];
+
+    if (n < 0) {
+      snprintf(msg, sizeof msg, "bad frame (%s)", strerror((int)-n));
+      srv__conn_close(c, msg);
+      return;
+    }
+    if (n == 0) {
+      if (c->rlen - off >= PROTO_HDR_SIZE)
+        need = PROTO_HDR_SIZE + (size_t)h.length;
+      break;
+    }
+    m.h = h;
+    if (proto_decode(&m, c->rbuf + off + PROTO_HDR_SIZE, h.length) < 0) {
+      snprintf(msg, sizeof msg, "malformed %s payload", proto_op_name(h.opcode));
+      srv__conn_close(c, msg);
+      return;
+    }
+    off += (size_t)n;
+    if (srv__dispatch(c, &m, &why) < 0) {
+      srv__conn_close(c, why ? why : "protocol violation");
+      return;
+    }
+  }
+  if (c->state == SRV_CONN_CLOSING)
+    return;
+  memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+  c->rlen -= off;
+  if (resize_rbuf(c, need > c->rlen ? need : c->rlen) < 0)
+    srv__conn_close(c, "out of memory for input");
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  struct srv_conn *c = conn_of((uv_handle_t *)stream);
+
+  (void)buf;
+  if (nread < 0) {
+    srv__conn_close(c, nread == UV_EOF ? "disconnected" : uv_strerror((int)nread));
+    return;
+  }
+  c->rlen += (size_t)nread;
+  conn_input(c);
+}
+
+void srv_conn_accept(struct srv_server *s) {
+  struct srv_conn *c = calloc(1, sizeof *c);
+  int err;
+
+  if (c == NULL) {
+    srv_log("accept: out of memory");
+    return;
+  }
+  c->srv = s;
+  c->node = SRV_NODE_NONE;
+  err = uv_tcp_init(s->loop, &c->tcp);
+  if (err < 0) {
+    srv_log("accept: %s", uv_strerror(err));
+    free(c);
+    return;
+  }
+  /* From here on the handle exists: every exit goes through uv_close and on_close. */
+  c->state = SRV_CONN_HELLO;
+  err = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp);
+  if (err == 0) {
+    c->rbuf = malloc(SRV_CONN_RBASE);
+    err = c->rbuf ? srv__server_add_conn(s, c) : -ENOMEM;
+  }
+  if (err < 0) {
+    c->state = SRV_CONN_CLOSING;
+    srv_log("accept: %s", err == -EMFILE ? "connection table full (--max-conns)"
+                                         : uv_strerror(err));
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    return;
+  }
+  c->rcap = SRV_CONN_RBASE;
+  c->node = (uint32_t)err;
+  uv_tcp_nodelay(&c->tcp, 1); /* request/reply traffic: latency over batching */
+  err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (err < 0)
+    srv__conn_close(c, uv_strerror(err));
+  else
+    SRV_VLOG("node %u: accepted", c->node);
+}

@@ -1,0 +1,615 @@
+/* directory.c - owns page coherence for one segment: per page the version, owner, sharers,
+ * the transaction in progress and the FIFO of waiting requests (docs/protocol.md).
+ *
+ * Every transition is driven by a message (request, ack, write-back, forget); nothing here
+ * waits. A transaction serves the request at the head of a page's queue: at most one RECALL
+ * to the owner, then (ACQUIRE only) one INVALIDATE per other sharer, then the grant. */
+#include "directory.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Page state is allocated in chunks on first use, so a huge mostly untouched segment costs
+ * only a pointer per chunk. */
+#define CHUNK_SHIFT 10u
+#define CHUNK_PAGES (1u << CHUNK_SHIFT)
+#define CHUNK_MASK  (CHUNK_PAGES - 1u)
+
+/* A READ_DATA or ACQUIRE waiting for, or being served at, its first page. */
+struct dreq {
+  struct dreq *next;
+  uint32_t node;        /* SRV_NODE_NONE once the requester went away */
+  uint32_t reqid;
+  uint8_t op;           /* PROTO_OP_READ_DATA or PROTO_OP_ACQUIRE */
+  uint32_t first;
+  uint32_t count;
+  uint64_t version[];   /* what the requester holds, per page of the run */
+};
+
+struct pending {
+  uint32_t node;
+  uint32_t reqid;
+};
+
+struct dtxn {
+  struct dreq *req;
+  uint32_t recall_node; /* owes a RECALL_ACK, or SRV_NODE_NONE */
+  uint32_t recall_reqid;
+  int inval_started;
+  uint32_t ninval;      /* INVALIDATE_ACKs outstanding */
+  struct pending *inval;
+};
+
+struct dpage {
+  uint64_t version;
+  uint32_t owner;
+  uint32_t nsharers;
+  uint32_t capsharers;
+  uint32_t *sharers;
+  struct dtxn *txn;
+  struct dreq *qhead;
+  struct dreq *qtail;
+};
+
+struct srv_dir {
+  struct srv_dirctx *ctx;
+  int32_t shmid;
+  uint8_t *data;
+  uint64_t npages;      /* addressable pages: a run's first is 32 bits */
+  uint64_t nchunks;
+  struct dpage **chunk;
+};
+
+static void advance(struct srv_dir *d, struct dpage *pg);
+
+/* ---- pages and sharer sets ---- */
+
+static struct dpage *page_peek(const struct srv_dir *d, uint64_t idx) {
+  struct dpage *c = d->chunk[idx >> CHUNK_SHIFT];
+  return c ? &c[idx & CHUNK_MASK] : NULL;
+}
+
+static struct dpage *page_get(struct srv_dir *d, uint64_t idx) {
+  uint64_t ci = idx >> CHUNK_SHIFT, base = ci << CHUNK_SHIFT, n, i;
+  struct dpage *c = d->chunk[ci];
+
+  if (c == NULL) {
+    n = d->npages - base < CHUNK_PAGES ? d->npages - base : CHUNK_PAGES;
+    c = calloc((size_t)n, sizeof *c);
+    if (c == NULL)
+      return NULL;
+    for (i = 0; i < n; i++) {
+      c[i].version = 1;
+      c[i].owner = SRV_NODE_NONE;
+    }
+    d->chunk[ci] = c;
+  }
+  return &c[idx & CHUNK_MASK];
+}
+
+static int sharer_find(const struct dpage *pg, uint32_t node) {
+  uint32_t i;
+  for (i = 0; i < pg->nsharers; i++)
+    if (pg->sharers[i] == node)
+      return (int)i;
+  return -1;
+}
+
+/* Makes room for n more sharers, so that a later add cannot fail. */
+static int sharer_reserve(struct dpage *pg, uint32_t n) {
+  uint32_t cap;
+  uint32_t *v;
+
+  if (pg->capsharers - pg->nsharers >= n)
+    return 0;
+  cap = pg->capsharers ? pg->capsharers * 2 : 4;
+  while (cap - pg->nsharers < n)
+    cap *= 2;
+  v = realloc(pg->sharers, cap * sizeof *v);
+  if (v == NULL)
+    return -ENOMEM;
+  pg->sharers = v;
+  pg->capsharers = cap;
+  return 0;
+}
+
+static int sharer_add(struct dpage *pg, uint32_t node) {
+  if (sharer_find(pg, node) >= 0)
+    return 0;
+  if (sharer_reserve(pg, 1) < 0)
+    return -ENOMEM;
+  pg->sharers[pg->nsharers++] = node;
+  return 0;
+}
+
+static void sharer_del(struct dpage *pg, uint32_t node) {
+  int i = sharer_find(pg, node);
+  if (i >= 0)
+    pg->sharers[i] = pg->sharers[--pg->nsharers];
+}
+
+/* Nobody but node holds the page in any mode. */
+static int held_only_by(const struct dpage *pg, uint32_t node) {
+  if (pg->owner != SRV_NODE_NONE && pg->owner != node)
+    return 0;
+  return pg->nsharers == 0 || (pg->nsharers == 1 && pg->sharers[0] == node);
+}
+
+static int idle(const struct dpage *pg) {
+  return pg->txn == NULL && pg->qhead == NULL;
+}
+
+/* The head page can be granted without asking anyone. */
+static int grantable(const struct dpage *pg, const struct dreq *r) {
+  if (r->op == PROTO_OP_READ_DATA)
+    return pg->owner == SRV_NODE_NONE || pg->owner == r->node;
+  return held_only_by(pg, r->node);
+}
+
+/* A read-ahead page (after the head) may join the grant. A page without state is idle,
+ * unqueued and held by nobody. */
+static int ahead_ok(const struct dpage *pg, const struct dreq *r) {
+  if (pg == NULL)
+    return 1;
+  if (!idle(pg))
+    return 0;
+  if (r->op == PROTO_OP_READ_DATA)
+    return pg->owner == SRV_NODE_NONE;
+  return held_only_by(pg, r->node);
+}
+
+/* ---- messages ---- */
+
+static void send_msg(struct srv_dir *d, uint32_t node, struct proto_msg *m) {
+  (void)d->ctx->ops->send(d->ctx->opaque, node, m);
+}
+
+static uint32_t next_reqid(struct srv_dirctx *ctx) {
+  if (++ctx->next_reqid == 0) /* 0 reads as "unset" in a trace; skip it */
+    ctx->next_reqid = 1;
+  return ctx->next_reqid;
+}
+
+static void send_range(struct srv_dir *d, uint32_t node, uint8_t op, uint32_t reqid,
+                       uint64_t idx, uint32_t mode) {
+  struct proto_msg m;
+
+  memset(&m.h, 0, sizeof m.h);
+  m.h.opcode = op;
+  m.h.reqid = reqid;
+  m.u.range.shmid = d->shmid;
+  m.u.range.first = (uint32_t)idx;
+  m.u.range.count = 1;
+  m.u.range.mode = mode;
+  send_msg(d, node, &m);
+}
+
+static void send_error(struct srv_dir *d, const struct dreq *r, int err) {
+  struct proto_msg m;
+
+  memset(&m.h, 0, sizeof m.h);
+  m.h.opcode = r->op;
+  m.h.flags = PROTO_F_REPLY;
+  m.h.reqid = r->reqid;
+  m.h.status = proto_err_from_errno(err);
+  send_msg(d, r->node, &m);
+}
+
+/* ---- grants ---- */
+
+/* Applies the grant of page idx to r and fills its run entry. Fails only with -ENOMEM,
+ * before changing anything. */
+static int grant_page(struct srv_dir *d, struct dpage *pg, uint64_t idx,
+                      const struct dreq *r, uint64_t held, struct proto_page *out) {
+  int data;
+
+  if (r->op == PROTO_OP_READ_DATA) {
+    /* An owner asking to read has lost track of its copy: it becomes a plain sharer. */
+    if (sharer_add(pg, r->node) < 0)
+      return -ENOMEM;
+    if (pg->owner == r->node)
+      pg->owner = SRV_NODE_NONE;
+    data = held != pg->version;
+  } else if (pg->owner == r->node) {
+    data = 0; /* already EXCLUSIVE: an immediate grant, the version does not move */
+  } else {
+    /* A sharer already has the latest data; otherwise compare versions before the bump. */
+    data = sharer_find(pg, r->node) < 0 && held != pg->version;
+    pg->nsharers = 0;
+    pg->owner = r->node;
+    pg->version++;
+  }
+  out->version = pg->version;
+  out->flags = data ? PROTO_PAGE_DATA : 0;
+  out->data = data ? d->data + idx * PROTO_PAGE_SIZE : NULL;
+  return 0;
+}
+
+/* Grants r's head page (the caller made it grantable) and then read-ahead pages while each
+ * is immediately grantable, and sends the reply. */
+static void grant(struct srv_dir *d, const struct dreq *r) {
+  struct proto_msg m;
+  struct proto_run *run = &m.u.run;
+  uint32_t i;
+
+  memset(&m.h, 0, sizeof m.h);
+  m.h.opcode = r->op;
+  m.h.flags = PROTO_F_REPLY;
+  m.h.reqid = r->reqid;
+  run->shmid = d->shmid;
+  run->first = r->first;
+  run->mode = r->op == PROTO_OP_READ_DATA ? PROTO_MODE_SHARED : PROTO_MODE_EXCLUSIVE;
+  for (i = 0; i < r->count; i++) {
+    uint64_t idx = (uint64_t)r->first + i;
+    struct dpage *pg = page_peek(d, idx);
+    if (i > 0 && !ahead_ok(pg, r))
+      break;
+    if (pg == NULL && (pg = page_get(d, idx)) == NULL)
+      break;
+    if (grant_page(d, pg, idx, r, r->version[i], &run->page[i]) < 0)
+      break;
+  }
+  if (i == 0) {
+    send_error(d, r, -ENOMEM);
+    return;
+  }
+  run->count = i;
+  send_msg(d, r->node, &m);
+}
+
+/* ---- transactions ---- */
+
+static void txn_free(struct dtxn *t) {
+  free(t->inval);
+  free(t);
+}
+
+/* Serves r at its head page pg, which has no transaction: grants at once or starts one.
+ * Takes ownership of r. */
+static void start(struct srv_dir *d, struct dpage *pg, struct dreq *r) {
+  struct dtxn *t;
+
+  if (grantable(pg, r)) {
+    grant(d, r);
+    free(r);
+    return;
+  }
+  t = calloc(1, sizeof *t);
+  /* A RECALL to SHARED turns the owner into a sharer when its ack arrives: reserve the slot
+   * now so that the ack can always be applied. */
+  if (t == NULL || (r->op == PROTO_OP_READ_DATA && sharer_reserve(pg, 1) < 0)) {
+    free(t);
+    send_error(d, r, -ENOMEM);
+    free(r);
+    return;
+  }
+  t->req = r;
+  t->recall_node = SRV_NODE_NONE;
+  pg->txn = t;
+  if (pg->owner != SRV_NODE_NONE && pg->owner != r->node) {
+    t->recall_node = pg->owner;
+    t->recall_reqid = next_reqid(d->ctx);
+    send_range(d, t->recall_node, PROTO_OP_RECALL, t->recall_reqid, r->first,
+               r->op == PROTO_OP_READ_DATA ? PROTO_MODE_SHARED : PROTO_MODE_INVALID);
+    return;
+  }
+  advance(d, pg);
+}
+
+/* Starts queued requests while the page has no transaction. */
+static void kick(struct srv_dir *d, struct dpage *pg) {
+  while (pg->txn == NULL && pg->qhead != NULL) {
+    struct dreq *r = pg->qhead;
+    pg->qhead = r->next;
+    if (pg->qhead == NULL)
+      pg->qtail = NULL;
+    r->next = NULL;
+    start(d, pg, r);
+  }
+}
+
+/* Sends INVALIDATE to every sharer but the requester. */
+static int invalidate_others(struct srv_dir *d, struct dpage *pg, struct dtxn *t) {
+  uint32_t i;
+
+  t->inval_started = 1;
+  if (t->req->node == SRV_NODE_NONE || pg->nsharers == 0)
+    return 0; /* nobody to grant to, or nobody to ask */
+  t->inval = malloc(pg->nsharers * sizeof *t->inval);
+  if (t->inval == NULL)
+    return -ENOMEM;
+  for (i = 0; i < pg->nsharers; i++) {
+    struct pending *p;
+    if (pg->sharers[i] == t->req->node)
+      continue;
+    p = &t->inval[t->ninval++];
+    p->node = pg->sharers[i];
+    p->reqid = next_reqid(d->ctx);
+  }
+  /* Sent after the list is complete: send() never re-enters, but keep the state whole. */
+  for (i = 0; i < t->ninval; i++)
+    send_range(d, t->inval[i].node, PROTO_OP_INVALIDATE, t->inval[i].reqid, t->req->first,
+               PROTO_MODE_INVALID);
+  return 0;
+}
+
+/* Moves pg's transaction on after something it waited for happened: next phase, or done.
+ * When done, serves the request (or drops it if its node is gone) and the queue. */
+static void advance(struct srv_dir *d, struct dpage *pg) {
+  struct dtxn *t = pg->txn;
+  struct dreq *r;
+
+  if (t->recall_node != SRV_NODE_NONE)
+    return;
+  if (t->req->op == PROTO_OP_ACQUIRE && !t->inval_started) {
+    if (invalidate_others(d, pg, t) < 0) {
+      pg->txn = NULL;
+      send_error(d, t->req, -ENOMEM);
+      free(t->req);
+      txn_free(t);
+      kick(d, pg);
+      return;
+    }
+  }
+  if (t->ninval > 0)
+    return;
+  pg->txn = NULL;
+  r = t->req;
+  txn_free(t);
+  if (r->node == SRV_NODE_NONE)
+    free(r);
+  else
+    start(d, pg, r); /* grantable by now; start re-checks rather than trusts that */
+  kick(d, pg);
+}
+
+/* ---- public entry points ---- */
+
+struct srv_dir *srv_dir_new(struct srv_dirctx *ctx, int32_t shmid, uint8_t *data,
+                            uint64_t npages) {
+  struct srv_dir *d = calloc(1, sizeof *d);
+
+  if (d == NULL)
+    return NULL;
+  d->ctx = ctx;
+  d->shmid = shmid;
+  d->data = data;
+  d->npages = npages > (uint64_t)UINT32_MAX + 1 ? (uint64_t)UINT32_MAX + 1 : npages;
+  d->nchunks = (d->npages + CHUNK_PAGES - 1) >> CHUNK_SHIFT;
+  d->chunk = calloc(d->nchunks ? (size_t)d->nchunks : 1, sizeof *d->chunk);
+  if (d->chunk == NULL) {
+    free(d);
+    return NULL;
+  }
+  return d;
+}
+
+static void free_queue(struct dreq *r) {
+  while (r != NULL) {
+    struct dreq *next = r->next;
+    free(r);
+    r = next;
+  }
+}
+
+void srv_dir_free(struct srv_dir *d) {
+  uint64_t ci, i, n;
+
+  if (d == NULL)
+    return;
+  for (ci = 0; ci < d->nchunks; ci++) {
+    struct dpage *c = d->chunk[ci];
+    if (c == NULL)
+      continue;
+    n = d->npages - (ci << CHUNK_SHIFT);
+    n = n < CHUNK_PAGES ? n : CHUNK_PAGES;
+    for (i = 0; i < n; i++) {
+      if (c[i].txn != NULL) {
+        free(c[i].txn->req);
+        txn_free(c[i].txn);
+      }
+      free_queue(c[i].qhead);
+      free(c[i].sharers);
+    }
+    free(c);
+  }
+  free(d->chunk);
+  free(d);
+}
+
+static int run_in_range(const struct srv_dir *d, const struct proto_run *run) {
+  return run->count >= 1 && run->count <= PROTO_MAX_RUN && run->first < d->npages &&
+         run->count <= d->npages - run->first;
+}
+
+int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op,
+                    const struct proto_run *run) {
+  struct dpage *pg;
+  struct dreq *r;
+  uint32_t i;
+
+  if (op == PROTO_OP_READ_DATA ? run->mode != PROTO_MODE_SHARED
+                               : op != PROTO_OP_ACQUIRE || run->mode != PROTO_MODE_EXCLUSIVE)
+    return -EINVAL;
+  if (!run_in_range(d, run))
+    return -EINVAL;
+  r = malloc(sizeof *r + run->count * sizeof r->version[0]);
+  if (r == NULL)
+    return -ENOMEM;
+  pg = page_get(d, run->first);
+  if (pg == NULL) {
+    free(r);
+    return -ENOMEM;
+  }
+  r->next = NULL;
+  r->node = node;
+  r->reqid = reqid;
+  r->op = op;
+  r->first = run->first;
+  r->count = run->count;
+  for (i = 0; i < run->count; i++)
+    r->version[i] = run->page[i].version;
+  if (!idle(pg)) {
+    if (pg->qtail != NULL)
+      pg->qtail->next = r;
+    else
+      pg->qhead = r;
+    pg->qtail = r;
+    return 0;
+  }
+  start(d, pg, r);
+  return 0;
+}
+
+int srv_dir_write(struct srv_dir *d, uint32_t node, const struct proto_run *run) {
+  uint32_t i;
+
+  if ((run->mode != PROTO_MODE_SHARED && run->mode != PROTO_MODE_INVALID) ||
+      !run_in_range(d, run))
+    return -EINVAL;
+  for (i = 0; i < run->count; i++)
+    if (!(run->page[i].flags & PROTO_PAGE_DATA) || run->page[i].data == NULL)
+      return -EINVAL;
+  /* Reserve first so that applying cannot fail half-way: a node told SHARED must be
+   * recorded as a sharer, or a later ACQUIRE would not invalidate its copy. */
+  if (run->mode == PROTO_MODE_SHARED)
+    for (i = 0; i < run->count; i++) {
+      struct dpage *pg = page_peek(d, (uint64_t)run->first + i);
+      if (pg != NULL && pg->owner == node && sharer_reserve(pg, 1) < 0)
+        return -ENOMEM;
+    }
+  for (i = 0; i < run->count; i++) {
+    uint64_t idx = (uint64_t)run->first + i;
+    struct dpage *pg = page_peek(d, idx);
+    /* Not the owner: a recall crossed this write-back, whose ack will settle the page. */
+    if (pg == NULL || pg->owner != node)
+      continue;
+    memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
+    pg->owner = SRV_NODE_NONE;
+    if (run->mode == PROTO_MODE_SHARED)
+      (void)sharer_add(pg, node);
+  }
+  return 0;
+}
+
+void srv_dir_recall_ack(struct srv_dir *d, uint32_t node, uint32_t reqid,
+                        const struct proto_run *run) {
+  uint32_t i;
+
+  if (!run_in_range(d, run))
+    return;
+  for (i = 0; i < run->count; i++) {
+    uint64_t idx = (uint64_t)run->first + i;
+    struct dpage *pg = page_peek(d, idx);
+    struct dtxn *t = pg ? pg->txn : NULL;
+    if (t == NULL || t->recall_node != node || t->recall_reqid != reqid)
+      continue;
+    /* Still the owner: it held the page EXCLUSIVE until now and lowered it to the mode we
+     * asked for. Otherwise its write-back already arrived and there is nothing to take. */
+    if (pg->owner == node) {
+      if (run->page[i].flags & PROTO_PAGE_DATA)
+        memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
+      pg->owner = SRV_NODE_NONE;
+      if (t->req->op == PROTO_OP_READ_DATA)
+        (void)sharer_add(pg, node); /* slot reserved when the recall was sent */
+    }
+    t->recall_node = SRV_NODE_NONE;
+    advance(d, pg);
+  }
+}
+
+/* Drops node's pending INVALIDATE_ACK from t if there is one with that reqid (any reqid
+ * when reqid is 0 and any is set). Returns 1 if one was dropped. */
+static int drop_pending(struct dtxn *t, uint32_t node, uint32_t reqid, int any) {
+  uint32_t i;
+  for (i = 0; i < t->ninval; i++)
+    if (t->inval[i].node == node && (any || t->inval[i].reqid == reqid)) {
+      t->inval[i] = t->inval[--t->ninval];
+      return 1;
+    }
+  return 0;
+}
+
+void srv_dir_invalidate_ack(struct srv_dir *d, uint32_t node, uint32_t reqid,
+                            const struct proto_range *range) {
+  uint64_t i;
+
+  if (range->count < 1 || range->first >= d->npages)
+    return;
+  for (i = 0; i < range->count && range->first + i < d->npages; i++) {
+    struct dpage *pg = page_peek(d, range->first + i);
+    if (pg == NULL || pg->txn == NULL || !drop_pending(pg->txn, node, reqid, 0))
+      continue;
+    sharer_del(pg, node);
+    advance(d, pg);
+  }
+}
+
+void srv_dir_forget(struct srv_dir *d, uint32_t node) {
+  uint64_t ci, i, n;
+
+  for (ci = 0; ci < d->nchunks; ci++) {
+    struct dpage *c = d->chunk[ci];
+    if (c == NULL)
+      continue;
+    n = d->npages - (ci << CHUNK_SHIFT);
+    n = n < CHUNK_PAGES ? n : CHUNK_PAGES;
+    for (i = 0; i < n; i++) {
+      struct dpage *pg = &c[i];
+      struct dreq **pp = &pg->qhead, *last = NULL;
+      struct dtxn *t = pg->txn;
+
+      while (*pp != NULL) {
+        struct dreq *r = *pp;
+        if (r->node == node) {
+          *pp = r->next;
+          free(r);
+        } else {
+          last = r;
+          pp = &r->next;
+        }
+      }
+      pg->qtail = last;
+      /* An owner's unsent changes are lost; the stored data stays. */
+      if (pg->owner == node)
+        pg->owner = SRV_NODE_NONE;
+      sharer_del(pg, node);
+      if (t == NULL)
+        continue;
+      if (t->req->node == node)
+        t->req->node = SRV_NODE_NONE;
+      if (t->recall_node == node)
+        t->recall_node = SRV_NODE_NONE; /* as if it had answered without data */
+      while (drop_pending(t, node, 0, 1))
+        ;
+      advance(d, pg);
+    }
+  }
+}
+
+int srv_dir_page_info(const struct srv_dir *d, uint64_t idx, struct srv_dpage_info *out) {
+  const struct dpage *pg;
+  const struct dreq *r;
+
+  if (idx >= d->npages)
+    return -EINVAL;
+  memset(out, 0, sizeof *out);
+  out->version = 1;
+  out->owner = SRV_NODE_NONE;
+  pg = page_peek(d, idx);
+  if (pg == NULL)
+    return 0;
+  out->version = pg->version;
+  out->owner = pg->owner;
+  out->nsharers = pg->nsharers;
+  out->busy = pg->txn != NULL;
+  for (r = pg->qhead; r != NULL; r = r->next)
+    out->queued++;
+  return 0;
+}
+
+int srv_dir_is_sharer(const struct srv_dir *d, uint64_t idx, uint32_t node) {
+  const struct dpage *pg = idx < d->npages ? page_peek(d, idx) : NULL;
+  return pg != NULL && sharer_find(pg, node) >= 0;
+}

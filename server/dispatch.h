@@ -1,0 +1,12 @@
+/* dispatch.h - what the server does with each decoded client message. */
+#ifndef DSHM_SRV_DISPATCH_H
+#define DSHM_SRV_DISPATCH_H
+
+#include "conn.h"
+
+/* Handles one decoded message from c, replying through srv__conn_send. Returns 0, or
+ * -errno when the peer broke the protocol: the caller then closes the connection (why is
+ * set to a static description). Loop thread only. */
+int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why);
+
+#endif

@@ -1,0 +1,311 @@
+/* segments.c - owns SysV shared memory semantics: the id table, shmget/shmat/shmdt/shmctl
+ * checks and their errno order, as Linux ipc/shm.c and ipc/util.c implement them. */
+#include "segments.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <time.h>
+
+#include "log.h"
+
+#ifndef IPC_64
+#define IPC_64 0x0100
+#endif
+
+#define S_IRUGO 0444
+#define S_IWUGO 0222
+#define S_IRWXUGO 0777
+
+int srv_segtab_init(struct srv_segtab *t, const struct srv_limits *lim,
+                    struct srv_dirctx *dirctx) {
+  memset(t, 0, sizeof *t);
+  if (lim->shmmni > SRV_IPCMNI)
+    return -EINVAL;
+  t->lim = *lim;
+  t->dirctx = dirctx;
+  /* At least one slot so that a zero SHMMNI (nothing may be created) needs no special case. */
+  t->nslots = lim->shmmni ? (uint32_t)lim->shmmni : 1;
+  t->slot = calloc(t->nslots, sizeof *t->slot);
+  if (t->slot == NULL)
+    return -ENOMEM;
+  t->last_idx = -1;
+  return 0;
+}
+
+static void seg_destroy(struct srv_segtab *t, struct srv_seg *s) {
+  uint32_t idx = (uint32_t)s->shm_id % SRV_IPCMNI;
+
+  SRV_VLOG("segment %d destroyed", s->shm_id);
+  t->slot[idx] = NULL;
+  t->in_use--;
+  t->shm_tot -= s->npages;
+  srv_dir_free(s->dir);
+  srv_store_fini(&s->store);
+  free(s);
+}
+
+void srv_segtab_fini(struct srv_segtab *t) {
+  uint32_t i;
+
+  for (i = 0; t->slot != NULL && i < t->nslots; i++)
+    if (t->slot[i] != NULL)
+      seg_destroy(t, t->slot[i]);
+  free(t->slot);
+  t->slot = NULL;
+}
+
+struct srv_seg *srv_seg_lookup(const struct srv_segtab *t, int32_t shmid) {
+  uint32_t idx;
+  struct srv_seg *s;
+
+  if (shmid < 0)
+    return NULL;
+  idx = (uint32_t)shmid % SRV_IPCMNI;
+  if (idx >= t->nslots)
+    return NULL;
+  s = t->slot[idx];
+  /* The seq part of the id must match too: a stale id of a reused index is not this one. */
+  return s != NULL && s->shm_id == shmid ? s : NULL;
+}
+
+static int in_group(const struct srv_cred *c, uint32_t gid) {
+  uint32_t i;
+  if (c->gid == gid)
+    return 1;
+  for (i = 0; i < c->ngroups; i++)
+    if (c->groups[i] == gid)
+      return 1;
+  return 0;
+}
+
+/* ipcperms(): flag's rwx bits in any of the three classes request that access; the caller's
+ * class (owner/creator, then group, then other) decides what is granted; root bypasses. */
+static int ipcperms(const struct srv_seg *s, const struct srv_cred *c, int flag) {
+  uint32_t requested = ((uint32_t)flag >> 6 | (uint32_t)flag >> 3 | (uint32_t)flag) & 7;
+  uint32_t granted = s->shm_perm.mode;
+
+  if (c->uid == s->shm_perm.cuid || c->uid == s->shm_perm.uid)
+    granted >>= 6;
+  else if (in_group(c, s->shm_perm.cgid) || in_group(c, s->shm_perm.gid))
+    granted >>= 3;
+  if ((requested & ~granted & 7) != 0 && c->uid != 0)
+    return -EACCES;
+  return 0;
+}
+
+/* IPC_SET and IPC_RMID: owner, creator or root. */
+static int may_change(const struct srv_seg *s, const struct srv_cred *c) {
+  return c->uid == s->shm_perm.cuid || c->uid == s->shm_perm.uid || c->uid == 0;
+}
+
+static struct srv_seg *find_key(const struct srv_segtab *t, int32_t key) {
+  uint32_t i;
+  for (i = 0; i < t->nslots; i++)
+    if (t->slot[i] != NULL && t->slot[i]->shm_perm.key == key)
+      return t->slot[i];
+  return NULL;
+}
+
+/* newseg(): size limits, page rounding, SHMALL, SHMMNI, then the allocations. */
+static int seg_new(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uint64_t size,
+                   int32_t shmflg) {
+  uint64_t npages;
+  struct srv_seg *s;
+  uint32_t idx;
+  int err;
+
+  if (size < t->lim.shmmin || size > t->lim.shmmax)
+    return -EINVAL;
+  npages = size / PROTO_PAGE_SIZE + (size % PROTO_PAGE_SIZE != 0);
+  if (npages > UINT64_MAX / PROTO_PAGE_SIZE) /* only with a raised SHMMAX: as the kernel */
+    return -ENOSPC;
+  if (t->shm_tot + npages < t->shm_tot || t->shm_tot + npages > t->lim.shmall)
+    return -ENOSPC;
+  if (t->in_use >= t->lim.shmmni)
+    return -ENOSPC;
+  for (idx = 0; t->slot[idx] != NULL; idx++) /* in_use < shmmni: a free slot exists */
+    ;
+  s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return -ENOMEM;
+  err = srv_store_init(&s->store, npages);
+  if (err < 0)
+    goto fail_seg;
+  /* The kernel's id: the index plus a sequence number that moves on whenever an index at or
+   * below the last one is handed out, so that a freed id is not reused soon. */
+  if ((int64_t)idx <= t->last_idx && ++t->seq > SRV_SEQ_MAX)
+    t->seq = 0;
+  s->shm_id = (int32_t)(t->seq * SRV_IPCMNI + idx);
+  s->dir = srv_dir_new(t->dirctx, s->shm_id, s->store.base, npages);
+  if (s->dir == NULL) {
+    err = -ENOMEM;
+    goto fail_store;
+  }
+  t->last_idx = idx;
+  s->shm_perm.key = key;
+  s->shm_perm.uid = s->shm_perm.cuid = c->uid;
+  s->shm_perm.gid = s->shm_perm.cgid = c->gid;
+  s->shm_perm.mode = (uint32_t)shmflg & S_IRWXUGO;
+  s->shm_perm.seq = t->seq;
+  s->shm_segsz = size;
+  s->shm_ctime = time(NULL);
+  s->shm_cpid = c->pid;
+  s->npages = npages;
+  t->slot[idx] = s;
+  t->in_use++;
+  t->shm_tot += npages;
+  SRV_VLOG("segment %d created: key %#x, %llu bytes, mode %03o, uid %u", s->shm_id,
+           (unsigned)key, (unsigned long long)size, s->shm_perm.mode, c->uid);
+  return s->shm_id;
+
+fail_store:
+  srv_store_fini(&s->store);
+fail_seg:
+  free(s);
+  return err;
+}
+
+int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uint64_t size,
+                int32_t shmflg) {
+  struct srv_seg *s;
+
+  if (key == IPC_PRIVATE)
+    return seg_new(t, c, key, size, shmflg);
+  s = find_key(t, key);
+  if (s == NULL)
+    return (shmflg & IPC_CREAT) ? seg_new(t, c, key, size, shmflg) : -ENOENT;
+  /* ipcget_public(): EEXIST, then shm_more_checks (size), then ipcperms. */
+  if ((shmflg & IPC_CREAT) && (shmflg & IPC_EXCL))
+    return -EEXIST;
+  if (s->shm_segsz < size)
+    return -EINVAL;
+  if (ipcperms(s, c, shmflg) < 0)
+    return -EACCES;
+  return s->shm_id;
+}
+
+int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
+                   int32_t shmflg, struct srv_seg **out) {
+  struct srv_seg *s = srv_seg_lookup(t, shmid);
+
+  /* Linux lets a process attach a segment already marked SHM_DEST; so do we. */
+  if (s == NULL)
+    return -EINVAL;
+  if (ipcperms(s, c, (shmflg & SHM_RDONLY) ? S_IRUGO : S_IRUGO | S_IWUGO) < 0)
+    return -EACCES;
+  s->shm_nattch++;
+  s->shm_atime = time(NULL);
+  s->shm_lpid = c->pid;
+  *out = s;
+  return 0;
+}
+
+int srv_seg_may_destroy(const struct srv_seg *s) {
+  return s->shm_nattch == 0 && (s->shm_perm.mode & SRV_SHM_DEST) != 0;
+}
+
+void srv__seg_detach(struct srv_segtab *t, struct srv_seg *s, uint32_t pid) {
+  s->shm_lpid = pid;
+  s->shm_dtime = time(NULL);
+  s->shm_nattch--;
+  if (srv_seg_may_destroy(s))
+    seg_destroy(t, s);
+}
+
+/* ---- shmctl commands: one function each, dispatched from SRV_SHMCTL_CMDS ---- */
+
+static int ctl_stat(struct srv_segtab *t, const struct srv_cred *c,
+                    const struct proto_shmctl *req, struct proto_shmctl_reply *out) {
+  struct srv_seg *s = srv_seg_lookup(t, req->shmid);
+  struct proto_ds *ds = &out->ds;
+
+  if (s == NULL)
+    return -EINVAL;
+  if (ipcperms(s, c, S_IRUGO) < 0)
+    return -EACCES;
+  ds->key = s->shm_perm.key;
+  ds->uid = s->shm_perm.uid;
+  ds->gid = s->shm_perm.gid;
+  ds->cuid = s->shm_perm.cuid;
+  ds->cgid = s->shm_perm.cgid;
+  ds->mode = s->shm_perm.mode;
+  ds->seq = s->shm_perm.seq;
+  ds->segsz = s->shm_segsz;
+  ds->atime = s->shm_atime;
+  ds->dtime = s->shm_dtime;
+  ds->ctime = s->shm_ctime;
+  ds->cpid = s->shm_cpid;
+  ds->lpid = s->shm_lpid;
+  ds->nattch = s->shm_nattch;
+  return 0;
+}
+
+static int ctl_set(struct srv_segtab *t, const struct srv_cred *c,
+                   const struct proto_shmctl *req, struct proto_shmctl_reply *out) {
+  struct srv_seg *s = srv_seg_lookup(t, req->shmid);
+
+  (void)out;
+  if (s == NULL)
+    return -EINVAL;
+  if (!may_change(s, c))
+    return -EPERM;
+  /* ipc_update_perm(): (uid_t)-1 and (gid_t)-1 are not valid ids. */
+  if (req->uid == UINT32_MAX || req->gid == UINT32_MAX)
+    return -EINVAL;
+  s->shm_perm.uid = req->uid;
+  s->shm_perm.gid = req->gid;
+  s->shm_perm.mode = (s->shm_perm.mode & ~(uint32_t)S_IRWXUGO) | (req->mode & S_IRWXUGO);
+  s->shm_ctime = time(NULL);
+  return 0;
+}
+
+static int ctl_rmid(struct srv_segtab *t, const struct srv_cred *c,
+                    const struct proto_shmctl *req, struct proto_shmctl_reply *out) {
+  struct srv_seg *s = srv_seg_lookup(t, req->shmid);
+
+  (void)out;
+  if (s == NULL)
+    return -EINVAL;
+  if (!may_change(s, c))
+    return -EPERM;
+  /* do_shm_rmid(): the key is freed at once, the memory when the last user detaches. */
+  s->shm_perm.mode |= SRV_SHM_DEST;
+  s->shm_perm.key = IPC_PRIVATE;
+  SRV_VLOG("segment %d removed by uid %u (nattch %llu)", s->shm_id, c->uid,
+           (unsigned long long)s->shm_nattch);
+  if (srv_seg_may_destroy(s))
+    seg_destroy(t, s);
+  return 0;
+}
+
+/* X(cmd, handler): IPC_INFO, SHM_INFO, SHM_STAT, SHM_LOCK ... drop in here. */
+#define SRV_SHMCTL_CMDS(X) \
+  X(IPC_RMID, ctl_rmid)    \
+  X(IPC_SET, ctl_set)      \
+  X(IPC_STAT, ctl_stat)
+
+int srv_seg_ctl(struct srv_segtab *t, const struct srv_cred *c, const struct proto_shmctl *req,
+                struct proto_shmctl_reply *out) {
+  int cmd = req->cmd & ~IPC_64; /* glibc adds IPC_64; the layout is ours either way */
+  int ret;
+
+  memset(out, 0, sizeof *out);
+  if (req->cmd < 0 || req->shmid < 0)
+    return -EINVAL;
+  switch (cmd) {
+#define SRV__CTL_CASE(name, fn) \
+  case name:                    \
+    ret = fn(t, c, req, out);   \
+    break;
+    SRV_SHMCTL_CMDS(SRV__CTL_CASE)
+#undef SRV__CTL_CASE
+  default:
+    return -EINVAL;
+  }
+  if (ret >= 0)
+    out->ret = ret;
+  return ret;
+}

@@ -1,0 +1,99 @@
+/* segments.h - the SysV segment table: keys, ids, permissions, nattch, deferred destroy. */
+#ifndef DSHM_SRV_SEGMENTS_H
+#define DSHM_SRV_SEGMENTS_H
+
+#include <stdint.h>
+
+#include "directory.h"
+#include "proto.h"
+#include "store.h"
+
+#define SRV_IPCMNI     32768u  /* ids per table, as the kernel's IPCMNI */
+#define SRV_SEQ_MAX    65535u  /* INT_MAX / IPCMNI: ids stay non-negative ints */
+#define SRV_SHM_DEST   01000u  /* mode bit Linux shows in IPC_STAT after IPC_RMID */
+#define SRV_SHM_LOCKED 02000u
+
+/* Linux defaults (include/uapi/linux/shm.h): effectively unlimited size, 4096 ids. */
+#define SRV_SHMMAX_DEFAULT (UINT64_C(0xffffffffffffffff) - (UINT64_C(1) << 24))
+#define SRV_SHMALL_DEFAULT SRV_SHMMAX_DEFAULT
+#define SRV_SHMMNI_DEFAULT 4096u
+#define SRV_SHMMIN         1u
+
+struct srv_limits {
+  uint64_t shmmax;   /* bytes */
+  uint64_t shmmin;   /* bytes */
+  uint64_t shmall;   /* pages, all segments together */
+  uint64_t shmmni;   /* segments, <= SRV_IPCMNI */
+};
+
+/* Who is asking: the cred of the request plus the groups claimed in HELLO. */
+struct srv_cred {
+  uint32_t pid;
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t ngroups;
+  const uint32_t *groups;
+};
+
+struct srv_ipc_perm {
+  int32_t key;
+  uint32_t uid, gid, cuid, cgid;
+  uint32_t mode;     /* low 9 bits + SRV_SHM_DEST */
+  uint32_t seq;
+};
+
+struct srv_seg {
+  int32_t shm_id;
+  struct srv_ipc_perm shm_perm;
+  uint64_t shm_segsz;  /* exactly as asked */
+  int64_t shm_atime, shm_dtime, shm_ctime;
+  uint32_t shm_cpid, shm_lpid;
+  uint64_t shm_nattch;
+  uint64_t npages;     /* storage, rounded up */
+  struct srv_store store;
+  struct srv_dir *dir;
+};
+
+struct srv_segtab {
+  struct srv_limits lim;
+  struct srv_dirctx *dirctx;
+  struct srv_seg **slot;  /* lim.shmmni entries, indexed by id % SRV_IPCMNI */
+  uint32_t nslots;
+  uint32_t in_use;
+  int64_t last_idx;       /* like the kernel: seq moves on when an index is reused */
+  uint32_t seq;
+  uint64_t shm_tot;       /* pages in use */
+};
+
+/* All functions: loop thread only; return >= 0 or -errno as the kernel would. */
+
+int srv_segtab_init(struct srv_segtab *t, const struct srv_limits *lim,
+                    struct srv_dirctx *dirctx);
+
+/* Destroys every segment, attached or not (shutdown). */
+void srv_segtab_fini(struct srv_segtab *t);
+
+/* shmget(key, size, shmflg): the shmid. */
+int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uint64_t size,
+                int32_t shmflg);
+
+/* shmat's checks and accounting: nattch++, atime, lpid. *out is the segment. */
+int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
+                   int32_t shmflg, struct srv_seg **out);
+
+/* shmdt's accounting: nattch--, dtime, lpid; destroys the segment if srv_seg_may_destroy.
+ * Only srv_att_detach() calls this, so that every detach path is the same. */
+void srv__seg_detach(struct srv_segtab *t, struct srv_seg *s, uint32_t pid);
+
+/* The one deferred-destroy predicate. */
+int srv_seg_may_destroy(const struct srv_seg *s);
+
+/* shmctl(shmid, cmd, ...): fills *out (ret, ds, info) and returns ret. cmd may carry
+ * IPC_64. Unsupported commands: -EINVAL. */
+int srv_seg_ctl(struct srv_segtab *t, const struct srv_cred *c, const struct proto_shmctl *req,
+                struct proto_shmctl_reply *out);
+
+/* The live segment with this id, or NULL. */
+struct srv_seg *srv_seg_lookup(const struct srv_segtab *t, int32_t shmid);
+
+#endif

@@ -1,0 +1,183 @@
+/* server.c - owns the server object: listener, signals, the node table and shutdown. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+
+/* The directory's transport: node id -> connection. */
+static int dir_send(void *opaque, uint32_t node, struct proto_msg *m) {
+  struct srv_server *s = opaque;
+  struct srv_conn *c = node < s->cfg->max_conns ? s->conns[node] : NULL;
+
+  if (c == NULL)
+    return -ENOTCONN;
+  SRV_VLOG("node %u: <- %s%s reqid %u", node, proto_op_name(m->h.opcode),
+           (m->h.flags & PROTO_F_REPLY) ? " reply" : "", m->h.reqid);
+  return srv__conn_send(c, m);
+}
+
+static const struct srv_dir_ops dir_ops = {.send = dir_send};
+
+int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_config *cfg) {
+  int err;
+
+  memset(s, 0, sizeof *s);
+  s->loop = loop;
+  s->cfg = cfg;
+  s->dirctx.ops = &dir_ops;
+  s->dirctx.opaque = s;
+  s->conns = calloc(cfg->max_conns, sizeof *s->conns);
+  if (s->conns == NULL)
+    return -ENOMEM;
+  err = srv_segtab_init(&s->segs, &cfg->lim, &s->dirctx);
+  if (err < 0) {
+    free(s->conns);
+    s->conns = NULL;
+  }
+  return err;
+}
+
+int srv__server_add_conn(struct srv_server *s, struct srv_conn *c) {
+  uint32_t i;
+
+  for (i = 0; i < s->cfg->max_conns; i++)
+    if (s->conns[i] == NULL) {
+      s->conns[i] = c;
+      s->nconns++;
+      return (int)i;
+    }
+  return -EMFILE;
+}
+
+void srv__server_del_conn(struct srv_server *s, uint32_t node) {
+  if (node < s->cfg->max_conns && s->conns[node] != NULL) {
+    s->conns[node] = NULL;
+    s->nconns--;
+  }
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  struct srv_server *s = listener->data;
+
+  if (status < 0) {
+    srv_log("listen: %s", uv_strerror(status));
+    return;
+  }
+  if (!s->stopping)
+    srv_conn_accept(s);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  struct srv_server *s = h->data;
+
+  srv_log("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  srv_server_stop(s);
+}
+
+/* The handles are embedded in the server, which outlives the loop: nothing to free. */
+static void on_handle_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+void srv_server_stop(struct srv_server *s) {
+  uint32_t i;
+
+  if (s->stopping)
+    return;
+  s->stopping = 1;
+  uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+  uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
+  uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
+  for (i = 0; i < s->cfg->max_conns; i++)
+    if (s->conns[i] != NULL)
+      srv__conn_close(s->conns[i], "server shutting down");
+}
+
+static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+    return 0;
+  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+    return 0;
+  return -EINVAL;
+}
+
+/* Prints the line the tests and scripts wait for, with the port actually bound. */
+static int announce(struct srv_server *s) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss, err;
+  char name[64];
+  int port;
+
+  err = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+  if (err < 0)
+    return err;
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    uv_ip6_name(a, name, sizeof name);
+    port = ntohs(a->sin6_port);
+    printf("dshm-server: listening on [%s]:%d\n", name, port);
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    uv_ip4_name(a, name, sizeof name);
+    port = ntohs(a->sin_port);
+    printf("dshm-server: listening on %s:%d\n", name, port);
+  }
+  fflush(stdout);
+  return 0;
+}
+
+int srv_server_start(struct srv_server *s) {
+  struct sockaddr_storage ss;
+  int err;
+
+  if (resolve(s->cfg->bind, s->cfg->port, &ss) < 0) {
+    srv_log("cannot parse bind address '%s'", s->cfg->bind);
+    return -EINVAL;
+  }
+  /* Once all three handles exist, stop closes them all; before that, unwind by hand. */
+  err = uv_tcp_init(s->loop, &s->listener);
+  if (err < 0)
+    goto fail;
+  err = uv_signal_init(s->loop, &s->sigint);
+  if (err < 0)
+    goto fail_listener;
+  err = uv_signal_init(s->loop, &s->sigterm);
+  if (err < 0)
+    goto fail_sigint;
+  s->listener.data = s->sigint.data = s->sigterm.data = s;
+  err = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+  if (err == 0)
+    err = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+  if (err == 0)
+    err = uv_signal_start(&s->sigint, on_signal, SIGINT);
+  if (err == 0)
+    err = uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  if (err == 0)
+    err = announce(s);
+  if (err < 0) {
+    srv_log("cannot listen on %s:%d: %s", s->cfg->bind, s->cfg->port, uv_strerror(err));
+    srv_server_stop(s);
+    return err;
+  }
+  return 0;
+
+fail_sigint:
+  uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
+fail_listener:
+  uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+fail:
+  srv_log("init: %s", uv_strerror(err));
+  s->stopping = 1;
+  return err;
+}
+
+void srv_server_fini(struct srv_server *s) {
+  srv_segtab_fini(&s->segs);
+  free(s->conns);
+  s->conns = NULL;
+}

@@ -1,0 +1,45 @@
+/* server.h - the server object: loop, listener, signals, connection table, segment table. */
+#ifndef DSHM_SRV_SERVER_H
+#define DSHM_SRV_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "directory.h"
+#include "segments.h"
+
+struct srv_conn;
+
+struct srv_server {
+  uv_loop_t *loop;
+  const struct srv_config *cfg;
+  uv_tcp_t listener;
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+  struct srv_conn **conns;  /* cfg->max_conns slots; the index is the node id */
+  uint32_t nconns;
+  struct srv_segtab segs;
+  struct srv_dirctx dirctx;
+  int stopping;
+};
+
+/* Sets up the tables; nothing is opened yet. Returns 0 or -errno. */
+int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_config *cfg);
+
+/* Binds, listens, installs the signal handlers and prints the "listening on" line to
+ * stdout. Returns 0 or -errno (a message is logged). */
+int srv_server_start(struct srv_server *s);
+
+/* Stops accepting and closes every connection and handle; uv_run then returns. Idempotent.
+ * Loop thread only. */
+void srv_server_stop(struct srv_server *s);
+
+/* Frees what is left (segments, tables) after uv_run has returned. */
+void srv_server_fini(struct srv_server *s);
+
+/* Registers a connection in the first free slot: its node id, or -EMFILE when full. */
+int srv__server_add_conn(struct srv_server *s, struct srv_conn *c);
+void srv__server_del_conn(struct srv_server *s, uint32_t node);
+
+#endif

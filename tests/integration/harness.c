@@ -1,0 +1,211 @@
+/* harness.c - process plumbing for the integration tests: server start/stop, preloaded runs. */
+#include "harness.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Sanitizer runtimes: the preloaded shim shares the program's SIGSEGV, so ASan must leave
+ * that signal alone; the server must exit leak-free. Harmless in the release build. */
+#define CLIENT_ASAN "verify_asan_link_order=0:handle_segv=0:allow_user_segv_handler=1:detect_leaks=0"
+#define SERVER_ASAN "detect_leaks=1"
+
+static const char *need_env(const char *name) {
+  const char *v = getenv(name);
+  ck_assert_msg(v != NULL && *v, "%s is not set (run the tests through meson)", name);
+  return v;
+}
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static int pidfd_of(pid_t pid) {
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  ck_assert_msg(fd >= 0, "pidfd_open: %s", strerror(errno));
+  return fd;
+}
+
+/* Reads one line (without the newline) from fd within the deadline; 0 on success. */
+static int read_line(int fd, char *buf, size_t cap, long deadline) {
+  size_t n = 0;
+  for (;;) {
+    struct pollfd pfd = {fd, POLLIN, 0};
+    long left = deadline - now_ms();
+    char c;
+    if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+      return -1;
+    ssize_t r = read(fd, &c, 1);
+    if (r <= 0)
+      return -1;
+    if (c == '\n') {
+      buf[n] = '\0';
+      return 0;
+    }
+    if (n + 1 < cap)
+      buf[n++] = c;
+  }
+}
+
+void h_server_start(struct h_server *s) {
+  const char *bin = need_env("DSHM_TEST_SERVER");
+  int out[2];
+  char line[256];
+
+  ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+  s->pid = fork();
+  ck_assert_int_ge(s->pid, 0);
+  if (s->pid == 0) {
+    /* A failed assertion ends the test process without teardown: take the server along. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(out[1], STDOUT_FILENO);
+    setenv("ASAN_OPTIONS", SERVER_ASAN, 1);
+    execl(bin, bin, "--port", "0", (char *)NULL);
+    _exit(127);
+  }
+  close(out[1]);
+  ck_assert_msg(read_line(out[0], line, sizeof line, now_ms() + 15000) == 0,
+                "dshm-server did not report its address");
+  close(out[0]);
+  ck_assert_msg(sscanf(line, "dshm-server: listening on 127.0.0.1:%d", &s->port) == 1,
+                "unexpected first line from dshm-server: %s", line);
+  ck_assert_int_gt(s->port, 0);
+  snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", s->port);
+}
+
+/* Waits for pid within timeout_ms; returns 0 and the status, or -1 on timeout. */
+static int wait_pid(pid_t pid, int *status, int timeout_ms) {
+  int pfd = pidfd_of(pid);
+  struct pollfd p = {pfd, POLLIN, 0};
+  int rc = poll(&p, 1, timeout_ms);
+  close(pfd);
+  if (rc <= 0)
+    return -1;
+  ck_assert_int_eq(waitpid(pid, status, 0), pid);
+  return 0;
+}
+
+void h_server_stop(struct h_server *s) {
+  int status;
+  ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
+  if (wait_pid(s->pid, &status, 20000) != 0) {
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+    ck_abort_msg("dshm-server did not exit within 20 s of SIGTERM");
+  }
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "dshm-server exit status %#x after SIGTERM", status);
+}
+
+void h_spawn_addr(struct h_proc *p, const char *dshm_server, char *const argv[]) {
+  const char *tool = need_env("DSHM_TEST_SHMTOOL");
+  const char *shim = dshm_server ? need_env("DSHM_TEST_PRELOAD") : NULL;
+  int out[2], err[2];
+  char *args[32];
+  int n = 0;
+
+  args[n++] = (char *)tool;
+  for (int i = 1; argv[i] != NULL && n < 31; i++)
+    args[n++] = argv[i];
+  args[n] = NULL;
+  ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+  ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+  p->pid = fork();
+  ck_assert_int_ge(p->pid, 0);
+  if (p->pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(err[1], STDERR_FILENO);
+    setenv("ASAN_OPTIONS", CLIENT_ASAN, 1);
+    if (dshm_server) {
+      setenv("LD_PRELOAD", shim, 1);
+      setenv("DSHM_SERVER", dshm_server, 1);
+    } else {
+      unsetenv("LD_PRELOAD");
+    }
+    execv(tool, args);
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  p->out_fd = out[0];
+  p->err_fd = err[0];
+}
+
+void h_spawn(struct h_proc *p, const struct h_server *server, char *const argv[]) {
+  h_spawn_addr(p, server ? server->addr : NULL, argv);
+}
+
+void h_expect_line(struct h_proc *p, const char *want, int timeout_ms) {
+  char line[512];
+  ck_assert_msg(read_line(p->out_fd, line, sizeof line, now_ms() + timeout_ms) == 0,
+                "no line from pid %d within %d ms (wanted \"%s\")", (int)p->pid, timeout_ms, want);
+  ck_assert_str_eq(line, want);
+}
+
+static void drain(int fd, char *buf, size_t *len, size_t cap, int *open_) {
+  char tmp[4096];
+  ssize_t r = read(fd, tmp, sizeof tmp);
+  if (r <= 0) {
+    *open_ = 0;
+    return;
+  }
+  size_t take = (size_t)r < cap - 1 - *len ? (size_t)r : cap - 1 - *len;
+  memcpy(buf + *len, tmp, take);
+  *len += take;
+  buf[*len] = '\0';
+}
+
+void h_wait(struct h_proc *p, struct h_result *r, int timeout_ms) {
+  long deadline = now_ms() + timeout_ms;
+  size_t olen = 0, elen = 0;
+  int oopen = 1, eopen = 1;
+
+  r->out[0] = r->err[0] = '\0';
+  while (oopen || eopen) {
+    struct pollfd pfd[2] = {{oopen ? p->out_fd : -1, POLLIN, 0},
+                            {eopen ? p->err_fd : -1, POLLIN, 0}};
+    long left = deadline - now_ms();
+    if (left <= 0 || poll(pfd, 2, (int)left) <= 0)
+      break;
+    if (pfd[0].revents)
+      drain(p->out_fd, r->out, &olen, sizeof r->out, &oopen);
+    if (pfd[1].revents)
+      drain(p->err_fd, r->err, &elen, sizeof r->err, &eopen);
+  }
+  close(p->out_fd);
+  close(p->err_fd);
+  long left = deadline - now_ms();
+  if (wait_pid(p->pid, &r->status, left > 0 ? (int)left : 0) != 0) {
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &r->status, 0);
+    ck_abort_msg("pid %d did not finish within %d ms; stdout: %s stderr: %s", (int)p->pid,
+                 timeout_ms, r->out, r->err);
+  }
+}
+
+void h_run_ok(const struct h_server *server, char *const argv[], struct h_result *r) {
+  struct h_proc p;
+  h_spawn(&p, server, argv);
+  h_wait(&p, r, 60000);
+  ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
+                "shmtool %s exited with status %#x; stdout: %s stderr: %s", argv[1],
+                r->status, r->out, r->err);
+}
+
+int h_unique_key(void) {
+  static int counter;
+  return 0x5D000000 | (getpid() & 0xFFFF) << 8 | (++counter & 0xFF);
+}

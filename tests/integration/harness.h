@@ -1,0 +1,54 @@
+/* harness.h - starts a real dshm-server and runs real programs under LD_PRELOAD for tests. */
+#ifndef DSHM_TEST_HARNESS_H
+#define DSHM_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct h_server {
+  pid_t pid;
+  int port;
+  char addr[64]; /* "127.0.0.1:PORT", the value for DSHM_SERVER */
+};
+
+/* A child process with its stdout (and stderr) captured through pipes. */
+struct h_proc {
+  pid_t pid;
+  int out_fd;
+  int err_fd;
+};
+
+struct h_result {
+  int status;      /* as from waitpid */
+  char out[8192];  /* captured stdout, NUL-terminated (truncated if longer) */
+  char err[8192];  /* captured stderr */
+};
+
+/* Starts build/server/dshm-server --port 0 and waits for its "listening on" line.
+ * Fails the current test on error. */
+void h_server_start(struct h_server *s);
+
+/* SIGTERM, then waits (bounded) and asserts a clean exit 0 (in the sanitizer build this
+ * also means LeakSanitizer found no leak in the server). */
+void h_server_stop(struct h_server *s);
+
+/* Runs the test program shmtool (argv[0] is ignored, argv is NULL-terminated) natively
+ * (server == NULL) or preloaded with the shim and DSHM_SERVER pointing at server. */
+void h_spawn(struct h_proc *p, const struct h_server *server, char *const argv[]);
+
+/* Like h_spawn with an explicit DSHM_SERVER value (may be an unreachable address). */
+void h_spawn_addr(struct h_proc *p, const char *dshm_server, char *const argv[]);
+
+/* Reads one line from the child's stdout (bounded by timeout_ms); asserts it equals want. */
+void h_expect_line(struct h_proc *p, const char *want, int timeout_ms);
+
+/* Collects output and waits for the child, at most timeout_ms, then kills it and fails. */
+void h_wait(struct h_proc *p, struct h_result *r, int timeout_ms);
+
+/* Runs to completion and asserts exit status 0; returns the result for output checks. */
+void h_run_ok(const struct h_server *server, char *const argv[], struct h_result *r);
+
+/* A SysV key unlikely to collide with other tests or other runs. */
+int h_unique_key(void);
+
+#endif

@@ -1,0 +1,552 @@
+/* test_proto.c - every message round-trips; every malformed frame is rejected in bounds. */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static uint8_t frame[PROTO_MAX_FRAME];
+
+/* Decodes a frame from a heap copy of exactly its size, so the sanitizer build catches
+ * any read past what the decoder was given. The copy stays alive until the next call so
+ * decoded data pointers remain usable. Returns proto_frame's or proto_decode's error,
+ * -EAGAIN for "need more" and -E2BIG when the header announces a different size. */
+static uint8_t *held;
+
+static int decode_exact(const uint8_t *buf, size_t len, struct proto_msg *out) {
+  ssize_t n;
+
+  free(held);
+  held = malloc(len ? len : 1);
+  ck_assert_ptr_nonnull(held);
+  memcpy(held, buf, len);
+  n = proto_frame(held, len, &out->h);
+  if (n < 0)
+    return (int)n;
+  if (n == 0)
+    return -EAGAIN;
+  if ((size_t)n != len)
+    return -E2BIG;
+  return proto_decode(out, held + PROTO_HDR_SIZE, len - PROTO_HDR_SIZE);
+}
+
+static size_t encode_ok(struct proto_msg *m) {
+  ssize_t n = proto_encode(frame, sizeof frame, m);
+  ck_assert_int_gt(n, 0);
+  ck_assert_int_eq(n, proto_encoded_size(m));
+  return (size_t)n;
+}
+
+static struct proto_msg msg(uint8_t op, uint16_t flags) {
+  struct proto_msg m;
+  memset(&m, 0, sizeof m);
+  m.h.opcode = op;
+  m.h.flags = flags;
+  m.h.reqid = 0xA1B2C3D4u;
+  return m;
+}
+
+START_TEST(test_byte_order) {
+  uint8_t b[8];
+  proto_put_u32(b, 0x01020304u);
+  ck_assert_int_eq(b[0], 1);
+  ck_assert_int_eq(b[3], 4);
+  proto_put_u64(b, 0x0102030405060708ull);
+  ck_assert_int_eq(b[0], 1);
+  ck_assert_int_eq(b[7], 8);
+  ck_assert_uint_eq(proto_get_u64(b), 0x0102030405060708ull);
+  proto_put_u16(b, 0xBEEF);
+  ck_assert_uint_eq(proto_get_u16(b), 0xBEEF);
+}
+END_TEST
+
+START_TEST(test_hello_roundtrip) {
+  struct proto_msg m = msg(PROTO_OP_HELLO, 0), d;
+  size_t n;
+  m.u.hello.pid = 1234;
+  m.u.hello.uid = 1000;
+  m.u.hello.gid = 100;
+  m.u.hello.ngroups = 3;
+  m.u.hello.groups[0] = 4;
+  m.u.hello.groups[1] = 27;
+  m.u.hello.groups[2] = 0xFFFFFFFEu;
+  m.u.hello.name_len = 5;
+  memcpy(m.u.hello.name, "hostA", 5);
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 20 + 12 + 5);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.h.reqid, 0xA1B2C3D4u);
+  ck_assert_uint_eq(d.u.hello.pid, 1234);
+  ck_assert_uint_eq(d.u.hello.uid, 1000);
+  ck_assert_uint_eq(d.u.hello.gid, 100);
+  ck_assert_uint_eq(d.u.hello.ngroups, 3);
+  ck_assert_uint_eq(d.u.hello.groups[2], 0xFFFFFFFEu);
+  ck_assert_str_eq(d.u.hello.name, "hostA");
+
+  m = msg(PROTO_OP_HELLO, PROTO_F_REPLY);
+  m.u.hello_reply.node = 7;
+  m.u.hello_reply.page_size = PROTO_PAGE_SIZE;
+  m.u.hello_reply.max_run = PROTO_MAX_RUN;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.hello_reply.node, 7);
+  ck_assert_uint_eq(d.u.hello_reply.page_size, PROTO_PAGE_SIZE);
+  ck_assert_uint_eq(d.u.hello_reply.max_run, PROTO_MAX_RUN);
+}
+END_TEST
+
+START_TEST(test_sysv_roundtrip) {
+  struct proto_msg m, d;
+  struct proto_cred cred = {42, 1001, 1002};
+  size_t n;
+
+  m = msg(PROTO_OP_CREATE_SEGMENT, 0);
+  m.u.create.cred = cred;
+  m.u.create.key = -5;
+  m.u.create.size = 0x123456789ull;
+  m.u.create.shmflg = 01000 | 0640;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.create.cred.pid, 42);
+  ck_assert_uint_eq(d.u.create.cred.uid, 1001);
+  ck_assert_uint_eq(d.u.create.cred.gid, 1002);
+  ck_assert_int_eq(d.u.create.key, -5);
+  ck_assert_uint_eq(d.u.create.size, 0x123456789ull);
+  ck_assert_int_eq(d.u.create.shmflg, 01000 | 0640);
+
+  m = msg(PROTO_OP_CREATE_SEGMENT, PROTO_F_REPLY);
+  m.u.create_reply.shmid = 98304;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_int_eq(d.u.create_reply.shmid, 98304);
+
+  m = msg(PROTO_OP_ATTACH_SEGMENT, 0);
+  m.u.attach.cred = cred;
+  m.u.attach.shmid = 7;
+  m.u.attach.shmflg = 010000;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_int_eq(d.u.attach.shmid, 7);
+  ck_assert_int_eq(d.u.attach.shmflg, 010000);
+
+  m = msg(PROTO_OP_ATTACH_SEGMENT, PROTO_F_REPLY);
+  m.u.attach_reply.shmid = 7;
+  m.u.attach_reply.segsz = 1ull << 40;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.attach_reply.segsz, 1ull << 40);
+
+  for (uint8_t op = PROTO_OP_DETACH_SEGMENT; op <= PROTO_OP_REMOVE_SEGMENT; op++) {
+    m = msg(op, 0);
+    m.u.segref.cred = cred;
+    m.u.segref.shmid = 99;
+    n = encode_ok(&m);
+    ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+    ck_assert_int_eq(d.u.segref.shmid, 99);
+    ck_assert_uint_eq(d.u.segref.cred.uid, 1001);
+    m = msg(op, PROTO_F_REPLY);
+    n = encode_ok(&m);
+    ck_assert_uint_eq(n, PROTO_HDR_SIZE);
+    ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  }
+}
+END_TEST
+
+START_TEST(test_shmctl_roundtrip) {
+  struct proto_msg m = msg(PROTO_OP_SHMCTL, 0), d;
+  size_t n;
+
+  m.u.shmctl.cred.uid = 5;
+  m.u.shmctl.shmid = 3;
+  m.u.shmctl.cmd = 1;
+  m.u.shmctl.uid = 10;
+  m.u.shmctl.gid = 11;
+  m.u.shmctl.mode = 0600;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_int_eq(d.u.shmctl.cmd, 1);
+  ck_assert_uint_eq(d.u.shmctl.mode, 0600);
+  ck_assert_uint_eq(d.u.shmctl.gid, 11);
+
+  m = msg(PROTO_OP_SHMCTL, PROTO_F_REPLY);
+  m.u.shmctl_reply.ret = 0;
+  m.u.shmctl_reply.ds = (struct proto_ds){
+    .key = 0x1234, .uid = 1, .gid = 2, .cuid = 3, .cgid = 4, .mode = 01600, .seq = 9,
+    .segsz = 4097, .atime = -1, .dtime = 1700000000, .ctime = 1800000000, .cpid = 77,
+    .lpid = 78, .nattch = 3,
+  };
+  m.u.shmctl_reply.info = (struct proto_info){1, 2, 3, 4, 5, 6, 7, 8, 9};
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 152);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_int_eq(d.u.shmctl_reply.ds.key, 0x1234);
+  ck_assert_uint_eq(d.u.shmctl_reply.ds.mode, 01600);
+  ck_assert_uint_eq(d.u.shmctl_reply.ds.segsz, 4097);
+  ck_assert_int_eq(d.u.shmctl_reply.ds.atime, -1);
+  ck_assert_int_eq(d.u.shmctl_reply.ds.ctime, 1800000000);
+  ck_assert_uint_eq(d.u.shmctl_reply.ds.lpid, 78);
+  ck_assert_uint_eq(d.u.shmctl_reply.ds.nattch, 3);
+  ck_assert_uint_eq(d.u.shmctl_reply.info.shmmax, 1);
+  ck_assert_uint_eq(d.u.shmctl_reply.info.shm_swp, 9);
+}
+END_TEST
+
+static uint8_t pages[3][PROTO_PAGE_SIZE];
+
+static struct proto_msg run_msg(uint8_t op, uint16_t flags) {
+  struct proto_msg m = msg(op, flags);
+  m.u.run.shmid = 65536;
+  m.u.run.first = 10;
+  m.u.run.count = 3;
+  m.u.run.mode = PROTO_MODE_SHARED;
+  for (int i = 0; i < 3; i++) {
+    memset(pages[i], 'a' + i, sizeof pages[i]);
+    m.u.run.page[i].version = 100 + (uint64_t)i;
+  }
+  /* Pages 0 and 2 carry data, page 1 is "unchanged". */
+  m.u.run.page[0].flags = PROTO_PAGE_DATA;
+  m.u.run.page[0].data = pages[0];
+  m.u.run.page[2].flags = PROTO_PAGE_DATA;
+  m.u.run.page[2].data = pages[2];
+  return m;
+}
+
+START_TEST(test_run_roundtrip) {
+  static const uint8_t ops[] = {PROTO_OP_READ_DATA, PROTO_OP_ACQUIRE, PROTO_OP_WRITE_DATA,
+                                PROTO_OP_RECALL_ACK};
+  for (size_t k = 0; k < sizeof ops; k++) {
+    uint16_t fl = (ops[k] == PROTO_OP_READ_DATA || ops[k] == PROTO_OP_ACQUIRE) ? PROTO_F_REPLY : 0;
+    struct proto_msg m = run_msg(ops[k], fl), d;
+    size_t n = encode_ok(&m);
+    ck_assert_uint_eq(n, PROTO_HDR_SIZE + 16 + 3 * 16 + 2 * PROTO_PAGE_SIZE);
+    /* Decode in place here so data pointers can be compared against the frame. */
+    ck_assert_int_eq(proto_frame(frame, n, &d.h), (ssize_t)n);
+    ck_assert_int_eq(proto_decode(&d, frame + PROTO_HDR_SIZE, n - PROTO_HDR_SIZE), 0);
+    ck_assert_int_eq(d.u.run.shmid, 65536);
+    ck_assert_uint_eq(d.u.run.first, 10);
+    ck_assert_uint_eq(d.u.run.count, 3);
+    ck_assert_uint_eq(d.u.run.mode, PROTO_MODE_SHARED);
+    ck_assert_uint_eq(d.u.run.page[1].version, 101);
+    ck_assert_ptr_null(d.u.run.page[1].data);
+    ck_assert_ptr_nonnull(d.u.run.page[0].data);
+    ck_assert_ptr_nonnull(d.u.run.page[2].data);
+    ck_assert(d.u.run.page[0].data >= frame && d.u.run.page[2].data + PROTO_PAGE_SIZE <= frame + n);
+    ck_assert_int_eq(memcmp(d.u.run.page[0].data, pages[0], PROTO_PAGE_SIZE), 0);
+    ck_assert_int_eq(memcmp(d.u.run.page[2].data, pages[2], PROTO_PAGE_SIZE), 0);
+    ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+    ck_assert_int_eq(memcmp(d.u.run.page[2].data, pages[2], PROTO_PAGE_SIZE), 0);
+  }
+}
+END_TEST
+
+START_TEST(test_run_max) {
+  static uint8_t page[PROTO_PAGE_SIZE];
+  struct proto_msg m = msg(PROTO_OP_RECALL_ACK, 0), d;
+  size_t n;
+
+  m.u.run.first = UINT32_MAX - PROTO_MAX_RUN;
+  m.u.run.count = PROTO_MAX_RUN;
+  m.u.run.mode = PROTO_MODE_INVALID;
+  for (uint32_t i = 0; i < PROTO_MAX_RUN; i++) {
+    m.u.run.page[i].flags = PROTO_PAGE_DATA;
+    m.u.run.page[i].data = page;
+  }
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_MAX_FRAME);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.run.count, PROTO_MAX_RUN);
+
+  m.u.run.count = PROTO_MAX_RUN + 1;
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  m.u.run.count = PROTO_MAX_RUN;
+  m.u.run.first = UINT32_MAX - PROTO_MAX_RUN + 1; /* first + count overflows */
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  m.u.run.first = 0;
+  m.u.run.page[5].data = NULL; /* DATA without data */
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  m.u.run.page[5].data = page;
+  ck_assert_int_eq(proto_encode(frame, 100, &m), -ENOBUFS);
+}
+END_TEST
+
+START_TEST(test_range_ping_roundtrip) {
+  static const uint8_t ops[] = {PROTO_OP_INVALIDATE, PROTO_OP_INVALIDATE_ACK, PROTO_OP_RECALL};
+  struct proto_msg m, d;
+  size_t n;
+  for (size_t k = 0; k < sizeof ops; k++) {
+    m = msg(ops[k], 0);
+    m.u.range = (struct proto_range){.shmid = -1, .first = 5, .count = 2, .mode = 1};
+    n = encode_ok(&m);
+    ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+    ck_assert_int_eq(d.h.opcode, ops[k]);
+    ck_assert_int_eq(d.u.range.shmid, -1);
+    ck_assert_uint_eq(d.u.range.first, 5);
+    ck_assert_uint_eq(d.u.range.count, 2);
+    ck_assert_uint_eq(d.u.range.mode, 1);
+  }
+  m = msg(PROTO_OP_PING, PROTO_F_REPLY);
+  m.u.ping.cookie = 0xDEADBEEFCAFEull;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.ping.cookie, 0xDEADBEEFCAFEull);
+}
+END_TEST
+
+START_TEST(test_error_reply) {
+  struct proto_msg d;
+  size_t n = proto_encode_status(frame, PROTO_OP_SHMCTL, 77, PROTO_EACCES);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.h.reqid, 77);
+  ck_assert_int_eq(d.h.status, PROTO_EACCES);
+  ck_assert_int_eq(proto_err_to_errno(d.h.status), EACCES);
+  /* A failed reply with a payload is malformed. */
+  proto_put_u32(frame + 16, 4);
+  ck_assert_int_eq(decode_exact(frame, n + 4, &d), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_errno_map) {
+  static const int errs[] = {EPERM, ENOENT, EIO, ENOMEM, EACCES, EFAULT, EEXIST, EINVAL,
+                             ENOSPC, EIDRM, EOVERFLOW, EPROTO, ENOSYS, EBUSY, EAGAIN,
+                             ENFILE, EMFILE, E2BIG, ERANGE, ETIMEDOUT, EBADMSG};
+  for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+    int code = proto_err_from_errno(errs[i]);
+    ck_assert_int_ne(code, 0);
+    ck_assert_int_eq(proto_err_to_errno(code), errs[i]);
+    ck_assert_int_eq(proto_err_from_errno(-errs[i]), code);
+  }
+  ck_assert_int_eq(proto_err_from_errno(0), PROTO_OK);
+  ck_assert_int_eq(proto_err_from_errno(EXDEV), PROTO_EIO);
+  ck_assert_int_eq(proto_err_to_errno(9999), EIO);
+  ck_assert_int_eq(proto_err_to_errno(-3), EIO);
+  ck_assert_str_eq(proto_op_name(PROTO_OP_RECALL_ACK), "RECALL_ACK");
+  ck_assert_str_eq(proto_op_name(0), "?");
+  ck_assert_str_eq(proto_op_name(200), "?");
+}
+END_TEST
+
+/* A valid small frame to damage. */
+static size_t attach_frame(void) {
+  struct proto_msg m = msg(PROTO_OP_ATTACH_SEGMENT, 0);
+  m.u.attach.shmid = 1;
+  return encode_ok(&m);
+}
+
+START_TEST(test_frame_truncated) {
+  struct proto_msg d;
+  size_t n = attach_frame();
+  for (size_t len = 0; len < n; len++) {
+    ck_assert_int_eq(proto_frame(frame, len, &d.h), 0);
+  }
+  ck_assert_int_eq(proto_frame(frame, n, &d.h), (ssize_t)n);
+  ck_assert_int_eq(proto_frame(frame, n + 10, &d.h), (ssize_t)n);
+}
+END_TEST
+
+START_TEST(test_frame_bad_header) {
+  struct proto_hdr h;
+  size_t n = attach_frame();
+
+  frame[0] ^= 0xFF;
+  ck_assert_int_eq(proto_frame(frame, n, &h), -EBADMSG);
+  frame[0] ^= 0xFF;
+  frame[4] = 2;
+  ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
+  frame[4] = PROTO_VERSION;
+  frame[5] = 0;
+  ck_assert_int_eq(proto_frame(frame, n, &h), -EOPNOTSUPP);
+  frame[5] = PROTO_OP_MAX_;
+  ck_assert_int_eq(proto_frame(frame, n, &h), -EOPNOTSUPP);
+  frame[5] = 255;
+  ck_assert_int_eq(proto_frame(frame, n, &h), -EOPNOTSUPP);
+  frame[5] = PROTO_OP_ATTACH_SEGMENT;
+  proto_put_u16(frame + 6, 0x8000);
+  ck_assert_int_eq(proto_frame(frame, n, &h), -EBADMSG);
+  proto_put_u16(frame + 6, 0);
+  /* Oversized lengths are refused from the header alone, before any payload arrives. */
+  proto_put_u32(frame + 16, PROTO_SMALL_MAX + 1);
+  ck_assert_int_eq(proto_frame(frame, PROTO_HDR_SIZE, &h), -EMSGSIZE);
+  proto_put_u32(frame + 16, UINT32_MAX);
+  ck_assert_int_eq(proto_frame(frame, PROTO_HDR_SIZE, &h), -EMSGSIZE);
+  frame[5] = PROTO_OP_READ_DATA;
+  proto_put_u32(frame + 16, PROTO_RUN_MAX_PAYLOAD + 1);
+  ck_assert_int_eq(proto_frame(frame, PROTO_HDR_SIZE, &h), -EMSGSIZE);
+  proto_put_u32(frame + 16, PROTO_RUN_MAX_PAYLOAD);
+  ck_assert_int_eq(proto_frame(frame, PROTO_HDR_SIZE, &h), 0);
+}
+END_TEST
+
+START_TEST(test_payload_wrong_size) {
+  struct proto_msg d;
+  size_t n = attach_frame();
+  /* One byte short and one byte long, with the header length telling the truth. */
+  proto_put_u32(frame + 16, (uint32_t)(n - PROTO_HDR_SIZE - 1));
+  ck_assert_int_eq(decode_exact(frame, n - 1, &d), -EBADMSG);
+  n = attach_frame();
+  frame[n] = 0;
+  proto_put_u32(frame + 16, (uint32_t)(n - PROTO_HDR_SIZE + 1));
+  ck_assert_int_eq(decode_exact(frame, n + 1, &d), -EBADMSG);
+  /* Header length disagreeing with the bytes handed to proto_decode. */
+  n = attach_frame();
+  ck_assert_int_eq(proto_frame(frame, n, &d.h), (ssize_t)n);
+  ck_assert_int_eq(proto_decode(&d, frame + PROTO_HDR_SIZE, n - PROTO_HDR_SIZE - 4), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_run_malformed) {
+  struct proto_msg m = run_msg(PROTO_OP_WRITE_DATA, 0), d;
+  size_t n = encode_ok(&m);
+  uint8_t *p = frame + PROTO_HDR_SIZE;
+
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  /* count 0, count above the cap, count pointing past the payload */
+  proto_put_u32(p + 8, 0);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 8, PROTO_MAX_RUN + 1);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 8, 4);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 8, 200);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 8, 3);
+  /* first + count overflowing */
+  proto_put_u32(p + 4, UINT32_MAX - 1);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 4, 10);
+  /* bad mode */
+  proto_put_u32(p + 12, 3);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 12, PROTO_MODE_SHARED);
+  /* a DATA flag more than the data blocks present */
+  proto_put_u32(p + 16 + 16 + 8, PROTO_PAGE_DATA);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 16 + 16 + 8, 0);
+  /* a DATA flag fewer */
+  proto_put_u32(p + 16 + 8, 0);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 16 + 8, PROTO_PAGE_DATA);
+  /* unknown page flags, non-zero reserved word */
+  proto_put_u32(p + 16 + 8, PROTO_PAGE_DATA | 0x10);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 16 + 8, PROTO_PAGE_DATA);
+  proto_put_u32(p + 16 + 12, 1);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 16 + 12, 0);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  /* a payload cut inside the page entries */
+  proto_put_u32(frame + 16, 20);
+  ck_assert_int_eq(decode_exact(frame, PROTO_HDR_SIZE + 20, &d), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_hello_malformed) {
+  struct proto_msg m = msg(PROTO_OP_HELLO, 0), d;
+  uint8_t *p = frame + PROTO_HDR_SIZE;
+  size_t n;
+
+  m.u.hello.ngroups = 1;
+  m.u.hello.name_len = 2;
+  memcpy(m.u.hello.name, "ab", 2);
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  proto_put_u32(p + 12, PROTO_MAX_GROUPS + 1);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 12, 50); /* groups run past the payload */
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 12, 1);
+  proto_put_u32(p + 20, PROTO_MAX_NAME + 1);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 20, 3); /* name past the payload */
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 20, 1); /* name shorter than the payload */
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+
+  m.u.hello.ngroups = PROTO_MAX_GROUPS + 1;
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_range_malformed) {
+  struct proto_msg m = msg(PROTO_OP_RECALL, 0), d;
+  uint8_t *p = frame + PROTO_HDR_SIZE;
+  size_t n;
+
+  m.u.range = (struct proto_range){.shmid = 1, .first = 0, .count = 1, .mode = 0};
+  n = encode_ok(&m);
+  proto_put_u32(p + 8, 0);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 8, PROTO_MAX_RUN + 1);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(p + 8, 1);
+  proto_put_u32(p + 12, 7);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+}
+END_TEST
+
+/* Random damage to valid frames: whatever the bytes, the decoder answers in bounds
+ * (the sanitizer build turns any overread into a failure) and a frame it accepts
+ * re-encodes to the same bytes. */
+START_TEST(test_random_damage) {
+  static uint8_t again[PROTO_MAX_FRAME];
+  unsigned seed = 12345;
+  int accepted = 0, rejected = 0;
+
+  for (int iter = 0; iter < 20000; iter++) {
+    struct proto_msg m = run_msg(iter % 2 ? PROTO_OP_RECALL_ACK : PROTO_OP_READ_DATA,
+                                 iter % 2 ? 0 : PROTO_F_REPLY), d;
+    size_t n = encode_ok(&m);
+    int flips = 1 + (int)(rand_r(&seed) % 4);
+    for (int k = 0; k < flips; k++) {
+      size_t at = (size_t)rand_r(&seed) % (PROTO_HDR_SIZE + 16 + 48);
+      frame[at] ^= (uint8_t)(1u << (rand_r(&seed) % 8));
+    }
+    size_t len = (rand_r(&seed) % 4) == 0 ? (size_t)rand_r(&seed) % n : n;
+    int rc = decode_exact(frame, len, &d);
+    if (rc == 0) {
+      ssize_t e = proto_encode(again, sizeof again, &d);
+      ck_assert_int_eq(e, (ssize_t)len);
+      ck_assert_int_eq(memcmp(again, frame, len), 0);
+      accepted++;
+    } else {
+      rejected++;
+    }
+  }
+  ck_assert_int_gt(rejected, 0);
+  ck_assert_int_gt(accepted, 0);
+}
+END_TEST
+
+static Suite *proto_suite(void) {
+  Suite *s = suite_create("proto");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, test_byte_order);
+  tcase_add_test(tc, test_hello_roundtrip);
+  tcase_add_test(tc, test_sysv_roundtrip);
+  tcase_add_test(tc, test_shmctl_roundtrip);
+  tcase_add_test(tc, test_run_roundtrip);
+  tcase_add_test(tc, test_run_max);
+  tcase_add_test(tc, test_range_ping_roundtrip);
+  tcase_add_test(tc, test_error_reply);
+  tcase_add_test(tc, test_errno_map);
+  tcase_add_test(tc, test_frame_truncated);
+  tcase_add_test(tc, test_frame_bad_header);
+  tcase_add_test(tc, test_payload_wrong_size);
+  tcase_add_test(tc, test_run_malformed);
+  tcase_add_test(tc, test_hello_malformed);
+  tcase_add_test(tc, test_range_malformed);
+  tcase_add_test(tc, test_random_damage);
+  tcase_set_timeout(tc, 60);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(proto_suite());
+  int failed;
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
