@@ -47,7 +47,7 @@ demo: all
 	sh examples/demo.sh $(BUILD)
 
 bench: all bench-deps
-	sh bench/run.sh $(BUILD)
+	bash bench/run.sh $(BUILD)
 
 install: all
 	meson install -C $(BUILD)

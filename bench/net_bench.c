@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -108,6 +109,23 @@ static int connect_local(uint16_t port) {
   return fd;
 }
 
+/* Pins the calling process to the index-th CPU it may run on (no-op when there are
+ * not that many). Used by the TCP floor, whose figure on a VM depends mostly on
+ * whether a wake-up crosses CPUs. */
+static void pin_nth_cpu(int index) {
+  cpu_set_t cur, one;
+  if (sched_getaffinity(0, sizeof(cur), &cur) < 0 || CPU_COUNT(&cur) <= index)
+    return;
+  for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &cur) || seen++ != index)
+      continue;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_setaffinity(0, sizeof(one), &one);
+    return;
+  }
+}
+
 /* Prints a port that was free a moment ago (for starting redis-server). */
 static int cmd_free_port(void) {
   uint16_t port;
@@ -172,9 +190,12 @@ static int reap(pid_t pid) {
   return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
-static int cmd_tcp_rtt(const struct nb_opts *o) {
+/* cross: client and echo server pinned to different CPUs; otherwise both to one. */
+static int cmd_tcp_rtt(const struct nb_opts *o, int cross) {
   pid_t pid;
+  pin_nth_cpu(cross);
   int fd = tcp_pair(&pid, NB_PAGE, 0);
+  pin_nth_cpu(0);
   if (fd < 0) {
     errno = -fd;
     return fail("tcp-rtt: connect");
@@ -195,7 +216,7 @@ static int cmd_tcp_rtt(const struct nb_opts *o) {
     if (i >= o->warmup)
       lat[i - o->warmup] = (double)(t1 - t0) / 1e3;
   }
-  bench_print_lat("tcp_rtt_us", lat, o->iters);
+  bench_print_lat(cross ? "tcp_rtt_xcpu_us" : "tcp_rtt_us", lat, o->iters);
   rc = 0;
 out:
   close(fd);
@@ -573,7 +594,7 @@ static int cmd_redis(uint16_t port, const struct nb_opts *o) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: net_bench free-port | tcp-rtt | tcp-bulk | redis PORT\n"
+  fprintf(stderr, "usage: net_bench free-port | tcp-rtt | tcp-rtt-xcpu | tcp-bulk | redis PORT\n"
                   "  output lines start with \"result\".\n");
 }
 
@@ -584,7 +605,9 @@ int main(int argc, char **argv) {
   if (argc == 2 && !strcmp(argv[1], "free-port"))
     return cmd_free_port();
   if (argc == 2 && !strcmp(argv[1], "tcp-rtt"))
-    return cmd_tcp_rtt(&o);
+    return cmd_tcp_rtt(&o, 0);
+  if (argc == 2 && !strcmp(argv[1], "tcp-rtt-xcpu"))
+    return cmd_tcp_rtt(&o, 1);
   if (argc == 2 && !strcmp(argv[1], "tcp-bulk"))
     return cmd_tcp_bulk(&o);
   if (argc == 3 && !strcmp(argv[1], "redis")) {

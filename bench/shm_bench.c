@@ -307,6 +307,8 @@ static void fmt_opts(char buf[][32], key_t key, const struct shm_opts *o) {
  * under the shim a fork after shmat is not supported, and a fresh process is what
  * "cold" means anyway). */
 static int run_phase(const char *cmd, key_t key, const struct shm_opts *o) {
+  /* Says where a hung or failed run stopped. */
+  fprintf(stderr, "shm_bench: phase %s\n", cmd);
   char a[6][32];
   fmt_opts(a, key, o);
   char *argv[] = {"shm_bench", (char *)cmd, a[0], a[1], a[2], a[3], a[4], a[5], NULL};

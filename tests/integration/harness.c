@@ -109,17 +109,13 @@ void h_server_stop(struct h_server *s) {
                 "dshm-server exit status %#x after SIGTERM", status);
 }
 
-void h_spawn_addr(struct h_proc *p, const char *dshm_server, char *const argv[]) {
-  const char *tool = need_env("DSHM_TEST_SHMTOOL");
+void h_spawn_env(struct h_proc *p, const char *dshm_server, char *const argv[],
+                 char *const env[]) {
   const char *shim = dshm_server ? need_env("DSHM_TEST_PRELOAD") : NULL;
+  char tool[4096];
   int out[2], err[2];
-  char *args[32];
-  int n = 0;
 
-  args[n++] = (char *)tool;
-  for (int i = 1; argv[i] != NULL && n < 31; i++)
-    args[n++] = argv[i];
-  args[n] = NULL;
+  snprintf(tool, sizeof tool, "%s/%s", need_env("DSHM_TEST_PROGS"), argv[0]);
   ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
   ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
   p->pid = fork();
@@ -135,7 +131,9 @@ void h_spawn_addr(struct h_proc *p, const char *dshm_server, char *const argv[])
     } else {
       unsetenv("LD_PRELOAD");
     }
-    execv(tool, args);
+    for (int i = 0; env != NULL && env[i] != NULL; i++)
+      putenv(env[i]);
+    execv(tool, argv);
     _exit(127);
   }
   close(out[1]);
@@ -145,7 +143,7 @@ void h_spawn_addr(struct h_proc *p, const char *dshm_server, char *const argv[])
 }
 
 void h_spawn(struct h_proc *p, const struct h_server *server, char *const argv[]) {
-  h_spawn_addr(p, server ? server->addr : NULL, argv);
+  h_spawn_env(p, server ? server->addr : NULL, argv, NULL);
 }
 
 void h_expect_line(struct h_proc *p, const char *want, int timeout_ms) {

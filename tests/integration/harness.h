@@ -32,12 +32,15 @@ void h_server_start(struct h_server *s);
  * also means LeakSanitizer found no leak in the server). */
 void h_server_stop(struct h_server *s);
 
-/* Runs the test program shmtool (argv[0] is ignored, argv is NULL-terminated) natively
- * (server == NULL) or preloaded with the shim and DSHM_SERVER pointing at server. */
+/* Runs the test program argv[0] (a name like "shmtool", found in $DSHM_TEST_PROGS; argv is
+ * NULL-terminated) natively (server == NULL) or preloaded with the shim and DSHM_SERVER
+ * pointing at server. */
 void h_spawn(struct h_proc *p, const struct h_server *server, char *const argv[]);
 
-/* Like h_spawn with an explicit DSHM_SERVER value (may be an unreachable address). */
-void h_spawn_addr(struct h_proc *p, const char *dshm_server, char *const argv[]);
+/* Like h_spawn with an explicit DSHM_SERVER value (may be an unreachable address; NULL
+ * runs natively) and extra "NAME=value" environment entries (env may be NULL). */
+void h_spawn_env(struct h_proc *p, const char *dshm_server, char *const argv[],
+                 char *const env[]);
 
 /* Reads one line from the child's stdout (bounded by timeout_ms); asserts it equals want. */
 void h_expect_line(struct h_proc *p, const char *want, int timeout_ms);

@@ -20,17 +20,38 @@ static void teardown(void) {
   h_server_stop(&srv);
 }
 
-/* Four processes, 20000 atomic increments each, on one word: the sum is exact. */
+/* Four processes, 20000 atomic increments each, on one word, all at once (a barrier in
+ * the segment starts them together): the sum is exact. */
 START_TEST(test_atomic_counter) {
   char k[16];
   struct h_proc p[4];
   struct h_result r;
-  char *argv[] = {"shmtool", "counter", KEYSTR(k, h_unique_key()), "20000", NULL};
+  char *argv[] = {"shmtool", "counter", KEYSTR(k, h_unique_key()), "20000", "4", NULL};
   char *get[] = {"shmtool", "get", k, NULL};
 
   for (int i = 0; i < 4; i++)
     h_spawn(&p[i], &srv, argv);
   for (int i = 0; i < 4; i++) {
+    h_wait(&p[i], &r, 120000);
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
+                  "counter %d: status %#x: %s", i, r.status, r.err);
+  }
+  h_run_ok(&srv, get, &r);
+  ck_assert_str_eq(r.out, "value 80000\n");
+}
+END_TEST
+
+/* Many threads of two processes faulting on the same pages at once. */
+START_TEST(test_threads) {
+  char k[16];
+  struct h_proc p[2];
+  struct h_result r;
+  char *argv[] = {"shmtool", "counter", KEYSTR(k, h_unique_key()), "5000", "2", "8", NULL};
+  char *get[] = {"shmtool", "get", k, NULL};
+
+  for (int i = 0; i < 2; i++)
+    h_spawn(&p[i], &srv, argv);
+  for (int i = 0; i < 2; i++) {
     h_wait(&p[i], &r, 120000);
     ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
                   "counter %d: status %#x: %s", i, r.status, r.err);
@@ -158,7 +179,7 @@ START_TEST(test_server_unreachable) {
   struct h_result r;
   char *count[] = {"shmtool", "counter", KEYSTR(k, h_unique_key()), "1", NULL};
 
-  h_spawn_addr(&p, "127.0.0.1:1", count);
+  h_spawn_env(&p, "127.0.0.1:1", count, NULL);
   h_wait(&p, &r, 30000);
   ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1, "status %#x", r.status);
   ck_assert_msg(strstr(r.err, "shmtool: shmget: Connection refused") != NULL, "%s", r.err);
@@ -172,6 +193,7 @@ static Suite *integration_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 240);
   tcase_add_test(tc, test_atomic_counter);
+  tcase_add_test(tc, test_threads);
   tcase_add_test(tc, test_message_passing);
   tcase_add_test(tc, test_data_survives_writer);
   tcase_add_test(tc, test_rdonly_write_segv);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,13 +44,45 @@ static void *attach(key_t key, size_t size, int shmflg, int *idp) {
   return p;
 }
 
-/* counter KEY N: N atomic increments of the first word. */
-static int cmd_counter(key_t key, long n) {
-  uint64_t *c = attach(key, PAGE, 0, NULL);
+/* Waits until `parties` processes have arrived at the word, so that the work after it
+ * overlaps in time instead of running one process after the other. */
+static void barrier(uint64_t *word, long parties) {
+  __atomic_fetch_add(word, 1, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(word, __ATOMIC_ACQUIRE) < (uint64_t)parties)
+    sched_yield();
+}
+
+struct counter_job {
+  uint64_t *c;
+  long n;
+};
+
+static void *count_loop(void *arg) {
+  struct counter_job *job = arg;
+  for (long i = 0; i < job->n; i++)
+    __atomic_fetch_add(job->c, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+/* counter KEY N [PARTIES [THREADS]]: N atomic increments of the first word by each of
+ * THREADS threads, after a barrier of PARTIES processes on the next page. */
+static int cmd_counter(key_t key, long n, long parties, long threads) {
+  uint64_t *c = attach(key, 2 * PAGE, 0, NULL);
+  pthread_t tid[64];
+  struct counter_job job;
   if (c == NULL)
     return 1;
-  for (long i = 0; i < n; i++)
-    __atomic_fetch_add(c, 1, __ATOMIC_SEQ_CST);
+  if (threads < 1 || threads > 64)
+    return 2;
+  barrier(c + PAGE / 8, parties);
+  job.c = c;
+  job.n = n;
+  for (long t = 1; t < threads; t++)
+    if (pthread_create(&tid[t], NULL, count_loop, &job) != 0)
+      return fail("pthread_create");
+  count_loop(&job);
+  for (long t = 1; t < threads; t++)
+    pthread_join(tid[t], NULL);
   if (shmdt(c) != 0)
     return fail("shmdt");
   return 0;
@@ -240,7 +273,7 @@ static int cmd_errors(key_t key) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: shmtool counter KEY N | get KEY | fill KEY SIZE SEED [nodt] |\n"
+  fprintf(stderr, "usage: shmtool counter KEY N [PARTIES [THREADS]] | get KEY | fill KEY SIZE SEED [nodt] |\n"
                   "       verify KEY SIZE SEED | send KEY ROUNDS | recv KEY ROUNDS |\n"
                   "       rdonly-write KEY | hold KEY | nattch KEY | rmid KEY | errors KEY\n");
   return 2;
@@ -252,8 +285,9 @@ int main(int argc, char **argv) {
     return usage();
   const char *cmd = argv[1];
   key_t key = key_arg(argv[2]);
-  if (!strcmp(cmd, "counter") && argc == 4)
-    return cmd_counter(key, atol(argv[3]));
+  if (!strcmp(cmd, "counter") && argc >= 4)
+    return cmd_counter(key, atol(argv[3]), argc > 4 ? atol(argv[4]) : 1,
+                       argc > 5 ? atol(argv[5]) : 1);
   if (!strcmp(cmd, "get"))
     return cmd_get(key);
   if (!strcmp(cmd, "fill") && argc >= 5)
