@@ -20,44 +20,37 @@ static void teardown(void) {
   h_server_stop(&srv);
 }
 
+/* Runs `procs` copies of argv at once, each must succeed; then `get` must print want. */
+static void run_counters(int procs, char *const argv[], const char *want) {
+  struct h_proc p[8];
+  struct h_result r;
+  char *get[] = {"shmtool", "get", argv[2], NULL};
+
+  for (int i = 0; i < procs; i++)
+    h_spawn(&p[i], &srv, argv);
+  for (int i = 0; i < procs; i++) {
+    h_wait(&p[i], &r, 120000);
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
+                  "counter %d: status %#x: %s", i, r.status, r.err);
+  }
+  h_run_ok(&srv, get, &r);
+  ck_assert_str_eq(r.out, want);
+}
+
 /* Four processes, 20000 atomic increments each, on one word, all at once (a barrier in
  * the segment starts them together): the sum is exact. */
 START_TEST(test_atomic_counter) {
   char k[16];
-  struct h_proc p[4];
-  struct h_result r;
   char *argv[] = {"shmtool", "counter", KEYSTR(k, h_unique_key()), "20000", "4", NULL};
-  char *get[] = {"shmtool", "get", k, NULL};
-
-  for (int i = 0; i < 4; i++)
-    h_spawn(&p[i], &srv, argv);
-  for (int i = 0; i < 4; i++) {
-    h_wait(&p[i], &r, 120000);
-    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
-                  "counter %d: status %#x: %s", i, r.status, r.err);
-  }
-  h_run_ok(&srv, get, &r);
-  ck_assert_str_eq(r.out, "value 80000\n");
+  run_counters(4, argv, "value 80000\n");
 }
 END_TEST
 
-/* Many threads of two processes faulting on the same pages at once. */
+/* Eight threads in each of two processes faulting on the same pages at once. */
 START_TEST(test_threads) {
   char k[16];
-  struct h_proc p[2];
-  struct h_result r;
   char *argv[] = {"shmtool", "counter", KEYSTR(k, h_unique_key()), "5000", "2", "8", NULL};
-  char *get[] = {"shmtool", "get", k, NULL};
-
-  for (int i = 0; i < 2; i++)
-    h_spawn(&p[i], &srv, argv);
-  for (int i = 0; i < 2; i++) {
-    h_wait(&p[i], &r, 120000);
-    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
-                  "counter %d: status %#x: %s", i, r.status, r.err);
-  }
-  h_run_ok(&srv, get, &r);
-  ck_assert_str_eq(r.out, "value 80000\n");
+  run_counters(2, argv, "value 80000\n");
 }
 END_TEST
 
