@@ -328,3 +328,107 @@ int shim_cache_lookup(uintptr_t addr, struct shim_hit *hit) {
 void shim_cache_release(struct shim_hit *hit) {
   atomic_fetch_sub(&hit->seg->inflight, 1);
 }
+
+int shim_cache_views(struct shim_view_info *out, int max) {
+  int v, n = 0, hw = atomic_load(&views_hw);
+
+  for (v = 0; v < hw && n < max; v++) {
+    int idx;
+    if (atomic_load(&views[v].start) == 0)
+      continue;
+    idx = atomic_load(&views[v].seg);
+    out[n].seg = idx;
+    out[n].shmid = shim__segs[idx].shmid;
+    out[n].flags = atomic_load(&views[v].flags);
+    n++;
+  }
+  return n;
+}
+
+void shim_cache_seg_fail(struct shim_seg *sg) {
+  uint32_t p;
+
+  for (p = 0; p < sg->npages; p++)
+    shim_cache_set_bits(sg, p, SHIM_PG_ERR);
+}
+
+/* Maps every view of segment idx over itself: fresh memfd fd, or (fd < 0) private
+ * anonymous memory that shares nothing. 0 or -errno. */
+static int fork_remap_views(int idx, int fd) {
+  int v, hw = atomic_load(&views_hw), err = 0;
+
+  for (v = 0; v < hw; v++) {
+    void *start = (void *)atomic_load(&views[v].start), *p;
+    size_t len = atomic_load(&views[v].len);
+    if (start == NULL || atomic_load(&views[v].seg) != idx)
+      continue;
+    if (fd >= 0)
+      p = mmap(start, len, PROT_NONE, MAP_SHARED | MAP_FIXED, fd, 0);
+    else
+      p = mmap(start, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED && err == 0)
+      err = -errno;
+  }
+  return err;
+}
+
+/* A fresh copy of sg for the forked child. 0 or -errno (then nothing is shared either). */
+static int fork_seg(struct shim_seg *sg) {
+  size_t bytes = (size_t)sg->npages * SHIM_PAGE;
+  int idx = (int)(sg - shim__segs), fd, err = 0;
+  uint8_t *priv = MAP_FAILED;
+  uint32_t p;
+
+  fd = memfd_create("dshm:fork", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, (off_t)bytes) < 0)
+    err = -errno;
+  if (err == 0) {
+    priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (priv == MAP_FAILED)
+      err = -errno;
+  }
+  if (err == 0)
+    err = fork_remap_views(idx, fd);
+  if (err < 0) {
+    /* Never leave the parent's pages visible: private memory, every fault a SIGBUS. */
+    fork_remap_views(idx, -1);
+    if (priv != MAP_FAILED)
+      munmap(priv, bytes);
+    priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fd >= 0)
+      close(fd);
+    fd = -1;
+  }
+  munmap(sg->priv, bytes);
+  close(sg->memfd);
+  sg->priv = priv == MAP_FAILED ? NULL : priv;
+  sg->memfd = fd;
+  for (p = 0; p < sg->npages; p++) {
+    atomic_store(&sg->state[p], err < 0 ? SHIM_PG_ERR : 0u);
+    sg->version[p] = 0;
+  }
+  atomic_store(&sg->inflight, 0);
+  return err;
+}
+
+void shim_cache_fork_child(void) {
+  int i;
+
+  for (i = 0; i < SHIM_MAX_SEGS; i++) {
+    struct shim_seg *sg = &shim__segs[i];
+    if (!atomic_load(&sg->used))
+      continue;
+    if (sg->nviews == 0 || atomic_load(&sg->dying)) {
+      /* Its last view was being detached by a thread that the child does not have. */
+      atomic_store(&sg->inflight, 0);
+      if (sg->nviews == 0) {
+        shim_cache_seg_free(sg);
+        continue;
+      }
+      atomic_store(&sg->dying, 0);
+    }
+    if (fork_seg(sg) < 0)
+      shim_log("fork: segment %d cannot get a copy of its own in the child: its pages "
+               "will fault with SIGBUS", sg->shmid);
+  }
+}

@@ -95,6 +95,24 @@ void shim_cache_set_bits(struct shim_seg *sg, uint32_t page, uint32_t bits);
 int shim_cache_lookup(uintptr_t addr, struct shim_hit *hit);
 void shim_cache_release(struct shim_hit *hit);
 
+/* One published view, as listed by shim_cache_views. */
+struct shim_view_info {
+  int seg;    /* slot in shim__segs */
+  int shmid;
+  int flags;  /* SHIM_VIEW_* */
+};
+/* Lists up to max published views into out; returns how many. */
+int shim_cache_views(struct shim_view_info *out, int max);
+/* Every page of sg becomes INVALID|ERR: its faults get SIGBUS (the segment cannot be served). */
+void shim_cache_seg_fail(struct shim_seg *sg);
+
+/* In the child of fork (single thread, both locks held, before the application runs):
+ * every inherited segment gets a fresh memfd and private view, every view is mapped over the
+ * inherited one at the same address with PROT_NONE, every page becomes INVALID with version
+ * 0, so nothing is shared with the parent's memory and all data comes from the server.
+ * Segments left without views (a detach was in flight in the parent) are freed. */
+void shim_cache_fork_child(void);
+
 /* Futex helpers on a page word (async-signal-safe: raw syscalls). */
 void shim_futex_wait(_Atomic uint32_t *w, uint32_t val);
 void shim_futex_wake(_Atomic uint32_t *w);

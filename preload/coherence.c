@@ -244,6 +244,11 @@ void shim__coh_server_request(const struct proto_msg *m) {
   pthread_mutex_unlock(&shim__cache_lock);
 }
 
+void shim__coh_fork_child(void) {
+  npend = 0; /* the parent's requests: its I/O thread answers them, not ours */
+  atomic_store(&shim__exiting, 0);
+}
+
 void shim__coh_dead(void) {
   uint32_t p;
   int i;
@@ -305,7 +310,8 @@ int shim_coh_writeback(struct shim_seg *sg, int timeout_ms) {
     if (nw == 0)
       break;
     for (e = 0; e < nw; e++) {
-      int rc = shim_session_wait(&w[e], timeout_ms);
+      /* After one failure the others are not waited for again in full. */
+      int rc = shim_session_wait(&w[e], err < 0 ? 0 : timeout_ms);
       if (rc < 0 && err == 0)
         err = rc;
     }
@@ -318,9 +324,9 @@ int shim_coh_writeback(struct shim_seg *sg, int timeout_ms) {
 
 void shim_coh_exit(void) {
   struct proto_msg *m;
-  int i, k;
+  int i, k, err;
 
-  if (!shim_session_up())
+  if (!shim_session_mine())
     return;
   atomic_store(&shim__exiting, 1);
   m = malloc(sizeof *m);
@@ -334,7 +340,12 @@ void shim_coh_exit(void) {
     shmid = sg->shmid;
     nviews = atomic_load(&sg->used) && !atomic_load(&sg->dying) ? sg->nviews : 0;
     pthread_mutex_unlock(&shim__cache_lock);
-    if (nviews == 0 || shim_coh_writeback(sg, SHIM_EXIT_TIMEOUT_MS) < 0)
+    if (nviews == 0)
+      continue;
+    err = shim_coh_writeback(sg, shim_cfg.timeout_ms);
+    if (err == -ETIMEDOUT || err == -ENOTCONN)
+      break; /* the server does not answer: one wait, not one per segment */
+    if (err < 0)
       continue;
     /* The mappings stay (other threads may still run until exit_group); only the
      * server's nattch and lpid/dtime are brought up to date. */
@@ -348,11 +359,12 @@ void shim_coh_exit(void) {
       shim_session_waiter_init(&w, NULL);
       if (shim_session_submit(m, &w) < 0) {
         pthread_cond_destroy(&w.cond);
-        break;
+        goto out;
       }
-      if (shim_session_wait(&w, SHIM_EXIT_TIMEOUT_MS) < 0)
-        break;
+      if (shim_session_wait(&w, shim_cfg.timeout_ms) < 0)
+        goto out;
     }
   }
+out:
   free(m);
 }

@@ -11,7 +11,6 @@
 #define SHIM_READ_AHEAD  64  /* pages asked for after a read fault's page */
 #define SHIM_WRITE_AHEAD 16  /* pages asked for after a write fault's page */
 #define SHIM_WB_BATCH    8   /* WRITE_DATA runs in flight per write-back step */
-#define SHIM_EXIT_TIMEOUT_MS 10000
 
 /* Set while the process exits: a thread that faults then is parked, not killed. */
 extern atomic_int shim__exiting;
@@ -21,6 +20,8 @@ void shim__coh_fault(const struct shim_fault_rec *r);      /* a fault record fro
 int shim__coh_reply(const struct proto_msg *m);            /* 1 if m answered a page request */
 void shim__coh_server_request(const struct proto_msg *m);  /* INVALIDATE or RECALL */
 void shim__coh_dead(void);                                 /* the session is gone */
+/* In the forked child (single thread): forgets the parent's requests in flight. */
+void shim__coh_fork_child(void);
 
 /* Writes back every EXCLUSIVE page of sg (WRITE_DATA, mode INVALID) and waits for the
  * replies. Application thread; the cache lock must NOT be held. 0 or -errno. */

@@ -1,4 +1,4 @@
-/* config.c - owns the environment configuration (DSHM_SERVER, DSHM_DEBUG) and diagnostics. */
+/* config.c - owns the environment configuration (DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS) and diagnostics. */
 #include "config.h"
 
 #include <errno.h>
@@ -47,12 +47,26 @@ static int parse_server(const char *s, struct shim_config *cfg) {
 void shim_config_load(void) {
   const char *s = getenv("DSHM_SERVER");
   const char *d = getenv("DSHM_DEBUG");
+  const char *t = getenv("DSHM_TIMEOUT_MS");
+  char *end = NULL;
+  long ms;
 
   if (s == NULL || *s == '\0')
     s = SHIM_DEFAULT_SERVER;
   snprintf(shim_cfg.spec, sizeof shim_cfg.spec, "%s", s);
   shim_cfg.spec_err = parse_server(s, &shim_cfg);
   shim_cfg.debug = d != NULL && *d != '\0' && strcmp(d, "0") != 0;
+  /* Positive milliseconds up to a day; anything else keeps the default (said once). */
+  shim_cfg.timeout_ms = SHIM_DEFAULT_TIMEOUT_MS;
+  if (t != NULL && *t != '\0') {
+    errno = 0;
+    ms = strtol(t, &end, 10);
+    if (errno == 0 && *end == '\0' && ms > 0 && ms <= 86400000L)
+      shim_cfg.timeout_ms = (int)ms;
+    else
+      shim_log("ignoring DSHM_TIMEOUT_MS='%s' (want 1..86400000), using %d", t,
+               SHIM_DEFAULT_TIMEOUT_MS);
+  }
 }
 
 void shim_log(const char *fmt, ...) {

@@ -3,7 +3,7 @@
  * Called from the SIGSEGV handler, everything in this file: no malloc, no stdio, no lock an
  * interrupted thread could hold (the library never touches an application view, so a fault
  * never interrupts the library itself), errno restored. It uses atomics, futex(2), write(2),
- * sigaction(2), sigprocmask(2) and tgkill(2) only.
+ * clock_gettime(2), sigaction(2), sigprocmask(2), tgkill(2) and rt_tgsigqueueinfo(2) only.
  */
 #include "fault.h"
 
@@ -11,12 +11,15 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include "cache.h"
 #include "coherence.h"
+#include "config.h"
 #include "real.h"
 #include "session.h"
 #include "signals.h"
@@ -41,22 +44,47 @@ static void park(void) {
     shim_futex_wait(&never, 0);
 }
 
-/* The page can never be served (session lost, server refused): the kernel's answer to
- * touching a mapping that has no backing is SIGBUS, with its default action. */
-static void deliver_sigbus(void) {
-  struct sigaction dfl;
+/* The page can never be served (session lost, server refused, no answer within
+ * DSHM_TIMEOUT_MS): the kernel's answer to touching a mapping that has no backing is
+ * SIGBUS (BUS_ADRERR at the address), to the application's SIGBUS handler if it has one,
+ * else with the default action. Queued to this thread; delivered when the handler returns. */
+static void deliver_sigbus(void *addr) {
+  struct sigaction cur;
+  siginfo_t si;
   sigset_t set;
 
   if (atomic_load(&shim__exiting))
     park();
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  shim_real.sigaction(SIGBUS, &dfl, NULL);
+  /* As the kernel's force_sig: an ignored or blocked SIGBUS from a fault is not. */
+  if (shim_real.sigaction(SIGBUS, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN) {
+    memset(&cur, 0, sizeof cur);
+    cur.sa_handler = SIG_DFL;
+    sigemptyset(&cur.sa_mask);
+    shim_real.sigaction(SIGBUS, &cur, NULL);
+  }
   sigemptyset(&set);
   sigaddset(&set, SIGBUS);
   shim_real.pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-  self_kill(SIGBUS);
+  memset(&si, 0, sizeof si);
+  si.si_signo = SIGBUS;
+  si.si_code = BUS_ADRERR;
+  si.si_addr = addr;
+  if (syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), SIGBUS, &si) < 0)
+    self_kill(SIGBUS);
+}
+
+static long now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* FUTEX_WAIT for at most ms milliseconds. */
+static void futex_wait_ms(_Atomic uint32_t *w, uint32_t val, long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+  syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
 }
 
 /* Whether the faulting access was a write. */
@@ -72,11 +100,13 @@ static int is_write(void *ctx, const struct shim_hit *hit) {
 #endif
 }
 
-/* Brings the page to the needed mode. 0: retry the instruction; -1: SIGBUS. */
+/* Brings the page to the needed mode, waiting at most DSHM_TIMEOUT_MS for the server.
+ * 0: retry the instruction; -1: SIGBUS. */
 static int page_wait(const struct shim_hit *hit, int write) {
   struct shim_seg *sg = hit->seg;
   _Atomic uint32_t *w = &sg->state[hit->page];
   uint32_t req = write ? SHIM_PG_REQ_W : SHIM_PG_REQ_R;
+  long deadline = now_ms() + shim_cfg.timeout_ms, left;
 
   for (;;) {
     uint32_t s = atomic_load(w), mode = s & SHIM_PG_MODE, ns;
@@ -109,7 +139,12 @@ static int page_wait(const struct shim_hit *hit, int write) {
      * after setting the flag, so either we see the flag here or FUTEX_WAIT returns. */
     if (atomic_load(&shim__dead) || atomic_load(&sg->dying))
       continue;
-    shim_futex_wait(w, ns);
+    /* The request stays pending (its grant is installed whenever it comes); only this
+     * thread stops waiting for it. */
+    left = deadline - now_ms();
+    if (left <= 0)
+      return -1;
+    futex_wait_ms(w, ns, left);
   }
 }
 
@@ -167,7 +202,7 @@ static void on_segv(int sig, siginfo_t *si, void *ctx) {
       int rc = page_wait(&hit, write);
       shim_cache_release(&hit);
       if (rc < 0)
-        deliver_sigbus();
+        deliver_sigbus(si->si_addr);
       errno = saved;
       return;
     }

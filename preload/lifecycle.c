@@ -28,11 +28,13 @@ static void atfork_parent(void) {
   pthread_mutex_unlock(&shim__cache_lock);
 }
 
-/* TODO(fork): the child inherits the attachments (SysV semantics) but, until fork is
- * wrapped, it has no session: its faults on non-resident pages get SIGBUS and its shm
- * calls fail with EOPNOTSUPP, and it never writes into the parent's connection. */
+/* The child inherits the attachments (SysV semantics) with memory of its own: fresh
+ * memfds at the same addresses, every page INVALID (cache.c), no share of the parent's
+ * connection; fork.c then gives it a session of its own before fork() returns. */
 static void atfork_child(void) {
   shim_session_atfork_child();
+  shim__coh_fork_child();
+  shim_cache_fork_child();
   pthread_mutex_unlock(&shim__cache_lock);
 }
 

@@ -18,6 +18,16 @@ static const struct {
   {"signal", (void **)&shim_real.signal},
   {"sigprocmask", (void **)&shim_real.sigprocmask},
   {"pthread_sigmask", (void **)&shim_real.pthread_sigmask},
+  {"sigset", (void **)&shim_real.sigset},
+  {"bsd_signal", (void **)&shim_real.bsd_signal},
+  {"sysv_signal", (void **)&shim_real.sysv_signal},
+  {"sighold", (void **)&shim_real.sighold},
+  {"fork", (void **)&shim_real.fork},
+  {"execve", (void **)&shim_real.execve},
+  {"execv", (void **)&shim_real.execv},
+  {"execvp", (void **)&shim_real.execvp},
+  {"execvpe", (void **)&shim_real.execvpe},
+  {"fexecve", (void **)&shim_real.fexecve},
 };
 
 int shim_real_resolve(void) {

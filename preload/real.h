@@ -3,12 +3,23 @@
 #define DSHM_SHIM_REAL_H
 
 #include <signal.h>
+#include <sys/types.h>
 
 struct shim_real {
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
   __sighandler_t (*signal)(int, __sighandler_t);
   int (*sigprocmask)(int, const sigset_t *, sigset_t *);
   int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+  __sighandler_t (*sigset)(int, __sighandler_t);
+  __sighandler_t (*bsd_signal)(int, __sighandler_t);
+  __sighandler_t (*sysv_signal)(int, __sighandler_t);
+  int (*sighold)(int);
+  pid_t (*fork)(void);
+  int (*execve)(const char *, char *const[], char *const[]);
+  int (*execv)(const char *, char *const[]);
+  int (*execvp)(const char *, char *const[]);
+  int (*execvpe)(const char *, char *const[], char *const[]);
+  int (*fexecve)(int, char *const[], char *const[]);
 };
 
 /* Filled by shim_real_resolve(); read-only afterwards. A NULL entry means "not found". */

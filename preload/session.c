@@ -18,6 +18,7 @@
 
 #include "coherence.h"
 #include "config.h"
+#include "fork.h"
 #include "real.h"
 
 enum { S_NONE, S_UP, S_DEAD, S_FORKED };
@@ -39,7 +40,8 @@ static struct {
   struct shim_waiter *waiters;
   int warned;
   uint32_t max_run;
-} S = {PTHREAD_MUTEX_INITIALIZER, S_NONE, -1, -1, NULL, NULL, NULL, 0, PROTO_MAX_RUN};
+  pid_t pid; /* the process that opened the session (a vfork child is not it) */
+} S = {PTHREAD_MUTEX_INITIALIZER, S_NONE, -1, -1, NULL, NULL, NULL, 0, PROTO_MAX_RUN, 0};
 
 atomic_int shim__dead;
 static atomic_int pipe_wr = -1;    /* read by the fault handler */
@@ -58,6 +60,15 @@ uint32_t shim__session_reqid(void) {
 
 uint32_t shim__session_max_run(void) {
   return S.max_run;
+}
+
+int shim_session_mine(void) {
+  int mine;
+
+  pthread_mutex_lock(&S.lock);
+  mine = S.state == S_UP && S.pid == getpid();
+  pthread_mutex_unlock(&S.lock);
+  return mine;
 }
 
 int shim_session_up(void) {
@@ -168,7 +179,7 @@ int shim_session_submit(struct proto_msg *req, struct shim_waiter *w) {
   if (S.state != S_UP) {
     pthread_mutex_unlock(&S.lock);
     free(f);
-    return S.state == S_FORKED ? -EOPNOTSUPP : -ENOTCONN;
+    return -ENOTCONN;
   }
   w->next = S.waiters;
   S.waiters = w;
@@ -233,7 +244,7 @@ int shim_session_call(struct proto_msg *req, struct proto_msg *reply) {
     pthread_cond_destroy(&w.cond);
     return err;
   }
-  return shim_session_wait(&w, -1);
+  return shim_session_wait(&w, shim_cfg.timeout_ms);
 }
 
 /* ---- connecting ---------------------------------------------------------------------- */
@@ -389,6 +400,7 @@ static int session_open(void) {
     goto fail;
   }
   S.fd = fd;
+  S.pid = getpid();
   S.pipe_rd = p[0];
   atomic_store(&pipe_wr, p[1]);
   atomic_store(&shim__dead, 0);
@@ -417,7 +429,7 @@ fail:
 }
 
 int shim_session_ensure(void) {
-  int err = 0;
+  int err = 0, forked = 0;
 
   pthread_mutex_lock(&S.lock);
   switch (S.state) {
@@ -427,18 +439,28 @@ int shim_session_ensure(void) {
     err = session_open();
     break;
   case S_FORKED:
-    /* TODO(fork): a child becomes a node of its own. Until then it must not use the
-     * parent's connection; say so once. */
-    if (!S.warned++)
-      shim_log("forked child cannot use the parent's dshm session (not supported yet)");
-    err = -EOPNOTSUPP;
+    /* A forked child becomes a node of its own: its own connection, then every inherited
+     * attachment is registered again (fork.c), as the kernel counts them. */
+    err = session_open();
+    forked = err == 0;
     break;
   default:
     err = -ENOTCONN; /* TODO(reconnect) */
     break;
   }
   pthread_mutex_unlock(&S.lock);
+  if (forked)
+    shim__fork_reattach();
   return err;
+}
+
+int shim_session_forked(void) {
+  int forked;
+
+  pthread_mutex_lock(&S.lock);
+  forked = S.state == S_FORKED;
+  pthread_mutex_unlock(&S.lock);
+  return forked;
 }
 
 /* ---- the I/O thread ------------------------------------------------------------------ */
@@ -453,7 +475,7 @@ static void session_die(int err) {
   atomic_store(&shim__dead, 1);
   while ((w = S.waiters) != NULL) {
     S.waiters = w->next;
-    w->err = err;
+    w->err = -ENOTCONN; /* one errno for "the server is gone" (README) */
     w->done = 1;
     pthread_cond_signal(&w->cond);
   }
@@ -625,10 +647,12 @@ void shim_session_atfork_parent(void) {
 }
 
 /* The child has no I/O thread and shares the parent's socket: it must never write to it.
- * Its descriptors are closed (the parent's stay open) and its faults get SIGBUS. */
+ * Its descriptors are closed (the parent's stay open); it opens a session of its own at
+ * the end of fork() or at its first shm call (shim_session_ensure). */
 void shim_session_atfork_child(void) {
   struct frame *f = NULL;
 
+  atomic_store(&poke_pending, 0);
   if (S.state != S_NONE) {
     S.state = S_FORKED;
     atomic_store(&shim__dead, 1);

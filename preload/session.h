@@ -31,14 +31,16 @@ struct shim_waiter {
   pthread_cond_t cond;
 };
 
-/* Set once the session is lost (or inherited by a forked child): page faults get SIGBUS. */
+/* Set once the session is lost (or while a forked child has none yet): faults get SIGBUS. */
 extern atomic_int shim__dead;
 
-/* Connects (first call, or again after a failed attempt) and says HELLO. 0 or -errno. */
+/* Connects (first call, again after a failed attempt, or in a forked child) and says
+ * HELLO; in a forked child, then registers the inherited attachments. 0 or -errno. */
 int shim_session_ensure(void);
 
-/* Synchronous request: assigns req->h.reqid, sends, waits for the reply. Returns 0, the
- * transport error, or -errno of a failed reply status. reply may be NULL. */
+/* Synchronous request: assigns req->h.reqid, sends, waits for the reply at most
+ * DSHM_TIMEOUT_MS. Returns 0, -ENOTCONN (session lost), -ETIMEDOUT, or -errno of a failed
+ * reply status. reply may be NULL. */
 int shim_session_call(struct proto_msg *req, struct proto_msg *reply);
 
 /* The two halves of shim_session_call, for callers that must queue under another lock
@@ -55,6 +57,10 @@ uint32_t shim__session_reqid(void);
 uint32_t shim__session_max_run(void);
 /* 1 if the session is connected and alive. */
 int shim_session_up(void);
+/* 1 if the session is up and was opened by this process (not a vfork child sharing it). */
+int shim_session_mine(void);
+/* 1 in a forked child that has not opened its own session yet. */
+int shim_session_forked(void);
 
 /* Called from the SIGSEGV handler: async-signal-safe (one write(2)). 0 or -errno. */
 int shim_session_post_fault(const struct shim_fault_rec *r);

@@ -176,7 +176,7 @@ static int do_shmdt(const void *shmaddr) {
 
   /* Before the last detach of a segment in this process, its dirty pages go home. */
   if (last && shim_session_up())
-    wb = shim_coh_writeback(sg, -1);
+    wb = shim_coh_writeback(sg, shim_cfg.timeout_ms);
   rc = send_detach(shmid);
   if (last) {
     pthread_mutex_lock(&shim__cache_lock);

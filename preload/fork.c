@@ -1,0 +1,92 @@
+/* fork.c - owns fork(): the child of a process with attachments becomes a node of its own.
+ *
+ * The work is split in two halves. Inside fork (the pthread_atfork child hook, lifecycle.c)
+ * the child's memory is made its own: fresh memfds mapped over the inherited views, every
+ * page INVALID, the parent's connection closed. That part needs no server and also runs for
+ * a fork that does not come through this wrapper. Then, before fork() returns in the child,
+ * the child connects, says HELLO, starts its I/O thread and registers every inherited
+ * attachment (nattch grows at fork, as with the kernel). The parent's dirty pages need no
+ * write-back: the child's first fault on one makes the server recall it from the parent.
+ *
+ * vfork and posix_spawn are not wrapped: their child shares the parent's memory and only
+ * execs or _exits, and exec.c recognizes it (it is not the session's process).
+ */
+#include "fork.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/shm.h>
+#include <unistd.h>
+
+#include "boundary.h"
+#include "cache.h"
+#include "config.h"
+#include "lifecycle.h"
+#include "real.h"
+#include "session.h"
+
+void shim__fork_reattach(void) {
+  struct shim_view_info *vi = malloc(SHIM_MAX_VIEWS * sizeof *vi);
+  struct proto_msg *m = calloc(2, sizeof *m);
+  int i, n = 0, rc;
+
+  if (vi == NULL || m == NULL) {
+    shim_log("fork: out of memory registering the inherited attachments");
+    goto out;
+  }
+  pthread_mutex_lock(&shim__cache_lock);
+  n = shim_cache_views(vi, SHIM_MAX_VIEWS);
+  pthread_mutex_unlock(&shim__cache_lock);
+  for (i = 0; i < n; i++) {
+    memset(m, 0, 2 * sizeof *m);
+    m[0].h.opcode = PROTO_OP_ATTACH_SEGMENT;
+    m[0].u.attach.cred = (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(),
+                                             (uint32_t)getegid()};
+    m[0].u.attach.shmid = vi[i].shmid;
+    m[0].u.attach.shmflg = (vi[i].flags & SHIM_VIEW_RDONLY) ? SHM_RDONLY : 0;
+    rc = shim_session_call(&m[0], &m[1]);
+    if (rc < 0) {
+      struct shim_seg *sg = &shim__segs[vi[i].seg];
+      shim_log("fork: the child cannot attach segment %d again (%s): its pages will fault "
+               "with SIGBUS", vi[i].shmid, strerror(-rc));
+      pthread_mutex_lock(&shim__cache_lock);
+      if (atomic_load(&sg->used) && sg->shmid == vi[i].shmid)
+        shim_cache_seg_fail(sg);
+      pthread_mutex_unlock(&shim__cache_lock);
+    }
+  }
+out:
+  free(vi);
+  free(m);
+}
+
+/* 1 if the process has at least one attachment. */
+static int has_views(void) {
+  struct shim_view_info one;
+  int n;
+
+  pthread_mutex_lock(&shim__cache_lock);
+  n = shim_cache_views(&one, 1);
+  pthread_mutex_unlock(&shim__cache_lock);
+  return n > 0;
+}
+
+SHIM_EXPORT pid_t fork(void) {
+  pid_t pid;
+  int saved;
+
+  shim_init();
+  if (shim_real.fork == NULL)
+    return (pid_t)shim_ret(-ENOSYS);
+  pid = shim_real.fork();
+  if (pid != 0)
+    return pid;
+  /* The child, single-threaded, its memory already its own (atfork hook). A child without
+   * attachments connects lazily at its first shm call, like any process. */
+  saved = errno;
+  if (shim_session_forked() && has_views())
+    (void)shim_session_ensure(); /* a failure was logged; the pages then fault with SIGBUS */
+  errno = saved;
+  return 0;
+}
