@@ -1,13 +1,15 @@
 # Makefile - a thin front-end over meson/ninja: make, debug, check, demo, install, deps, bench.
 BUILD       ?= build
 DEBUG_BUILD ?= build-debug
+FUZZ_BUILD  ?= build-fuzz
+FUZZ_SECONDS ?= 30
 PREFIX      ?= /usr/local
 MESON_FLAGS ?= -Dwerror=true
 # What building and testing need, as Debian/Ubuntu package names.
-DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3
+DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3 clang libclang-rt-14-dev
 BENCH_PKGS  ?= redis-server
 
-.PHONY: all release debug check test test-release test-debug deps bench-deps demo bench install clean
+.PHONY: all release debug check test test-release test-debug fuzz deps bench-deps demo bench install clean
 
 all release: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -24,6 +26,15 @@ $(DEBUG_BUILD)/build.ninja:
 	meson setup $(DEBUG_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
 	  -Db_lundef=false --prefix=$(PREFIX) $(MESON_FLAGS)
 
+# libFuzzer targets (clang, ASan + UBSan), each run FUZZ_SECONDS from the seeds in tests/fuzz.
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_proto tests/fuzz/fuzz_server
+	sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) --buildtype=debug -Dfuzz=true \
+	  -Db_sanitize=address,undefined -Db_lundef=false $(MESON_FLAGS)
+
 # Installs whatever of DEB_PKGS is missing; a no-op when everything is there.
 deps:
 	@DEB_PKGS="$(DEB_PKGS)" sh tests/deps.sh
@@ -37,10 +48,12 @@ test-release: all
 test-debug: debug
 	meson test -C $(DEBUG_BUILD) --print-errorlogs --num-processes 2
 
-# Every suite in the release build, then the same suites under the sanitizers.
+# Every suite in the release build, then the same suites under the sanitizers, then the
+# fuzzers for FUZZ_SECONDS each.
 check test: deps
 	$(MAKE) test-release
 	$(MAKE) test-debug
+	$(MAKE) fuzz
 	@python3 tests/summary.py $(BUILD) $(DEBUG_BUILD)
 
 demo: all
@@ -53,4 +66,4 @@ install: all
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(DEBUG_BUILD)
+	rm -rf $(BUILD) $(DEBUG_BUILD) $(FUZZ_BUILD)

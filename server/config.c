@@ -16,6 +16,12 @@
   X(SHMALL, "shmall", "DSHM_SHMALL", "PAGES", "pages in all segments together (SHMALL)")   \
   X(SHMMNI, "shmmni", "DSHM_SHMMNI", "N", "most segments at once, <= 32768 (SHMMNI)")      \
   X(MAX_CONNS, "max-conns", "DSHM_MAX_CONNS", "N", "most client connections (1024)")       \
+  X(MAX_OUTPUT, "max-output", "DSHM_MAX_OUTPUT", "BYTES",                                 \
+    "output queued to one peer before it is closed (64 MiB)")                              \
+  X(HELLO_TIMEOUT, "hello-timeout", "DSHM_HELLO_TIMEOUT", "SECONDS",                       \
+    "close connections without HELLO after this; 0 = never (10)")                          \
+  X(IDLE_TIMEOUT, "idle-timeout", "DSHM_IDLE_TIMEOUT", "SECONDS",                          \
+    "close silent connections with nothing attached; 0 = never (0)")                       \
   X(VERBOSE, "verbose", "DSHM_VERBOSE", "", "also log per-page traffic")
 
 enum opt_id {
@@ -108,6 +114,20 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
       goto bad;
     cfg->max_conns = (uint32_t)v;
     break;
+  case OPT_MAX_OUTPUT:
+    if (v < SRV_MIN_MAX_OUTPUT || v > SIZE_MAX / 2)
+      goto bad;
+    cfg->max_output = v;
+    break;
+  case OPT_HELLO_TIMEOUT:
+  case OPT_IDLE_TIMEOUT:
+    if (v > SRV_MAX_TIMEOUT_S)
+      goto bad;
+    if (id == OPT_HELLO_TIMEOUT)
+      cfg->hello_timeout_ms = v * 1000;
+    else
+      cfg->idle_timeout_ms = v * 1000;
+    break;
   case OPT_VERBOSE:
     cfg->verbose = val == NULL || strcmp(val, "0") != 0;
     break;
@@ -133,6 +153,8 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
   cfg->lim.shmall = SRV_SHMALL_DEFAULT;
   cfg->lim.shmmni = SRV_SHMMNI_DEFAULT;
   cfg->max_conns = SRV_DEFAULT_MAX_CONNS;
+  cfg->max_output = SRV_DEFAULT_MAX_OUTPUT;
+  cfg->hello_timeout_ms = SRV_DEFAULT_HELLO_TIMEOUT_MS;
 
   for (i = 0; i < OPT_COUNT_; i++) {
     const char *v = getenv(opts[i].env);

@@ -11,12 +11,19 @@
 #define SRV_DEFAULT_BIND      "127.0.0.1"
 #define SRV_DEFAULT_MAX_CONNS 1024u
 #define SRV_MAX_CONNS_LIMIT   65536u
+#define SRV_DEFAULT_MAX_OUTPUT (64u << 20)  /* bytes queued to one peer */
+#define SRV_MIN_MAX_OUTPUT    (2u << 20)    /* room for the largest reply frame */
+#define SRV_DEFAULT_HELLO_TIMEOUT_MS 10000u
+#define SRV_MAX_TIMEOUT_S     (7u * 24 * 3600)
 
 struct srv_config {
   char bind[64];
   int port;                 /* 0: the kernel picks a free one */
   struct srv_limits lim;
   uint32_t max_conns;
+  uint64_t max_output;         /* bytes queued to one peer before it is closed */
+  uint64_t hello_timeout_ms;   /* 0: none */
+  uint64_t idle_timeout_ms;    /* 0: none; only connections with nothing attached */
   int verbose;
 };
 

@@ -59,6 +59,10 @@ static int queue_write(struct srv_conn *c, struct wreq *w) {
   uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)w->len);
   int err;
 
+  if (c->discard_output) {
+    free(w);
+    return 0;
+  }
   w->conn = c;
   err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
   if (err < 0) {
@@ -77,7 +81,7 @@ static struct wreq *wreq_new(struct srv_conn *c, size_t len) {
 
   if (c->state == SRV_CONN_CLOSING)
     return NULL;
-  if (len > SRV_CONN_WMAX - c->wpending) {
+  if (c->wpending > c->srv->cfg->max_output || len > c->srv->cfg->max_output - c->wpending) {
     srv__conn_close(c, "peer does not read its replies (output limit)");
     return NULL;
   }
@@ -123,16 +127,24 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct srv_conn *c = conn_of(h);
 
   (void)suggested;
-  /* conn_input keeps rcap > rlen: at least SRV_CONN_RBASE, or the size of the frame
-   * proto_frame announced and that is not complete yet. */
+  /* conn_input keeps rcap > rlen (resize_rbuf), so there is always room to read into. */
   *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
-/* Sizes the read buffer for what comes next: exactly the pending frame (its header was
- * already checked against the opcode's cap by proto_frame), else back to the base size. */
-static int resize_rbuf(struct srv_conn *c, size_t need) {
-  size_t cap = need > SRV_CONN_RBASE ? need : SRV_CONN_RBASE;
+/* Sizes the read buffer for what comes next, always leaving room for one more byte than
+ * have: for a pending frame (its header already checked against the opcode's cap by
+ * proto_frame) it grows by doubling what has actually arrived, never straight to the
+ * announced length, so a peer lying in a length field pins no more than twice what it
+ * sent; between frames it goes back to the base size. */
+static int resize_rbuf(struct srv_conn *c, size_t have, size_t need) {
+  size_t cap = SRV_CONN_RBASE;
   uint8_t *p;
+
+  if (need > cap) {
+    cap = have < need / 2 ? 2 * have : need;
+    if (cap < SRV_CONN_RBASE)
+      cap = SRV_CONN_RBASE;
+  }
 
   if (cap == c->rcap)
     return 0;
@@ -181,7 +193,7 @@ static void conn_input(struct srv_conn *c) {
     return;
   memmove(c->rbuf, c->rbuf + off, c->rlen - off);
   c->rlen -= off;
-  if (resize_rbuf(c, need > c->rlen ? need : c->rlen) < 0)
+  if (resize_rbuf(c, c->rlen, need) < 0)
     srv__conn_close(c, "out of memory for input");
 }
 
@@ -194,16 +206,42 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->rlen += (size_t)nread;
+  c->last_rx_ms = uv_now(c->srv->loop);
   conn_input(c);
 }
 
-void srv_conn_accept(struct srv_server *s) {
+void srv__conn_feed(struct srv_conn *c, const uint8_t *p, size_t n) {
+  while (n > 0 && c->state != SRV_CONN_CLOSING) {
+    size_t take = c->rcap - c->rlen < n ? c->rcap - c->rlen : n;
+
+    memcpy(c->rbuf + c->rlen, p, take);
+    c->rlen += take;
+    p += take;
+    n -= take;
+    conn_input(c);
+  }
+}
+
+void srv__conn_check_timeouts(struct srv_conn *c, uint64_t now_ms) {
+  const struct srv_config *cfg = c->srv->cfg;
+
+  if (c->state == SRV_CONN_HELLO && cfg->hello_timeout_ms != 0 &&
+      now_ms - c->since_ms >= cfg->hello_timeout_ms)
+    srv__conn_close(c, "no HELLO in time (--hello-timeout)");
+  else if (c->state == SRV_CONN_READY && cfg->idle_timeout_ms != 0 && c->atts.n == 0 &&
+           c->wpending == 0 && now_ms - c->last_rx_ms >= cfg->idle_timeout_ms)
+    srv__conn_close(c, "idle with nothing attached (--idle-timeout)");
+}
+
+/* A new connection object with its handle initialised; accept (or nothing, for the test
+ * seam) comes next. NULL after logging on failure. */
+static struct srv_conn *conn_new(struct srv_server *s) {
   struct srv_conn *c = calloc(1, sizeof *c);
   int err;
 
   if (c == NULL) {
     srv_log("accept: out of memory");
-    return;
+    return NULL;
   }
   c->srv = s;
   c->node = SRV_NODE_NONE;
@@ -211,11 +249,16 @@ void srv_conn_accept(struct srv_server *s) {
   if (err < 0) {
     srv_log("accept: %s", uv_strerror(err));
     free(c);
-    return;
+    return NULL;
   }
-  /* From here on the handle exists: every exit goes through uv_close and on_close. */
   c->state = SRV_CONN_HELLO;
-  err = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp);
+  c->since_ms = c->last_rx_ms = uv_now(s->loop);
+  return c;
+}
+
+/* Gives c its read buffer and its node id; on failure closes it (after a log line) and
+ * returns -errno. */
+static int conn_register(struct srv_server *s, struct srv_conn *c, int err) {
   if (err == 0) {
     c->rbuf = malloc(SRV_CONN_RBASE);
     err = c->rbuf ? srv__server_add_conn(s, c) : -ENOMEM;
@@ -225,10 +268,32 @@ void srv_conn_accept(struct srv_server *s) {
     srv_log("accept: %s", err == -EMFILE ? "connection table full (--max-conns)"
                                          : uv_strerror(err));
     uv_close((uv_handle_t *)&c->tcp, on_close);
-    return;
+    return err;
   }
   c->rcap = SRV_CONN_RBASE;
   c->node = (uint32_t)err;
+  return 0;
+}
+
+struct srv_conn *srv__conn_new_detached(struct srv_server *s) {
+  struct srv_conn *c = conn_new(s);
+
+  if (c == NULL)
+    return NULL;
+  c->discard_output = 1;
+  return conn_register(s, c, 0) < 0 ? NULL : c;
+}
+
+void srv_conn_accept(struct srv_server *s) {
+  struct srv_conn *c = conn_new(s);
+  int err;
+
+  if (c == NULL)
+    return;
+  /* From here on the handle exists: every exit goes through uv_close and on_close. */
+  err = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp);
+  if (conn_register(s, c, err) < 0)
+    return;
   uv_tcp_nodelay(&c->tcp, 1); /* request/reply traffic: latency over batching */
   err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (err < 0)

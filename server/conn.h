@@ -11,8 +11,9 @@
 
 struct srv_server;
 
-/* Output a connection may have queued before we give up on it: a few hundred grants of
- * a full run. A peer that stops reading is closed, it cannot pin server memory. */
+/* Default for --max-output: output a connection may have queued before we give up on it,
+ * 64 grants of a full run. A peer that stops reading is closed, it cannot pin server
+ * memory. */
 #define SRV_CONN_WMAX   (64u << 20)
 #define SRV_CONN_RBASE  8192u   /* read buffer kept between frames */
 
@@ -39,6 +40,9 @@ struct srv_conn {
   size_t rlen;
   size_t rcap;
   size_t wpending;           /* bytes handed to uv_write and not yet completed */
+  uint64_t since_ms;         /* uv_now at accept: the HELLO deadline counts from here */
+  uint64_t last_rx_ms;       /* uv_now of the last bytes read: the idle timeout */
+  int discard_output;        /* test seam (fuzzing): no socket, replies are dropped */
   struct srv_peer peer;
   struct srv_atts atts;
 };
@@ -47,7 +51,7 @@ struct srv_conn {
 void srv_conn_accept(struct srv_server *s);
 
 /* Encodes m and queues it. Returns 0, or -errno if the connection is closing or was just
- * closed because its output is over SRV_CONN_WMAX. Never tears down synchronously, so the
+ * closed because its output is over --max-output. Never tears down synchronously, so the
  * directory may call it in the middle of a transition. Loop thread only. */
 int srv__conn_send(struct srv_conn *c, struct proto_msg *m);
 
@@ -57,5 +61,18 @@ int srv__conn_send_status(struct srv_conn *c, uint8_t opcode, uint32_t reqid, in
 /* Starts closing: logs why, stops reading, uv_close. The close callback is the one teardown
  * (detach everything, leave the table, free). Idempotent. Loop thread only. */
 void srv__conn_close(struct srv_conn *c, const char *why);
+
+/* Test seam for the fuzzer: a registered connection with an unconnected handle, whose
+ * output is discarded. NULL when the table is full or memory is short. Close it with
+ * srv__conn_close and run the loop, like any connection. Loop thread only. */
+struct srv_conn *srv__conn_new_detached(struct srv_server *s);
+
+/* Hands n bytes to c as if they had been read from its socket: framing, decoding and
+ * dispatch exactly as for network input. Loop thread only. */
+void srv__conn_feed(struct srv_conn *c, const uint8_t *p, size_t n);
+
+/* Closes c if it is past the HELLO or idle deadline at now_ms (see docs/operations.md).
+ * Loop thread only. */
+void srv__conn_check_timeouts(struct srv_conn *c, uint64_t now_ms);
 
 #endif

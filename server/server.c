@@ -84,6 +84,36 @@ static void on_handle_closed(uv_handle_t *h) {
   (void)h;
 }
 
+/* Closes the connections past their HELLO or idle deadline. A sweep of the table a few
+ * times per timeout: the table is small and it keeps a timer off every connection. */
+static void on_sweep(uv_timer_t *t) {
+  struct srv_server *s = t->data;
+  uint64_t now = uv_now(s->loop);
+  uint32_t i;
+
+  for (i = 0; i < s->cfg->max_conns; i++)
+    if (s->conns[i] != NULL)
+      srv__conn_check_timeouts(s->conns[i], now);
+}
+
+/* Starts the sweep when a timeout is configured; its period is a quarter of the shortest
+ * one, between 100 ms and 1 s. */
+static int sweep_start(struct srv_server *s) {
+  uint64_t a = s->cfg->hello_timeout_ms, b = s->cfg->idle_timeout_ms;
+  uint64_t shortest = a == 0 ? b : b == 0 || a < b ? a : b, period;
+  int err;
+
+  if (shortest == 0)
+    return 0;
+  period = shortest / 4 < 100 ? 100 : shortest / 4 > 1000 ? 1000 : shortest / 4;
+  err = uv_timer_init(s->loop, &s->sweep);
+  if (err < 0)
+    return err;
+  s->sweep.data = s;
+  s->sweep_on = 1;
+  return uv_timer_start(&s->sweep, on_sweep, period, period);
+}
+
 void srv_server_stop(struct srv_server *s) {
   uint32_t i;
 
@@ -93,6 +123,9 @@ void srv_server_stop(struct srv_server *s) {
   uv_close((uv_handle_t *)&s->listener, on_handle_closed);
   uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
   uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
+  if (s->sweep_on)
+    uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
+  s->sweep_on = 0;
   for (i = 0; i < s->cfg->max_conns; i++)
     if (s->conns[i] != NULL)
       srv__conn_close(s->conns[i], "server shutting down");
@@ -157,6 +190,8 @@ int srv_server_start(struct srv_server *s) {
     err = uv_signal_start(&s->sigint, on_signal, SIGINT);
   if (err == 0)
     err = uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  if (err == 0)
+    err = sweep_start(s);
   if (err == 0)
     err = announce(s);
   if (err < 0) {

@@ -17,6 +17,8 @@ struct srv_server {
   uv_tcp_t listener;
   uv_signal_t sigint;
   uv_signal_t sigterm;
+  uv_timer_t sweep;         /* HELLO and idle timeouts; running when sweep_on */
+  int sweep_on;
   struct srv_conn **conns;  /* cfg->max_conns slots; the index is the node id */
   uint32_t nconns;
   struct srv_segtab segs;

@@ -71,7 +71,9 @@ void h_server_start(struct h_server *s) {
     /* A failed assertion ends the test process without teardown: take the server along. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(out[1], STDOUT_FILENO);
-    setenv("ASAN_OPTIONS", SERVER_ASAN, 1);
+    /* A test may tune the server's sanitizer (e.g. a small quarantine to measure RSS). */
+    setenv("ASAN_OPTIONS", getenv("DSHM_TEST_SERVER_ASAN") ? getenv("DSHM_TEST_SERVER_ASAN")
+                                                            : SERVER_ASAN, 1);
     execl(bin, bin, "--port", "0", (char *)NULL);
     _exit(127);
   }

@@ -25,7 +25,8 @@ struct h_result {
 };
 
 /* Starts build/server/dshm-server --port 0 and waits for its "listening on" line.
- * Fails the current test on error. */
+ * The server inherits the environment (DSHM_* settings); DSHM_TEST_SERVER_ASAN, if set,
+ * replaces its ASAN_OPTIONS. Fails the current test on error. */
 void h_server_start(struct h_server *s);
 
 /* SIGTERM, then waits (bounded) and asserts a clean exit 0 (in the sanitizer build this

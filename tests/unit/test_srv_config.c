@@ -109,6 +109,32 @@ START_TEST(help_and_version) {
 }
 END_TEST
 
+/* The abuse limits: defaults, flags, environment, and values refused. */
+START_TEST(abuse_limits) {
+  unsetenv("DSHM_MAX_OUTPUT");
+  unsetenv("DSHM_HELLO_TIMEOUT");
+  unsetenv("DSHM_IDLE_TIMEOUT");
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_uint_eq(cfg.max_output, 64u << 20);
+  ck_assert_uint_eq(cfg.hello_timeout_ms, 10000);
+  ck_assert_uint_eq(cfg.idle_timeout_ms, 0);
+  ck_assert_int_eq(parse("--max-output", "4194304", "--hello-timeout", "0", "--idle-timeout",
+                         "30", NULL), 0);
+  ck_assert_uint_eq(cfg.max_output, 4u << 20);
+  ck_assert_uint_eq(cfg.hello_timeout_ms, 0);
+  ck_assert_uint_eq(cfg.idle_timeout_ms, 30000);
+  setenv("DSHM_IDLE_TIMEOUT", "2", 1);
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_uint_eq(cfg.idle_timeout_ms, 2000);
+  unsetenv("DSHM_IDLE_TIMEOUT");
+  /* Below the largest reply frame, a peer could never be sent one. */
+  ck_assert_int_eq(parse("--max-output", "1048576", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--hello-timeout", "-1", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--idle-timeout", "999999999", NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "--idle-timeout"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("srv_config");
   TCase *tc = tcase_create("config");
@@ -120,6 +146,7 @@ int main(void) {
   tcase_add_test(tc, environment_then_flags);
   tcase_add_test(tc, bad_arguments);
   tcase_add_test(tc, help_and_version);
+  tcase_add_test(tc, abuse_limits);
   suite_add_tcase(s, tc);
   sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
