@@ -11,6 +11,7 @@
 #include "config.h"
 #include "fault.h"
 #include "real.h"
+#include "route.h"
 #include "session.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -40,6 +41,7 @@ static void init_once(void) {
   int err;
 
   shim_config_load();
+  shim_route_load();
   if (shim_real_resolve() < 0)
     shim_log("some libc symbols could not be resolved; signal wrappers may fail");
   if (sysconf(_SC_PAGESIZE) != (long)PROTO_PAGE_SIZE) {

@@ -3,12 +3,21 @@
 #define DSHM_SHIM_REAL_H
 
 #include <signal.h>
+#include <stddef.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
 
 struct shim_real {
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
   __sighandler_t (*signal)(int, __sighandler_t);
   int (*sigprocmask)(int, const sigset_t *, sigset_t *);
   int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+  /* The kernel's SysV calls, for keys and ids that are not networked (route.c). */
+  int (*shmget)(key_t, size_t, int);
+  void *(*shmat)(int, const void *, int);
+  int (*shmdt)(const void *);
+  int (*shmctl)(int, int, struct shmid_ds *);
+  key_t (*ftok)(const char *, int);
 };
 
 /* Filled by shim_real_resolve(); read-only afterwards. A NULL entry means "not found". */

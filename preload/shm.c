@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/shm.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,9 +15,27 @@
 #include "coherence.h"
 #include "config.h"
 #include "lifecycle.h"
+#include "real.h"
+#include "route.h"
 #include "session.h"
+#include "usercopy.h"
 
 #define SHIM_IPC_64 0x0100 /* the kernel's "new layout" bit; glibc never passes it to us */
+#ifndef SHM_STAT_ANY
+#define SHM_STAT_ANY 15
+#endif
+
+/* The result of a real (kernel) call in the shim's convention: >= 0 or -errno. */
+static long real_rc(long r) {
+  return r < 0 ? -(long)errno : r;
+}
+
+/* Ids: the server's all carry SHIM_ID_TAG; an untagged id is the kernel's. A tagged id the
+ * server does not know (EINVAL) may still be a kernel id: the caller falls back. With no
+ * key networked at all, everything is the kernel's. */
+static int id_is_ours(int shmid) {
+  return shmid >= 0 && (shmid & SHIM_ID_TAG) != 0 && shim_route_tables();
+}
 
 static struct proto_cred cred_now(void) {
   /* The caller's ids at the time of each call: a process may setuid between calls. */
@@ -57,6 +77,10 @@ static int do_shmget(key_t key, size_t size, int shmflg) {
 }
 
 SHIM_EXPORT int shmget(key_t key, size_t size, int shmflg) {
+  int err = shim_init();
+
+  if (err == 0 && !shim_route_key(key))
+    return shim_real.shmget ? shim_real.shmget(key, size, shmflg) : (int)shim_ret(-ENOSYS);
   return (int)shim_ret(do_shmget(key, size, shmflg));
 }
 
@@ -104,6 +128,7 @@ out:
   return rc < 0 ? rc : 0;
 }
 
+/* 0 (attached, *out set), -errno, or 1: the id is the kernel's, call the real shmat. */
 static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
   struct proto_msg *m;
   uintptr_t addr = (uintptr_t)shmaddr;
@@ -126,6 +151,8 @@ static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
   if (shmflg & SHM_EXEC)
     vflags |= SHIM_VIEW_EXEC;
 
+  if (shim_init() < 0 || !id_is_ours(shmid))
+    return 1; /* the kernel's */
   m = msgs();
   if (m == NULL)
     return -ENOMEM;
@@ -139,6 +166,8 @@ static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
                   vflags, out);
     if (rc < 0)
       send_detach(shmid); /* undo the server's nattch++; the mapping error is what counts */
+  } else if (rc == -EINVAL) {
+    rc = 1; /* not the server's: maybe a kernel id that happens to carry the tag */
   }
   free(m);
   return rc;
@@ -148,6 +177,9 @@ SHIM_EXPORT void *shmat(int shmid, const void *shmaddr, int shmflg) {
   void *addr = NULL;
   int rc = do_shmat(shmid, shmaddr, shmflg, &addr);
 
+  if (rc == 1)
+    return shim_real.shmat ? shim_real.shmat(shmid, shmaddr, shmflg)
+                           : (shim_ret(-ENOSYS), (void *)-1);
   if (rc < 0) {
     shim_ret(rc);
     return (void *)-1;
@@ -160,12 +192,13 @@ static int do_shmdt(const void *shmaddr) {
   int v, last, shmid, rc, wb = 0;
 
   if (shim_init() < 0)
-    return -EINVAL; /* nothing can have been attached */
+    return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
   pthread_mutex_lock(&shim__cache_lock);
   v = shim_cache_view_find(shmaddr, &sg);
   if (v < 0) {
     pthread_mutex_unlock(&shim__cache_lock);
-    return -EINVAL;
+    /* Not one of ours: a kernel attachment, or nothing (the kernel says EINVAL). */
+    return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
   }
   shmid = sg->shmid;
   shim_cache_view_remove(v);
@@ -216,23 +249,23 @@ static void ds_to_shmid_ds(const struct proto_ds *ds, struct shmid_ds *buf) {
   buf->shm_nattch = (shmatt_t)ds->nattch;
 }
 
+/* Runs a command on the server. 1 means "not the server's id: ask the kernel". */
 static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   struct proto_msg *m;
-  int rc;
+  struct shmid_ds in;
+  int id_less, rc;
 
+  /* ksys_shmctl(): negative arguments first, then the command's own checks. */
+  if (shmid < 0 || cmd < 0)
+    return -EINVAL;
   cmd &= ~SHIM_IPC_64;
-  switch (cmd) {
-  case IPC_STAT:
-  case SHM_STAT:
-  case SHM_STAT_ANY:
-  case IPC_SET:
-  case IPC_INFO:
-  case SHM_INFO:
-    if (buf == NULL)
-      return -EFAULT;
-    break;
-  default:
-    break;
+  id_less = cmd == IPC_INFO || cmd == SHM_INFO || cmd == SHM_STAT || cmd == SHM_STAT_ANY;
+  if (shim_init() < 0 || (id_less ? !shim_route_tables() : !id_is_ours(shmid)))
+    return 1;
+  if (cmd == IPC_SET) {
+    rc = shim_copy_from_user(&in, buf, sizeof in); /* before the id is looked at */
+    if (rc < 0)
+      return rc;
   }
   m = msgs();
   if (m == NULL)
@@ -249,9 +282,14 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   m[0].u.shmctl.shmid = shmid;
   m[0].u.shmctl.cmd = cmd;
   if (cmd == IPC_SET) {
-    m[0].u.shmctl.uid = buf->shm_perm.uid;
-    m[0].u.shmctl.gid = buf->shm_perm.gid;
-    m[0].u.shmctl.mode = buf->shm_perm.mode;
+    m[0].u.shmctl.uid = in.shm_perm.uid;
+    m[0].u.shmctl.gid = in.shm_perm.gid;
+    m[0].u.shmctl.mode = in.shm_perm.mode;
+  } else if (cmd == SHM_LOCK) {
+    /* The server cannot see our RLIMIT_MEMLOCK: say whether it is zero. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == 0)
+      m[0].u.shmctl.mode = 1;
   }
   rc = call(&m[0], &m[1]);
   if (rc < 0)
@@ -260,28 +298,36 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   switch (cmd) {
   case IPC_STAT:
   case SHM_STAT:
-  case SHM_STAT_ANY:
-    ds_to_shmid_ds(&m[1].u.shmctl_reply.ds, buf);
+  case SHM_STAT_ANY: {
+    struct shmid_ds ds;
+    ds_to_shmid_ds(&m[1].u.shmctl_reply.ds, &ds);
+    if (shim_copy_to_user(buf, &ds, sizeof ds) < 0)
+      rc = -EFAULT;
     break;
+  }
   case IPC_INFO: {
-    struct shminfo *si = (struct shminfo *)(void *)buf;
-    const struct proto_info *in = &m[1].u.shmctl_reply.info;
-    memset(si, 0, sizeof *si);
-    si->shmmax = in->shmmax;
-    si->shmmin = in->shmmin;
-    si->shmmni = in->shmmni;
-    si->shmseg = in->shmseg;
-    si->shmall = in->shmall;
+    struct shminfo si;
+    const struct proto_info *pi = &m[1].u.shmctl_reply.info;
+    memset(&si, 0, sizeof si);
+    si.shmmax = pi->shmmax;
+    si.shmmin = pi->shmmin;
+    si.shmmni = pi->shmmni;
+    si.shmseg = pi->shmseg;
+    si.shmall = pi->shmall;
+    if (shim_copy_to_user(buf, &si, sizeof si) < 0)
+      rc = -EFAULT;
     break;
   }
   case SHM_INFO: {
-    struct shm_info *si = (struct shm_info *)(void *)buf;
-    const struct proto_info *in = &m[1].u.shmctl_reply.info;
-    memset(si, 0, sizeof *si);
-    si->used_ids = (int)in->used_ids;
-    si->shm_tot = in->shm_tot;
-    si->shm_rss = in->shm_rss;
-    si->shm_swp = in->shm_swp;
+    struct shm_info si;
+    const struct proto_info *pi = &m[1].u.shmctl_reply.info;
+    memset(&si, 0, sizeof si);
+    si.used_ids = (int)pi->used_ids;
+    si.shm_tot = pi->shm_tot;
+    si.shm_rss = pi->shm_rss;
+    si.shm_swp = pi->shm_swp;
+    if (shim_copy_to_user(buf, &si, sizeof si) < 0)
+      rc = -EFAULT;
     break;
   }
   default:
@@ -289,9 +335,29 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   }
 out:
   free(m);
+  /* A tagged id the server does not know may be a kernel one. */
+  if (rc == -EINVAL && !id_less)
+    rc = 1;
   return rc;
 }
 
 SHIM_EXPORT int shmctl(int shmid, int cmd, struct shmid_ds *buf) {
-  return (int)shim_ret(do_shmctl(shmid, cmd, buf));
+  int rc = do_shmctl(shmid, cmd, buf);
+
+  if (rc == 1)
+    return shim_real.shmctl ? shim_real.shmctl(shmid, cmd, buf) : (int)shim_ret(-ENOSYS);
+  return (int)shim_ret(rc);
+}
+
+/* ftok(3): with DSHM_FTOK covering the path, a key from the path string instead of the
+ * inode, so every host computes the same one. The file must still exist, as for ftok. */
+SHIM_EXPORT key_t ftok(const char *path, int proj_id) {
+  struct stat st;
+
+  if (shim_init() == 0 && path != NULL && shim_route_ftok(path)) {
+    if (stat(path, &st) < 0)
+      return -1; /* errno from stat, as glibc's ftok */
+    return shim_ftok_key(path, proj_id);
+  }
+  return shim_real.ftok ? shim_real.ftok(path, proj_id) : (key_t)shim_ret(-ENOSYS);
 }
