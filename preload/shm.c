@@ -1,5 +1,6 @@
 /* shm.c - owns the interposed shmget/shmat/shmdt/shmctl: SysV semantics on top of the session. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,69 @@ static struct proto_cred cred_now(void) {
   return (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(), (uint32_t)getegid()};
 }
 
+/* The supplementary groups the server last heard of (-1: not known, send them). */
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static gid_t groups_sent[PROTO_MAX_GROUPS];
+static int ngroups_sent = -1;
+
+/* Permissions are checked with the caller's groups at the time of each call, like its
+ * euid/egid in every cred: when getgroups() differs from what the server has, a GROUPS
+ * message goes first (docs/protocol.md). More than PROTO_MAX_GROUPS groups: the first
+ * ones only (docs/compatibility.md). 0 or -errno. */
+static int sync_groups(void) {
+  gid_t now[PROTO_MAX_GROUPS];
+  struct proto_msg *m;
+  int n = getgroups(PROTO_MAX_GROUPS, now), same, err;
+
+  if (n < 0) {
+    n = getgroups(0, NULL) > 0 ? 0 : -1; /* EINVAL: more than we can carry */
+    if (n == 0) {
+      gid_t *all = calloc((size_t)getgroups(0, NULL) + 1, sizeof *all);
+      int k = all ? getgroups(getgroups(0, NULL), all) : -1;
+      if (k > 0)
+        memcpy(now, all, sizeof now);
+      n = k > 0 ? (int)PROTO_MAX_GROUPS : 0;
+      free(all);
+    } else {
+      n = 0;
+    }
+  }
+  pthread_mutex_lock(&groups_lock);
+  same = ngroups_sent == n && memcmp(groups_sent, now, (size_t)n * sizeof now[0]) == 0;
+  if (!same) {
+    memcpy(groups_sent, now, (size_t)n * sizeof now[0]);
+    ngroups_sent = n;
+  }
+  pthread_mutex_unlock(&groups_lock);
+  if (same)
+    return 0;
+  m = calloc(1, sizeof *m);
+  if (m == NULL)
+    err = -ENOMEM;
+  else {
+    m->h.opcode = PROTO_OP_GROUPS;
+    m->u.groups.ngroups = (uint32_t)n;
+    for (int i = 0; i < n; i++)
+      m->u.groups.groups[i] = (uint32_t)now[i];
+    err = shim_session_call(m, NULL);
+    free(m);
+  }
+  if (err < 0) {
+    pthread_mutex_lock(&groups_lock);
+    ngroups_sent = -1; /* try again with the next call */
+    pthread_mutex_unlock(&groups_lock);
+  }
+  return err;
+}
+
 /* Connects if needed and runs one request. reply may be NULL. 0 or -errno. */
 static int call(struct proto_msg *req, struct proto_msg *reply) {
   int err = shim_init();
 
   if (err == 0)
     err = shim_session_ensure();
+  if (err == 0)
+    err = sync_groups();
   if (err == 0)
     err = shim_session_call(req, reply);
   return err;
