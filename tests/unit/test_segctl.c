@@ -159,6 +159,19 @@ START_TEST(unknown_commands_einval) {
 }
 END_TEST
 
+START_TEST(shm_exec_needs_execute_permission) {
+  struct srv_seg *s;
+  int a = srv_seg_get(&tab, &alice, IPC_PRIVATE, 1, 0666);
+  int b = srv_seg_get(&tab, &alice, IPC_PRIVATE, 1, 0777);
+
+  ck_assert_int_eq(srv_seg_attach(&tab, &bob, a, SHM_EXEC, &s), -EACCES);
+  ck_assert_int_eq(srv_seg_attach(&tab, &bob, a, SHM_EXEC | SHM_RDONLY, &s), -EACCES);
+  ck_assert_int_eq(srv_seg_attach(&tab, &bob, a, 0, &s), 0);
+  ck_assert_int_eq(srv_seg_attach(&tab, &bob, b, SHM_EXEC, &s), 0);
+  ck_assert_int_eq(srv_seg_attach(&tab, &root, a, SHM_EXEC, &s), 0);
+}
+END_TEST
+
 static Suite *segctl_suite(void) {
   Suite *s = suite_create("segctl");
   TCase *tc = tcase_create("segctl");
@@ -170,6 +183,7 @@ static Suite *segctl_suite(void) {
   tcase_add_test(tc, shm_stat_by_index);
   tcase_add_test(tc, shm_lock_permissions_and_bit);
   tcase_add_test(tc, unknown_commands_einval);
+  tcase_add_test(tc, shm_exec_needs_execute_permission);
   suite_add_tcase(s, tc);
   return s;
 }
