@@ -100,6 +100,16 @@ static int is_write(void *ctx, const struct shim_hit *hit) {
 #endif
 }
 
+/* Whether the fault was an instruction fetch (x86-64 only; elsewhere never). */
+static int is_fetch(void *ctx) {
+#if defined(__x86_64__)
+  return (((ucontext_t *)ctx)->uc_mcontext.gregs[REG_ERR] & 0x10) != 0; /* PF_INSTR */
+#else
+  (void)ctx;
+  return 0;
+#endif
+}
+
 /* Brings the page to the needed mode, waiting at most DSHM_TIMEOUT_MS for the server.
  * 0: retry the instruction; -1: SIGBUS. */
 static int page_wait(const struct shim_hit *hit, int write) {
@@ -197,8 +207,10 @@ static void on_segv(int sig, siginfo_t *si, void *ctx) {
 
   if (si != NULL && si->si_code > 0 && shim_cache_lookup((uintptr_t)si->si_addr, &hit) == 0) {
     int write = is_write(ctx, &hit);
-    /* A write to a SHM_RDONLY view is the application's bug: the kernel's SIGSEGV. */
-    if (!(write && (hit.flags & SHIM_VIEW_RDONLY))) {
+    /* A write to a SHM_RDONLY view, or running code in a view without SHM_EXEC, is the
+     * application's bug: the kernel's SIGSEGV. */
+    if (!(write && (hit.flags & SHIM_VIEW_RDONLY)) &&
+        !(is_fetch(ctx) && !(hit.flags & SHIM_VIEW_EXEC))) {
       int rc = page_wait(&hit, write);
       shim_cache_release(&hit);
       if (rc < 0)

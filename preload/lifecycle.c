@@ -11,19 +11,23 @@
 #include "config.h"
 #include "fault.h"
 #include "real.h"
+#include "route.h"
 #include "session.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int init_err;
 
-/* Fork: the cache lock, then the session lock (the order every path takes them in), so the
- * child starts with both consistent and owned by its only thread. */
+/* Fork: the cache lock, then the session lock (the order every path takes them in), then
+ * shm.c's groups lock (a leaf), so the child starts with all consistent and owned by its
+ * only thread. */
 static void atfork_prepare(void) {
   pthread_mutex_lock(&shim__cache_lock);
   shim_session_atfork_prepare();
+  shim__shm_atfork_prepare();
 }
 
 static void atfork_parent(void) {
+  shim__shm_atfork_parent();
   shim_session_atfork_parent();
   pthread_mutex_unlock(&shim__cache_lock);
 }
@@ -32,6 +36,7 @@ static void atfork_parent(void) {
  * memfds at the same addresses, every page INVALID (cache.c), no share of the parent's
  * connection; fork.c then gives it a session of its own before fork() returns. */
 static void atfork_child(void) {
+  shim__shm_atfork_child();
   shim_session_atfork_child();
   shim__coh_fork_child();
   shim_cache_fork_child();
@@ -42,6 +47,7 @@ static void init_once(void) {
   int err;
 
   shim_config_load();
+  shim_route_load();
   if (shim_real_resolve() < 0)
     shim_log("some libc symbols could not be resolved; signal wrappers may fail");
   if (sysconf(_SC_PAGESIZE) != (long)PROTO_PAGE_SIZE) {

@@ -7,4 +7,10 @@
  * shm calls, or -errno why not. */
 int shim_init(void);
 
+/* shm.c's fork hooks: its supplementary-groups record is locked across fork so the child
+ * never inherits it held by a thread that does not exist there. */
+void shim__shm_atfork_prepare(void);
+void shim__shm_atfork_parent(void);
+void shim__shm_atfork_child(void);
+
 #endif /* DSHM_SHIM_LIFECYCLE_H */

@@ -7,9 +7,7 @@
 
 struct shim_real shim_real;
 
-/* One row per wrapped symbol: adding a wrapper means adding a row here. The shm* calls are
- * not in the table: in this version every SysV id belongs to the server (TODO(DSHM_KEYS):
- * kernel passthrough will add shmget/shmat/shmdt/shmctl here). */
+/* One row per wrapped symbol: adding a wrapper means adding a row here. */
 static const struct {
   const char *name;
   void **ptr;
@@ -28,6 +26,11 @@ static const struct {
   {"execvp", (void **)&shim_real.execvp},
   {"execvpe", (void **)&shim_real.execvpe},
   {"fexecve", (void **)&shim_real.fexecve},
+  {"shmget", (void **)&shim_real.shmget},
+  {"shmat", (void **)&shim_real.shmat},
+  {"shmdt", (void **)&shim_real.shmdt},
+  {"shmctl", (void **)&shim_real.shmctl},
+  {"ftok", (void **)&shim_real.ftok},
 };
 
 int shim_real_resolve(void) {

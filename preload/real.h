@@ -4,6 +4,9 @@
 
 #include <signal.h>
 #include <sys/types.h>
+#include <stddef.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
 
 struct shim_real {
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
@@ -20,6 +23,12 @@ struct shim_real {
   int (*execvp)(const char *, char *const[]);
   int (*execvpe)(const char *, char *const[], char *const[]);
   int (*fexecve)(int, char *const[], char *const[]);
+  /* The kernel's SysV calls, for keys and ids that are not networked (route.c). */
+  int (*shmget)(key_t, size_t, int);
+  void *(*shmat)(int, const void *, int);
+  int (*shmdt)(const void *);
+  int (*shmctl)(int, int, struct shmid_ds *);
+  key_t (*ftok)(const char *, int);
 };
 
 /* Filled by shim_real_resolve(); read-only afterwards. A NULL entry means "not found". */

@@ -1,9 +1,12 @@
 /* shm.c - owns the interposed shmget/shmat/shmdt/shmctl: SysV semantics on top of the session. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/shm.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,13 +16,101 @@
 #include "coherence.h"
 #include "config.h"
 #include "lifecycle.h"
+#include "real.h"
+#include "route.h"
 #include "session.h"
+#include "usercopy.h"
 
 #define SHIM_IPC_64 0x0100 /* the kernel's "new layout" bit; glibc never passes it to us */
+#ifndef SHM_STAT_ANY
+#define SHM_STAT_ANY 15
+#endif
+
+/* The result of a real (kernel) call in the shim's convention: >= 0 or -errno. */
+static long real_rc(long r) {
+  return r < 0 ? -(long)errno : r;
+}
+
+/* Ids: the server's all carry SHIM_ID_TAG; an untagged id is the kernel's. A tagged id the
+ * server does not know (EINVAL) may still be a kernel id: the caller falls back. With no
+ * key networked at all, everything is the kernel's. */
+static int id_is_ours(int shmid) {
+  return shmid >= 0 && (shmid & SHIM_ID_TAG) != 0 && shim_route_tables();
+}
 
 static struct proto_cred cred_now(void) {
   /* The caller's ids at the time of each call: a process may setuid between calls. */
   return (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(), (uint32_t)getegid()};
+}
+
+/* The supplementary groups the server last heard of (-1: not known, send them). */
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static gid_t groups_sent[PROTO_MAX_GROUPS];
+static int ngroups_sent = -1;
+
+/* Permissions are checked with the caller's groups at the time of each call, like its
+ * euid/egid in every cred: when getgroups() differs from what the server has, a GROUPS
+ * message goes first (docs/protocol.md). More than PROTO_MAX_GROUPS groups: the first
+ * ones only (docs/compatibility.md). 0 or -errno. */
+static int sync_groups(void) {
+  gid_t now[PROTO_MAX_GROUPS];
+  struct proto_msg *m;
+  int n = getgroups(PROTO_MAX_GROUPS, now), same, err;
+
+  if (n < 0) {
+    n = getgroups(0, NULL) > 0 ? 0 : -1; /* EINVAL: more than we can carry */
+    if (n == 0) {
+      gid_t *all = calloc((size_t)getgroups(0, NULL) + 1, sizeof *all);
+      int k = all ? getgroups(getgroups(0, NULL), all) : -1;
+      if (k > 0)
+        memcpy(now, all, sizeof now);
+      n = k > 0 ? (int)PROTO_MAX_GROUPS : 0;
+      free(all);
+    } else {
+      n = 0;
+    }
+  }
+  pthread_mutex_lock(&groups_lock);
+  same = ngroups_sent == n && memcmp(groups_sent, now, (size_t)n * sizeof now[0]) == 0;
+  if (!same) {
+    memcpy(groups_sent, now, (size_t)n * sizeof now[0]);
+    ngroups_sent = n;
+  }
+  pthread_mutex_unlock(&groups_lock);
+  if (same)
+    return 0;
+  m = calloc(1, sizeof *m);
+  if (m == NULL)
+    err = -ENOMEM;
+  else {
+    m->h.opcode = PROTO_OP_GROUPS;
+    m->u.groups.ngroups = (uint32_t)n;
+    for (int i = 0; i < n; i++)
+      m->u.groups.groups[i] = (uint32_t)now[i];
+    err = shim_session_call(m, NULL);
+    free(m);
+  }
+  if (err < 0) {
+    pthread_mutex_lock(&groups_lock);
+    ngroups_sent = -1; /* try again with the next call */
+    pthread_mutex_unlock(&groups_lock);
+  }
+  return err;
+}
+
+void shim__shm_atfork_prepare(void) {
+  pthread_mutex_lock(&groups_lock);
+}
+
+void shim__shm_atfork_parent(void) {
+  pthread_mutex_unlock(&groups_lock);
+}
+
+/* The child's session starts with its own HELLO: resend the groups with its first call
+ * rather than trust a record that described the parent's connection. */
+void shim__shm_atfork_child(void) {
+  ngroups_sent = -1;
+  pthread_mutex_unlock(&groups_lock);
 }
 
 /* Connects if needed and runs one request. reply may be NULL. 0 or -errno. */
@@ -28,6 +119,8 @@ static int call(struct proto_msg *req, struct proto_msg *reply) {
 
   if (err == 0)
     err = shim_session_ensure();
+  if (err == 0)
+    err = sync_groups();
   if (err == 0)
     err = shim_session_call(req, reply);
   return err;
@@ -57,6 +150,10 @@ static int do_shmget(key_t key, size_t size, int shmflg) {
 }
 
 SHIM_EXPORT int shmget(key_t key, size_t size, int shmflg) {
+  int err = shim_init();
+
+  if (err == 0 && !shim_route_key(key))
+    return shim_real.shmget ? shim_real.shmget(key, size, shmflg) : (int)shim_ret(-ENOSYS);
   return (int)shim_ret(do_shmget(key, size, shmflg));
 }
 
@@ -104,6 +201,7 @@ out:
   return rc < 0 ? rc : 0;
 }
 
+/* 0 (attached, *out set), -errno, or 1: the id is the kernel's, call the real shmat. */
 static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
   struct proto_msg *m;
   uintptr_t addr = (uintptr_t)shmaddr;
@@ -126,6 +224,8 @@ static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
   if (shmflg & SHM_EXEC)
     vflags |= SHIM_VIEW_EXEC;
 
+  if (shim_init() < 0 || !id_is_ours(shmid))
+    return 1; /* the kernel's */
   m = msgs();
   if (m == NULL)
     return -ENOMEM;
@@ -139,6 +239,8 @@ static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
                   vflags, out);
     if (rc < 0)
       send_detach(shmid); /* undo the server's nattch++; the mapping error is what counts */
+  } else if (rc == -EINVAL) {
+    rc = 1; /* not the server's: maybe a kernel id that happens to carry the tag */
   }
   free(m);
   return rc;
@@ -148,6 +250,9 @@ SHIM_EXPORT void *shmat(int shmid, const void *shmaddr, int shmflg) {
   void *addr = NULL;
   int rc = do_shmat(shmid, shmaddr, shmflg, &addr);
 
+  if (rc == 1)
+    return shim_real.shmat ? shim_real.shmat(shmid, shmaddr, shmflg)
+                           : (shim_ret(-ENOSYS), (void *)-1);
   if (rc < 0) {
     shim_ret(rc);
     return (void *)-1;
@@ -160,12 +265,13 @@ static int do_shmdt(const void *shmaddr) {
   int v, last, shmid, rc, wb = 0;
 
   if (shim_init() < 0)
-    return -EINVAL; /* nothing can have been attached */
+    return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
   pthread_mutex_lock(&shim__cache_lock);
   v = shim_cache_view_find(shmaddr, &sg);
   if (v < 0) {
     pthread_mutex_unlock(&shim__cache_lock);
-    return -EINVAL;
+    /* Not one of ours: a kernel attachment, or nothing (the kernel says EINVAL). */
+    return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
   }
   shmid = sg->shmid;
   shim_cache_view_remove(v);
@@ -216,23 +322,23 @@ static void ds_to_shmid_ds(const struct proto_ds *ds, struct shmid_ds *buf) {
   buf->shm_nattch = (shmatt_t)ds->nattch;
 }
 
+/* Runs a command on the server. 1 means "not the server's id: ask the kernel". */
 static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   struct proto_msg *m;
-  int rc;
+  struct shmid_ds in;
+  int id_less, rc;
 
+  /* ksys_shmctl(): negative arguments first, then the command's own checks. */
+  if (shmid < 0 || cmd < 0)
+    return -EINVAL;
   cmd &= ~SHIM_IPC_64;
-  switch (cmd) {
-  case IPC_STAT:
-  case SHM_STAT:
-  case SHM_STAT_ANY:
-  case IPC_SET:
-  case IPC_INFO:
-  case SHM_INFO:
-    if (buf == NULL)
-      return -EFAULT;
-    break;
-  default:
-    break;
+  id_less = cmd == IPC_INFO || cmd == SHM_INFO || cmd == SHM_STAT || cmd == SHM_STAT_ANY;
+  if (shim_init() < 0 || (id_less ? !shim_route_tables() : !id_is_ours(shmid)))
+    return 1;
+  if (cmd == IPC_SET) {
+    rc = shim_copy_from_user(&in, buf, sizeof in); /* before the id is looked at */
+    if (rc < 0)
+      return rc;
   }
   m = msgs();
   if (m == NULL)
@@ -249,9 +355,14 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   m[0].u.shmctl.shmid = shmid;
   m[0].u.shmctl.cmd = cmd;
   if (cmd == IPC_SET) {
-    m[0].u.shmctl.uid = buf->shm_perm.uid;
-    m[0].u.shmctl.gid = buf->shm_perm.gid;
-    m[0].u.shmctl.mode = buf->shm_perm.mode;
+    m[0].u.shmctl.uid = in.shm_perm.uid;
+    m[0].u.shmctl.gid = in.shm_perm.gid;
+    m[0].u.shmctl.mode = in.shm_perm.mode;
+  } else if (cmd == SHM_LOCK) {
+    /* The server cannot see our RLIMIT_MEMLOCK: say whether it is zero. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == 0)
+      m[0].u.shmctl.mode = 1;
   }
   rc = call(&m[0], &m[1]);
   if (rc < 0)
@@ -260,28 +371,36 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   switch (cmd) {
   case IPC_STAT:
   case SHM_STAT:
-  case SHM_STAT_ANY:
-    ds_to_shmid_ds(&m[1].u.shmctl_reply.ds, buf);
+  case SHM_STAT_ANY: {
+    struct shmid_ds ds;
+    ds_to_shmid_ds(&m[1].u.shmctl_reply.ds, &ds);
+    if (shim_copy_to_user(buf, &ds, sizeof ds) < 0)
+      rc = -EFAULT;
     break;
+  }
   case IPC_INFO: {
-    struct shminfo *si = (struct shminfo *)(void *)buf;
-    const struct proto_info *in = &m[1].u.shmctl_reply.info;
-    memset(si, 0, sizeof *si);
-    si->shmmax = in->shmmax;
-    si->shmmin = in->shmmin;
-    si->shmmni = in->shmmni;
-    si->shmseg = in->shmseg;
-    si->shmall = in->shmall;
+    struct shminfo si;
+    const struct proto_info *pi = &m[1].u.shmctl_reply.info;
+    memset(&si, 0, sizeof si);
+    si.shmmax = pi->shmmax;
+    si.shmmin = pi->shmmin;
+    si.shmmni = pi->shmmni;
+    si.shmseg = pi->shmseg;
+    si.shmall = pi->shmall;
+    if (shim_copy_to_user(buf, &si, sizeof si) < 0)
+      rc = -EFAULT;
     break;
   }
   case SHM_INFO: {
-    struct shm_info *si = (struct shm_info *)(void *)buf;
-    const struct proto_info *in = &m[1].u.shmctl_reply.info;
-    memset(si, 0, sizeof *si);
-    si->used_ids = (int)in->used_ids;
-    si->shm_tot = in->shm_tot;
-    si->shm_rss = in->shm_rss;
-    si->shm_swp = in->shm_swp;
+    struct shm_info si;
+    const struct proto_info *pi = &m[1].u.shmctl_reply.info;
+    memset(&si, 0, sizeof si);
+    si.used_ids = (int)pi->used_ids;
+    si.shm_tot = pi->shm_tot;
+    si.shm_rss = pi->shm_rss;
+    si.shm_swp = pi->shm_swp;
+    if (shim_copy_to_user(buf, &si, sizeof si) < 0)
+      rc = -EFAULT;
     break;
   }
   default:
@@ -289,9 +408,29 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   }
 out:
   free(m);
+  /* A tagged id the server does not know may be a kernel one. */
+  if (rc == -EINVAL && !id_less)
+    rc = 1;
   return rc;
 }
 
 SHIM_EXPORT int shmctl(int shmid, int cmd, struct shmid_ds *buf) {
-  return (int)shim_ret(do_shmctl(shmid, cmd, buf));
+  int rc = do_shmctl(shmid, cmd, buf);
+
+  if (rc == 1)
+    return shim_real.shmctl ? shim_real.shmctl(shmid, cmd, buf) : (int)shim_ret(-ENOSYS);
+  return (int)shim_ret(rc);
+}
+
+/* ftok(3): with DSHM_FTOK covering the path, a key from the path string instead of the
+ * inode, so every host computes the same one. The file must still exist, as for ftok. */
+SHIM_EXPORT key_t ftok(const char *path, int proj_id) {
+  struct stat st;
+
+  if (shim_init() == 0 && path != NULL && shim_route_ftok(path)) {
+    if (stat(path, &st) < 0)
+      return -1; /* errno from stat, as glibc's ftok */
+    return shim_ftok_key(path, proj_id);
+  }
+  return shim_real.ftok ? shim_real.ftok(path, proj_id) : (key_t)shim_ret(-ENOSYS);
 }

@@ -117,6 +117,7 @@ enum body {
   B_ERROR,
   B_HELLO,
   B_HELLO_REPLY,
+  B_GROUPS,
   B_CREATE,
   B_CREATE_REPLY,
   B_ATTACH,
@@ -148,6 +149,7 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_INVALIDATE_ACK:
   case PROTO_OP_RECALL:         return B_RANGE;
   case PROTO_OP_PING:           return B_PING;
+  case PROTO_OP_GROUPS:         return reply ? B_NONE : B_GROUPS;
   }
   return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
 }
@@ -319,6 +321,15 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
   case B_HELLO:
     err = decode_hello(&r, &m->u.hello);
     break;
+  case B_GROUPS:
+    m->u.groups.ngroups = rd_u32(&r);
+    if (r.bad || m->u.groups.ngroups > PROTO_MAX_GROUPS) {
+      err = -EBADMSG;
+      break;
+    }
+    for (uint32_t i = 0; i < m->u.groups.ngroups; i++)
+      m->u.groups.groups[i] = rd_u32(&r);
+    break;
   case B_HELLO_REPLY:
     m->u.hello_reply.node = rd_u32(&r);
     m->u.hello_reply.page_size = rd_u32(&r);
@@ -409,6 +420,10 @@ static ssize_t payload_size(const struct proto_msg *m) {
       return -EINVAL;
     return HELLO_FIXED + 4 * (ssize_t)m->u.hello.ngroups + m->u.hello.name_len;
   case B_HELLO_REPLY:  return HELLO_REPLY_SIZE;
+  case B_GROUPS:
+    if (m->u.groups.ngroups > PROTO_MAX_GROUPS)
+      return -EINVAL;
+    return 4 + 4 * (ssize_t)m->u.groups.ngroups;
   case B_CREATE:       return CREATE_SIZE;
   case B_CREATE_REPLY: return CREATE_REPLY_SIZE;
   case B_ATTACH:       return ATTACH_SIZE;
@@ -523,6 +538,11 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
       wr_u32(&w, m->u.hello.groups[i]);
     wr_u32(&w, m->u.hello.name_len);
     wr_bytes(&w, m->u.hello.name, m->u.hello.name_len);
+    break;
+  case B_GROUPS:
+    wr_u32(&w, m->u.groups.ngroups);
+    for (i = 0; i < m->u.groups.ngroups; i++)
+      wr_u32(&w, m->u.groups.groups[i]);
     break;
   case B_HELLO_REPLY:
     wr_u32(&w, m->u.hello_reply.node);

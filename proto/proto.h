@@ -57,7 +57,8 @@
   X(INVALIDATE_ACK, 11, PROTO_SMALL_MAX)                   \
   X(RECALL,         12, PROTO_SMALL_MAX)                   \
   X(RECALL_ACK,     13, PROTO_RUN_MAX_PAYLOAD)             \
-  X(PING,           14, PROTO_SMALL_MAX)
+  X(PING,           14, PROTO_SMALL_MAX)                   \
+  X(GROUPS,         15, PROTO_SMALL_MAX)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,
@@ -125,6 +126,11 @@ struct proto_hello {        /* HELLO request */
   uint32_t groups[PROTO_MAX_GROUPS];
   uint32_t name_len;        /* <= PROTO_MAX_NAME, not NUL-terminated on the wire */
   char name[PROTO_MAX_NAME + 1]; /* decode NUL-terminates */
+};
+
+struct proto_groups {       /* GROUPS: the caller's supplementary groups changed */
+  uint32_t ngroups;         /* <= PROTO_MAX_GROUPS */
+  uint32_t groups[PROTO_MAX_GROUPS];
 };
 
 struct proto_hello_reply {
@@ -223,6 +229,7 @@ struct proto_msg {
   union {
     struct proto_hello hello;
     struct proto_hello_reply hello_reply;
+    struct proto_groups groups;
     struct proto_create create;
     struct proto_create_reply create_reply;
     struct proto_attach attach;

@@ -61,6 +61,17 @@ static int on_hello(struct srv_conn *c, struct proto_msg *m, const char **why) {
   return 0;
 }
 
+/* GROUPS: the client's supplementary groups changed (setgroups after HELLO); the following
+ * requests are checked with the new ones. */
+static int on_groups(struct srv_conn *c, struct proto_msg *m, const char **why) {
+  const struct proto_groups *g = &m->u.groups;
+
+  (void)why;
+  c->peer.ngroups = g->ngroups; /* <= PROTO_MAX_GROUPS, checked by the decoder */
+  memcpy(c->peer.groups, g->groups, g->ngroups * sizeof g->groups[0]);
+  return reply_status(c, m, 0);
+}
+
 static int on_create(struct srv_conn *c, struct proto_msg *m, const char **why) {
   const struct proto_create *q = &m->u.create;
   struct srv_cred cr = cred_of(c, &q->cred);
@@ -201,6 +212,7 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
   [PROTO_OP_INVALIDATE_ACK] = on_invalidate_ack,
   [PROTO_OP_RECALL_ACK] = on_recall_ack,
   [PROTO_OP_PING] = on_ping,
+  [PROTO_OP_GROUPS] = on_groups,
 };
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {

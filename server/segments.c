@@ -14,10 +14,14 @@
 #ifndef IPC_64
 #define IPC_64 0x0100
 #endif
+#ifndef SHM_STAT_ANY
+#define SHM_STAT_ANY 15
+#endif
 
 #define S_IRUGO 0444
 #define S_IWUGO 0222
 #define S_IRWXUGO 0777
+#define S_IXUGO 0111
 
 int srv_segtab_init(struct srv_segtab *t, const struct srv_limits *lim,
                     struct srv_dirctx *dirctx) {
@@ -138,7 +142,7 @@ static int seg_new(struct srv_segtab *t, const struct srv_cred *c, int32_t key, 
    * below the last one is handed out, so that a freed id is not reused soon. */
   if ((int64_t)idx <= t->last_idx && ++t->seq > SRV_SEQ_MAX)
     t->seq = 0;
-  s->shm_id = (int32_t)(t->seq * SRV_IPCMNI + idx);
+  s->shm_id = (int32_t)((SRV_SEQ_TAG + t->seq) * SRV_IPCMNI + idx);
   s->dir = srv_dir_new(t->dirctx, s->shm_id, s->store.base, npages);
   if (s->dir == NULL) {
     err = -ENOMEM;
@@ -149,7 +153,7 @@ static int seg_new(struct srv_segtab *t, const struct srv_cred *c, int32_t key, 
   s->shm_perm.uid = s->shm_perm.cuid = c->uid;
   s->shm_perm.gid = s->shm_perm.cgid = c->gid;
   s->shm_perm.mode = (uint32_t)shmflg & S_IRWXUGO;
-  s->shm_perm.seq = t->seq;
+  s->shm_perm.seq = SRV_SEQ_TAG + t->seq;
   s->shm_segsz = size;
   s->shm_ctime = time(NULL);
   s->shm_cpid = c->pid;
@@ -194,7 +198,9 @@ int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid
   /* Linux lets a process attach a segment already marked SHM_DEST; so do we. */
   if (s == NULL)
     return -EINVAL;
-  if (ipcperms(s, c, (shmflg & SHM_RDONLY) ? S_IRUGO : S_IRUGO | S_IWUGO) < 0)
+  /* do_shmat(): read, write unless SHM_RDONLY, execute with SHM_EXEC. */
+  if (ipcperms(s, c, ((shmflg & SHM_RDONLY) ? S_IRUGO : S_IRUGO | S_IWUGO) |
+                         ((shmflg & SHM_EXEC) ? S_IXUGO : 0)) < 0)
     return -EACCES;
   s->shm_nattch++;
   s->shm_atime = time(NULL);
@@ -281,11 +287,97 @@ static int ctl_rmid(struct srv_segtab *t, const struct srv_cred *c,
   return 0;
 }
 
-/* X(cmd, handler): IPC_INFO, SHM_INFO, SHM_STAT, SHM_LOCK ... drop in here. */
-#define SRV_SHMCTL_CMDS(X) \
-  X(IPC_RMID, ctl_rmid)    \
-  X(IPC_SET, ctl_set)      \
-  X(IPC_STAT, ctl_stat)
+/* ipc_get_maxidx(): the highest index in use, or 0 when the table is empty (the kernel's -1
+ * becomes 0 in shmctl). */
+static int max_idx(const struct srv_segtab *t) {
+  uint32_t i;
+
+  for (i = t->nslots; i > 0; i--)
+    if (t->slot[i - 1] != NULL)
+      return (int)(i - 1);
+  return 0;
+}
+
+/* IPC_INFO: the limits (struct shminfo); shmseg is SHMMNI as on Linux. */
+static int ctl_ipc_info(struct srv_segtab *t, const struct srv_cred *c,
+                        const struct proto_shmctl *req, struct proto_shmctl_reply *out) {
+  (void)c;
+  (void)req;
+  out->info.shmmax = t->lim.shmmax;
+  out->info.shmmin = t->lim.shmmin;
+  out->info.shmmni = t->lim.shmmni;
+  out->info.shmseg = t->lim.shmmni;
+  out->info.shmall = t->lim.shmall;
+  return max_idx(t);
+}
+
+/* SHM_INFO: usage (struct shm_info). Every page of a segment lives in the store's mapping,
+ * so resident is reported as the total and nothing is ever swapped by us. */
+static int ctl_shm_info(struct srv_segtab *t, const struct srv_cred *c,
+                        const struct proto_shmctl *req, struct proto_shmctl_reply *out) {
+  (void)c;
+  (void)req;
+  out->info.used_ids = t->in_use;
+  out->info.shm_tot = t->shm_tot;
+  out->info.shm_rss = t->shm_tot;
+  out->info.shm_swp = 0;
+  return max_idx(t);
+}
+
+/* SHM_STAT and SHM_STAT_ANY: shmid is a table index (Linux masks it to one); the return
+ * value is the segment's id. SHM_STAT needs read permission, SHM_STAT_ANY does not. */
+static int ctl_stat_idx(struct srv_segtab *t, const struct srv_cred *c,
+                        const struct proto_shmctl *req, struct proto_shmctl_reply *out) {
+  uint32_t idx = (uint32_t)req->shmid % SRV_IPCMNI;
+  struct srv_seg *s = idx < t->nslots ? t->slot[idx] : NULL;
+  struct proto_shmctl q = *req;
+  int err;
+
+  if (s == NULL)
+    return -EINVAL;
+  if ((req->cmd & ~IPC_64) == SHM_STAT && ipcperms(s, c, S_IRUGO) < 0)
+    return -EACCES;
+  q.shmid = s->shm_id;
+  err = ctl_stat(t, &(struct srv_cred){.uid = 0}, &q, out); /* already checked */
+  return err < 0 ? err : s->shm_id;
+}
+
+/* SHM_LOCK / SHM_UNLOCK: shmctl_do_lock(). Without CAP_IPC_LOCK (root here) only the owner
+ * or creator may, and SHM_LOCK also needs a non-zero RLIMIT_MEMLOCK, which the client
+ * reports in the mode field (1: its limit is zero). Pages are never swapped out by the
+ * store, so the bit is all there is to it. */
+static int ctl_lock(struct srv_segtab *t, const struct srv_cred *c,
+                    const struct proto_shmctl *req, struct proto_shmctl_reply *out) {
+  struct srv_seg *s = srv_seg_lookup(t, req->shmid);
+  int lock = (req->cmd & ~IPC_64) == SHM_LOCK;
+
+  (void)out;
+  if (s == NULL)
+    return -EINVAL;
+  if (c->uid != 0) {
+    if (c->uid != s->shm_perm.uid && c->uid != s->shm_perm.cuid)
+      return -EPERM;
+    if (lock && (req->mode & SRV_LOCK_NO_MEMLOCK))
+      return -EPERM;
+  }
+  if (lock)
+    s->shm_perm.mode |= SRV_SHM_LOCKED;
+  else
+    s->shm_perm.mode &= ~(uint32_t)SRV_SHM_LOCKED;
+  return 0;
+}
+
+/* X(cmd, handler): one function per shmctl command. */
+#define SRV_SHMCTL_CMDS(X)         \
+  X(IPC_RMID, ctl_rmid)            \
+  X(IPC_SET, ctl_set)              \
+  X(IPC_STAT, ctl_stat)            \
+  X(IPC_INFO, ctl_ipc_info)        \
+  X(SHM_INFO, ctl_shm_info)        \
+  X(SHM_STAT, ctl_stat_idx)        \
+  X(SHM_STAT_ANY, ctl_stat_idx)    \
+  X(SHM_LOCK, ctl_lock)            \
+  X(SHM_UNLOCK, ctl_lock)
 
 int srv_seg_ctl(struct srv_segtab *t, const struct srv_cred *c, const struct proto_shmctl *req,
                 struct proto_shmctl_reply *out) {

@@ -9,9 +9,15 @@
 #include "store.h"
 
 #define SRV_IPCMNI     32768u  /* ids per table, as the kernel's IPCMNI */
-#define SRV_SEQ_MAX    65535u  /* INT_MAX / IPCMNI: ids stay non-negative ints */
+/* Ids are (SRV_SEQ_TAG + seq) * IPCMNI + index with seq in [0, SRV_SEQ_MAX]: every dshm id
+ * has bit 30 set, which a kernel id only reaches after 2^15 sequence steps; the shim routes
+ * unknown ids by this tag (docs/compatibility.md, "Ids"). Ids stay non-negative ints. */
+#define SRV_SEQ_TAG    0x8000u
+#define SRV_SEQ_MAX    0x7fffu
+#define SRV_ID_TAG     0x40000000
 #define SRV_SHM_DEST   01000u  /* mode bit Linux shows in IPC_STAT after IPC_RMID */
 #define SRV_SHM_LOCKED 02000u
+#define SRV_LOCK_NO_MEMLOCK 1u /* SHM_LOCK request, mode field: caller's RLIMIT_MEMLOCK is 0 */
 
 /* Linux defaults (include/uapi/linux/shm.h): effectively unlimited size, 4096 ids. */
 #define SRV_SHMMAX_DEFAULT (UINT64_C(0xffffffffffffffff) - (UINT64_C(1) << 24))

@@ -96,6 +96,44 @@ START_TEST(test_hello_roundtrip) {
 }
 END_TEST
 
+START_TEST(test_groups_roundtrip) {
+  struct proto_msg m = msg(PROTO_OP_GROUPS, 0), d;
+  uint8_t bad[PROTO_HDR_SIZE + 8];
+  size_t n;
+
+  m.u.groups.ngroups = 2;
+  m.u.groups.groups[0] = 5000;
+  m.u.groups.groups[1] = 0xFFFFFFFEu;
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 4 + 8);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.groups.ngroups, 2);
+  ck_assert_uint_eq(d.u.groups.groups[0], 5000);
+  ck_assert_uint_eq(d.u.groups.groups[1], 0xFFFFFFFEu);
+  /* None at all is fine. */
+  m.u.groups.ngroups = 0;
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 4);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.groups.ngroups, 0);
+  /* Too many to encode; a count past the cap or past the payload does not decode. */
+  m.u.groups.ngroups = PROTO_MAX_GROUPS + 1;
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  m.u.groups.ngroups = 1;
+  n = encode_ok(&m);
+  memcpy(bad, frame, n);
+  proto_put_u32(bad + PROTO_HDR_SIZE, PROTO_MAX_GROUPS + 1);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  proto_put_u32(bad + PROTO_HDR_SIZE, 2);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  /* The reply is empty. */
+  m = msg(PROTO_OP_GROUPS, PROTO_F_REPLY);
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+}
+END_TEST
+
 START_TEST(test_sysv_roundtrip) {
   struct proto_msg m, d;
   struct proto_cred cred = {42, 1001, 1002};
@@ -523,6 +561,7 @@ static Suite *proto_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_byte_order);
   tcase_add_test(tc, test_hello_roundtrip);
+  tcase_add_test(tc, test_groups_roundtrip);
   tcase_add_test(tc, test_sysv_roundtrip);
   tcase_add_test(tc, test_shmctl_roundtrip);
   tcase_add_test(tc, test_run_roundtrip);

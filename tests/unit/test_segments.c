@@ -394,7 +394,7 @@ START_TEST(unsupported_commands_einval) {
   ck_assert_int_eq(ctl(&alice, id, -1, 0, 0, 0), -EINVAL);
   ck_assert_int_eq(ctl(&alice, -5, IPC_STAT, 0, 0, 0), -EINVAL);
   ck_assert_int_eq(ctl(&alice, id, 99, 0, 0, 0), -EINVAL);
-  ck_assert_int_eq(ctl(&alice, id, SHM_LOCK, 0, 0, 0), -EINVAL);
+  ck_assert_int_eq(ctl(&alice, id + 1, SHM_LOCK, 0, 0, 0), -EINVAL); /* no such id */
 }
 END_TEST
 

@@ -1,0 +1,222 @@
+/* test_fidelity.c - the differential suite: tests/progs/probe.c runs natively (the kernel is
+ * the oracle) and under the shim against a real server; the outputs must match line by
+ * line. Also DSHM_KEYS passthrough and DSHM_FTOK. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define KEYSTR(buf, key) (snprintf(buf, sizeof buf, "%d", key), buf)
+
+static struct h_server srv;
+
+/* The server gets the kernel's limits, so that IPC_INFO and the size checks agree. */
+static void setup(void) {
+  static const char *const names[][2] = {
+    {"shmmax", "DSHM_SHMMAX"}, {"shmall", "DSHM_SHMALL"}, {"shmmni", "DSHM_SHMMNI"}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char path[64], val[32] = "";
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/sys/kernel/%s", names[i][0]);
+    f = fopen(path, "r");
+    if (f != NULL && fgets(val, sizeof val, f) != NULL) {
+      val[strcspn(val, "\n")] = '\0';
+      setenv(names[i][1], val, 1);
+    }
+    if (f != NULL)
+      fclose(f);
+  }
+  h_server_start(&srv);
+}
+
+static void teardown(void) {
+  h_server_stop(&srv);
+}
+
+/* Runs probe KEY SECTION natively or under the shim; asserts it exits 0. */
+static void run_probe(const struct h_server *s, const char *section, char *const env[],
+                      struct h_result *r) {
+  char k[16];
+  char *argv[] = {"probe", KEYSTR(k, h_unique_key()), (char *)section, NULL};
+  struct h_proc p;
+
+  h_spawn_env(&p, s ? s->addr : NULL, argv, env);
+  h_wait(&p, r, 120000);
+  ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
+                "probe %s (%s): status %#x\nstdout:\n%s\nstderr:\n%s", section,
+                s ? "shim" : "native", r->status, r->out, r->err);
+}
+
+/* Compares two outputs line by line and fails at the first difference, showing both. */
+static void compare(const char *section, const char *native, const char *shim) {
+  const char *a = native, *b = shim;
+  int n = 1;
+
+  ck_assert_msg(strstr(native, "\ndone\n") != NULL, "native %s probe incomplete:\n%s", section,
+                native);
+  while (*a != '\0' || *b != '\0') {
+    size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+    ck_assert_msg(la == lb && strncmp(a, b, la) == 0,
+                  "%s, line %d differs:\n  kernel: %.*s\n  dshm:   %.*s", section, n, (int)la, a,
+                  (int)lb, b);
+    a += la + (a[la] == '\n');
+    b += lb + (b[lb] == '\n');
+    n++;
+  }
+}
+
+static void differential(const char *section) {
+  static struct h_result native, shim;
+
+  run_probe(NULL, section, NULL, &native);
+  run_probe(&srv, section, NULL, &shim);
+  compare(section, native.out, shim.out);
+}
+
+START_TEST(test_shmget) { differential("get"); }
+END_TEST
+
+START_TEST(test_shmat) { differential("at"); }
+END_TEST
+
+START_TEST(test_shmdt) { differential("dt"); }
+END_TEST
+
+START_TEST(test_shmctl) { differential("ctl"); }
+END_TEST
+
+/* Needs root to drop to nobody; CI runs as root. */
+START_TEST(test_permissions) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "test_permissions: not root, skipped\n");
+    return;
+  }
+  differential("perm");
+}
+END_TEST
+
+/* DSHM_KEYS=K: K goes to the server, K+1 to the kernel, through the same interposed calls. */
+START_TEST(test_keys_passthrough) {
+  static struct h_result r;
+  int k = h_unique_key(), id;
+  char ks[16], env0[64];
+  char *argv[] = {"probe", KEYSTR(ks, k), "keys", NULL};
+  char *clean[] = {"probe", ks, "keys-cleanup", NULL};
+  char *env[] = {env0, NULL};
+  struct h_proc p;
+
+  snprintf(env0, sizeof env0, "DSHM_KEYS=%d", k);
+  h_spawn_env(&p, srv.addr, argv, env);
+  h_wait(&p, &r, 60000);
+  ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+  ck_assert_str_eq(r.out, "keys.0: ok\nkeys.0.coherent: 1\nkeys.0.stat: ok nattch=2\n"
+                          "keys.0.dt: ok ok\nkeys.1: ok\nkeys.1.coherent: 2\n"
+                          "keys.1.stat: ok nattch=2\nkeys.1.dt: ok ok\n");
+  /* This process is not under the shim: the kernel has K+1 and not K. */
+  id = shmget(k + 1, 0, 0);
+  ck_assert_int_ge(id, 0);
+  ck_assert_int_eq(shmget(k, 0, 0), -1);
+  ck_assert_int_eq(errno, ENOENT);
+  h_spawn_env(&p, srv.addr, clean, env);
+  h_wait(&p, &r, 60000);
+  ck_assert_str_eq(r.out, "cleanup.0: ok\ncleanup.1: ok\n");
+  ck_assert_int_eq(shmget(k + 1, 0, 0), -1);
+  /* DSHM_KEYS=none: everything is the kernel's, the server is never asked. */
+  env[0] = "DSHM_KEYS=none";
+  h_spawn_env(&p, "127.0.0.1:1", argv, env);
+  h_wait(&p, &r, 60000);
+  ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+  ck_assert_ptr_nonnull(strstr(r.out, "keys.1.dt: ok ok\n"));
+  ck_assert_int_ge(shmget(k + 1, 0, 0), 0);
+  ck_assert_int_eq(shmctl(shmget(k, 0, 0), IPC_RMID, NULL), 0);
+  ck_assert_int_eq(shmctl(shmget(k + 1, 0, 0), IPC_RMID, NULL), 0);
+}
+END_TEST
+
+static void ftok_of(const char *path, const char *ftok_env, char *out, size_t cap) {
+  static struct h_result r;
+  char *argv[] = {"probe", "1", "ftok", (char *)path, NULL};
+  char env0[256];
+  char *env[] = {env0, NULL};
+  struct h_proc p;
+
+  snprintf(env0, sizeof env0, "DSHM_FTOK=%s", ftok_env);
+  h_spawn_env(&p, srv.addr, argv, env);
+  h_wait(&p, &r, 60000);
+  ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+  size_t n = strlen(r.out) < cap - 1 ? strlen(r.out) : cap - 1;
+  memcpy(out, r.out, n);
+  out[n] = 0;
+}
+
+/* DSHM_FTOK: the key follows the path string, not the inode. */
+START_TEST(test_ftok) {
+  char dir[] = "/tmp/dshm-ftok-XXXXXX", path[128], rel[160], a[128], b[128], c[128], d[128];
+  int fd;
+  unsigned ka, kb;
+
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/f", dir);
+  fd = open(path, O_CREAT | O_WRONLY, 0600);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  ftok_of(path, "1", a, sizeof a);
+  ck_assert_msg(sscanf(a, "ftok: %x %x ok", &ka, &kb) == 2, "%s", a);
+  ck_assert_uint_ne(ka, kb);                 /* proj id counts */
+  ck_assert_uint_eq(ka >> 24, 'A');          /* in the top byte, as ftok(3) */
+  /* A new file (new inode) at the same path: the same key. */
+  unlink(path);
+  fd = open(path, O_CREAT | O_WRONLY, 0600);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  ftok_of(path, dir, b, sizeof b);           /* DSHM_FTOK=dir covers dir/f */
+  ck_assert_str_eq(a, b);
+  /* The same path spelled differently. */
+  snprintf(rel, sizeof rel, "%s//./f", dir);
+  ftok_of(rel, "1", c, sizeof c);
+  ck_assert_str_eq(a, c);
+  /* Outside the listed paths: the kernel's ftok. */
+  ftok_of(path, "/nonexistent-dir", d, sizeof d);
+  ck_assert_str_ne(a, d);
+  /* A missing file fails as ftok does. */
+  unlink(path);
+  ftok_of(path, "1", d, sizeof d);
+  ck_assert_str_eq(d, "ftok: 0xffffffff 0xffffffff ENOENT\n");
+  rmdir(dir);
+}
+END_TEST
+
+static Suite *fidelity_suite(void) {
+  Suite *s = suite_create("fidelity");
+  TCase *tc = tcase_create("fidelity");
+
+  tcase_set_timeout(tc, 300);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_shmget);
+  tcase_add_test(tc, test_shmat);
+  tcase_add_test(tc, test_shmdt);
+  tcase_add_test(tc, test_shmctl);
+  tcase_add_test(tc, test_permissions);
+  tcase_add_test(tc, test_keys_passthrough);
+  tcase_add_test(tc, test_ftok);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(fidelity_suite());
+  int failed;
+
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
