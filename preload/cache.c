@@ -22,6 +22,8 @@
 struct shim_seg shim__segs[SHIM_MAX_SEGS];
 pthread_mutex_t shim__cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
+atomic_int shim__nviews;
+
 static struct shim_view views[SHIM_MAX_VIEWS];
 static atomic_int views_hw; /* slots [0, views_hw) have ever been used */
 
@@ -106,6 +108,13 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out) {
     err = -ENOMEM;
     goto fail_state;
   }
+  sg->pin = calloc((size_t)npages, sizeof *sg->pin);
+  if (sg->pin == NULL) {
+    err = -ENOMEM;
+    free(sg->version);
+    goto fail_state;
+  }
+  sg->nruns = 1;
   sg->shmid = shmid;
   sg->segsz = segsz;
   sg->npages = (uint32_t)npages;
@@ -131,10 +140,12 @@ void shim_cache_seg_free(struct shim_seg *sg) {
 
   atomic_store(&sg->used, 0);
   free(sg->version);
+  free(sg->pin);
   munmap((void *)sg->state, (size_t)sg->npages * sizeof *sg->state);
   munmap(sg->priv, bytes);
   close(sg->memfd);
   sg->version = NULL;
+  sg->pin = NULL;
   sg->state = NULL;
   sg->priv = NULL;
   sg->memfd = -1;
@@ -212,6 +223,7 @@ int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, v
   if (v >= atomic_load(&views_hw))
     atomic_store(&views_hw, v + 1);
   sg->nviews++;
+  atomic_fetch_add(&shim__nviews, 1);
   *out = base;
   return v;
 }
@@ -239,6 +251,7 @@ void shim_cache_view_remove(int v) {
   atomic_fetch_add(&views[v].seq, 1);
   munmap(base, len);
   sg->nviews--;
+  atomic_fetch_sub(&shim__nviews, 1);
 }
 
 int shim_cache_protect(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t mode) {
@@ -327,4 +340,48 @@ int shim_cache_lookup(uintptr_t addr, struct shim_hit *hit) {
 
 void shim_cache_release(struct shim_hit *hit) {
   atomic_fetch_sub(&hit->seg->inflight, 1);
+}
+
+/* Same seqlock reading as shim_cache_lookup, without taking a reference: the answer is a
+ * hint for the I/O wrappers, which look again under the cache lock. A slot caught changing
+ * is a view being attached or detached: no buffer the application may use lies in it yet,
+ * or any more. Never takes a lock: the I/O thread calls write/send under the session lock. */
+int shim_cache_overlaps(uintptr_t p, size_t len) {
+  int v, hw = atomic_load(&views_hw);
+
+  if (len == 0 || atomic_load(&shim__nviews) == 0)
+    return 0;
+  for (v = 0; v < hw; v++) {
+    unsigned s1 = atomic_load(&views[v].seq);
+    uintptr_t start = atomic_load(&views[v].start);
+    size_t vlen = atomic_load(&views[v].len);
+    if ((s1 & 1u) || atomic_load(&views[v].seq) != s1 || start == 0)
+      continue;
+    if (p < start + vlen && (start <= p || start - p < len))
+      return 1;
+  }
+  return 0;
+}
+
+int shim_cache_views_in(uintptr_t p, size_t len, struct shim_vrange *out, int max) {
+  int v, n = 0, hw = atomic_load(&views_hw);
+  uintptr_t end = len > UINTPTR_MAX - p ? UINTPTR_MAX : p + len;
+
+  for (v = 0; v < hw && len > 0; v++) {
+    uintptr_t start = atomic_load(&views[v].start), lo, hi;
+    size_t vlen = atomic_load(&views[v].len);
+    struct shim_seg *sg;
+    if (start == 0 || end <= start || p >= start + vlen)
+      continue;
+    lo = p > start ? p : start;
+    hi = end < start + vlen ? end : start + vlen;
+    sg = &shim__segs[atomic_load(&views[v].seg)];
+    if (n < max)
+      out[n] = (struct shim_vrange){sg, atomic_load(&views[v].seg_gen),
+                                    (uint32_t)((lo - start) / SHIM_PAGE),
+                                    (uint32_t)((hi - 1 - start) / SHIM_PAGE - (lo - start) / SHIM_PAGE + 1),
+                                    atomic_load(&views[v].flags)};
+    n++;
+  }
+  return n;
 }
