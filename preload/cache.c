@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "vma.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -206,6 +207,7 @@ int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, v
     munmap(base, len);
     return -EINVAL;
   }
+  shim__vma_room(NULL, 0, 0, sg->nruns); /* the new view brings sg's runs as VMAs */
   err = view_apply(sg, base, flags);
   if (err < 0) {
     munmap(base, len);
@@ -257,14 +259,20 @@ void shim_cache_view_remove(int v) {
 int shim_cache_protect(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t mode) {
   int v, hw = atomic_load(&views_hw), idx = (int)(sg - shim__segs), err = 0;
 
+  /* Changing a run can split a VMA in three in every view. */
+  shim__vma_room(sg, first, count, 2u * (uint32_t)sg->nviews);
   for (v = 0; v < hw; v++) {
     uintptr_t start = atomic_load(&views[v].start);
     if (start == 0 || atomic_load(&views[v].seg) != idx)
       continue;
-    if (mprotect((uint8_t *)start + (size_t)first * SHIM_PAGE, (size_t)count * SHIM_PAGE,
-                 prot_of(mode, atomic_load(&views[v].flags))) < 0) {
-      /* TODO(max_map_count): ENOMEM here means too many VMAs; a later issue drops runs
-       * to INVALID instead. Reported, never fatal. */
+    uint8_t *at = (uint8_t *)start + (size_t)first * SHIM_PAGE;
+    int prot = prot_of(mode, atomic_load(&views[v].flags));
+    int rc = mprotect(at, (size_t)count * SHIM_PAGE, prot);
+    /* ENOMEM: the process is out of VMAs (vm.max_map_count). Drop what can be dropped
+     * to INVALID, which merges runs, and try once more. */
+    if (rc < 0 && errno == ENOMEM && shim__vma_enomem(sg, first, count))
+      rc = mprotect(at, (size_t)count * SHIM_PAGE, prot);
+    if (rc < 0) {
       err = -errno;
       shim_log("mprotect of segment %d pages %u+%u failed: %s", sg->shmid, first, count,
                strerror(errno));
@@ -280,6 +288,7 @@ uint32_t shim_cache_set_mode(struct shim_seg *sg, uint32_t page, uint32_t mode, 
   do
     nw = (old & ~(SHIM_PG_MODE | SHIM_PG_WAIT | clr)) | mode;
   while (!atomic_compare_exchange_weak(w, &old, nw));
+  shim__vma_note(sg, page, old & SHIM_PG_MODE, mode);
   if (old & SHIM_PG_WAIT)
     shim_futex_wake(w);
   return old;

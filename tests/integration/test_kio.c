@@ -90,6 +90,37 @@ START_TEST(test_dgram_stolen_pages) {
 }
 END_TEST
 
+/* A 1 GiB segment touched at random by three processes at once, with the shim's mapping
+ * budget lowered to 128 (DSHM_MAX_MAPS; vm.max_map_count is global and left alone): runs
+ * are dropped to stay under it, every process's mapping count (/proc/self/maps) stays
+ * within the budget (plus the library's private view of it), and every increment is there. */
+START_TEST(test_large_segment_vma_budget) {
+  char k[16];
+  struct h_proc p[3];
+  struct h_result r;
+  char ids[3][4];
+  char *env[] = {"DSHM_MAX_MAPS=128", "KIO_MAX_MAPS=130", NULL};
+  char *check[] = {"kio", "vcheck", k, "262144", "2000", "11", "3", NULL};
+
+  KEYSTR(k, h_unique_key());
+  for (int i = 0; i < 3; i++) {
+    char *argv[] = {"kio", "vmas", k, "262144", "2000", "11", ids[i], "3", NULL};
+    snprintf(ids[i], sizeof ids[i], "%d", i);
+    h_spawn_env(&p[i], srv.addr, argv, env);
+  }
+  for (int i = 0; i < 3; i++) {
+    h_wait(&p[i], &r, 180000);
+    ok_exit(&r, "vmas");
+    ck_assert_msg(strcmp(r.out, "maps within limit\n") == 0, "%s%s", r.out, r.err);
+  }
+  h_spawn_env(&p[0], srv.addr, check, env);
+  h_wait(&p[0], &r, 180000);
+  ok_exit(&r, "vcheck");
+  ck_assert_msg(strstr(r.out, "wrong 0\n") != NULL && strncmp(r.out, "counters 0,", 11) != 0,
+                "%s", r.out);
+}
+END_TEST
+
 static Suite *kio_suite(void) {
   Suite *s = suite_create("kio");
   TCase *tc = tcase_create("io");
@@ -100,6 +131,7 @@ static Suite *kio_suite(void) {
   tcase_add_test(tc, test_rdonly_efault);
   tcase_add_test(tc, test_write_from_held_pages);
   tcase_add_test(tc, test_dgram_stolen_pages);
+  tcase_add_test(tc, test_large_segment_vma_budget);
   suite_add_tcase(s, tc);
   return s;
 }

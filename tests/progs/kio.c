@@ -10,6 +10,12 @@
  *   kio fromheld KEY      writes pages 0-7 held by `hold` to a pipe and a socket
  *   kio thief KEY         keeps writing pages 0 and 1 until told to stop
  *   kio dgram KEY N       receives N datagrams into pages 0-1 while `thief` steals them
+ *   kio vmas KEY PAGES TOUCHES SEED ID PROCS [fill]
+ *                         random reads and increments over a PAGES-page segment, as process
+ *                         ID of PROCS; counts its mappings (/proc/self/maps) all along and
+ *                         says whether they stayed within $KIO_MAX_MAPS more than before the
+ *                         attach. `fill` first uses up all but ~300 of vm.max_map_count.
+ *   kio vcheck KEY PAGES TOUCHES SEED PROCS   replays the vmas runs and checks every counter
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -354,6 +361,129 @@ static int cmd_dgram(key_t key, long n) {
   return bad ? 1 : 0;
 }
 
+static uint64_t rnd(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static uint64_t rnd_seed(unsigned seed, long id) {
+  return 0x9e3779b97f4a7c15ull * (uint64_t)(seed + 1) + (uint64_t)id * 0x1000193ull + 1;
+}
+
+/* Lines of /proc/self/maps; with seg_only, only the segments' (kernel: "/SYSV...",
+ * under the shim its memfd "dshm:..."), whatever else the process maps. */
+static long count_maps_of(int seg_only) {
+  static char buf[1 << 20];
+  size_t len = 0;
+  long lines = 0;
+  ssize_t n;
+  int fd = open("/proc/self/maps", O_RDONLY);
+  char *line, *save = NULL;
+
+  if (fd < 0)
+    return -1;
+  while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+    len += (size_t)n;
+  close(fd);
+  buf[len] = '\0';
+  for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+    if (!seg_only || strstr(line, "SYSV") || strstr(line, "dshm:"))
+      lines++;
+  return lines;
+}
+
+static long count_maps(void) {
+  return count_maps_of(0);
+}
+
+/* Uses up the process's mappings until only `left` remain below vm.max_map_count. */
+static int fill_maps(long left) {
+  char buf[32] = "";
+  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY);
+  long max, have = count_maps(), i;
+
+  if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0)
+    return -1;
+  close(fd);
+  max = atol(buf);
+  for (i = 0; have + i < max - left; i++) {
+    /* Alternate protections so that neighbours never merge. */
+    void *p = mmap(NULL, PAGE, (i & 1) ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+      return -1;
+  }
+  return 0;
+}
+
+static int cmd_vmas(key_t key, long pages, long touches, unsigned seed, long id, long procs, int fill_first) {
+  long limit = getenv("KIO_MAX_MAPS") ? atol(getenv("KIO_MAX_MAPS")) : 1;
+  long base, top, m;
+  uint64_t x = rnd_seed(seed, id), sum = 0;
+  volatile uint64_t *w;
+  uint8_t *s;
+
+  if (fill_first && fill_maps(300) < 0)
+    return fail("fill");
+  base = count_maps_of(1);
+  top = base;
+  s = attach(key, (size_t)pages * PAGE, 0);
+  if (s == NULL)
+    return 1;
+  w = (uint64_t *)s;
+  __atomic_fetch_add(&w[0], 1, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(&w[0], __ATOMIC_ACQUIRE) < (uint64_t)procs)
+    sched_yield();
+  for (long i = 0; i < touches; i++) {
+    uint64_t r = rnd(&x);
+    long pg = 1 + (long)(r % (uint64_t)(pages - 1));
+    if ((r >> 40) & 1)
+      __atomic_fetch_add(&w[pg * (PAGE / 8) + id], 1, __ATOMIC_SEQ_CST);
+    else
+      sum += w[pg * (PAGE / 8) + (long)((r >> 41) % 8)];
+    if (i % 64 == 0 && (m = count_maps_of(1)) > top)
+      top = m;
+  }
+  if ((m = count_maps_of(1)) > top)
+    top = m;
+  fprintf(stderr, "kio vmas %ld: segment mappings before %ld, most %ld, limit +%ld; all %ld (sum %llu)\n",
+          id, base, top, limit, count_maps(), (unsigned long long)sum);
+  printf("%s\n", top - base <= limit ? "maps within limit" : "maps over limit");
+  return shmdt(s) < 0 ? fail("shmdt") : 0;
+}
+
+static int cmd_vcheck(key_t key, long pages, long touches, unsigned seed, long procs) {
+  uint32_t *want = calloc((size_t)pages * (size_t)procs, sizeof *want);
+  uint8_t *s = attach(key, (size_t)pages * PAGE, 0);
+  volatile uint64_t *w = (uint64_t *)s;
+  long bad = 0, checked = 0;
+  uint64_t total = 0;
+
+  if (want == NULL || s == NULL)
+    return 1;
+  for (long id = 0; id < procs; id++) {
+    uint64_t x = rnd_seed(seed, id);
+    for (long i = 0; i < touches; i++) {
+      uint64_t r = rnd(&x);
+      long pg = 1 + (long)(r % (uint64_t)(pages - 1));
+      if ((r >> 40) & 1)
+        want[pg * procs + id]++;
+    }
+  }
+  for (long pg = 1; pg < pages; pg++)
+    for (long id = 0; id < procs; id++)
+      if (want[pg * procs + id] != 0) {
+        checked++;
+        total += want[pg * procs + id];
+        if (w[pg * (PAGE / 8) + id] != want[pg * procs + id])
+          bad++;
+      }
+  printf("counters %ld, increments %llu, wrong %ld\n", checked, (unsigned long long)total, bad);
+  free(want);
+  return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc >= 3 && strcmp(argv[1], "pipe") == 0)
@@ -368,6 +498,12 @@ int main(int argc, char **argv) {
     return cmd_thief(key_arg(argv[2]));
   if (argc >= 4 && strcmp(argv[1], "dgram") == 0)
     return cmd_dgram(key_arg(argv[2]), atol(argv[3]));
-  fprintf(stderr, "usage: kio pipe|rdonly|hold|fromheld|thief KEY | dgram KEY N\n");
+  if (argc >= 8 && strcmp(argv[1], "vmas") == 0)
+    return cmd_vmas(key_arg(argv[2]), atol(argv[3]), atol(argv[4]), (unsigned)atol(argv[5]),
+                    atol(argv[6]), atol(argv[7]), argc >= 9 && strcmp(argv[8], "fill") == 0);
+  if (argc >= 7 && strcmp(argv[1], "vcheck") == 0)
+    return cmd_vcheck(key_arg(argv[2]), atol(argv[3]), atol(argv[4]), (unsigned)atol(argv[5]),
+                      atol(argv[6]));
+  fprintf(stderr, "usage: kio pipe|rdonly|hold|fromheld|thief KEY | dgram KEY N | vmas ... | vcheck ...\n");
   return 2;
 }
