@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pin.h"
+#include "vma.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -21,6 +23,8 @@
 
 struct shim_seg shim__segs[SHIM_MAX_SEGS];
 pthread_mutex_t shim__cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+atomic_int shim__nviews;
 
 static struct shim_view views[SHIM_MAX_VIEWS];
 static atomic_int views_hw; /* slots [0, views_hw) have ever been used */
@@ -106,6 +110,13 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out) {
     err = -ENOMEM;
     goto fail_state;
   }
+  sg->pin = calloc((size_t)npages, sizeof *sg->pin);
+  if (sg->pin == NULL) {
+    err = -ENOMEM;
+    free(sg->version);
+    goto fail_state;
+  }
+  sg->nruns = 1;
   sg->shmid = shmid;
   sg->segsz = segsz;
   sg->npages = (uint32_t)npages;
@@ -131,10 +142,12 @@ void shim_cache_seg_free(struct shim_seg *sg) {
 
   atomic_store(&sg->used, 0);
   free(sg->version);
+  free(sg->pin);
   munmap((void *)sg->state, (size_t)sg->npages * sizeof *sg->state);
   munmap(sg->priv, bytes);
   close(sg->memfd);
   sg->version = NULL;
+  sg->pin = NULL;
   sg->state = NULL;
   sg->priv = NULL;
   sg->memfd = -1;
@@ -195,6 +208,7 @@ int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, v
     munmap(base, len);
     return -EINVAL;
   }
+  shim__vma_room(NULL, 0, 0, sg->nruns); /* the new view brings sg's runs as VMAs */
   err = view_apply(sg, base, flags);
   if (err < 0) {
     munmap(base, len);
@@ -212,6 +226,7 @@ int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, v
   if (v >= atomic_load(&views_hw))
     atomic_store(&views_hw, v + 1);
   sg->nviews++;
+  atomic_fetch_add(&shim__nviews, 1);
   *out = base;
   return v;
 }
@@ -239,19 +254,26 @@ void shim_cache_view_remove(int v) {
   atomic_fetch_add(&views[v].seq, 1);
   munmap(base, len);
   sg->nviews--;
+  atomic_fetch_sub(&shim__nviews, 1);
 }
 
 int shim_cache_protect(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t mode) {
   int v, hw = atomic_load(&views_hw), idx = (int)(sg - shim__segs), err = 0;
 
+  /* Changing a run can split a VMA in three in every view. */
+  shim__vma_room(sg, first, count, 2u * (uint32_t)sg->nviews);
   for (v = 0; v < hw; v++) {
     uintptr_t start = atomic_load(&views[v].start);
     if (start == 0 || atomic_load(&views[v].seg) != idx)
       continue;
-    if (mprotect((uint8_t *)start + (size_t)first * SHIM_PAGE, (size_t)count * SHIM_PAGE,
-                 prot_of(mode, atomic_load(&views[v].flags))) < 0) {
-      /* TODO(max_map_count): ENOMEM here means too many VMAs; a later issue drops runs
-       * to INVALID instead. Reported, never fatal. */
+    uint8_t *at = (uint8_t *)start + (size_t)first * SHIM_PAGE;
+    int prot = prot_of(mode, atomic_load(&views[v].flags));
+    int rc = mprotect(at, (size_t)count * SHIM_PAGE, prot);
+    /* ENOMEM: the process is out of VMAs (vm.max_map_count). Drop what can be dropped
+     * to INVALID, which merges runs, and try once more. */
+    if (rc < 0 && errno == ENOMEM && shim__vma_enomem(sg, first, count))
+      rc = mprotect(at, (size_t)count * SHIM_PAGE, prot);
+    if (rc < 0) {
       err = -errno;
       shim_log("mprotect of segment %d pages %u+%u failed: %s", sg->shmid, first, count,
                strerror(errno));
@@ -267,6 +289,7 @@ uint32_t shim_cache_set_mode(struct shim_seg *sg, uint32_t page, uint32_t mode, 
   do
     nw = (old & ~(SHIM_PG_MODE | SHIM_PG_WAIT | clr)) | mode;
   while (!atomic_compare_exchange_weak(w, &old, nw));
+  shim__vma_note(sg, page, old & SHIM_PG_MODE, mode);
   if (old & SHIM_PG_WAIT)
     shim_futex_wake(w);
   return old;
@@ -345,6 +368,50 @@ int shim_cache_views(struct shim_view_info *out, int max) {
   return n;
 }
 
+/* Same seqlock reading as shim_cache_lookup, without taking a reference: the answer is a
+ * hint for the I/O wrappers, which look again under the cache lock. A slot caught changing
+ * is a view being attached or detached: no buffer the application may use lies in it yet,
+ * or any more. Never takes a lock: the I/O thread calls write/send under the session lock. */
+int shim_cache_overlaps(uintptr_t p, size_t len) {
+  int v, hw = atomic_load(&views_hw);
+
+  if (len == 0 || atomic_load(&shim__nviews) == 0)
+    return 0;
+  for (v = 0; v < hw; v++) {
+    unsigned s1 = atomic_load(&views[v].seq);
+    uintptr_t start = atomic_load(&views[v].start);
+    size_t vlen = atomic_load(&views[v].len);
+    if ((s1 & 1u) || atomic_load(&views[v].seq) != s1 || start == 0)
+      continue;
+    if (p < start + vlen && (start <= p || start - p < len))
+      return 1;
+  }
+  return 0;
+}
+
+int shim_cache_views_in(uintptr_t p, size_t len, struct shim_vrange *out, int max) {
+  int v, n = 0, hw = atomic_load(&views_hw);
+  uintptr_t end = len > UINTPTR_MAX - p ? UINTPTR_MAX : p + len;
+
+  for (v = 0; v < hw && len > 0; v++) {
+    uintptr_t start = atomic_load(&views[v].start), lo, hi;
+    size_t vlen = atomic_load(&views[v].len);
+    struct shim_seg *sg;
+    if (start == 0 || end <= start || p >= start + vlen)
+      continue;
+    lo = p > start ? p : start;
+    hi = end < start + vlen ? end : start + vlen;
+    sg = &shim__segs[atomic_load(&views[v].seg)];
+    if (n < max)
+      out[n] = (struct shim_vrange){sg, atomic_load(&views[v].seg_gen),
+                                    (uint32_t)((lo - start) / SHIM_PAGE),
+                                    (uint32_t)((hi - 1 - start) / SHIM_PAGE - (lo - start) / SHIM_PAGE + 1),
+                                    atomic_load(&views[v].flags)};
+    n++;
+  }
+  return n;
+}
+
 void shim_cache_seg_fail(struct shim_seg *sg) {
   uint32_t p;
 
@@ -406,7 +473,9 @@ static int fork_seg(struct shim_seg *sg) {
   for (p = 0; p < sg->npages; p++) {
     atomic_store(&sg->state[p], err < 0 ? SHIM_PG_ERR : 0u);
     sg->version[p] = 0;
+    sg->pin[p] = 0; /* pinned by threads the child does not have */
   }
+  sg->nruns = 1; /* one PROT_NONE mapping per view */
   atomic_store(&sg->inflight, 0);
   return err;
 }
@@ -414,6 +483,7 @@ static int fork_seg(struct shim_seg *sg) {
 void shim_cache_fork_child(void) {
   int i;
 
+  shim__pin_fork_child();
   for (i = 0; i < SHIM_MAX_SEGS; i++) {
     struct shim_seg *sg = &shim__segs[i];
     if (!atomic_load(&sg->used))

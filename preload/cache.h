@@ -37,6 +37,9 @@ struct shim_seg {
   uint8_t *priv;            /* library-private read-write view of the memfd */
   _Atomic uint32_t *state;  /* npages page state words */
   uint64_t *version;        /* npages versions (0 = no data); under the cache lock */
+  uint32_t *pin;            /* npages pin counts (pin.h: readers low 16 bits, writers high);
+                             * under the cache lock */
+  uint32_t nruns;           /* runs of equal mode over the pages (vma.c); under the lock */
   int nviews;               /* under the cache lock */
 };
 
@@ -60,6 +63,16 @@ struct shim_hit {
 
 extern struct shim_seg shim__segs[SHIM_MAX_SEGS];
 extern pthread_mutex_t shim__cache_lock;
+/* Published views in the process: 0 lets every I/O wrapper take its fast path. */
+extern atomic_int shim__nviews;
+
+/* A part of an address range that lies in a view: pages [first, first+count) of seg. */
+struct shim_vrange {
+  struct shim_seg *seg;
+  unsigned gen;
+  uint32_t first, count;
+  int flags;                /* the view's SHIM_VIEW_* */
+};
 
 /* All of the following need shim__cache_lock held, unless stated otherwise. */
 
@@ -112,6 +125,11 @@ void shim_cache_seg_fail(struct shim_seg *sg);
  * 0, so nothing is shared with the parent's memory and all data comes from the server.
  * Segments left without views (a detach was in flight in the parent) are freed. */
 void shim_cache_fork_child(void);
+/* Lock-free and async-signal-safe: 1 if [p, p+len) may overlap a published view. */
+int shim_cache_overlaps(uintptr_t p, size_t len);
+/* Cache lock held: the parts of [p, p+len) that lie in views, at most max of them.
+ * Returns how many there are (may exceed max: then only max were written). */
+int shim_cache_views_in(uintptr_t p, size_t len, struct shim_vrange *out, int max);
 
 /* Futex helpers on a page word (async-signal-safe: raw syscalls). */
 void shim_futex_wait(_Atomic uint32_t *w, uint32_t val);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pin.h"
 
 atomic_int shim__exiting;
 
@@ -189,6 +190,14 @@ out:
 }
 
 void shim__coh_server_request(const struct proto_msg *m) {
+  pthread_mutex_lock(&shim__cache_lock);
+  /* Pages pinned by an I/O call keep their mode until it returns (pin.c). */
+  if (!shim__pin_defer(m))
+    shim__coh_server_request_locked(m);
+  pthread_mutex_unlock(&shim__cache_lock);
+}
+
+void shim__coh_server_request_locked(const struct proto_msg *m) {
   const struct proto_range *r = &m->u.range;
   int recall = m->h.opcode == PROTO_OP_RECALL;
   uint32_t keep = recall && r->mode == PROTO_MODE_SHARED ? PROTO_MODE_SHARED : PROTO_MODE_INVALID;
@@ -198,7 +207,6 @@ void shim__coh_server_request(const struct proto_msg *m) {
 
   memset(&a->h, 0, sizeof a->h);
   a->h.reqid = m->h.reqid; /* acks echo the server's id, without the REPLY flag */
-  pthread_mutex_lock(&shim__cache_lock);
   sg = shim_cache_seg_find(r->shmid, 1);
   if (sg != NULL && r->first < sg->npages)
     n = min_u32(r->count, sg->npages - r->first); /* pages past the end were never held */
@@ -241,7 +249,6 @@ void shim__coh_server_request(const struct proto_msg *m) {
   }
   /* Encoded (data copied out of the private view) before the lock is dropped. */
   shim__session_enqueue(a);
-  pthread_mutex_unlock(&shim__cache_lock);
 }
 
 void shim__coh_fork_child(void) {

@@ -19,6 +19,8 @@ extern atomic_int shim__exiting;
 void shim__coh_fault(const struct shim_fault_rec *r);      /* a fault record from the pipe */
 int shim__coh_reply(const struct proto_msg *m);            /* 1 if m answered a page request */
 void shim__coh_server_request(const struct proto_msg *m);  /* INVALIDATE or RECALL */
+/* The same with the cache lock held and no pin check (pin.c replays deferred ones). */
+void shim__coh_server_request_locked(const struct proto_msg *m);
 void shim__coh_dead(void);                                 /* the session is gone */
 /* In the forked child (single thread): forgets the parent's requests in flight. */
 void shim__coh_fork_child(void);

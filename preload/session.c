@@ -19,6 +19,7 @@
 #include "coherence.h"
 #include "config.h"
 #include "fork.h"
+#include "pin.h"
 #include "real.h"
 
 enum { S_NONE, S_UP, S_DEAD, S_FORKED };
@@ -622,6 +623,7 @@ static void *io_main(void *arg) {
     }
     if (pfd[1].revents & POLLIN)
       drain_pipe();
+    shim__pin_retry(); /* server requests that waited for an I/O call's pins */
     if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
       err = do_read(rbuf, &rlen, m);
     if (err == 0) {

@@ -1,0 +1,172 @@
+/* vma.c - owns the mapping budget: run counting, and dropping resident runs to stay under vm.max_map_count.
+ *
+ * Per-page protections split each view into one VMA per run of equal protection, and the
+ * kernel refuses an mprotect that would pass vm.max_map_count (65530 by default) with
+ * ENOMEM. A segment touched at random would get there. The shim counts runs of equal page
+ * mode per segment (an upper bound of each view's VMAs) and keeps the total over all views
+ * under a budget: DSHM_MAX_MAPS, by default half of vm.max_map_count. Past the budget it
+ * drops runs of resident, unpinned pages with no request in flight to INVALID, which merges
+ * them with their INVALID neighbours; EXCLUSIVE pages are written back first (WRITE_DATA,
+ * as on shmdt). It drops until a quarter of the budget is free again, so the work is
+ * amortized over many faults. A real ENOMEM (the application's own mappings filled the
+ * table) drops everything droppable and retries once. docs/shim-io.md.
+ */
+#include "vma.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "config.h"
+#include "pin.h"
+#include "session.h"
+
+static uint32_t budget;     /* 0 until first needed */
+static int trimming;        /* trim lowers views itself: no recursion */
+static uint32_t cursor[SHIM_MAX_SEGS]; /* where the next trim of a segment starts */
+static struct proto_msg wb; /* 6 KiB: not on a stack; under the cache lock */
+
+static uint32_t mode_at(struct shim_seg *sg, uint32_t p) {
+  return atomic_load(&sg->state[p]) & SHIM_PG_MODE;
+}
+
+void shim__vma_note(struct shim_seg *sg, uint32_t page, uint32_t oldm, uint32_t newm) {
+  int before = 0, after = 0;
+
+  if (oldm == newm)
+    return;
+  if (page > 0) {
+    before += mode_at(sg, page - 1) != oldm;
+    after += mode_at(sg, page - 1) != newm;
+  }
+  if (page + 1 < sg->npages) {
+    before += mode_at(sg, page + 1) != oldm;
+    after += mode_at(sg, page + 1) != newm;
+  }
+  sg->nruns = (uint32_t)((int64_t)sg->nruns + after - before);
+}
+
+uint32_t shim__vma_budget(void) {
+  if (budget == 0) {
+    const char *e = getenv("DSHM_MAX_MAPS");
+    long v = 0;
+    if (e != NULL && *e != '\0')
+      v = strtol(e, NULL, 10);
+    if (v <= 0) {
+      char buf[32] = "";
+      int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+      ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+      if (fd >= 0)
+        close(fd);
+      v = n > 0 ? strtol(buf, NULL, 10) : 0;
+      if (v <= 0)
+        v = 65530;
+      v /= SHIM_VMA_SHARE_DIV;
+    }
+    if (v < 16)
+      v = 16; /* a few runs per view are needed to make progress at all */
+    budget = v > (long)UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+  }
+  return budget;
+}
+
+static uint64_t total_maps(void) {
+  uint64_t t = 0;
+  int i;
+
+  for (i = 0; i < SHIM_MAX_SEGS; i++) {
+    struct shim_seg *sg = &shim__segs[i];
+    if (atomic_load(&sg->used))
+      t += (uint64_t)sg->nruns * (uint64_t)sg->nviews;
+  }
+  return t;
+}
+
+static int droppable(struct shim_seg *sg, uint32_t p) {
+  uint32_t s = atomic_load(&sg->state[p]);
+
+  return (s & SHIM_PG_MODE) != PROTO_MODE_INVALID &&
+         !(s & (SHIM_PG_REQ | SHIM_PG_WAIT | SHIM_PG_ERR)) && sg->pin[p] == 0;
+}
+
+/* Drops pages [p, q) of sg (all droppable) to INVALID: publish, protect, copy out, queue,
+ * in that order (coherence.c). */
+static void drop(struct shim_seg *sg, uint32_t p, uint32_t q) {
+  uint32_t maxrun = shim__session_max_run(), i, a, b;
+
+  for (a = p; a < q; a = b) {
+    int excl = mode_at(sg, a) == PROTO_MODE_EXCLUSIVE;
+    for (b = a + 1; b < q && b - a < maxrun && (mode_at(sg, b) == PROTO_MODE_EXCLUSIVE) == excl; b++)
+      ;
+    for (i = a; i < b; i++)
+      shim_cache_set_mode(sg, i, PROTO_MODE_INVALID, 0);
+    shim_cache_protect(sg, a, b - a, PROTO_MODE_INVALID);
+    if (!excl)
+      continue; /* a SHARED copy goes silently: the server's INVALIDATE is still answered */
+    memset(&wb.h, 0, sizeof wb.h);
+    wb.h.opcode = PROTO_OP_WRITE_DATA;
+    wb.h.reqid = shim__session_reqid(); /* the empty reply matches nothing: ignored */
+    wb.u.run.shmid = sg->shmid;
+    wb.u.run.first = a;
+    wb.u.run.count = b - a;
+    wb.u.run.mode = PROTO_MODE_INVALID;
+    for (i = a; i < b; i++)
+      wb.u.run.page[i - a] = (struct proto_page){sg->version[i], PROTO_PAGE_DATA,
+                                                 sg->priv + (size_t)i * SHIM_PAGE};
+    if (shim__session_enqueue(&wb) < 0)
+      shim_log("write-back of segment %d pages %u+%u before dropping them failed", sg->shmid,
+               a, b - a);
+  }
+}
+
+/* Drops runs until the total is at most target (or nothing more can go). */
+static int trim(uint64_t target, struct shim_seg *keep, uint32_t first, uint32_t count) {
+  int i, dropped = 0;
+
+  trimming = 1;
+  for (i = 0; i < SHIM_MAX_SEGS && total_maps() > target; i++) {
+    struct shim_seg *sg = &shim__segs[i];
+    uint32_t n, p, q, scanned = 0;
+    if (!atomic_load(&sg->used) || sg->nviews == 0)
+      continue;
+    n = sg->npages;
+    p = cursor[i] < n ? cursor[i] : 0;
+    while (scanned < n && total_maps() > target) {
+      if (!droppable(sg, p) || (sg == keep && p >= first && p - first < count)) {
+        p = p + 1 == n ? 0 : p + 1;
+        scanned++;
+        continue;
+      }
+      for (q = p + 1; q < n && droppable(sg, q) && !(sg == keep && q >= first && q - first < count); q++)
+        ;
+      drop(sg, p, q);
+      dropped = 1;
+      scanned += q - p;
+      p = q == n ? 0 : q;
+    }
+    cursor[i] = p;
+  }
+  trimming = 0;
+  return dropped;
+}
+
+void shim__vma_room(struct shim_seg *keep, uint32_t first, uint32_t count, uint32_t extra) {
+  uint64_t b;
+
+  if (trimming)
+    return;
+  b = shim__vma_budget();
+  if (total_maps() + extra <= b)
+    return;
+  if (trim(b - b / 4 > extra ? b - b / 4 - extra : 0, keep, first, count) == 0)
+    shim_debug("%u mappings budget (DSHM_MAX_MAPS) exceeded: nothing left to drop", (unsigned)b);
+}
+
+int shim__vma_enomem(struct shim_seg *keep, uint32_t first, uint32_t count) {
+  if (trimming)
+    return 0;
+  return trim(0, keep, first, count);
+}
