@@ -824,6 +824,51 @@ START_TEST(max_pending_backpressure) {
 }
 END_TEST
 
+
+/* --max-frame: a preloaded program still works (HELLO's reply tells it the largest run),
+ * and a larger frame closes the connection. */
+START_TEST(max_frame_small) {
+  const char *const args[] = {"--port", "0", "--max-frame", "20000", NULL};
+  static uint8_t buf[PROTO_MAX_FRAME];
+  struct srv s = {0};
+  struct proto_msg m;
+  struct h_result res;
+  char key[32], log[8192];
+  int fd, i;
+  ssize_t n;
+
+  srv_start(&s, args, 1);
+  snprintf(key, sizeof key, "%d", h_unique_key());
+  for (i = 0; i < 2; i++) {
+    char *fill[] = {"shmtool", "fill", key, "100000", "9", NULL};
+    char *verify[] = {"shmtool", "verify", key, "100000", "9", NULL};
+    run_tool(&s, s.h.addr, i == 0 ? fill : verify, NULL, &res);
+    ck_assert_msg(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0, "%s", res.err);
+  }
+  fd = rc_tcp(&s);
+  ck_assert_int_eq(rc_plain_hello(fd, getuid(), getgid()), 0);
+  m = rc_msg(PROTO_OP_WRITE_DATA, 5);
+  m.u.run.count = 8; /* 8 pages with data: above 20000 bytes */
+  m.u.run.mode = PROTO_MODE_INVALID;
+  for (i = 0; i < 8; i++) {
+    m.u.run.page[i].flags = PROTO_PAGE_DATA;
+    m.u.run.page[i].data = buf;
+  }
+  n = proto_encode(buf + 40000, sizeof buf - 40000, &m);
+  ck_assert_int_gt(n, 20000);
+  ck_assert_int_eq(send_all(fd, buf + 40000, PROTO_HDR_SIZE), 0); /* the header suffices */
+  ck_assert_int_eq(rc_wait_closed(fd), 0);
+  close(fd);
+  {
+    char *rm[] = {"shmtool", "rmid", key, NULL};
+    run_tool(&s, s.h.addr, rm, NULL, &res);
+  }
+  h_server_stop(&s.h);
+  slurp(s.log, log, sizeof log);
+  ck_assert_msg(strstr(log, "above --max-frame"), "%s", log);
+}
+END_TEST
+
 int main(void) {
   Suite *su = suite_create("security");
   TCase *tc = tcase_create("security");
@@ -841,6 +886,7 @@ int main(void) {
   tcase_add_test(tc, unix_peer_identity_from_kernel);
   tcase_add_test(tc, unix_stale_socket);
   tcase_add_test(tc, max_pending_backpressure);
+  tcase_add_test(tc, max_frame_small);
   suite_add_tcase(su, tc);
   sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);
