@@ -16,6 +16,14 @@ static int parse_server(const char *s, struct shim_config *cfg) {
   const char *host = s, *port = SHIM_DEFAULT_PORT, *colon;
   size_t hlen;
 
+  cfg->unix_path[0] = '\0';
+  if (strncmp(s, "unix:", 5) == 0) {
+    if (s[5] == '\0' || strlen(s + 5) >= sizeof cfg->unix_path)
+      return -EINVAL;
+    strcpy(cfg->unix_path, s + 5);
+    return 0;
+  }
+
   if (*s == '[') {
     const char *end = strchr(s, ']');
     if (end == NULL)
@@ -48,6 +56,8 @@ void shim_config_load(void) {
   const char *s = getenv("DSHM_SERVER");
   const char *d = getenv("DSHM_DEBUG");
   const char *t = getenv("DSHM_TIMEOUT_MS");
+  const char *tok = getenv("DSHM_TOKEN");
+  const char *tokf = getenv("DSHM_TOKEN_FILE");
   char *end = NULL;
   long ms;
 
@@ -67,6 +77,14 @@ void shim_config_load(void) {
       shim_log("ignoring DSHM_TIMEOUT_MS='%s' (want 1..86400000), using %d", t,
                SHIM_DEFAULT_TIMEOUT_MS);
   }
+  /* DSHM_TOKEN wins over DSHM_TOKEN_FILE; only the derived key is kept. */
+  shim_cfg.token_set = tok != NULL;
+  shim_cfg.token_err = 0;
+  if (tok != NULL)
+    shim_cfg.token_err = dshm_auth_key_from_token(&shim_cfg.token_key, tok, strlen(tok));
+  shim_cfg.token_file[0] = '\0';
+  if (tok == NULL && tokf != NULL && *tokf != '\0')
+    snprintf(shim_cfg.token_file, sizeof shim_cfg.token_file, "%s", tokf);
 }
 
 void shim_log(const char *fmt, ...) {

@@ -5,13 +5,20 @@
 #define SHIM_DEFAULT_SERVER "127.0.0.1:8080"
 #define SHIM_DEFAULT_PORT   "8080"
 
+#include "auth.h"
+
 struct shim_config {
   char spec[256];  /* DSHM_SERVER as given (or the default), for messages */
   char host[256];  /* host part, brackets removed */
   char port[32];   /* port part (service name or number) */
+  char unix_path[108]; /* DSHM_SERVER=unix:PATH: the socket's path, else "" */
   int spec_err;    /* 0, or -EINVAL if DSHM_SERVER could not be parsed */
   int debug;       /* DSHM_DEBUG=1 */
   int timeout_ms;  /* DSHM_TIMEOUT_MS: longest wait for the server (fault, call, write-back) */
+  int token_set;   /* DSHM_TOKEN was given: token_key is derived from it */
+  int token_err;   /* DSHM_TOKEN was given but unusable (empty, too long) */
+  struct dshm_auth_key token_key;
+  char token_file[4096]; /* DSHM_TOKEN_FILE (read at each connect), else "" */
 };
 
 #define SHIM_DEFAULT_TIMEOUT_MS 10000
@@ -19,7 +26,7 @@ struct shim_config {
 /* Written once by shim_config_load() during init; read-only afterwards. */
 extern struct shim_config shim_cfg;
 
-/* Reads DSHM_SERVER, DSHM_DEBUG and DSHM_TIMEOUT_MS. Never fails: a bad DSHM_SERVER is kept in spec_err and
+/* Reads DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS, DSHM_TOKEN and DSHM_TOKEN_FILE. Never fails: a bad DSHM_SERVER is kept in spec_err and
  * reported by the first call that needs the server. */
 void shim_config_load(void);
 

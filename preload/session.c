@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -280,17 +281,101 @@ static int recv_all(int fd, uint8_t *p, size_t len) {
   return 0;
 }
 
-/* HELLO on the still-blocking socket, before the I/O thread exists. */
+/* Reads one frame of at most PROTO_SMALL_MAX payload into buf and decodes it into m. */
+static int recv_small(int fd, uint8_t *buf, struct proto_msg *m) {
+  ssize_t len;
+  int err = recv_all(fd, buf, PROTO_HDR_SIZE);
+
+  if (err < 0)
+    return err;
+  len = proto_frame(buf, PROTO_HDR_SIZE, &m->h);
+  if (len < 0 || m->h.length > PROTO_SMALL_MAX)
+    return -EPROTO;
+  err = recv_all(fd, buf + PROTO_HDR_SIZE, m->h.length);
+  if (err == 0 && proto_decode(m, buf + PROTO_HDR_SIZE, m->h.length) < 0)
+    err = -EPROTO;
+  return err;
+}
+
+/* An authentication failure: one line naming the variables, EACCES for the caller. */
+static int auth_fail(const char *msg) {
+  if (!S.warned++ || shim_cfg.debug)
+    shim_log("server %s: %s", shim_cfg.spec, msg);
+  return -EACCES;
+}
+
+/* The key to prove, from DSHM_TOKEN or DSHM_TOKEN_FILE: 1, 0 when neither is set, or
+ * -EACCES after a message. */
+static int token_key(struct dshm_auth_key *key) {
+  char why[4200], msg[4300];
+
+  if (shim_cfg.token_set) {
+    if (shim_cfg.token_err < 0)
+      return auth_fail("DSHM_TOKEN is empty or longer than 4096 bytes");
+    *key = shim_cfg.token_key;
+    return 1;
+  }
+  if (shim_cfg.token_file[0] == '\0')
+    return 0;
+  if (dshm_auth_key_from_file(key, shim_cfg.token_file, why, sizeof why) < 0) {
+    snprintf(msg, sizeof msg, "DSHM_TOKEN_FILE: %s", why);
+    return auth_fail(msg);
+  }
+  return 1;
+}
+
+/* Answers the server's CHALLENGE (docs/security.md): proves the token over its nonce and
+ * ours, then checks the server's proof. 0 or -errno (after a message). */
+static int authenticate(int fd, uint8_t *buf, struct proto_msg *m,
+                        const struct dshm_auth_key *key) {
+  uint8_t snonce[PROTO_NONCE_SIZE], cnonce[PROTO_NONCE_SIZE];
+  ssize_t len;
+  int err;
+
+  if (m->u.challenge.alg != PROTO_AUTH_ALG)
+    return auth_fail("uses an authentication method this client does not know");
+  memcpy(snonce, m->u.challenge.nonce, sizeof snonce);
+  dshm_auth_nonce(cnonce);
+  memset(m, 0, sizeof *m);
+  m->h.opcode = PROTO_OP_AUTH;
+  m->h.reqid = shim__session_reqid();
+  memcpy(m->u.auth.nonce, cnonce, sizeof cnonce);
+  dshm_auth_mac(key, DSHM_AUTH_CLIENT, snonce, cnonce, m->u.auth.mac);
+  len = proto_encode(buf, PROTO_HDR_SIZE + PROTO_SMALL_MAX, m);
+  err = len < 0 ? (int)len : send_all(fd, buf, (size_t)len);
+  if (err == 0)
+    err = recv_small(fd, buf, m);
+  if (err == -ECONNRESET || (err == 0 && m->h.opcode == PROTO_OP_AUTH &&
+                             m->h.status == PROTO_EACCES))
+    return auth_fail("refused our token: check DSHM_TOKEN / DSHM_TOKEN_FILE");
+  if (err < 0)
+    return err;
+  if (m->h.opcode != PROTO_OP_AUTH || !(m->h.flags & PROTO_F_REPLY) || m->h.status != 0)
+    return -EPROTO;
+  if (dshm_auth_verify(key, DSHM_AUTH_SERVER, snonce, cnonce, m->u.auth_reply.mac) < 0)
+    return auth_fail("could not prove it knows our token (DSHM_TOKEN / DSHM_TOKEN_FILE): "
+                     "not the server we meant?");
+  return 0;
+}
+
+/* HELLO on the still-blocking socket, before the I/O thread exists; with a token, the
+ * challenge-response in the middle. */
 static int hello(int fd) {
   struct proto_msg *m = calloc(1, sizeof *m);
   uint8_t buf[PROTO_HDR_SIZE + PROTO_SMALL_MAX];
   gid_t groups[PROTO_MAX_GROUPS];
+  struct dshm_auth_key key;
   char host[64] = "";
-  int n, err, i;
+  int n, err, i, have_key;
   ssize_t len;
 
   if (m == NULL)
     return -ENOMEM;
+  have_key = token_key(&key);
+  if (have_key < 0) {
+    free(m);
+    return have_key;
+  }
   m->h.opcode = PROTO_OP_HELLO;
   m->h.reqid = shim__session_reqid();
   m->u.hello.pid = (uint32_t)getpid();
@@ -309,16 +394,20 @@ static int hello(int fd) {
   len = proto_encode(buf, sizeof buf, m);
   err = len < 0 ? (int)len : send_all(fd, buf, (size_t)len);
   if (err == 0)
-    err = recv_all(fd, buf, PROTO_HDR_SIZE);
-  if (err == 0) {
-    len = proto_frame(buf, PROTO_HDR_SIZE, &m->h);
-    if (len < 0 || m->h.opcode != PROTO_OP_HELLO || !(m->h.flags & PROTO_F_REPLY) ||
-        m->h.length > PROTO_SMALL_MAX)
-      err = -EPROTO;
+    err = recv_small(fd, buf, m);
+  if (err == 0 && m->h.opcode == PROTO_OP_CHALLENGE && !(m->h.flags & PROTO_F_REPLY)) {
+    if (have_key)
+      err = authenticate(fd, buf, m, &key);
+    else
+      err = auth_fail("requires a token: set DSHM_TOKEN or DSHM_TOKEN_FILE");
+    if (err == 0)
+      err = recv_small(fd, buf, m);
+  } else if (err == 0 && have_key) {
+    /* The server did not ask: it cannot prove it knows the token either. */
+    err = auth_fail("did not ask for the token given in DSHM_TOKEN / DSHM_TOKEN_FILE: "
+                    "refusing a server that cannot prove it knows it");
   }
-  if (err == 0)
-    err = recv_all(fd, buf + PROTO_HDR_SIZE, m->h.length);
-  if (err == 0 && proto_decode(m, buf + PROTO_HDR_SIZE, m->h.length) < 0)
+  if (err == 0 && (m->h.opcode != PROTO_OP_HELLO || !(m->h.flags & PROTO_F_REPLY)))
     err = -EPROTO;
   if (err == 0 && m->h.status != 0)
     err = -proto_err_to_errno(m->h.status);
@@ -329,7 +418,23 @@ static int hello(int fd) {
       S.max_run = m->u.hello_reply.max_run;
     shim_debug("connected to %s as node %u", shim_cfg.spec, m->u.hello_reply.node);
   }
+  dshm_auth_key_wipe(&key);
   free(m);
+  return err;
+}
+
+/* Connects to DSHM_SERVER=unix:PATH. A socket or -errno. */
+static int connect_unix(void) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
+
+  if (fd < 0)
+    return -errno;
+  memcpy(a.sun_path, shim_cfg.unix_path, strlen(shim_cfg.unix_path) + 1);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+    return fd;
+  err = -errno;
+  close(fd);
   return err;
 }
 
@@ -340,8 +445,15 @@ static int connect_server(void) {
 
   if (shim_cfg.spec_err < 0) {
     if (!S.warned++ || shim_cfg.debug)
-      shim_log("bad DSHM_SERVER '%s' (expected host:port or [ipv6]:port)", shim_cfg.spec);
+      shim_log("bad DSHM_SERVER '%s' (expected host:port, [ipv6]:port or unix:PATH)",
+               shim_cfg.spec);
     return shim_cfg.spec_err;
+  }
+  if (shim_cfg.unix_path[0] != '\0') {
+    fd = connect_unix();
+    if (fd < 0 && (!S.warned++ || shim_cfg.debug))
+      shim_log("cannot connect to %s (DSHM_SERVER): %s", shim_cfg.spec, strerror(-fd));
+    return fd;
   }
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
@@ -391,7 +503,8 @@ static int session_open(void) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   err = hello(fd);
   if (err < 0) {
-    shim_log("handshake with %s (DSHM_SERVER) failed: %s", shim_cfg.spec, strerror(-err));
+    if (err != -EACCES) /* authentication failures said why already */
+      shim_log("handshake with %s (DSHM_SERVER) failed: %s", shim_cfg.spec, strerror(-err));
     goto fail;
   }
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);

@@ -19,6 +19,9 @@
 #define SHMCTL_REPLY_SIZE (4u + DS_SIZE + INFO_SIZE)
 #define RANGE_SIZE        16u
 #define PING_SIZE         8u
+#define CHALLENGE_SIZE    (4u + PROTO_NONCE_SIZE)
+#define AUTH_SIZE         (PROTO_NONCE_SIZE + PROTO_MAC_SIZE)
+#define AUTH_REPLY_SIZE   PROTO_MAC_SIZE
 
 static const uint32_t op_max[PROTO_OP_MAX_] = {
 #define OP_MAX(name, code, max) [code] = (max),
@@ -128,6 +131,9 @@ enum body {
   B_RUN,
   B_RANGE,
   B_PING,
+  B_CHALLENGE,
+  B_AUTH,
+  B_AUTH_REPLY,
 };
 
 static enum body body_of(const struct proto_hdr *h) {
@@ -150,6 +156,8 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_RECALL:         return B_RANGE;
   case PROTO_OP_PING:           return B_PING;
   case PROTO_OP_GROUPS:         return reply ? B_NONE : B_GROUPS;
+  case PROTO_OP_CHALLENGE:      return reply ? B_NONE : B_CHALLENGE;
+  case PROTO_OP_AUTH:           return reply ? B_AUTH_REPLY : B_AUTH;
   }
   return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
 }
@@ -184,6 +192,12 @@ static uint64_t rd_u64(struct rd *r) {
 
 static int32_t rd_i32(struct rd *r) {
   return (int32_t)rd_u32(r);
+}
+
+static void rd_copy(struct rd *r, uint8_t *dst, size_t n) {
+  const uint8_t *p = rd_take(r, n);
+  if (p != NULL)
+    memcpy(dst, p, n);
 }
 
 static void rd_cred(struct rd *r, struct proto_cred *c) {
@@ -385,6 +399,17 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
   case B_PING:
     m->u.ping.cookie = rd_u64(&r);
     break;
+  case B_CHALLENGE:
+    m->u.challenge.alg = rd_u32(&r);
+    rd_copy(&r, m->u.challenge.nonce, PROTO_NONCE_SIZE);
+    break;
+  case B_AUTH:
+    rd_copy(&r, m->u.auth.nonce, PROTO_NONCE_SIZE);
+    rd_copy(&r, m->u.auth.mac, PROTO_MAC_SIZE);
+    break;
+  case B_AUTH_REPLY:
+    rd_copy(&r, m->u.auth_reply.mac, PROTO_MAC_SIZE);
+    break;
   }
   if (err != 0 || r.bad || r.left != 0)
     return -EBADMSG;
@@ -437,6 +462,9 @@ static ssize_t payload_size(const struct proto_msg *m) {
       return -EINVAL;
     return RANGE_SIZE;
   case B_PING:         return PING_SIZE;
+  case B_CHALLENGE:    return CHALLENGE_SIZE;
+  case B_AUTH:         return AUTH_SIZE;
+  case B_AUTH_REPLY:   return AUTH_REPLY_SIZE;
   }
   return -EINVAL;
 }
@@ -595,6 +623,17 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     break;
   case B_PING:
     wr_u64(&w, m->u.ping.cookie);
+    break;
+  case B_CHALLENGE:
+    wr_u32(&w, m->u.challenge.alg);
+    wr_bytes(&w, m->u.challenge.nonce, PROTO_NONCE_SIZE);
+    break;
+  case B_AUTH:
+    wr_bytes(&w, m->u.auth.nonce, PROTO_NONCE_SIZE);
+    wr_bytes(&w, m->u.auth.mac, PROTO_MAC_SIZE);
+    break;
+  case B_AUTH_REPLY:
+    wr_bytes(&w, m->u.auth_reply.mac, PROTO_MAC_SIZE);
     break;
   }
   return size;

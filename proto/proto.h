@@ -20,6 +20,9 @@
 #define PROTO_MAX_GROUPS   64u    /* supplementary groups claimed in HELLO */
 #define PROTO_MAX_NAME     64u    /* client host/program name in HELLO */
 #define PROTO_SMALL_MAX    1024u  /* payload cap for every message that carries no pages */
+#define PROTO_NONCE_SIZE   32u    /* CHALLENGE / AUTH nonces */
+#define PROTO_MAC_SIZE     32u    /* AUTH proofs */
+#define PROTO_AUTH_ALG     1u     /* HMAC-SHA-512-256 keyed with BLAKE2b-256(token) */
 
 /* Page-run payload: 16-byte run header, 16 bytes per page entry, then the data blocks. */
 #define PROTO_RUN_HDR      16u
@@ -58,7 +61,9 @@
   X(RECALL,         12, PROTO_SMALL_MAX)                   \
   X(RECALL_ACK,     13, PROTO_RUN_MAX_PAYLOAD)             \
   X(PING,           14, PROTO_SMALL_MAX)                   \
-  X(GROUPS,         15, PROTO_SMALL_MAX)
+  X(GROUPS,         15, PROTO_SMALL_MAX)                   \
+  X(CHALLENGE,      16, PROTO_SMALL_MAX)                   \
+  X(AUTH,           17, PROTO_SMALL_MAX)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,
@@ -131,6 +136,22 @@ struct proto_hello {        /* HELLO request */
 struct proto_groups {       /* GROUPS: the caller's supplementary groups changed */
   uint32_t ngroups;         /* <= PROTO_MAX_GROUPS */
   uint32_t groups[PROTO_MAX_GROUPS];
+};
+
+/* CHALLENGE (server -> client, after HELLO when the server has a token): prove it. */
+struct proto_challenge {
+  uint32_t alg;             /* PROTO_AUTH_ALG */
+  uint8_t nonce[PROTO_NONCE_SIZE];
+};
+
+/* AUTH (client -> server): the answer to CHALLENGE, and the client's own challenge. */
+struct proto_auth {
+  uint8_t nonce[PROTO_NONCE_SIZE]; /* the client's nonce */
+  uint8_t mac[PROTO_MAC_SIZE];     /* the client's proof over both nonces */
+};
+
+struct proto_auth_reply {   /* AUTH reply: the server's proof over both nonces */
+  uint8_t mac[PROTO_MAC_SIZE];
 };
 
 struct proto_hello_reply {
@@ -230,6 +251,9 @@ struct proto_msg {
     struct proto_hello hello;
     struct proto_hello_reply hello_reply;
     struct proto_groups groups;
+    struct proto_challenge challenge;
+    struct proto_auth auth;
+    struct proto_auth_reply auth_reply;
     struct proto_create create;
     struct proto_create_reply create_reply;
     struct proto_attach attach;

@@ -22,6 +22,18 @@
     "close connections without HELLO after this; 0 = never (10)")                          \
   X(IDLE_TIMEOUT, "idle-timeout", "DSHM_IDLE_TIMEOUT", "SECONDS",                          \
     "close silent connections with nothing attached; 0 = never (0)")                       \
+  X(UNIX, "unix", "DSHM_UNIX", "PATH",                                                     \
+    "also listen on this Unix socket; alone, it replaces TCP unless --port/--bind is given") \
+  X(UNIX_MODE, "unix-mode", "DSHM_UNIX_MODE", "OCTAL",                                     \
+    "permissions of the --unix socket file (0666)")                                        \
+  X(TOKEN_FILE, "token-file", "DSHM_TOKEN_FILE", "FILE",                                   \
+    "require every client to prove this token (file chmod 600)")                           \
+  X(INSECURE, "insecure", "DSHM_INSECURE", "",                                             \
+    "allow a non-loopback --bind without --token-file (anyone may connect)")               \
+  X(MAX_FRAME, "max-frame", "DSHM_MAX_FRAME", "BYTES",                                     \
+    "largest frame accepted, also the input buffered per connection (1052708)")            \
+  X(MAX_PENDING, "max-pending", "DSHM_MAX_PENDING", "N",                                   \
+    "page requests held for one connection before it is not read (1024)")                  \
   X(VERBOSE, "verbose", "DSHM_VERBOSE", "", "also log per-page traffic")
 
 enum opt_id {
@@ -49,7 +61,8 @@ static const struct opt opts[OPT_COUNT_] = {
 static void usage(FILE *f) {
   int i;
   fprintf(f, "usage: dshm-server [OPTIONS] [PORT]\n"
-             "Serves SysV shared memory segments to dshm clients over TCP.\n\n");
+             "Serves SysV shared memory segments to dshm clients over TCP and/or a Unix socket\n"
+             "(--unix alone means no TCP unless --port or --bind is given too).\n\n");
   for (i = 0; i < OPT_COUNT_; i++) {
     char left[40];
     snprintf(left, sizeof left, "--%s%s%s", opts[i].name, *opts[i].arg ? " " : "",
@@ -79,7 +92,8 @@ static int parse_u64(const char *s, uint64_t *v) {
 static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const char *from,
                  FILE *err) {
   uint64_t v = 0;
-  int numeric = id != OPT_BIND && id != OPT_VERBOSE;
+  int numeric = id != OPT_BIND && id != OPT_VERBOSE && id != OPT_UNIX &&
+                id != OPT_UNIX_MODE && id != OPT_TOKEN_FILE && id != OPT_INSECURE;
 
   if (numeric && parse_u64(val, &v) < 0)
     goto bad;
@@ -131,6 +145,41 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
   case OPT_VERBOSE:
     cfg->verbose = val == NULL || strcmp(val, "0") != 0;
     break;
+  case OPT_INSECURE:
+    cfg->insecure = val == NULL || strcmp(val, "0") != 0;
+    break;
+  case OPT_UNIX:
+    if (val == NULL || *val == '\0' || strlen(val) >= sizeof cfg->unix_path)
+      goto bad;
+    strcpy(cfg->unix_path, val);
+    break;
+  case OPT_UNIX_MODE: {
+    char *end;
+    unsigned long mode;
+    if (val == NULL || *val < '0' || *val > '7')
+      goto bad;
+    errno = 0;
+    mode = strtoul(val, &end, 8);
+    if (errno != 0 || *end != '\0' || mode > 0777)
+      goto bad;
+    cfg->unix_mode = (uint32_t)mode;
+    break;
+  }
+  case OPT_TOKEN_FILE:
+    if (val == NULL || *val == '\0' || strlen(val) >= sizeof cfg->token_file)
+      goto bad;
+    strcpy(cfg->token_file, val);
+    break;
+  case OPT_MAX_FRAME:
+    if (v < SRV_MIN_MAX_FRAME || v > PROTO_MAX_FRAME)
+      goto bad;
+    cfg->max_frame = v;
+    break;
+  case OPT_MAX_PENDING:
+    if (v < 1 || v > SRV_MAX_PENDING_LIMIT)
+      goto bad;
+    cfg->max_pending = (uint32_t)v;
+    break;
   default:
     goto bad;
   }
@@ -139,6 +188,30 @@ bad:
   fprintf(err, "dshm-server: invalid value '%s' for --%s (from %s)\n", val ? val : "",
           opts[id].name, from);
   return -EINVAL;
+}
+
+/* After parsing: which listeners, the token, and the refusal to serve a network without
+ * one (docs/security.md). */
+static int check_security(struct srv_config *cfg, FILE *err) {
+  char why[4200 + 128];
+
+  cfg->tcp = cfg->unix_path[0] == '\0' || cfg->tcp_explicit;
+  if (cfg->token_file[0] != '\0') {
+    if (dshm_auth_key_from_file(&cfg->key, cfg->token_file, why, sizeof why) < 0) {
+      fprintf(err, "dshm-server: %s\n", why);
+      return -EINVAL;
+    }
+    cfg->auth = 1;
+  }
+  if (cfg->tcp && !cfg->auth && !cfg->insecure && !srv_config_is_loopback(cfg->bind)) {
+    fprintf(err,
+            "dshm-server: refusing to listen on %s without a token: anyone who can reach it "
+            "could read and write every segment as any user. Give --token-file FILE "
+            "(docs/security.md), or --insecure if the network is trusted.\n",
+            cfg->bind);
+    return -EINVAL;
+  }
+  return 0;
 }
 
 int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, FILE *err) {
@@ -155,11 +228,16 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
   cfg->max_conns = SRV_DEFAULT_MAX_CONNS;
   cfg->max_output = SRV_DEFAULT_MAX_OUTPUT;
   cfg->hello_timeout_ms = SRV_DEFAULT_HELLO_TIMEOUT_MS;
+  cfg->unix_mode = SRV_DEFAULT_UNIX_MODE;
+  cfg->max_frame = PROTO_MAX_FRAME;
+  cfg->max_pending = SRV_DEFAULT_MAX_PENDING;
 
   for (i = 0; i < OPT_COUNT_; i++) {
     const char *v = getenv(opts[i].env);
     if (v != NULL && *v != '\0' && apply(cfg, (enum opt_id)i, v, opts[i].env, err) < 0)
       return -EINVAL;
+    if (v != NULL && *v != '\0' && (i == OPT_PORT || i == OPT_BIND))
+      cfg->tcp_explicit = 1;
     longopts[i] = (struct option){opts[i].name, *opts[i].arg ? required_argument : no_argument,
                                   NULL, i};
   }
@@ -192,6 +270,7 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
       if (apply(cfg, (enum opt_id)c, optarg, "command line", err) < 0)
         return -EINVAL;
       port_flag |= c == OPT_PORT;
+      cfg->tcp_explicit |= c == OPT_PORT || c == OPT_BIND;
       break;
     }
   }
@@ -207,6 +286,25 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
     }
     if (apply(cfg, OPT_PORT, argv[optind], "command line", err) < 0)
       return -EINVAL;
+    cfg->tcp_explicit = 1;
   }
+  return check_security(cfg, err);
+}
+
+int srv_config_is_loopback(const char *addr) {
+  struct in6_addr a6;
+  struct in_addr a4;
+
+  if (inet_pton(AF_INET, addr, &a4) == 1)
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, addr, &a6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
   return 0;
+}
+
+uint32_t srv_config_max_run(const struct srv_config *cfg) {
+  uint64_t n = (cfg->max_frame - PROTO_HDR_SIZE - PROTO_RUN_HDR) /
+               (PROTO_RUN_ENTRY + PROTO_PAGE_SIZE);
+
+  return n > PROTO_MAX_RUN ? PROTO_MAX_RUN : n < 1 ? 1 : (uint32_t)n;
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "auth.h"
 #include "segments.h"
 
 #define SRV_DEFAULT_PORT      8080
@@ -15,10 +16,26 @@
 #define SRV_MIN_MAX_OUTPUT    (2u << 20)    /* room for the largest reply frame */
 #define SRV_DEFAULT_HELLO_TIMEOUT_MS 10000u
 #define SRV_MAX_TIMEOUT_S     (7u * 24 * 3600)
+#define SRV_DEFAULT_MAX_PENDING 1024u       /* page requests one connection may have held */
+#define SRV_MAX_PENDING_LIMIT (1u << 20)
+/* --max-frame: from one full-page run (the smallest frame a client must be able to send)
+ * up to the protocol's largest frame. */
+#define SRV_MIN_MAX_FRAME     (PROTO_HDR_SIZE + PROTO_RUN_HDR + PROTO_RUN_ENTRY + PROTO_PAGE_SIZE)
+#define SRV_DEFAULT_UNIX_MODE 0666u
 
 struct srv_config {
   char bind[64];
   int port;                 /* 0: the kernel picks a free one */
+  int tcp;                  /* listen on TCP (bind:port): not with --unix alone */
+  int tcp_explicit;         /* --port, --bind or a positional PORT was given */
+  char unix_path[108];      /* --unix: "" for none */
+  uint32_t unix_mode;       /* permissions of the socket file */
+  char token_file[4096];    /* --token-file: "" for none */
+  int auth;                 /* a token was loaded into key: every peer must prove it */
+  struct dshm_auth_key key;
+  int insecure;             /* --insecure: a non-loopback bind without a token */
+  uint64_t max_frame;       /* largest frame accepted (header included) */
+  uint32_t max_pending;     /* page requests held for one connection before it is paused */
   struct srv_limits lim;
   uint32_t max_conns;
   uint64_t max_output;         /* bytes queued to one peer before it is closed */
@@ -27,9 +44,16 @@ struct srv_config {
   int verbose;
 };
 
-/* Fills *cfg from defaults, then environment, then argv (flags win).
+/* Fills *cfg from defaults, then environment, then argv (flags win), then loads the token
+ * file and checks the combination: a non-loopback TCP address needs a token or --insecure.
  * Returns 0 to run, 1 when --help/--version was printed to out (exit 0), or -EINVAL after
  * a message on err (exit 2). Uses getopt_long: call once per process. */
 int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+/* 1 if the numeric address addr is a loopback address (127.0.0.0/8, ::1, ::ffff:127.x). */
+int srv_config_is_loopback(const char *addr);
+
+/* The largest run a client may send under max_frame (1..PROTO_MAX_RUN). */
+uint32_t srv_config_max_run(const struct srv_config *cfg);
 
 #endif

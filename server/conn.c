@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
 
 #include "dispatch.h"
 #include "log.h"
@@ -19,7 +21,7 @@ struct wreq {
 };
 
 static struct srv_conn *conn_of(uv_handle_t *h) {
-  return (struct srv_conn *)((char *)h - offsetof(struct srv_conn, tcp));
+  return (struct srv_conn *)((char *)h - offsetof(struct srv_conn, h));
 }
 
 /* The one teardown: every attachment goes through srv_att_detach (which makes the node
@@ -32,17 +34,19 @@ static void on_close(uv_handle_t *h) {
   srv__server_del_conn(s, c->node);
   free(c->rbuf);
   free(c);
+  srv__server_resume_paused(s); /* the detaches may have completed others' requests */
 }
 
 void srv__conn_close(struct srv_conn *c, const char *why) {
   if (c->state == SRV_CONN_CLOSING)
     return;
-  srv_log("node %u (%s pid %u) closed: %s", c->node, c->peer.name[0] ? c->peer.name : "-",
-          c->peer.pid, why);
+  srv_log("node %u (%s pid %u, %s) closed%s: %s", c->node,
+          c->peer.name[0] ? c->peer.name : "-", c->peer.pid, c->addr[0] ? c->addr : "-",
+          c->state == SRV_CONN_AUTH ? " before completing authentication" : "", why);
   c->state = SRV_CONN_CLOSING;
-  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_read_stop(&c->h.stream);
   /* Pending writes complete with UV_ECANCELED before on_close runs. */
-  uv_close((uv_handle_t *)&c->tcp, on_close);
+  uv_close(&c->h.handle, on_close);
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -53,6 +57,8 @@ static void on_write(uv_write_t *req, int status) {
   free(w);
   if (status < 0 && status != UV_ECANCELED)
     srv__conn_close(c, uv_strerror(status));
+  else if (c->state == SRV_CONN_REJECTED && c->wpending == 0)
+    srv__conn_close(c, "authentication failed (refusal sent)");
 }
 
 static int queue_write(struct srv_conn *c, struct wreq *w) {
@@ -64,7 +70,7 @@ static int queue_write(struct srv_conn *c, struct wreq *w) {
     return 0;
   }
   w->conn = c;
-  err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  err = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
   if (err < 0) {
     free(w);
     srv__conn_close(c, uv_strerror(err));
@@ -161,7 +167,7 @@ static void conn_input(struct srv_conn *c) {
   size_t off = 0, need = 0;
   struct proto_msg m;
 
-  while (c->state != SRV_CONN_CLOSING) {
+  while (c->state != SRV_CONN_CLOSING && c->state != SRV_CONN_REJECTED) {
     struct proto_hdr h;
     const char *why = NULL;
     ssize_t n = proto_frame(c->rbuf + off, c->rlen - off, &h);
@@ -172,9 +178,29 @@ static void conn_input(struct srv_conn *c) {
       srv__conn_close(c, msg);
       return;
     }
+    if (c->rlen - off >= PROTO_HDR_SIZE &&
+        PROTO_HDR_SIZE + (uint64_t)h.length > c->srv->cfg->max_frame) {
+      snprintf(msg, sizeof msg, "frame of %llu bytes above --max-frame",
+               (unsigned long long)(PROTO_HDR_SIZE + (uint64_t)h.length));
+      srv__conn_close(c, msg);
+      return;
+    }
     if (n == 0) {
       if (c->rlen - off >= PROTO_HDR_SIZE)
         need = PROTO_HDR_SIZE + (size_t)h.length;
+      break;
+    }
+    /* Back-pressure (--max-pending): a page request over the cap stays in the buffer and
+     * the socket is not read until some of this connection's requests are done. */
+    if ((h.opcode == PROTO_OP_READ_DATA || h.opcode == PROTO_OP_ACQUIRE) &&
+        c->npending >= c->srv->cfg->max_pending) {
+      if (!c->paused) {
+        c->paused = 1;
+        if (!c->discard_output)
+          uv_read_stop(&c->h.stream);
+        SRV_VLOG("node %u: %u page requests held, not reading (--max-pending)", c->node,
+                 c->npending);
+      }
       break;
     }
     m.h = h;
@@ -189,10 +215,13 @@ static void conn_input(struct srv_conn *c) {
       return;
     }
   }
-  if (c->state == SRV_CONN_CLOSING)
+  if (c->state == SRV_CONN_CLOSING || c->state == SRV_CONN_REJECTED)
     return;
   memmove(c->rbuf, c->rbuf + off, c->rlen - off);
   c->rlen -= off;
+  /* Paused, the buffer may hold several frames: it is resized when they are processed. */
+  if (c->paused)
+    return;
   if (resize_rbuf(c, c->rlen, need) < 0)
     srv__conn_close(c, "out of memory for input");
 }
@@ -208,10 +237,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   c->rlen += (size_t)nread;
   c->last_rx_ms = uv_now(c->srv->loop);
   conn_input(c);
+  srv__server_resume_paused(c->srv);
 }
 
 void srv__conn_feed(struct srv_conn *c, const uint8_t *p, size_t n) {
-  while (n > 0 && c->state != SRV_CONN_CLOSING) {
+  /* A paused connection reads nothing: the rest of the input is dropped, as unread. */
+  while (n > 0 && c->state != SRV_CONN_CLOSING && c->state != SRV_CONN_REJECTED &&
+         !c->paused) {
     size_t take = c->rcap - c->rlen < n ? c->rcap - c->rlen : n;
 
     memcpy(c->rbuf + c->rlen, p, take);
@@ -219,15 +251,54 @@ void srv__conn_feed(struct srv_conn *c, const uint8_t *p, size_t n) {
     p += take;
     n -= take;
     conn_input(c);
+    srv__server_resume_paused(c->srv);
   }
+}
+
+void srv__conn_reject(struct srv_conn *c, uint32_t reqid, const char *why) {
+  srv_log("node %u (%s): authentication failed: %s", c->node, c->addr[0] ? c->addr : "-", why);
+  (void)srv__conn_send_status(c, PROTO_OP_AUTH, reqid, -EACCES);
+  if (c->state == SRV_CONN_CLOSING)
+    return;
+  c->state = SRV_CONN_REJECTED;
+  uv_read_stop(&c->h.stream);
+  if (c->discard_output || c->wpending == 0)
+    srv__conn_close(c, "authentication failed");
+}
+
+void srv__conn_pending(struct srv_conn *c, int delta) {
+  if (delta > 0)
+    c->npending++;
+  else if (c->npending > 0)
+    c->npending--;
+  if (c->paused && c->npending < c->srv->cfg->max_pending)
+    c->srv->want_resume = 1;
+}
+
+void srv__conn_resume(struct srv_conn *c) {
+  int err;
+
+  if (!c->paused || c->state == SRV_CONN_CLOSING || c->npending >= c->srv->cfg->max_pending)
+    return;
+  c->paused = 0;
+  SRV_VLOG("node %u: reading again (%u page requests held)", c->node, c->npending);
+  /* What was buffered first: it may pause the connection again before any read. */
+  conn_input(c);
+  if (c->paused || c->discard_output || c->state == SRV_CONN_CLOSING ||
+      c->state == SRV_CONN_REJECTED)
+    return;
+  err = uv_read_start(&c->h.stream, on_alloc, on_read);
+  if (err < 0)
+    srv__conn_close(c, uv_strerror(err));
 }
 
 void srv__conn_check_timeouts(struct srv_conn *c, uint64_t now_ms) {
   const struct srv_config *cfg = c->srv->cfg;
 
-  if (c->state == SRV_CONN_HELLO && cfg->hello_timeout_ms != 0 &&
-      now_ms - c->since_ms >= cfg->hello_timeout_ms)
-    srv__conn_close(c, "no HELLO in time (--hello-timeout)");
+  if (c->state != SRV_CONN_READY && c->state != SRV_CONN_CLOSING &&
+      cfg->hello_timeout_ms != 0 && now_ms - c->since_ms >= cfg->hello_timeout_ms)
+    srv__conn_close(c, c->state == SRV_CONN_HELLO ? "no HELLO in time (--hello-timeout)"
+                                                  : "no AUTH in time (--hello-timeout)");
   else if (c->state == SRV_CONN_READY && cfg->idle_timeout_ms != 0 && c->atts.n == 0 &&
            c->wpending == 0 && now_ms - c->last_rx_ms >= cfg->idle_timeout_ms)
     srv__conn_close(c, "idle with nothing attached (--idle-timeout)");
@@ -235,7 +306,7 @@ void srv__conn_check_timeouts(struct srv_conn *c, uint64_t now_ms) {
 
 /* A new connection object with its handle initialised; accept (or nothing, for the test
  * seam) comes next. NULL after logging on failure. */
-static struct srv_conn *conn_new(struct srv_server *s) {
+static struct srv_conn *conn_new(struct srv_server *s, int is_unix) {
   struct srv_conn *c = calloc(1, sizeof *c);
   int err;
 
@@ -245,7 +316,8 @@ static struct srv_conn *conn_new(struct srv_server *s) {
   }
   c->srv = s;
   c->node = SRV_NODE_NONE;
-  err = uv_tcp_init(s->loop, &c->tcp);
+  c->is_unix = is_unix;
+  err = is_unix ? uv_pipe_init(s->loop, &c->h.pipe, 0) : uv_tcp_init(s->loop, &c->h.tcp);
   if (err < 0) {
     srv_log("accept: %s", uv_strerror(err));
     free(c);
@@ -267,7 +339,7 @@ static int conn_register(struct srv_server *s, struct srv_conn *c, int err) {
     c->state = SRV_CONN_CLOSING;
     srv_log("accept: %s", err == -EMFILE ? "connection table full (--max-conns)"
                                          : uv_strerror(err));
-    uv_close((uv_handle_t *)&c->tcp, on_close);
+    uv_close(&c->h.handle, on_close);
     return err;
   }
   c->rcap = SRV_CONN_RBASE;
@@ -276,7 +348,7 @@ static int conn_register(struct srv_server *s, struct srv_conn *c, int err) {
 }
 
 struct srv_conn *srv__conn_new_detached(struct srv_server *s) {
-  struct srv_conn *c = conn_new(s);
+  struct srv_conn *c = conn_new(s, 0);
 
   if (c == NULL)
     return NULL;
@@ -284,20 +356,86 @@ struct srv_conn *srv__conn_new_detached(struct srv_server *s) {
   return conn_register(s, c, 0) < 0 ? NULL : c;
 }
 
-void srv_conn_accept(struct srv_server *s) {
-  struct srv_conn *c = conn_new(s);
+/* Names a TCP peer "address:port" for the log lines. */
+static void tcp_peer(struct srv_conn *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  char name[64] = "?";
+
+  if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) < 0)
+    return;
+  if (ss.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6 *)&ss, name, sizeof name);
+    snprintf(c->addr, sizeof c->addr, "[%s]:%d", name,
+             ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&ss, name, sizeof name);
+    snprintf(c->addr, sizeof c->addr, "%s:%d", name,
+             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  }
+}
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59 /* Linux 4.13 */
+#endif
+
+/* A Unix peer's identity from the kernel, taken at connect (docs/security.md): pid, uid
+ * and gid from SO_PEERCRED, supplementary groups from SO_PEERGROUPS. A peer that was root
+ * at connect may claim any identity (root can become anyone); any other peer's claims are
+ * ignored. 0, or -errno (the connection is then refused). */
+static int unix_peer(struct srv_conn *c) {
+  gid_t groups[PROTO_MAX_GROUPS];
+  struct ucred uc;
+  socklen_t len = sizeof uc;
+  uv_os_fd_t fd;
+  uint32_t i;
+
+  if (uv_fileno(&c->h.handle, &fd) < 0)
+    return -EBADF;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+    return -errno;
+  snprintf(c->addr, sizeof c->addr, "unix pid %d uid %u", (int)uc.pid, (unsigned)uc.uid);
+  c->peer.pid = (uint32_t)uc.pid;
+  c->peer.uid = (uint32_t)uc.uid;
+  c->peer.gid = (uint32_t)uc.gid;
+  if (uc.uid == 0)
+    return 0;
+  len = sizeof groups;
+  /* More than PROTO_MAX_GROUPS fails with ERANGE: refused rather than checked with a
+   * subset (a group can also deny, through the group bits of a mode). */
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+    return -errno;
+  c->peer.ngroups = (uint32_t)(len / sizeof groups[0]);
+  for (i = 0; i < c->peer.ngroups; i++)
+    c->peer.groups[i] = (uint32_t)groups[i];
+  c->kernel_ids = 1;
+  return 0;
+}
+
+void srv_conn_accept(struct srv_server *s, uv_stream_t *listener) {
+  struct srv_conn *c = conn_new(s, listener->type == UV_NAMED_PIPE);
   int err;
 
   if (c == NULL)
     return;
   /* From here on the handle exists: every exit goes through uv_close and on_close. */
-  err = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp);
+  err = uv_accept(listener, &c->h.stream);
   if (conn_register(s, c, err) < 0)
     return;
-  uv_tcp_nodelay(&c->tcp, 1); /* request/reply traffic: latency over batching */
-  err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (c->is_unix) {
+    err = unix_peer(c);
+    if (err < 0) {
+      srv__conn_close(c, err == -ERANGE ? "peer has more than 64 supplementary groups"
+                                        : "cannot read the peer's credentials");
+      return;
+    }
+  } else {
+    tcp_peer(c);
+    uv_tcp_nodelay(&c->h.tcp, 1); /* request/reply traffic: latency over batching */
+  }
+  err = uv_read_start(&c->h.stream, on_alloc, on_read);
   if (err < 0)
     srv__conn_close(c, uv_strerror(err));
   else
-    SRV_VLOG("node %u: accepted", c->node);
+    SRV_VLOG("node %u: accepted from %s", c->node, c->addr);
 }

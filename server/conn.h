@@ -11,14 +11,12 @@
 
 struct srv_server;
 
-/* Default for --max-output: output a connection may have queued before we give up on it,
- * 64 grants of a full run. A peer that stops reading is closed, it cannot pin server
- * memory. */
-#define SRV_CONN_WMAX   (64u << 20)
 #define SRV_CONN_RBASE  8192u   /* read buffer kept between frames */
 
 enum srv_conn_state {
   SRV_CONN_HELLO,    /* waiting for HELLO */
+  SRV_CONN_AUTH,     /* CHALLENGE sent, waiting for AUTH (--token-file) */
+  SRV_CONN_REJECTED, /* authentication failed: not read, closed once the refusal is sent */
   SRV_CONN_READY,
   SRV_CONN_CLOSING,  /* uv_close called; teardown runs in the close callback */
 };
@@ -32,7 +30,12 @@ struct srv_peer {
 };
 
 struct srv_conn {
-  uv_tcp_t tcp;              /* freed with the connection in the close callback */
+  union {                    /* freed with the connection in the close callback */
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;            /* TCP listener */
+    uv_pipe_t pipe;          /* --unix listener */
+  } h;
   struct srv_server *srv;
   uint32_t node;
   enum srv_conn_state state;
@@ -43,12 +46,19 @@ struct srv_conn {
   uint64_t since_ms;         /* uv_now at accept: the HELLO deadline counts from here */
   uint64_t last_rx_ms;       /* uv_now of the last bytes read: the idle timeout */
   int discard_output;        /* test seam (fuzzing): no socket, replies are dropped */
+  char addr[80];             /* the peer for log lines: "1.2.3.4:5678", "unix pid 12 uid 3" */
+  int is_unix;               /* accepted on the --unix listener */
+  int kernel_ids;            /* unix peer not root at connect: SO_PEERCRED ids, claims ignored */
+  uint32_t hello_reqid;      /* HELLO's reqid, for the reply after AUTH */
+  uint8_t snonce[PROTO_NONCE_SIZE]; /* this connection's challenge */
+  uint32_t npending;         /* page requests held by directories (--max-pending) */
+  int paused;                /* not read while npending >= --max-pending */
   struct srv_peer peer;
   struct srv_atts atts;
 };
 
-/* Accepts one pending connection on the listener. Loop thread only. */
-void srv_conn_accept(struct srv_server *s);
+/* Accepts one pending connection on listener (the TCP or the Unix one). Loop thread only. */
+void srv_conn_accept(struct srv_server *s, uv_stream_t *listener);
 
 /* Encodes m and queues it. Returns 0, or -errno if the connection is closing or was just
  * closed because its output is over --max-output. Never tears down synchronously, so the
@@ -70,6 +80,18 @@ struct srv_conn *srv__conn_new_detached(struct srv_server *s);
 /* Hands n bytes to c as if they had been read from its socket: framing, decoding and
  * dispatch exactly as for network input. Loop thread only. */
 void srv__conn_feed(struct srv_conn *c, const uint8_t *p, size_t n);
+
+/* Authentication failed: sends the EACCES reply to AUTH, stops reading, and closes once
+ * it is written. Loop thread only. */
+void srv__conn_reject(struct srv_conn *c, uint32_t reqid, const char *why);
+
+/* npending changed (directory hook): pauses reading at --max-pending; below it, a paused
+ * connection is resumed from the loop (srv__conn_resume), not from inside the directory. */
+void srv__conn_pending(struct srv_conn *c, int delta);
+
+/* Resumes reading a paused connection that is below --max-pending, and processes what it
+ * had buffered. Loop thread only, never from inside a directory transition. */
+void srv__conn_resume(struct srv_conn *c);
 
 /* Closes c if it is past the HELLO or idle deadline at now_ms (see docs/operations.md).
  * Loop thread only. */

@@ -260,6 +260,19 @@ static void grant(struct srv_dir *d, const struct dreq *r) {
 
 /* ---- transactions ---- */
 
+/* The transport counts each live node's requests held here (queued or being served):
+ * --max-pending. */
+static void req_count(struct srv_dir *d, uint32_t node, int delta) {
+  if (node != SRV_NODE_NONE && d->ctx->ops->pending != NULL)
+    d->ctx->ops->pending(d->ctx->opaque, node, delta);
+}
+
+/* Frees a request that is done (granted, failed or dropped). */
+static void req_free(struct srv_dir *d, struct dreq *r) {
+  req_count(d, r->node, -1);
+  free(r);
+}
+
 static void txn_free(struct dtxn *t) {
   free(t->inval);
   free(t);
@@ -272,7 +285,7 @@ static void start(struct srv_dir *d, struct dpage *pg, struct dreq *r) {
 
   if (grantable(pg, r)) {
     grant(d, r);
-    free(r);
+    req_free(d, r);
     return;
   }
   t = calloc(1, sizeof *t);
@@ -281,7 +294,7 @@ static void start(struct srv_dir *d, struct dpage *pg, struct dreq *r) {
   if (t == NULL || (r->op == PROTO_OP_READ_DATA && sharer_reserve(pg, 1) < 0)) {
     free(t);
     send_error(d, r, -ENOMEM);
-    free(r);
+    req_free(d, r);
     return;
   }
   t->req = r;
@@ -346,7 +359,7 @@ static void advance(struct srv_dir *d, struct dpage *pg) {
     if (invalidate_others(d, pg, t) < 0) {
       pg->txn = NULL;
       send_error(d, t->req, -ENOMEM);
-      free(t->req);
+      req_free(d, t->req);
       txn_free(t);
       kick(d, pg);
       return;
@@ -358,7 +371,7 @@ static void advance(struct srv_dir *d, struct dpage *pg) {
   r = t->req;
   txn_free(t);
   if (r->node == SRV_NODE_NONE)
-    free(r);
+    req_free(d, r);
   else
     start(d, pg, r); /* grantable by now; start re-checks rather than trusts that */
   kick(d, pg);
@@ -385,10 +398,10 @@ struct srv_dir *srv_dir_new(struct srv_dirctx *ctx, int32_t shmid, uint8_t *data
   return d;
 }
 
-static void free_queue(struct dreq *r) {
+static void free_queue(struct srv_dir *d, struct dreq *r) {
   while (r != NULL) {
     struct dreq *next = r->next;
-    free(r);
+    req_free(d, r);
     r = next;
   }
 }
@@ -406,10 +419,10 @@ void srv_dir_free(struct srv_dir *d) {
     n = n < CHUNK_PAGES ? n : CHUNK_PAGES;
     for (i = 0; i < n; i++) {
       if (c[i].txn != NULL) {
-        free(c[i].txn->req);
+        req_free(d, c[i].txn->req);
         txn_free(c[i].txn);
       }
-      free_queue(c[i].qhead);
+      free_queue(d, c[i].qhead);
       free(c[i].sharers);
     }
     free(c);
@@ -450,6 +463,7 @@ int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op
   r->count = run->count;
   for (i = 0; i < run->count; i++)
     r->version[i] = run->page[i].version;
+  req_count(d, node, +1);
   if (!idle(pg)) {
     if (pg->qtail != NULL)
       pg->qtail->next = r;
@@ -564,7 +578,7 @@ void srv_dir_forget(struct srv_dir *d, uint32_t node) {
         struct dreq *r = *pp;
         if (r->node == node) {
           *pp = r->next;
-          free(r);
+          req_free(d, r);
         } else {
           last = r;
           pp = &r->next;
@@ -577,8 +591,10 @@ void srv_dir_forget(struct srv_dir *d, uint32_t node) {
       sharer_del(pg, node);
       if (t == NULL)
         continue;
-      if (t->req->node == node)
+      if (t->req->node == node) {
+        req_count(d, node, -1);
         t->req->node = SRV_NODE_NONE;
+      }
       if (t->recall_node == node)
         t->recall_node = SRV_NODE_NONE; /* as if it had answered without data */
       while (drop_pending(t, node, 0, 1))

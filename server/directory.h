@@ -15,6 +15,10 @@
  * srv_dir_forget(). Its return value is informative only. */
 struct srv_dir_ops {
   int (*send)(void *opaque, uint32_t node, struct proto_msg *m);
+  /* Optional: node's count of requests held by directories (queued or being served)
+   * changes by delta (+1 when srv_dir_request accepts one, -1 when it is granted, failed
+   * or dropped). Called in the middle of transitions: it must not call back either. */
+  void (*pending)(void *opaque, uint32_t node, int delta);
 };
 
 /* Shared by every segment's directory: the transport and the server-chosen reqids of

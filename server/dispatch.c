@@ -11,11 +11,18 @@
 
 typedef int (*handler_fn)(struct srv_conn *c, struct proto_msg *m, const char **why);
 
+/* Who makes a request: its claimed ids, except on a Unix socket whose peer was not root at
+ * connect, where the kernel's (docs/security.md). */
 static struct srv_cred cred_of(const struct srv_conn *c, const struct proto_cred *pc) {
   struct srv_cred cr = {
     .pid = pc->pid, .uid = pc->uid, .gid = pc->gid,
     .ngroups = c->peer.ngroups, .groups = c->peer.groups,
   };
+  if (c->kernel_ids) {
+    cr.pid = c->peer.pid;
+    cr.uid = c->peer.uid;
+    cr.gid = c->peer.gid;
+  }
   return cr;
 }
 
@@ -32,6 +39,25 @@ static int reply_status(struct srv_conn *c, const struct proto_msg *m, int err) 
   return 0;
 }
 
+/* The end of the handshake: the connection is ready, HELLO gets its reply. */
+static void hello_done(struct srv_conn *c) {
+  struct proto_msg r;
+
+  memset(&r.h, 0, sizeof r.h);
+  r.h.opcode = PROTO_OP_HELLO;
+  r.h.flags = PROTO_F_REPLY;
+  r.h.reqid = c->hello_reqid;
+  c->state = SRV_CONN_READY;
+  r.u.hello_reply.node = c->node;
+  r.u.hello_reply.page_size = PROTO_PAGE_SIZE;
+  r.u.hello_reply.max_run = srv_config_max_run(c->srv->cfg);
+  srv_log("node %u: hello from %s (%s) pid %u uid %u gid %u%s%s", c->node,
+          c->peer.name[0] ? c->peer.name : "-", c->addr[0] ? c->addr : "-", c->peer.pid,
+          c->peer.uid, c->peer.gid, c->kernel_ids ? " (kernel-verified)" : "",
+          c->srv->cfg->auth ? " (token proven)" : "");
+  (void)srv__conn_send(c, &r);
+}
+
 static int on_hello(struct srv_conn *c, struct proto_msg *m, const char **why) {
   const struct proto_hello *he = &m->u.hello;
   struct proto_msg r;
@@ -40,24 +66,60 @@ static int on_hello(struct srv_conn *c, struct proto_msg *m, const char **why) {
     *why = "second HELLO";
     return -EPROTO;
   }
-  c->peer.pid = he->pid;
-  c->peer.uid = he->uid;
-  c->peer.gid = he->gid;
-  c->peer.ngroups = he->ngroups;
-  memcpy(c->peer.groups, he->groups, he->ngroups * sizeof he->groups[0]);
+  if (c->kernel_ids) {
+    /* SO_PEERCRED and SO_PEERGROUPS already filled the identity: claims are ignored. */
+    if (he->uid != c->peer.uid || he->gid != c->peer.gid)
+      srv_log("node %u (%s): ignoring claimed uid %u gid %u", c->node, c->addr, he->uid,
+              he->gid);
+  } else {
+    c->peer.pid = he->pid;
+    c->peer.uid = he->uid;
+    c->peer.gid = he->gid;
+    c->peer.ngroups = he->ngroups;
+    memcpy(c->peer.groups, he->groups, he->ngroups * sizeof he->groups[0]);
+  }
   /* Printable only: the name goes into log lines. */
   for (uint32_t i = 0; i <= he->name_len; i++) {
     char ch = he->name[i];
     c->peer.name[i] = ch == '\0' || (ch >= 0x20 && ch < 0x7f) ? ch : '?';
   }
-  c->state = SRV_CONN_READY;
-  reply_init(&r, m);
-  r.u.hello_reply.node = c->node;
-  r.u.hello_reply.page_size = PROTO_PAGE_SIZE;
-  r.u.hello_reply.max_run = PROTO_MAX_RUN;
-  srv_log("node %u: hello from %s pid %u uid %u gid %u", c->node,
-          c->peer.name[0] ? c->peer.name : "-", he->pid, he->uid, he->gid);
+  c->hello_reqid = m->h.reqid;
+  if (!c->srv->cfg->auth) {
+    hello_done(c);
+    return 0;
+  }
+  /* --token-file: the peer proves the token before anything else (docs/security.md). */
+  c->state = SRV_CONN_AUTH;
+  dshm_auth_nonce(c->snonce);
+  memset(&r, 0, sizeof r);
+  r.h.opcode = PROTO_OP_CHALLENGE;
+  r.h.reqid = m->h.reqid;
+  r.u.challenge.alg = PROTO_AUTH_ALG;
+  memcpy(r.u.challenge.nonce, c->snonce, PROTO_NONCE_SIZE);
   (void)srv__conn_send(c, &r);
+  return 0;
+}
+
+/* AUTH: the client's proof over our nonce and its own; we answer with ours, then HELLO's
+ * reply. A wrong proof gets EACCES and the connection is closed. */
+static int on_auth(struct srv_conn *c, struct proto_msg *m, const char **why) {
+  const struct dshm_auth_key *key = &c->srv->cfg->key;
+  struct proto_msg r;
+
+  if (c->state != SRV_CONN_AUTH) {
+    *why = "AUTH without CHALLENGE";
+    return -EPROTO;
+  }
+  if (dshm_auth_verify(key, DSHM_AUTH_CLIENT, c->snonce, m->u.auth.nonce, m->u.auth.mac) < 0) {
+    srv__conn_reject(c, m->h.reqid, "wrong token");
+    return 0;
+  }
+  reply_init(&r, m);
+  dshm_auth_mac(key, DSHM_AUTH_SERVER, c->snonce, m->u.auth.nonce, r.u.auth_reply.mac);
+  /* One use: the nonce cannot serve again on this connection. */
+  memset(c->snonce, 0, sizeof c->snonce);
+  (void)srv__conn_send(c, &r);
+  hello_done(c);
   return 0;
 }
 
@@ -67,6 +129,8 @@ static int on_groups(struct srv_conn *c, struct proto_msg *m, const char **why) 
   const struct proto_groups *g = &m->u.groups;
 
   (void)why;
+  if (c->kernel_ids) /* the kernel's groups at connect stand */
+    return reply_status(c, m, 0);
   c->peer.ngroups = g->ngroups; /* <= PROTO_MAX_GROUPS, checked by the decoder */
   memcpy(c->peer.groups, g->groups, g->ngroups * sizeof g->groups[0]);
   return reply_status(c, m, 0);
@@ -111,7 +175,7 @@ static int on_detach(struct srv_conn *c, struct proto_msg *m, const char **why) 
 
   (void)why;
   return reply_status(c, m, srv_att_detach(&c->atts, &c->srv->segs, c->node, q->shmid,
-                                           q->cred.pid));
+                                           cred_of(c, &q->cred).pid));
 }
 
 static int on_remove(struct srv_conn *c, struct proto_msg *m, const char **why) {
@@ -213,6 +277,7 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
   [PROTO_OP_RECALL_ACK] = on_recall_ack,
   [PROTO_OP_PING] = on_ping,
   [PROTO_OP_GROUPS] = on_groups,
+  [PROTO_OP_AUTH] = on_auth,
 };
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
@@ -229,6 +294,10 @@ int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
   }
   if (c->state == SRV_CONN_HELLO && m->h.opcode != PROTO_OP_HELLO) {
     *why = "first message is not HELLO";
+    return -EPROTO;
+  }
+  if (c->state == SRV_CONN_AUTH && m->h.opcode != PROTO_OP_AUTH) {
+    *why = "request before authentication";
     return -EPROTO;
   }
   if (fn == NULL) {

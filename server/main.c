@@ -37,6 +37,7 @@ int main(int argc, char **argv) {
   srv_server_fini(&srv);
   if (uv_loop_close(&loop) != 0)
     srv_log("loop closed with handles still open");
+  dshm_auth_key_wipe(&cfg.key);
   if (rc == 0)
     srv_log("exited cleanly");
   return rc;

@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
@@ -21,7 +25,31 @@ static int dir_send(void *opaque, uint32_t node, struct proto_msg *m) {
   return srv__conn_send(c, m);
 }
 
-static const struct srv_dir_ops dir_ops = {.send = dir_send};
+/* The directory's count of node's held page requests: --max-pending. */
+static void dir_pending(void *opaque, uint32_t node, int delta) {
+  struct srv_server *s = opaque;
+  struct srv_conn *c = node < s->cfg->max_conns ? s->conns[node] : NULL;
+
+  if (c != NULL)
+    srv__conn_pending(c, delta);
+}
+
+static const struct srv_dir_ops dir_ops = {.send = dir_send, .pending = dir_pending};
+
+void srv__server_resume_paused(struct srv_server *s) {
+  uint32_t i;
+
+  if (s->resuming)
+    return;
+  s->resuming = 1;
+  while (s->want_resume) {
+    s->want_resume = 0;
+    for (i = 0; i < s->cfg->max_conns; i++)
+      if (s->conns[i] != NULL && s->conns[i]->paused)
+        srv__conn_resume(s->conns[i]);
+  }
+  s->resuming = 0;
+}
 
 int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_config *cfg) {
   int err;
@@ -69,7 +97,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   if (!s->stopping)
-    srv_conn_accept(s);
+    srv_conn_accept(s, listener);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -120,7 +148,11 @@ void srv_server_stop(struct srv_server *s) {
   if (s->stopping)
     return;
   s->stopping = 1;
-  uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+  if (s->tcp_on)
+    uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+  if (s->unix_on)
+    uv_close((uv_handle_t *)&s->ulistener, on_handle_closed);
+  s->tcp_on = s->unix_on = 0; /* closing a bound pipe listener removes its socket file */
   uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
   uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
   if (s->sweep_on)
@@ -160,6 +192,65 @@ static int announce(struct srv_server *s) {
     port = ntohs(a->sin_port);
     printf("dshm-server: listening on %s:%d\n", name, port);
   }
+  if (!s->cfg->auth && !srv_config_is_loopback(name))
+    srv_log("WARNING: listening on %s without a token (--insecure): anyone who can reach "
+            "this port can read and write every segment as any user (docs/security.md)",
+            name);
+  fflush(stdout);
+  return 0;
+}
+
+/* A socket file left by a server that is gone is removed; one that a live server listens
+ * on, or anything that is not a socket, is left alone and refused. 0 or -errno. */
+static int clear_stale_socket(const char *path) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  struct stat st;
+  int fd, err;
+
+  if (lstat(path, &st) < 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISSOCK(st.st_mode)) {
+    srv_log("%s exists and is not a socket: not touching it", path);
+    return -EEXIST;
+  }
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  memcpy(a.sun_path, path, strlen(path) + 1); /* length checked by the configuration */
+  err = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : -errno;
+  close(fd);
+  if (err == 0) {
+    srv_log("another server is listening on %s", path);
+    return -EADDRINUSE;
+  }
+  if (err != -ECONNREFUSED) {
+    srv_log("cannot probe %s: %s", path, strerror(-err));
+    return err;
+  }
+  if (unlink(path) < 0)
+    return -errno;
+  srv_log("removed stale socket file %s", path);
+  return 0;
+}
+
+/* Binds and listens on the Unix socket with the configured mode. 0 or -errno. */
+static int listen_unix(struct srv_server *s) {
+  const char *path = s->cfg->unix_path;
+  int err;
+
+  err = clear_stale_socket(path);
+  if (err < 0)
+    return err;
+  err = uv_pipe_bind(&s->ulistener, path);
+  if (err < 0)
+    return err;
+  /* Nobody can connect before listen: no window with the wrong mode. */
+  if (chmod(path, s->cfg->unix_mode) < 0)
+    return -errno;
+  err = uv_listen((uv_stream_t *)&s->ulistener, 128, on_connection);
+  if (err < 0)
+    return err;
+  printf("dshm-server: listening on unix:%s\n", path);
   fflush(stdout);
   return 0;
 }
@@ -168,43 +259,63 @@ int srv_server_start(struct srv_server *s) {
   struct sockaddr_storage ss;
   int err;
 
-  if (resolve(s->cfg->bind, s->cfg->port, &ss) < 0) {
+  if (s->cfg->tcp && resolve(s->cfg->bind, s->cfg->port, &ss) < 0) {
     srv_log("cannot parse bind address '%s'", s->cfg->bind);
     return -EINVAL;
   }
-  /* Once all three handles exist, stop closes them all; before that, unwind by hand. */
-  err = uv_tcp_init(s->loop, &s->listener);
-  if (err < 0)
-    goto fail;
+  /* Once the signal handles exist, stop closes everything; before that, unwind by hand. */
   err = uv_signal_init(s->loop, &s->sigint);
   if (err < 0)
-    goto fail_listener;
+    goto fail;
   err = uv_signal_init(s->loop, &s->sigterm);
   if (err < 0)
     goto fail_sigint;
-  s->listener.data = s->sigint.data = s->sigterm.data = s;
-  err = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
-  if (err == 0)
-    err = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
-  if (err == 0)
-    err = uv_signal_start(&s->sigint, on_signal, SIGINT);
+  s->sigint.data = s->sigterm.data = s;
+  /* Signals first: a "listening on" line means SIGTERM already stops cleanly. */
+  err = uv_signal_start(&s->sigint, on_signal, SIGINT);
   if (err == 0)
     err = uv_signal_start(&s->sigterm, on_signal, SIGTERM);
   if (err == 0)
     err = sweep_start(s);
-  if (err == 0)
-    err = announce(s);
   if (err < 0) {
-    srv_log("cannot listen on %s:%d: %s", s->cfg->bind, s->cfg->port, uv_strerror(err));
-    srv_server_stop(s);
-    return err;
+    srv_log("cannot start: %s", uv_strerror(err));
+    goto fail_stop;
   }
+  if (s->cfg->tcp) {
+    err = uv_tcp_init(s->loop, &s->listener);
+    s->tcp_on = err == 0;
+    s->listener.data = s;
+    if (err == 0)
+      err = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (err == 0)
+      err = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    if (err == 0)
+      err = announce(s);
+    if (err < 0) {
+      srv_log("cannot listen on %s:%d: %s", s->cfg->bind, s->cfg->port, uv_strerror(err));
+      goto fail_stop;
+    }
+  }
+  if (s->cfg->unix_path[0] != '\0') {
+    err = uv_pipe_init(s->loop, &s->ulistener, 0);
+    s->unix_on = err == 0;
+    s->ulistener.data = s;
+    if (err == 0)
+      err = listen_unix(s);
+    if (err < 0) {
+      srv_log("cannot listen on unix:%s: %s", s->cfg->unix_path, uv_strerror(err));
+      goto fail_stop;
+    }
+  }
+  if (s->cfg->auth)
+    srv_log("clients must prove the token of %s", s->cfg->token_file);
   return 0;
 
+fail_stop:
+  srv_server_stop(s);
+  return err;
 fail_sigint:
   uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
-fail_listener:
-  uv_close((uv_handle_t *)&s->listener, on_handle_closed);
 fail:
   srv_log("init: %s", uv_strerror(err));
   s->stopping = 1;

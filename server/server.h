@@ -14,7 +14,10 @@ struct srv_conn;
 struct srv_server {
   uv_loop_t *loop;
   const struct srv_config *cfg;
-  uv_tcp_t listener;
+  uv_tcp_t listener;         /* open when tcp_on */
+  uv_pipe_t ulistener;      /* --unix; open when unix_on */
+  int tcp_on;
+  int unix_on;
   uv_signal_t sigint;
   uv_signal_t sigterm;
   uv_timer_t sweep;         /* HELLO and idle timeouts; running when sweep_on */
@@ -24,6 +27,8 @@ struct srv_server {
   struct srv_segtab segs;
   struct srv_dirctx dirctx;
   int stopping;
+  int want_resume;          /* a paused connection fell below --max-pending */
+  int resuming;
 };
 
 /* Sets up the tables; nothing is opened yet. Returns 0 or -errno. */
@@ -43,5 +48,10 @@ void srv_server_fini(struct srv_server *s);
 /* Registers a connection in the first free slot: its node id, or -EMFILE when full. */
 int srv__server_add_conn(struct srv_server *s, struct srv_conn *c);
 void srv__server_del_conn(struct srv_server *s, uint32_t node);
+
+/* Resumes the paused connections that fell below --max-pending (want_resume). Called by
+ * the connection layer once a message or a teardown is fully handled, never from inside
+ * a directory transition; does nothing when nested. Loop thread only. */
+void srv__server_resume_paused(struct srv_server *s);
 
 #endif

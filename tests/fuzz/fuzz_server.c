@@ -3,7 +3,9 @@
  *
  * Input: records of [selector u8][length u16 big-endian][length bytes]. The low two bits
  * of the selector pick one of four connections (created on first use); bit 7 closes it
- * after its bytes were fed, so later records open a fresh one. A short last record feeds
+ * after its bytes were fed, so later records open a fresh one; bit 6 of the first selector
+ * runs the whole input with a token (--token-file), so the handshake's CHALLENGE/AUTH
+ * states are reached (no input can forge a proof). A short last record feeds
  * what is there. After the input every connection is closed and the server torn down: what
  * the teardown misses, LeakSanitizer reports. */
 #include <stdint.h>
@@ -37,6 +39,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   cfg.lim.shmall = 256;
   cfg.lim.shmmni = 8;
   cfg.max_conns = NCONN + 1;
+  if (dshm_auth_key_from_token(&cfg.key, "fuzz", 4) != 0)
+    abort();
   return 0;
 }
 
@@ -47,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t off = 0;
   int i;
 
+  cfg.auth = size > 0 && (data[0] & 0x40) != 0;
   if (srv_server_init(&s, &loop, &cfg) != 0)
     abort();
   while (size - off >= 3) {

@@ -126,6 +126,23 @@ static struct proto_msg ping(void) {
   return m;
 }
 
+static struct proto_msg challenge(void) {
+  struct proto_msg m = msg(PROTO_OP_CHALLENGE, 1);
+
+  m.u.challenge.alg = PROTO_AUTH_ALG;
+  memset(m.u.challenge.nonce, 0xa5, PROTO_NONCE_SIZE);
+  return m;
+}
+
+/* An AUTH whose proof is not the token's: the fuzzer cannot forge one either. */
+static struct proto_msg auth(void) {
+  struct proto_msg m = msg(PROTO_OP_AUTH, 30);
+
+  memset(m.u.auth.nonce, 0x11, PROTO_NONCE_SIZE);
+  memset(m.u.auth.mac, 0x22, PROTO_MAC_SIZE);
+  return m;
+}
+
 /* One record of fuzz_server: selector, length, the frame of m. */
 static void rec(struct buf *b, uint8_t sel, struct proto_msg m) {
   struct buf *one = malloc(sizeof *one);
@@ -181,6 +198,11 @@ static void proto_seeds(const char *dir) {
   ms[n] = msg(PROTO_OP_ATTACH_SEGMENT, 3); /* an error reply: no payload */
   ms[n].h.flags = PROTO_F_REPLY;
   ms[n++].h.status = PROTO_EACCES;
+  ms[n++] = challenge();
+  ms[n++] = auth();
+  ms[n] = msg(PROTO_OP_AUTH, 30);
+  ms[n].h.flags = PROTO_F_REPLY;
+  memset(ms[n++].u.auth_reply.mac, 0x3c, PROTO_MAC_SIZE);
   all.n = 0;
   for (i = 0; i < n; i++) {
     frame(&all, &ms[i]);
@@ -260,6 +282,23 @@ static void server_seeds(const char *dir) {
   rec(&cur, 0, create(IPC_PRIVATE, 1u << 30, rw));
   rec(&cur, 0, create(IPC_PRIVATE, 0, rw));
   put_file(dir, "limits", &cur);
+
+  /* Authentication (bit 6 of the first selector turns --token-file on): a wrong proof, a
+   * request before AUTH, AUTH twice, and AUTH where none was asked. */
+  cur.n = 0;
+  rec(&cur, 0x40, hello());
+  rec(&cur, 0, auth());
+  rec(&cur, 1, hello());
+  rec(&cur, 1, ping());
+  rec(&cur, 2, auth());
+  rec(&cur, 3, hello());
+  rec(&cur, 3, auth());
+  rec(&cur, 3, auth());
+  put_file(dir, "auth", &cur);
+  cur.n = 0;
+  rec(&cur, 0, hello());
+  rec(&cur, 0, auth());
+  put_file(dir, "auth-unasked", &cur);
 }
 
 int main(int argc, char **argv) {

@@ -556,12 +556,71 @@ START_TEST(test_random_damage) {
 }
 END_TEST
 
+
+START_TEST(test_auth_roundtrip) {
+  struct proto_msg m = msg(PROTO_OP_CHALLENGE, 0), d;
+  uint8_t bad[PROTO_HDR_SIZE + 128];
+  size_t n, i;
+
+  m.u.challenge.alg = PROTO_AUTH_ALG;
+  for (i = 0; i < PROTO_NONCE_SIZE; i++)
+    m.u.challenge.nonce[i] = (uint8_t)(i * 7 + 1);
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 4 + PROTO_NONCE_SIZE);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.challenge.alg, PROTO_AUTH_ALG);
+  ck_assert_mem_eq(d.u.challenge.nonce, m.u.challenge.nonce, PROTO_NONCE_SIZE);
+  /* One byte short or long: rejected. */
+  memcpy(bad, frame, n);
+  proto_put_u32(bad + 16, (uint32_t)(n - PROTO_HDR_SIZE - 1));
+  ck_assert_int_eq(decode_exact(bad, n - 1, &d), -EBADMSG);
+  bad[n] = 0;
+  proto_put_u32(bad + 16, (uint32_t)(n - PROTO_HDR_SIZE + 1));
+  ck_assert_int_eq(decode_exact(bad, n + 1, &d), -EBADMSG);
+
+  m = msg(PROTO_OP_AUTH, 0);
+  for (i = 0; i < PROTO_NONCE_SIZE; i++)
+    m.u.auth.nonce[i] = (uint8_t)(0xF0 ^ i);
+  for (i = 0; i < PROTO_MAC_SIZE; i++)
+    m.u.auth.mac[i] = (uint8_t)(i + 100);
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + PROTO_NONCE_SIZE + PROTO_MAC_SIZE);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_mem_eq(d.u.auth.nonce, m.u.auth.nonce, PROTO_NONCE_SIZE);
+  ck_assert_mem_eq(d.u.auth.mac, m.u.auth.mac, PROTO_MAC_SIZE);
+  memcpy(bad, frame, n);
+  proto_put_u32(bad + 16, (uint32_t)(n - PROTO_HDR_SIZE - 1));
+  ck_assert_int_eq(decode_exact(bad, n - 1, &d), -EBADMSG);
+
+  m = msg(PROTO_OP_AUTH, PROTO_F_REPLY);
+  for (i = 0; i < PROTO_MAC_SIZE; i++)
+    m.u.auth_reply.mac[i] = (uint8_t)(255 - i);
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + PROTO_MAC_SIZE);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_mem_eq(d.u.auth_reply.mac, m.u.auth_reply.mac, PROTO_MAC_SIZE);
+  /* A refused AUTH is a bare EACCES reply. */
+  n = proto_encode_status(frame, PROTO_OP_AUTH, 9, PROTO_EACCES);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_int_eq(proto_err_to_errno(d.h.status), EACCES);
+  /* An empty AUTH request does not decode. */
+  m = msg(PROTO_OP_AUTH, 0);
+  n = encode_ok(&m);
+  memcpy(bad, frame, PROTO_HDR_SIZE);
+  proto_put_u32(bad + 16, 0);
+  ck_assert_int_eq(decode_exact(bad, PROTO_HDR_SIZE, &d), -EBADMSG);
+  ck_assert_str_eq(proto_op_name(PROTO_OP_CHALLENGE), "CHALLENGE");
+  ck_assert_str_eq(proto_op_name(PROTO_OP_AUTH), "AUTH");
+}
+END_TEST
+
 static Suite *proto_suite(void) {
   Suite *s = suite_create("proto");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_byte_order);
   tcase_add_test(tc, test_hello_roundtrip);
   tcase_add_test(tc, test_groups_roundtrip);
+  tcase_add_test(tc, test_auth_roundtrip);
   tcase_add_test(tc, test_sysv_roundtrip);
   tcase_add_test(tc, test_shmctl_roundtrip);
   tcase_add_test(tc, test_run_roundtrip);

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -69,6 +71,8 @@ END_TEST
 START_TEST(environment_then_flags) {
   setenv("DSHM_PORT", "1234", 1);
   setenv("DSHM_BIND", "0.0.0.0", 1);
+  ck_assert_int_eq(parse(NULL), -EINVAL); /* not loopback: a token or --insecure */
+  setenv("DSHM_INSECURE", "1", 1);
   ck_assert_int_eq(parse(NULL), 0);
   ck_assert_int_eq(cfg.port, 1234);
   ck_assert_str_eq(cfg.bind, "0.0.0.0");
@@ -135,6 +139,154 @@ START_TEST(abuse_limits) {
 }
 END_TEST
 
+
+/* Which listeners, and the refusal to serve a network without a token. */
+START_TEST(security_listeners) {
+  unsetenv("DSHM_BIND");
+  unsetenv("DSHM_PORT");
+  unsetenv("DSHM_UNIX");
+  unsetenv("DSHM_INSECURE");
+  unsetenv("DSHM_TOKEN_FILE");
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_int_eq(cfg.tcp, 1);
+  ck_assert_int_eq(cfg.auth, 0);
+  ck_assert_int_eq(cfg.insecure, 0);
+  ck_assert_str_eq(cfg.unix_path, "");
+  ck_assert_uint_eq(cfg.unix_mode, 0666);
+  ck_assert_int_eq(parse("--bind", "0.0.0.0", "--port", "0", NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "refusing to listen on 0.0.0.0 without a token"));
+  ck_assert_ptr_nonnull(strstr(errbuf, "--token-file"));
+  ck_assert_int_eq(parse("--bind", "::", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--bind", "192.168.1.5", "--insecure", NULL), 0);
+  ck_assert_int_eq(cfg.insecure, 1);
+  ck_assert_int_eq(parse("--bind", "127.0.0.2", NULL), 0);
+  ck_assert_int_eq(parse("--bind", "::1", NULL), 0);
+  ck_assert_int_eq(parse("--bind", "::ffff:127.0.0.1", NULL), 0);
+  ck_assert_int_eq(srv_config_is_loopback("10.0.0.1"), 0);
+  ck_assert_int_eq(srv_config_is_loopback("::ffff:10.0.0.1"), 0);
+  /* --unix alone: no TCP; with --port or --bind (flag or environment): both. */
+  ck_assert_int_eq(parse("--unix", "/tmp/x.sock", NULL), 0);
+  ck_assert_str_eq(cfg.unix_path, "/tmp/x.sock");
+  ck_assert_int_eq(cfg.tcp, 0);
+  ck_assert_int_eq(parse("--unix", "/tmp/x.sock", "--port", "0", NULL), 0);
+  ck_assert_int_eq(cfg.tcp, 1);
+  ck_assert_int_eq(parse("--unix", "/tmp/x.sock", "9000", NULL), 0);
+  ck_assert_int_eq(cfg.tcp, 1);
+  setenv("DSHM_UNIX", "/tmp/y.sock", 1);
+  setenv("DSHM_BIND", "127.0.0.1", 1);
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_str_eq(cfg.unix_path, "/tmp/y.sock");
+  ck_assert_int_eq(cfg.tcp, 1);
+  unsetenv("DSHM_BIND");
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_int_eq(cfg.tcp, 0);
+  /* Unix only, with 0.0.0.0 never used: no token needed. */
+  unsetenv("DSHM_UNIX");
+  ck_assert_int_eq(parse("--unix", "/tmp/x.sock", "--unix-mode", "0600", NULL), 0);
+  ck_assert_uint_eq(cfg.unix_mode, 0600);
+  ck_assert_int_eq(parse("--unix-mode", "660", NULL), 0);
+  ck_assert_uint_eq(cfg.unix_mode, 0660);
+  ck_assert_int_eq(parse("--unix-mode", "0800", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--unix-mode", "01777", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--unix-mode", "rw", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--unix", "", NULL), -EINVAL);
+  {
+    char longpath[200];
+    memset(longpath, 'a', sizeof longpath - 1);
+    longpath[sizeof longpath - 1] = '\0';
+    ck_assert_int_eq(parse("--unix", longpath, NULL), -EINVAL);
+  }
+}
+END_TEST
+
+START_TEST(frame_and_pending_limits) {
+  unsetenv("DSHM_MAX_FRAME");
+  unsetenv("DSHM_MAX_PENDING");
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_uint_eq(cfg.max_frame, PROTO_MAX_FRAME);
+  ck_assert_uint_eq(srv_config_max_run(&cfg), PROTO_MAX_RUN);
+  ck_assert_uint_eq(cfg.max_pending, 1024);
+  ck_assert_int_eq(parse("--max-frame", "65536", "--max-pending", "8", NULL), 0);
+  ck_assert_uint_eq(cfg.max_frame, 65536);
+  ck_assert_uint_eq(srv_config_max_run(&cfg), (65536 - 20 - 16) / (16 + 4096));
+  ck_assert_uint_eq(cfg.max_pending, 8);
+  /* The smallest frame still carries one full page. */
+  ck_assert_int_eq(parse("--max-frame", "4148", NULL), 0);
+  ck_assert_uint_eq(srv_config_max_run(&cfg), 1);
+  ck_assert_int_eq(parse("--max-frame", "4147", NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "--max-frame"));
+  ck_assert_int_eq(parse("--max-frame", "1052709", NULL), -EINVAL); /* protocol maximum */
+  ck_assert_int_eq(parse("--max-pending", "0", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--max-pending", "1048577", NULL), -EINVAL);
+  setenv("DSHM_MAX_PENDING", "3", 1);
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_uint_eq(cfg.max_pending, 3);
+  unsetenv("DSHM_MAX_PENDING");
+}
+END_TEST
+
+/* A token file: loaded at parse time, refused when others may read it, empty or missing. */
+START_TEST(token_file) {
+  char path[] = "/tmp/dshm-test-token-XXXXXX";
+  struct dshm_auth_key a, b;
+  int fd = mkstemp(path);
+
+  unsetenv("DSHM_TOKEN_FILE");
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, "s3cret\n", 7), 7);
+  ck_assert_int_eq(fchmod(fd, 0600), 0);
+  ck_assert_int_eq(parse("--token-file", path, "--bind", "0.0.0.0", NULL), 0);
+  ck_assert_int_eq(cfg.auth, 1);
+  /* One trailing newline is not part of the token. */
+  ck_assert_int_eq(dshm_auth_key_from_token(&a, "s3cret", 6), 0);
+  ck_assert_mem_eq(cfg.key.k, a.k, sizeof a.k);
+  ck_assert_int_eq(dshm_auth_key_from_token(&b, "s3cret\n", 7), 0);
+  ck_assert_int_ne(memcmp(a.k, b.k, sizeof a.k), 0);
+  ck_assert_int_eq(fchmod(fd, 0644), 0);
+  ck_assert_int_eq(parse("--token-file", path, NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "accessible by group or others"));
+  ck_assert_int_eq(fchmod(fd, 0640), 0);
+  ck_assert_int_eq(parse("--token-file", path, NULL), -EINVAL);
+  ck_assert_int_eq(fchmod(fd, 0600), 0);
+  ck_assert_int_eq(ftruncate(fd, 0), 0);
+  ck_assert_int_eq(parse("--token-file", path, NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "empty"));
+  ck_assert_int_eq(pwrite(fd, "\n", 1, 0), 1);
+  ck_assert_int_eq(parse("--token-file", path, NULL), -EINVAL); /* only a newline: empty */
+  setenv("DSHM_TOKEN_FILE", path, 1);
+  ck_assert_int_eq(parse(NULL), -EINVAL);
+  unsetenv("DSHM_TOKEN_FILE");
+  close(fd);
+  unlink(path);
+  ck_assert_int_eq(parse("--token-file", path, NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "cannot open token file"));
+  ck_assert_int_eq(parse("--token-file", "/", NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "not a regular file"));
+}
+END_TEST
+
+/* The handshake proofs: each role verifies only as itself, with these nonces, this key. */
+START_TEST(auth_proofs) {
+  uint8_t sn[PROTO_NONCE_SIZE], cn[PROTO_NONCE_SIZE], mac[PROTO_MAC_SIZE];
+  struct dshm_auth_key k, other;
+
+  ck_assert_int_eq(dshm_auth_key_from_token(&k, "token", 5), 0);
+  ck_assert_int_eq(dshm_auth_key_from_token(&other, "tokeN", 5), 0);
+  ck_assert_int_eq(dshm_auth_key_from_token(&other, "", 0), -EINVAL);
+  dshm_auth_nonce(sn);
+  dshm_auth_nonce(cn);
+  ck_assert_int_ne(memcmp(sn, cn, sizeof sn), 0);
+  dshm_auth_mac(&k, DSHM_AUTH_CLIENT, sn, cn, mac);
+  ck_assert_int_eq(dshm_auth_verify(&k, DSHM_AUTH_CLIENT, sn, cn, mac), 0);
+  ck_assert_int_eq(dshm_auth_verify(&k, DSHM_AUTH_SERVER, sn, cn, mac), -EACCES);
+  ck_assert_int_eq(dshm_auth_key_from_token(&other, "tokeN", 5), 0);
+  ck_assert_int_eq(dshm_auth_verify(&other, DSHM_AUTH_CLIENT, sn, cn, mac), -EACCES);
+  ck_assert_int_eq(dshm_auth_verify(&k, DSHM_AUTH_CLIENT, cn, sn, mac), -EACCES);
+  sn[0] ^= 1;
+  ck_assert_int_eq(dshm_auth_verify(&k, DSHM_AUTH_CLIENT, sn, cn, mac), -EACCES);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("srv_config");
   TCase *tc = tcase_create("config");
@@ -147,6 +299,10 @@ int main(void) {
   tcase_add_test(tc, bad_arguments);
   tcase_add_test(tc, help_and_version);
   tcase_add_test(tc, abuse_limits);
+  tcase_add_test(tc, security_listeners);
+  tcase_add_test(tc, frame_and_pending_limits);
+  tcase_add_test(tc, token_file);
+  tcase_add_test(tc, auth_proofs);
   suite_add_tcase(s, tc);
   sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
