@@ -22,6 +22,10 @@
     "close connections without HELLO after this; 0 = never (10)")                          \
   X(IDLE_TIMEOUT, "idle-timeout", "DSHM_IDLE_TIMEOUT", "SECONDS",                          \
     "close silent connections with nothing attached; 0 = never (0)")                       \
+  X(DATA_DIR, "data-dir", "DSHM_DATA_DIR", "DIR",                                         \
+    "keep segments in files in DIR across restarts (default: in memory)")                 \
+  X(GRACE_MS, "grace-ms", "DSHM_GRACE_MS", "MS",                                           \
+    "after a restart, pages wait this long for their old owners (5000)")                   \
   X(VERBOSE, "verbose", "DSHM_VERBOSE", "", "also log per-page traffic")
 
 enum opt_id {
@@ -79,7 +83,7 @@ static int parse_u64(const char *s, uint64_t *v) {
 static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const char *from,
                  FILE *err) {
   uint64_t v = 0;
-  int numeric = id != OPT_BIND && id != OPT_VERBOSE;
+  int numeric = id != OPT_BIND && id != OPT_VERBOSE && id != OPT_DATA_DIR;
 
   if (numeric && parse_u64(val, &v) < 0)
     goto bad;
@@ -128,6 +132,16 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
     else
       cfg->idle_timeout_ms = v * 1000;
     break;
+  case OPT_DATA_DIR:
+    if (val == NULL || *val == '\0' || strlen(val) >= 4000)
+      goto bad;
+    cfg->data_dir = val;
+    break;
+  case OPT_GRACE_MS:
+    if (v > SRV_MAX_GRACE_MS)
+      goto bad;
+    cfg->grace_ms = v;
+    break;
   case OPT_VERBOSE:
     cfg->verbose = val == NULL || strcmp(val, "0") != 0;
     break;
@@ -155,6 +169,7 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
   cfg->max_conns = SRV_DEFAULT_MAX_CONNS;
   cfg->max_output = SRV_DEFAULT_MAX_OUTPUT;
   cfg->hello_timeout_ms = SRV_DEFAULT_HELLO_TIMEOUT_MS;
+  cfg->grace_ms = SRV_DEFAULT_GRACE_MS;
 
   for (i = 0; i < OPT_COUNT_; i++) {
     const char *v = getenv(opts[i].env);

@@ -15,6 +15,8 @@
 #define SRV_MIN_MAX_OUTPUT    (2u << 20)    /* room for the largest reply frame */
 #define SRV_DEFAULT_HELLO_TIMEOUT_MS 10000u
 #define SRV_MAX_TIMEOUT_S     (7u * 24 * 3600)
+#define SRV_DEFAULT_GRACE_MS  5000u   /* after a restart: how long pages wait for old owners */
+#define SRV_MAX_GRACE_MS      3600000u
 
 struct srv_config {
   char bind[64];
@@ -25,6 +27,8 @@ struct srv_config {
   uint64_t hello_timeout_ms;   /* 0: none */
   uint64_t idle_timeout_ms;    /* 0: none; only connections with nothing attached */
   int verbose;
+  const char *data_dir;        /* --data-dir: NULL keeps segments in memory only */
+  uint64_t grace_ms;           /* --grace-ms */
 };
 
 /* Fills *cfg from defaults, then environment, then argv (flags win).

@@ -43,6 +43,9 @@ struct srv_conn {
   uint64_t since_ms;         /* uv_now at accept: the HELLO deadline counts from here */
   uint64_t last_rx_ms;       /* uv_now of the last bytes read: the idle timeout */
   int discard_output;        /* test seam (fuzzing): no socket, replies are dropped */
+  int draining;              /* server shutdown: not reading, closes once output is gone */
+  uint8_t node_id[16];       /* the client's persistent identity (NODE), or zeros */
+  uint64_t node_tag;         /* its 64-bit fold recorded in page records; 0 = none */
   struct srv_peer peer;
   struct srv_atts atts;
 };
@@ -61,6 +64,10 @@ int srv__conn_send_status(struct srv_conn *c, uint8_t opcode, uint32_t reqid, in
 /* Starts closing: logs why, stops reading, uv_close. The close callback is the one teardown
  * (detach everything, leave the table, free). Idempotent. Loop thread only. */
 void srv__conn_close(struct srv_conn *c, const char *why);
+
+/* Server shutdown: stops reading (every request read so far has been dispatched) and
+ * closes the connection once its queued output has been written. Loop thread only. */
+void srv__conn_drain(struct srv_conn *c);
 
 /* Test seam for the fuzzer: a registered connection with an unconnected handle, whose
  * output is discarded. NULL when the table is full or memory is short. Close it with

@@ -217,6 +217,7 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
   handler_fn fn = m->h.opcode < PROTO_OP_MAX_ ? handlers[m->h.opcode] : NULL;
+  int err;
 
   /* The server sends no request that a client could answer with a REPLY. */
   if (m->h.flags & PROTO_F_REPLY) {
@@ -235,5 +236,7 @@ int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
     *why = "opcode not accepted from a client";
     return -EPROTO;
   }
-  return fn(c, m, why);
+  err = fn(c, m, why);
+  srv__server_changed(c->srv);
+  return err;
 }

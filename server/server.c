@@ -21,7 +21,14 @@ static int dir_send(void *opaque, uint32_t node, struct proto_msg *m) {
   return srv__conn_send(c, m);
 }
 
-static const struct srv_dir_ops dir_ops = {.send = dir_send};
+static uint64_t dir_node_tag(void *opaque, uint32_t node) {
+  struct srv_server *s = opaque;
+  struct srv_conn *c = node < s->cfg->max_conns ? s->conns[node] : NULL;
+
+  return c != NULL ? c->node_tag : 0;
+}
+
+static const struct srv_dir_ops dir_ops = {.send = dir_send, .node_tag = dir_node_tag};
 
 int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_config *cfg) {
   int err;
@@ -34,13 +41,53 @@ int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_conf
   s->conns = calloc(cfg->max_conns, sizeof *s->conns);
   if (s->conns == NULL)
     return -ENOMEM;
+  s->persist.dirfd = s->persist.lockfd = -1;
   err = srv_segtab_init(&s->segs, &cfg->lim, &s->dirctx);
+  if (err == 0 && cfg->data_dir != NULL) {
+    err = srv_persist_open(&s->persist, cfg->data_dir);
+    if (err == 0)
+      err = srv_persist_load(&s->persist, &s->segs);
+    if (err < 0) {
+      srv_segtab_fini(&s->segs);
+      srv_persist_close(&s->persist);
+    }
+  }
   if (err < 0) {
     free(s->conns);
     s->conns = NULL;
   }
   return err;
 }
+
+void srv__server_changed(struct srv_server *s) {
+  if (s->persist.dirfd < 0 || s->segs.dirty == 0)
+    return;
+  /* Before the reply leaves: a client never sees a state a crash could take back. */
+  (void)srv_persist_save(&s->persist, &s->segs);
+}
+
+void srv__server_end_grace(struct srv_server *s) {
+  uint64_t n = 0;
+  uint32_t i;
+
+  for (i = 0; i < s->segs.nslots; i++) {
+    struct srv_seg *seg = s->segs.slot[i];
+    if (seg == NULL)
+      continue;
+    n += srv_dir_end_ghosts(seg->dir, 0);
+    srv_seg_reap(&s->segs, seg); /* removed while attached, and nobody came back */
+  }
+  if (n > 0)
+    srv_log("grace period over: %llu page%s held by clients that did not come back now "
+            "serve their last written-back data", (unsigned long long)n, n == 1 ? "" : "s");
+  srv__server_changed(s);
+}
+
+static void on_grace(uv_timer_t *t) {
+  srv__server_end_grace(t->data);
+}
+
+static void on_handle_closed(uv_handle_t *h);
 
 int srv__server_add_conn(struct srv_server *s, struct srv_conn *c) {
   uint32_t i;
@@ -58,6 +105,11 @@ void srv__server_del_conn(struct srv_server *s, uint32_t node) {
   if (node < s->cfg->max_conns && s->conns[node] != NULL) {
     s->conns[node] = NULL;
     s->nconns--;
+  }
+  /* The last connection of a shutdown is gone: nothing left to wait for. */
+  if (s->stopping && s->nconns == 0 && s->drain_on) {
+    s->drain_on = 0;
+    uv_close((uv_handle_t *)&s->drain, on_handle_closed);
   }
 }
 
@@ -114,6 +166,23 @@ static int sweep_start(struct srv_server *s) {
   return uv_timer_start(&s->sweep, on_sweep, period, period);
 }
 
+/* The drain deadline: whatever is still queued is given up. */
+static void on_drain(uv_timer_t *t) {
+  struct srv_server *s = t->data;
+  uint32_t i;
+
+  for (i = 0; i < s->cfg->max_conns; i++)
+    if (s->conns[i] != NULL)
+      srv__conn_close(s->conns[i], "server shutting down (output not flushed in time)");
+  if (s->drain_on) {
+    s->drain_on = 0;
+    uv_close((uv_handle_t *)&s->drain, on_handle_closed);
+  }
+}
+
+/* Every request already read has been dispatched (dispatch is synchronous), so its reply,
+ * or the directory's message, is queued: stop reading, let the queues drain, then close,
+ * within SRV_DRAIN_MS. */
 void srv_server_stop(struct srv_server *s) {
   uint32_t i;
 
@@ -126,9 +195,35 @@ void srv_server_stop(struct srv_server *s) {
   if (s->sweep_on)
     uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
   s->sweep_on = 0;
+  if (s->grace_on)
+    uv_close((uv_handle_t *)&s->grace, on_handle_closed);
+  s->grace_on = 0;
+  if (s->nconns > 0 && uv_timer_init(s->loop, &s->drain) == 0) {
+    s->drain.data = s;
+    s->drain_on = 1;
+    uv_timer_start(&s->drain, on_drain, SRV_DRAIN_MS, 0);
+  }
   for (i = 0; i < s->cfg->max_conns; i++)
     if (s->conns[i] != NULL)
-      srv__conn_close(s->conns[i], "server shutting down");
+      srv__conn_drain(s->conns[i]);
+  if (s->drain_on && s->nconns == 0) {
+    s->drain_on = 0;
+    uv_close((uv_handle_t *)&s->drain, on_handle_closed);
+  }
+}
+
+/* After a restart with segments: the grace timer. */
+static int timers_start(struct srv_server *s) {
+  int err;
+
+  if (s->persist.dirfd < 0 || s->segs.in_use == 0)
+    return 0;
+  err = uv_timer_init(s->loop, &s->grace);
+  if (err < 0)
+    return err;
+  s->grace.data = s;
+  s->grace_on = 1;
+  return uv_timer_start(&s->grace, on_grace, s->cfg->grace_ms, 0);
 }
 
 static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
@@ -193,6 +288,8 @@ int srv_server_start(struct srv_server *s) {
   if (err == 0)
     err = sweep_start(s);
   if (err == 0)
+    err = timers_start(s);
+  if (err == 0)
     err = announce(s);
   if (err < 0) {
     srv_log("cannot listen on %s:%d: %s", s->cfg->bind, s->cfg->port, uv_strerror(err));
@@ -211,8 +308,17 @@ fail:
   return err;
 }
 
-void srv_server_fini(struct srv_server *s) {
+int srv_server_fini(struct srv_server *s) {
+  int err = 0;
+
+  if (s->persist.dirfd >= 0) {
+    err = srv_persist_flush(&s->persist, &s->segs);
+    if (err == 0)
+      srv_log("data dir %s: segments flushed", s->persist.path);
+  }
   srv_segtab_fini(&s->segs);
+  srv_persist_close(&s->persist);
   free(s->conns);
   s->conns = NULL;
+  return err;
 }
