@@ -128,6 +128,9 @@ enum body {
   B_RUN,
   B_RANGE,
   B_PING,
+  B_NODE,
+  B_NODE_REPLY,
+  B_REATTACH,
 };
 
 static enum body body_of(const struct proto_hdr *h) {
@@ -150,6 +153,8 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_RECALL:         return B_RANGE;
   case PROTO_OP_PING:           return B_PING;
   case PROTO_OP_GROUPS:         return reply ? B_NONE : B_GROUPS;
+  case PROTO_OP_NODE:           return reply ? B_NODE_REPLY : B_NODE;
+  case PROTO_OP_REATTACH:       return reply ? B_ATTACH_REPLY : B_REATTACH;
   }
   return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
 }
@@ -223,6 +228,11 @@ static int range_ok(uint32_t first, uint32_t count) {
 
 static int mode_ok(uint32_t mode) {
   return mode <= PROTO_MODE_EXCLUSIVE;
+}
+
+static int reattach_ok(const struct proto_reattach *q) {
+  return q->nrw <= PROTO_MAX_REATTACH && q->nro <= PROTO_MAX_REATTACH - q->nrw &&
+         q->nrw + q->nro >= 1;
 }
 
 static int decode_run(struct rd *r, struct proto_run *run) {
@@ -385,6 +395,29 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
   case B_PING:
     m->u.ping.cookie = rd_u64(&r);
     break;
+  case B_NODE: {
+    const uint8_t *id = rd_take(&r, PROTO_NODE_ID);
+    if (id != NULL)
+      memcpy(m->u.node.id, id, PROTO_NODE_ID);
+    m->u.node.flags = rd_u32(&r);
+    if (!r.bad && (m->u.node.flags & ~PROTO_NODE_KNOWN) != 0)
+      err = -EBADMSG;
+    break;
+  }
+  case B_NODE_REPLY: {
+    const uint8_t *id = rd_take(&r, PROTO_NODE_ID);
+    if (id != NULL)
+      memcpy(m->u.node_reply.instance, id, PROTO_NODE_ID);
+    break;
+  }
+  case B_REATTACH:
+    rd_cred(&r, &m->u.reattach.cred);
+    m->u.reattach.shmid = rd_i32(&r);
+    m->u.reattach.nrw = rd_u32(&r);
+    m->u.reattach.nro = rd_u32(&r);
+    if (!r.bad && !reattach_ok(&m->u.reattach))
+      err = -EBADMSG;
+    break;
   }
   if (err != 0 || r.bad || r.left != 0)
     return -EBADMSG;
@@ -437,6 +470,15 @@ static ssize_t payload_size(const struct proto_msg *m) {
       return -EINVAL;
     return RANGE_SIZE;
   case B_PING:         return PING_SIZE;
+  case B_NODE:
+    if ((m->u.node.flags & ~PROTO_NODE_KNOWN) != 0)
+      return -EINVAL;
+    return PROTO_NODE_ID + 4;
+  case B_NODE_REPLY:   return PROTO_NODE_ID;
+  case B_REATTACH:
+    if (!reattach_ok(&m->u.reattach))
+      return -EINVAL;
+    return 12 + 12;
   }
   return -EINVAL;
 }
@@ -595,6 +637,19 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     break;
   case B_PING:
     wr_u64(&w, m->u.ping.cookie);
+    break;
+  case B_NODE:
+    wr_bytes(&w, m->u.node.id, PROTO_NODE_ID);
+    wr_u32(&w, m->u.node.flags);
+    break;
+  case B_NODE_REPLY:
+    wr_bytes(&w, m->u.node_reply.instance, PROTO_NODE_ID);
+    break;
+  case B_REATTACH:
+    wr_cred(&w, &m->u.reattach.cred);
+    wr_u32(&w, (uint32_t)m->u.reattach.shmid);
+    wr_u32(&w, m->u.reattach.nrw);
+    wr_u32(&w, m->u.reattach.nro);
     break;
   }
   return size;

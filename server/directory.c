@@ -665,12 +665,9 @@ void srv_dir_forget(struct srv_dir *d, uint32_t node) {
         }
       }
       pg->qtail = last;
-      /* An owner's unsent changes are lost; the stored data stays, under a new version so
-       * that no copy of the owner's (a node that comes back) passes for it. */
-      if (pg->owner == node) {
+      /* An owner's unsent changes are lost; the stored data stays. */
+      if (pg->owner == node)
         set_owner(d, pg, ci * CHUNK_PAGES + i, SRV_NODE_NONE);
-        bump_version(d, pg, ci * CHUNK_PAGES + i);
-      }
       sharer_del(pg, node);
       if (t == NULL)
         continue;

@@ -248,6 +248,19 @@ int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid
   return 0;
 }
 
+int srv_seg_reattach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
+                     uint32_t nrw, uint32_t nro, struct srv_seg **out) {
+  struct srv_seg *s = srv_seg_lookup(t, shmid);
+
+  if (s == NULL)
+    return -EINVAL;
+  if (ipcperms(s, c, nrw > 0 ? S_IRUGO | S_IWUGO : S_IRUGO) < 0)
+    return -EACCES;
+  s->shm_nattch += (uint64_t)nrw + nro;
+  *out = s;
+  return 0;
+}
+
 int srv_seg_may_destroy(const struct srv_seg *s) {
   return s->shm_nattch == 0 && (s->shm_perm.mode & SRV_SHM_DEST) != 0;
 }

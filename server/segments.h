@@ -112,6 +112,12 @@ int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uin
 int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
                    int32_t shmflg, struct srv_seg **out);
 
+/* A reconnecting node's existing attachments (REATTACH): the same checks as shmat
+ * (read, and write when nrw > 0), nattch += nrw + nro; times and lpid do not move (no new
+ * shmat happened). *out is the segment. */
+int srv_seg_reattach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
+                     uint32_t nrw, uint32_t nro, struct srv_seg **out);
+
 /* shmdt's accounting: nattch--, dtime, lpid; destroys the segment if srv_seg_may_destroy.
  * Only srv_att_detach() calls this, so that every detach path is the same. */
 void srv__seg_detach(struct srv_segtab *t, struct srv_seg *s, uint32_t pid);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "conn.h"
 #include "log.h"
@@ -50,7 +51,12 @@ int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_conf
     if (err < 0) {
       srv_segtab_fini(&s->segs);
       srv_persist_close(&s->persist);
+    } else {
+      memcpy(s->instance, s->persist.instance, sizeof s->instance);
     }
+  } else if (err == 0 && getrandom(s->instance, sizeof s->instance, 0) != (ssize_t)sizeof s->instance) {
+    err = -EIO;
+    srv_segtab_fini(&s->segs);
   }
   if (err < 0) {
     free(s->conns);
@@ -64,6 +70,18 @@ void srv__server_changed(struct srv_server *s) {
     return;
   /* Before the reply leaves: a client never sees a state a crash could take back. */
   (void)srv_persist_save(&s->persist, &s->segs);
+}
+
+void srv__server_node_resumed(struct srv_server *s, uint64_t tag) {
+  uint64_t n = 0;
+  uint32_t i;
+
+  for (i = 0; i < s->segs.nslots; i++)
+    if (s->segs.slot[i] != NULL)
+      n += srv_dir_end_ghosts(s->segs.slot[i]->dir, tag);
+  if (n > 0)
+    srv_log("a returning node released %llu page%s it held before the restart without "
+            "writing %s back", (unsigned long long)n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
 }
 
 void srv__server_end_grace(struct srv_server *s) {

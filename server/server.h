@@ -27,6 +27,7 @@ struct srv_server {
   struct srv_segtab segs;
   struct srv_dirctx dirctx;
   struct srv_persist persist;  /* dirfd -1 without --data-dir */
+  uint8_t instance[PROTO_NODE_ID]; /* NODE reply: kept in the data dir, else random */
   uv_timer_t grace;         /* after a restart: ends the ghosts of nodes that did not return */
   int grace_on;
   uv_timer_t drain;         /* shutdown deadline for queued output */
@@ -52,6 +53,10 @@ int srv_server_fini(struct srv_server *s);
 /* After anything that may have changed the segment table (a request, a disconnect):
  * with --data-dir, saves the metadata if it changed, before any reply leaves. */
 void srv__server_changed(struct srv_server *s);
+
+/* A returning node is done re-registering and writing back: the pages it held before the
+ * restart and did not write back are released. */
+void srv__server_node_resumed(struct srv_server *s, uint64_t tag);
 
 /* Ends the grace period now: every ghost owner is given up on, and segments removed while
  * attached that nobody re-registered are destroyed. */

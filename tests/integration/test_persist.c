@@ -151,6 +151,97 @@ START_TEST(second_server_is_refused) {
 }
 END_TEST
 
+/* Kills the server (SIGTERM or SIGKILL) while the workers wait halfway, lets them go on
+ * against no server (they reconnect, their faults wait), and restarts it on the same port. */
+static void restart_midway(struct h_server *srv, struct h_proc *w, int nw, int kill9,
+                           int datadir) {
+  char go[128], *extra[] = {"--data-dir", dir, "--grace-ms", "3000", NULL};
+  int port = srv->port, fd;
+
+  for (int i = 0; i < nw; i++)
+    h_expect_line(&w[i], "half", 60000);
+  if (kill9)
+    h_server_kill(srv);
+  else
+    h_server_stop(srv);
+  snprintf(go, sizeof go, "%s/go", dir);
+  fd = open(go, O_CREAT | O_WRONLY, 0600);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  h_server_start_args(srv, port, datadir ? extra : NULL);
+  ck_assert_int_eq(srv->port, port);
+}
+
+static void spawn_worker(struct h_proc *p, const struct h_server *srv, char *const argv[]) {
+  char *env[] = {"DSHM_TIMEOUT_MS=30000", NULL};
+  h_spawn_env(p, srv->addr, argv, env);
+}
+
+static void wait_ok(struct h_proc *p, const char *what) {
+  struct h_result r;
+  h_wait(p, &r, 120000);
+  ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
+                "%s: status %#x; stdout: %s stderr: %s", what, r.status, r.out, r.err);
+  ck_assert_msg(strstr(r.out, "done") != NULL, "%s: %s", what, r.out);
+}
+
+/* Two counters and a flag/payload pair run across a restart: the sum is exact and no
+ * payload is stale. */
+static void workloads_across_restart(int kill9) {
+  struct h_server srv;
+  struct h_proc w[4];
+  struct h_result r;
+  char k1[16], k2[16], go[128];
+  char *counter[] = {"persist", "counter", KEYSTR(k1, h_unique_key()), "3000", "2", go, NULL};
+  char *send[] = {"persist", "send", KEYSTR(k2, h_unique_key()), "400", go, NULL};
+  char *recv[] = {"persist", "recv", k2, "400", go, NULL};
+  char *sum[] = {"persist", "sum", k1, NULL};
+
+  snprintf(go, sizeof go, "%s/go", dir);
+  start(&srv, 0);
+  spawn_worker(&w[0], &srv, counter);
+  spawn_worker(&w[1], &srv, counter);
+  spawn_worker(&w[2], &srv, send);
+  spawn_worker(&w[3], &srv, recv);
+  restart_midway(&srv, w, 4, kill9, 1);
+  for (int i = 0; i < 4; i++)
+    wait_ok(&w[i], i < 2 ? "counter" : i == 2 ? "send" : "recv");
+  h_run_ok(&srv, sum, &r);
+  ck_assert_str_eq(r.out, "value 6000\n");
+  h_server_stop(&srv);
+}
+
+START_TEST(workloads_survive_sigterm) {
+  workloads_across_restart(0);
+}
+END_TEST
+
+START_TEST(workloads_survive_sigkill) {
+  workloads_across_restart(1);
+}
+END_TEST
+
+/* Without --data-dir the restarted server has no segments: the client's old views fault
+ * with SIGBUS where nothing is present and calls on the id fail with EIDRM. */
+START_TEST(restart_without_data_dir_loses_segments) {
+  struct h_server srv;
+  struct h_proc w;
+  struct h_result r;
+  char k[16], go[128];
+  char *lose[] = {"persist", "lose", KEYSTR(k, h_unique_key()), go, NULL};
+
+  snprintf(go, sizeof go, "%s/go", dir);
+  h_server_start(&srv);
+  spawn_worker(&w, &srv, lose);
+  restart_midway(&srv, &w, 1, 1, 0);
+  h_wait(&w, &r, 60000);
+  ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x: %s %s",
+                r.status, r.out, r.err);
+  ck_assert_str_eq(r.out, "eidrm\nsigbus\n");
+  h_server_stop(&srv);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("persist");
   TCase *tc = tcase_create("datadir");
@@ -161,6 +252,9 @@ static Suite *suite(void) {
   tcase_add_test(tc, restore_after_sigkill);
   tcase_add_test(tc, corrupt_metadata_is_refused);
   tcase_add_test(tc, second_server_is_refused);
+  tcase_add_test(tc, workloads_survive_sigterm);
+  tcase_add_test(tc, workloads_survive_sigkill);
+  tcase_add_test(tc, restart_without_data_dir_loses_segments);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -10,10 +10,15 @@
  *                            flag/payload handoff of N messages (a payload page, then the
  *                            flag on another page); "half" and GO as for counter; recv
  *                            checks that every payload word matches the flag
+ *   lose KEY GO              attach 128 pages, write page 0, "half", wait for GO (the server
+ *                            restarts without --data-dir meanwhile); then IPC_STAT must fail
+ *                            with EIDRM ("eidrm") and touching page 127 must raise SIGBUS
+ *                            ("sigbus")
  * Exit status: 0 success, 1 a check failed (message on stderr), 2 usage.
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,7 +147,7 @@ static int cmd_sum(key_t key) {
   return 0;
 }
 
-/* Page 0: the flag (word 0) and the ack (word 512); pages 1-2: the payload. */
+/* Page 0: the flag (word 0) and the ack (word 256); pages 1-2: the payload. */
 static int cmd_send(key_t key, long n, const char *go) {
   uint64_t *m = attach(key, 3 * PAGE);
   long i, w;
@@ -155,7 +160,7 @@ static int cmd_send(key_t key, long n, const char *go) {
     for (w = 0; w < 2 * MSG_WORDS; w++)
       m[MSG_WORDS + w] = (uint64_t)i;
     __atomic_store_n(&m[0], (uint64_t)i, __ATOMIC_RELEASE);
-    while (__atomic_load_n(&m[512], __ATOMIC_ACQUIRE) != (uint64_t)i)
+    while (__atomic_load_n(&m[256], __ATOMIC_ACQUIRE) != (uint64_t)i)
       sched_yield();
   }
   shmdt(m);
@@ -180,11 +185,38 @@ static int cmd_recv(key_t key, long n, const char *go) {
                 (unsigned long long)m[MSG_WORDS + w]);
         return 1;
       }
-    __atomic_store_n(&m[512], (uint64_t)i, __ATOMIC_RELEASE);
+    __atomic_store_n(&m[256], (uint64_t)i, __ATOMIC_RELEASE);
   }
   shmdt(m);
   printf("done\n");
   return 0;
+}
+
+static void on_bus(int sig) {
+  (void)sig;
+  static const char msg[] = "sigbus\n";
+  if (write(1, msg, sizeof msg - 1) < 0)
+    _exit(3);
+  _exit(0);
+}
+
+static int cmd_lose(key_t key, const char *go) {
+  volatile unsigned char *p = attach(key, 128 * PAGE); /* beyond any read/write-ahead */
+  struct shmid_ds ds;
+  int id = shmget(key, 0, 0);
+
+  if (p == NULL)
+    return 1;
+  p[0] = 1;
+  wait_go(go);
+  if (shmctl(id, IPC_STAT, &ds) == 0 || errno != EIDRM)
+    return fail("IPC_STAT after the restart did not fail with EIDRM");
+  printf("eidrm\n");
+  fflush(stdout);
+  signal(SIGBUS, on_bus);
+  p[127 * PAGE] = 1;
+  fprintf(stderr, "persist: no SIGBUS\n");
+  return 1;
 }
 
 int main(int argc, char **argv) {
@@ -203,6 +235,8 @@ int main(int argc, char **argv) {
     return cmd_send(key_arg(argv[2]), atol(argv[3]), argv[4]);
   if (argc == 5 && strcmp(argv[1], "recv") == 0)
     return cmd_recv(key_arg(argv[2]), atol(argv[3]), argv[4]);
+  if (argc == 4 && strcmp(argv[1], "lose") == 0)
+    return cmd_lose(key_arg(argv[2]), argv[3]);
   fprintf(stderr, "usage: persist make|stat|check|counter|sum|send|recv ...\n");
   return 2;
 }
