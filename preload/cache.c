@@ -84,6 +84,7 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out) {
   if (sg == NULL)
     return -EMFILE;
 
+  atomic_store(&sg->lost, 0);
   snprintf(name, sizeof name, "dshm:%d", shmid);
   sg->memfd = memfd_create(name, MFD_CLOEXEC);
   if (sg->memfd < 0)

@@ -19,6 +19,9 @@
 #define SHIM_PG_REQ_W 0x08u  /* a write fault asked the I/O thread for ownership */
 #define SHIM_PG_WAIT  0x10u  /* somebody sleeps on the word: wake on change */
 #define SHIM_PG_ERR   0x20u  /* the server refused the page: faults get SIGBUS */
+#define SHIM_PG_OWED  0x40u  /* lowered from EXCLUSIVE with its data sent, and no grant since:
+                              * after a reconnect it is written back again (the server may
+                              * have died before storing it) */
 #define SHIM_PG_REQ   (SHIM_PG_REQ_R | SHIM_PG_REQ_W)
 
 /* View flags. */
@@ -41,6 +44,8 @@ struct shim_seg {
                              * under the cache lock */
   uint32_t nruns;           /* runs of equal mode over the pages (vma.c); under the lock */
   int nviews;               /* under the cache lock */
+  atomic_int lost;          /* the server no longer has it (restart without --data-dir):
+                             * calls on its id fail with EIDRM */
 };
 
 /* Read by the fault handler without locks: a seqlock (seq odd while the slot changes). */

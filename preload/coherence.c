@@ -139,6 +139,8 @@ static void install(struct shim_seg *sg, const struct pend *p, const struct prot
   }
   /* Publish. If the views could not be raised, a published mode would make the faulting
    * thread retry forever: give it SIGBUS instead. */
+  /* A grant comes after the server stored whatever we last sent it: nothing is owed. */
+  clr |= SHIM_PG_OWED;
   for (i = 0; i < run->count; i++) {
     uint32_t idx = run->first + i;
     if (err < 0 && page_mode(sg, idx) < run->mode)
@@ -229,6 +231,8 @@ void shim__coh_server_request_locked(const struct proto_msg *m) {
     if (recall)
       for (i = 0; i < n; i++) {
         int dirty = old[i] == PROTO_MODE_EXCLUSIVE;
+        if (dirty)
+          page_update(sg, r->first + i, SHIM_PG_OWED, 0);
         a->u.run.page[i].version = sg->version[r->first + i];
         a->u.run.page[i].flags = dirty ? PROTO_PAGE_DATA : 0;
         a->u.run.page[i].data = dirty ? sg->priv + (size_t)(r->first + i) * SHIM_PAGE : NULL;
@@ -249,6 +253,151 @@ void shim__coh_server_request_locked(const struct proto_msg *m) {
   }
   /* Encoded (data copied out of the private view) before the lock is dropped. */
   shim__session_enqueue(a);
+}
+
+/* ---- reconnect (session.c calls these on the I/O thread) ---- */
+
+/* Lowers pages [p, q) of sg to INVALID: state first, then the views, as for a recall. */
+static void lower_run(struct shim_seg *sg, uint32_t p, uint32_t q) {
+  uint32_t i;
+
+  for (i = p; i < q; i++)
+    shim_cache_set_mode(sg, i, PROTO_MODE_INVALID, 0);
+  shim_cache_protect(sg, p, q - p, PROTO_MODE_INVALID);
+}
+
+/* Whether the server may miss this page's data: we hold it EXCLUSIVE, or we gave it up
+ * and the server may have died before storing it. */
+static int owed(struct shim_seg *sg, uint32_t p) {
+  uint32_t w = atomic_load(&sg->state[p]);
+  return sg->version[p] != 0 &&
+         ((w & SHIM_PG_MODE) == PROTO_MODE_EXCLUSIVE || (w & SHIM_PG_OWED));
+}
+
+/* Writes back the owed pages of sg, lowering every readable page to INVALID (it is
+ * revalidated by version at its next fault: same version, no data). Cache lock held. */
+static int resync_pages(int fd, struct shim_seg *sg, struct proto_msg *m) {
+  uint32_t p = 0, q, i, maxrun = shim__session_max_run();
+  int err = 0;
+
+  for (p = 0; p < sg->npages; p = q) {
+    if (!owed(sg, p)) {
+      q = p + 1;
+      if (page_mode(sg, p) != PROTO_MODE_INVALID) {
+        for (; q < sg->npages && !owed(sg, q) && page_mode(sg, q) != PROTO_MODE_INVALID; q++)
+          ;
+        lower_run(sg, p, q);
+      }
+      continue;
+    }
+    for (q = p + 1; q < sg->npages && q - p < maxrun && owed(sg, q); q++)
+      ;
+    lower_run(sg, p, q);
+    memset(m, 0, 2 * sizeof *m);
+    m->h.opcode = PROTO_OP_WRITE_DATA;
+    m->u.run.shmid = sg->shmid;
+    m->u.run.first = p;
+    m->u.run.count = q - p;
+    m->u.run.mode = PROTO_MODE_INVALID;
+    for (i = p; i < q; i++) {
+      m->u.run.page[i - p] = (struct proto_page){sg->version[i], PROTO_PAGE_DATA,
+                                                 sg->priv + (size_t)i * SHIM_PAGE};
+      page_update(sg, i, 0, SHIM_PG_OWED);
+    }
+    err = shim__session_sync_call(fd, &m[0], &m[1]);
+    /* Whether the server took the data (it did if it still held the page for us) or not
+     * (it had given the page up): the next fault fetches it, never trusting our copy. */
+    for (i = p; i < q; i++)
+      sg->version[i] = 0;
+    if (err < 0)
+      break;
+  }
+  return err;
+}
+
+int shim__coh_resync(int fd, int same_server) {
+  struct shim_view_info *vi = malloc(SHIM_MAX_VIEWS * sizeof *vi);
+  struct proto_msg *m = malloc(2 * sizeof *m);
+  int i, k, n, err = 0;
+
+  if (vi == NULL || m == NULL) {
+    free(vi);
+    free(m);
+    return -ENOMEM;
+  }
+  pthread_mutex_lock(&shim__cache_lock);
+  n = shim_cache_views(vi, SHIM_MAX_VIEWS);
+  for (i = 0; i < SHIM_MAX_SEGS && err == 0; i++) {
+    struct shim_seg *sg = &shim__segs[i];
+    uint32_t nrw = 0, nro = 0;
+    int rc;
+
+    if (!atomic_load(&sg->used) || atomic_load(&sg->lost))
+      continue;
+    for (k = 0; k < n; k++)
+      if (vi[k].seg == i)
+        (vi[k].flags & SHIM_VIEW_RDONLY) ? nro++ : nrw++;
+    /* A shmdt in progress (its last view is gone, its write-back and DETACH wait for us):
+     * registered once more so that both apply; a DETACH that had already left before the
+     * drop leaves nattch one too high until this connection closes. */
+    if (atomic_load(&sg->dying) && nrw + nro == 0)
+      nrw = 1;
+    shim_debug("reconnect: segment %d: %u rw + %u ro attachments", sg->shmid, nrw, nro);
+    if (nrw + nro == 0)
+      continue;
+    rc = -EIDRM;
+    if (same_server) {
+      memset(m, 0, 2 * sizeof *m);
+      m->h.opcode = PROTO_OP_REATTACH;
+      m->u.reattach.cred = (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(),
+                                               (uint32_t)getegid()};
+      m->u.reattach.shmid = sg->shmid;
+      m->u.reattach.nrw = nrw;
+      m->u.reattach.nro = nro;
+      rc = shim__session_sync_call(fd, &m[0], &m[1]);
+      if (rc == 0)
+        rc = resync_pages(fd, sg, m);
+      shim_debug("reconnect: segment %d re-registered: %d", sg->shmid, rc);
+    }
+    if (rc == -EINVAL || rc == -EIDRM || rc == -EACCES) {
+      /* The server does not have it any more (restarted without --data-dir, or it was
+       * destroyed): its pages fault with SIGBUS, calls on its id fail with EIDRM. */
+      shim_log("segment %d is gone after the server restarted: its pages now fault with "
+               "SIGBUS", sg->shmid);
+      atomic_store(&sg->lost, 1);
+      shim_cache_seg_fail(sg);
+    } else if (rc < 0) {
+      err = rc;
+    }
+  }
+  pthread_mutex_unlock(&shim__cache_lock);
+  free(vi);
+  free(m);
+  return err;
+}
+
+void shim__coh_resume(void) {
+  size_t n = npend, i;
+  struct pend *old = pend;
+
+  /* Every request in flight when the connection dropped is asked again, fresh. */
+  pend = NULL;
+  npend = cappend = 0;
+  for (i = 0; i < n; i++) {
+    struct shim_seg *sg = old[i].sg;
+    struct shim_fault_rec r = {old[i].mode == PROTO_MODE_EXCLUSIVE ? SHIM_REC_WRITE
+                                                                   : SHIM_REC_READ,
+                               (uint32_t)(sg - shim__segs), old[i].gen, old[i].first};
+    if (atomic_load(&sg->lost)) {
+      pthread_mutex_lock(&shim__cache_lock);
+      if (atomic_load(&sg->used) && atomic_load(&sg->gen) == old[i].gen)
+        page_update(sg, old[i].first, SHIM_PG_ERR, SHIM_PG_REQ);
+      pthread_mutex_unlock(&shim__cache_lock);
+      continue;
+    }
+    shim__coh_fault(&r);
+  }
+  free(old);
 }
 
 void shim__coh_fork_child(void) {
@@ -293,8 +442,10 @@ int shim_coh_writeback(struct shim_seg *sg, int timeout_ms) {
         break;
       for (q = p + 1; q < sg->npages && q - p < maxrun && page_mode(sg, q) == PROTO_MODE_EXCLUSIVE; q++)
         ;
-      for (i = p; i < q; i++)
+      for (i = p; i < q; i++) {
         shim_cache_set_mode(sg, i, PROTO_MODE_INVALID, 0);
+        page_update(sg, i, SHIM_PG_OWED, 0);
+      }
       shim_cache_protect(sg, p, q - p, PROTO_MODE_INVALID);
       memset(&m->h, 0, sizeof m->h);
       m->h.opcode = PROTO_OP_WRITE_DATA;
@@ -345,7 +496,8 @@ void shim_coh_exit(void) {
 
     pthread_mutex_lock(&shim__cache_lock);
     shmid = sg->shmid;
-    nviews = atomic_load(&sg->used) && !atomic_load(&sg->dying) ? sg->nviews : 0;
+    nviews = atomic_load(&sg->used) && !atomic_load(&sg->dying) && !atomic_load(&sg->lost)
+                 ? sg->nviews : 0;
     pthread_mutex_unlock(&shim__cache_lock);
     if (nviews == 0)
       continue;

@@ -22,6 +22,13 @@ void shim__coh_server_request(const struct proto_msg *m);  /* INVALIDATE or RECA
 /* The same with the cache lock held and no pin check (pin.c replays deferred ones). */
 void shim__coh_server_request_locked(const struct proto_msg *m);
 void shim__coh_dead(void);                                 /* the session is gone */
+/* Reconnect, on the fresh blocking socket fd: re-registers every attached segment
+ * (REATTACH; same_server 0 means the server is another instance and every segment is
+ * lost), writes back what the server may miss and lowers readable pages to INVALID.
+ * 0 or -errno (the socket failed). */
+int shim__coh_resync(int fd, int same_server);
+/* After a reconnect: asks again for the pages that were requested before the drop. */
+void shim__coh_resume(void);
 /* In the forked child (single thread): forgets the parent's requests in flight. */
 void shim__coh_fork_child(void);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -23,7 +24,9 @@
 #include "pin.h"
 #include "real.h"
 
-enum { S_NONE, S_UP, S_DEAD, S_FORKED };
+/* S_RECONN: the connection dropped and the I/O thread is connecting again; requests queue
+ * (and wait, bounded by DSHM_TIMEOUT_MS) instead of failing. */
+enum { S_NONE, S_UP, S_DEAD, S_FORKED, S_RECONN };
 
 /* An encoded frame waiting to be written. */
 struct frame {
@@ -43,7 +46,11 @@ static struct {
   int warned;
   uint32_t max_run;
   pid_t pid; /* the process that opened the session (a vfork child is not it) */
-} S = {PTHREAD_MUTEX_INITIALIZER, S_NONE, -1, -1, NULL, NULL, NULL, 0, PROTO_MAX_RUN, 0};
+  uint8_t node_id[PROTO_NODE_ID];  /* this process's identity across reconnects */
+  uint8_t instance[PROTO_NODE_ID]; /* the server's, from the NODE reply */
+} S = {PTHREAD_MUTEX_INITIALIZER, S_NONE, -1, -1, NULL, NULL, NULL, 0, PROTO_MAX_RUN, 0,
+       {0}, {0}};
+static pthread_cond_t settled = PTHREAD_COND_INITIALIZER; /* S_RECONN ended */
 
 atomic_int shim__dead;
 static atomic_int pipe_wr = -1;    /* read by the fault handler */
@@ -150,7 +157,7 @@ int shim__session_enqueue(struct proto_msg *m) {
   if (err < 0)
     return err;
   pthread_mutex_lock(&S.lock);
-  if (S.state != S_UP) {
+  if (S.state != S_UP && S.state != S_RECONN) {
     pthread_mutex_unlock(&S.lock);
     free(f);
     return -ENOTCONN;
@@ -178,7 +185,7 @@ int shim_session_submit(struct proto_msg *req, struct shim_waiter *w) {
   if (err < 0)
     return err;
   pthread_mutex_lock(&S.lock);
-  if (S.state != S_UP) {
+  if (S.state != S_UP && S.state != S_RECONN) {
     pthread_mutex_unlock(&S.lock);
     free(f);
     return -ENOTCONN;
@@ -438,6 +445,60 @@ static int connect_unix(void) {
   return err;
 }
 
+/* One request and its reply on the blocking socket fd (the handshake, and the I/O thread
+ * while it reconnects, before it polls again). Frames that are not the reply are skipped:
+ * the server sends nothing else to a node that holds no page yet. 0, -errno of the reply's
+ * status, or -errno of the socket. */
+int shim__session_sync_call(int fd, struct proto_msg *req, struct proto_msg *reply) {
+  ssize_t len = proto_encoded_size(req);
+  uint8_t *buf = malloc(PROTO_MAX_FRAME);
+  int err;
+
+  req->h.reqid = shim__session_reqid();
+  req->h.flags = 0;
+  req->h.status = 0;
+  if (buf == NULL)
+    return -ENOMEM;
+  len = len < 0 ? len : proto_encode(buf, PROTO_MAX_FRAME, req);
+  err = len < 0 ? (int)len : send_all(fd, buf, (size_t)len);
+  while (err == 0) {
+    err = recv_all(fd, buf, PROTO_HDR_SIZE);
+    if (err == 0 && proto_frame(buf, PROTO_HDR_SIZE, &reply->h) < 0)
+      err = -EPROTO;
+    if (err == 0)
+      err = recv_all(fd, buf + PROTO_HDR_SIZE, reply->h.length);
+    if (err == 0 && proto_decode(reply, buf + PROTO_HDR_SIZE, reply->h.length) < 0)
+      err = -EPROTO;
+    if (err == 0 && (reply->h.flags & PROTO_F_REPLY) && reply->h.reqid == req->h.reqid) {
+      if (reply->h.status != 0)
+        err = -proto_err_to_errno(reply->h.status);
+      break;
+    }
+    if (err == 0)
+      shim_debug("while reconnecting: skipping %s", proto_op_name(reply->h.opcode));
+  }
+  free(buf); /* replies that reach here carry no pointers into it */
+  return err;
+}
+
+/* NODE: says who we are (a fresh random id per process) and learns the server's instance
+ * id; with PROTO_NODE_RESUMED, that a reconnect is complete. */
+static int node_hello(int fd, uint32_t flags, uint8_t *instance) {
+  struct proto_msg *m = calloc(2, sizeof *m);
+  int err;
+
+  if (m == NULL)
+    return -ENOMEM;
+  m[0].h.opcode = PROTO_OP_NODE;
+  memcpy(m[0].u.node.id, S.node_id, PROTO_NODE_ID);
+  m[0].u.node.flags = flags;
+  err = shim__session_sync_call(fd, &m[0], &m[1]);
+  if (err == 0 && instance != NULL)
+    memcpy(instance, m[1].u.node_reply.instance, PROTO_NODE_ID);
+  free(m);
+  return err;
+}
+
 /* Returns a connected socket or -errno, and prints the reason once. Lock held. */
 static int connect_server(void) {
   struct addrinfo hints, *res = NULL, *ai;
@@ -501,7 +562,13 @@ static int session_open(void) {
     return fd;
   /* Bound the handshake: a peer that is not a dshm server must not hang the caller. */
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  /* A new process (or forked child) is a new node: a fresh identity. */
+  if (getrandom(S.node_id, sizeof S.node_id, 0) != (ssize_t)sizeof S.node_id)
+    for (size_t i = 0; i < sizeof S.node_id; i++)
+      S.node_id[i] = (uint8_t)(rand() ^ (int)getpid());
   err = hello(fd);
+  if (err == 0)
+    err = node_hello(fd, 0, S.instance);
   if (err < 0) {
     if (err != -EACCES) /* authentication failures said why already */
       shim_log("handshake with %s (DSHM_SERVER) failed: %s", shim_cfg.spec, strerror(-err));
@@ -542,10 +609,29 @@ fail:
   return err;
 }
 
+/* Lock held. Waits (at most DSHM_TIMEOUT_MS) while the I/O thread reconnects, so that a
+ * call made meanwhile sees the outcome (a segment lost in the restart, docs/shim.md). */
+static void settle(void) {
+  struct timespec dl;
+
+  if (S.state != S_RECONN)
+    return;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += shim_cfg.timeout_ms / 1000;
+  dl.tv_nsec += (long)(shim_cfg.timeout_ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  while (S.state == S_RECONN && pthread_cond_timedwait(&settled, &S.lock, &dl) == 0)
+    ;
+}
+
 int shim_session_ensure(void) {
   int err = 0, forked = 0;
 
   pthread_mutex_lock(&S.lock);
+  settle();
   switch (S.state) {
   case S_UP:
     break;
@@ -558,8 +644,10 @@ int shim_session_ensure(void) {
     err = session_open();
     forked = err == 0;
     break;
+  case S_RECONN:
+    break; /* requests queue until the I/O thread has reconnected */
   default:
-    err = -ENOTCONN; /* TODO(reconnect) */
+    err = -ENOTCONN; /* the reconnect window closed: the session is lost for good */
     break;
   }
   pthread_mutex_unlock(&S.lock);
@@ -586,6 +674,7 @@ static void session_die(int err) {
 
   pthread_mutex_lock(&S.lock);
   S.state = S_DEAD;
+  pthread_cond_broadcast(&settled);
   atomic_store(&shim__dead, 1);
   while ((w = S.waiters) != NULL) {
     S.waiters = w->next;
@@ -598,7 +687,8 @@ static void session_die(int err) {
     free(f);
   }
   S.out_tail = NULL;
-  close(S.fd);
+  if (S.fd >= 0)
+    close(S.fd);
   S.fd = -1;
   pthread_mutex_unlock(&S.lock);
   shim_log("connection to %s (DSHM_SERVER) lost: %s", shim_cfg.spec, strerror(-err));
@@ -713,6 +803,122 @@ static void drain_pipe(void) {
         shim__coh_fault(&recs[i]);
 }
 
+/* Lock held. 1 if a queued, not yet started frame carries reqid. */
+static int frame_queued(uint32_t reqid) {
+  struct frame *f;
+
+  for (f = S.out_head; f != NULL; f = f->next)
+    if (f->off == 0 && proto_get_u32(f->buf + 8) == reqid)
+      return 1;
+  return 0;
+}
+
+/* The connection dropped. Lock held. Requests of waiting threads that never left stay
+ * queued for the next connection; everything else in the queue goes (acks and page
+ * requests belong to the old connection: coherence re-sends what matters), and a waiter
+ * whose request did leave fails with ENOTCONN (it may or may not have been done). */
+static void lose_connection(void) {
+  struct frame *f, *keep = NULL, **kt = &keep, *last = NULL;
+  struct shim_waiter **pp, *w;
+
+  while ((f = S.out_head) != NULL) {
+    uint32_t reqid = proto_get_u32(f->buf + 8);
+    S.out_head = f->next;
+    f->next = NULL;
+    for (w = S.waiters; w != NULL && w->reqid != reqid; w = w->next)
+      ;
+    if (f->off == 0 && w != NULL) {
+      *kt = last = f;
+      kt = &f->next;
+    } else {
+      free(f);
+    }
+  }
+  S.out_head = keep;
+  S.out_tail = last;
+  for (pp = &S.waiters; (w = *pp) != NULL;) {
+    if (frame_queued(w->reqid)) {
+      pp = &w->next;
+      continue;
+    }
+    *pp = w->next;
+    w->err = -ENOTCONN; /* one errno for "the server went away" (README) */
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+  }
+  if (S.fd >= 0)
+    close(S.fd);
+  S.fd = -1;
+  S.state = S_RECONN;
+}
+
+static long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* The I/O thread, after the connection failed with err: connects again with backoff for
+ * at most DSHM_TIMEOUT_MS, says HELLO and NODE (same identity), re-registers the
+ * attachments and writes back what the server may miss (coherence.c), says RESUMED, and
+ * goes on with the queued requests and the faults that were waiting. 0, or -errno when
+ * the window closed (the session then dies as without reconnect). docs/protocol.md,
+ * "Reconnect". */
+static int reconnect(int err) {
+  long deadline = mono_ms() + shim_cfg.timeout_ms, delay = 10;
+  uint8_t inst[PROTO_NODE_ID];
+  struct timeval tv;
+  int fd = -1;
+
+  shim_log("connection to %s (DSHM_SERVER) lost: %s; reconnecting", shim_cfg.spec,
+           strerror(-err));
+  pthread_mutex_lock(&S.lock);
+  lose_connection();
+  pthread_mutex_unlock(&S.lock);
+  for (;;) {
+    fd = connect_server();
+    if (fd >= 0) {
+      long left = deadline - mono_ms();
+      tv.tv_sec = left > 0 ? left / 1000 : 0;
+      tv.tv_usec = left > 0 ? (left % 1000) * 1000 : 1000;
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      err = hello(fd);
+      if (err == 0)
+        err = node_hello(fd, 0, inst);
+      if (err == 0)
+        break;
+      close(fd);
+      fd = -1;
+    } else {
+      err = fd;
+    }
+    if (mono_ms() + delay >= deadline)
+      return err;
+    usleep((useconds_t)delay * 1000);
+    delay = delay * 2 > 500 ? 500 : delay * 2;
+  }
+  err = shim__coh_resync(fd, memcmp(inst, S.instance, sizeof inst) == 0);
+  if (err == 0)
+    err = node_hello(fd, PROTO_NODE_RESUMED, NULL);
+  if (err == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+    err = -errno;
+  if (err < 0) {
+    close(fd);
+    return err;
+  }
+  tv.tv_sec = tv.tv_usec = 0;
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  pthread_mutex_lock(&S.lock);
+  memcpy(S.instance, inst, sizeof inst);
+  S.fd = fd;
+  S.state = S_UP;
+  pthread_cond_broadcast(&settled);
+  pthread_mutex_unlock(&S.lock);
+  shim_log("reconnected to %s (DSHM_SERVER)", shim_cfg.spec);
+  shim__coh_resume(); /* the page requests that were in flight */
+  return 0;
+}
+
 static void *io_main(void *arg) {
   uint8_t *rbuf = malloc(PROTO_MAX_FRAME);
   struct proto_msg *m = malloc(sizeof *m);
@@ -723,16 +929,23 @@ static void *io_main(void *arg) {
   on_io_thread = 1;
   if (rbuf == NULL || m == NULL)
     err = -ENOMEM;
-  while (err == 0) {
+  for (;;) {
+    if (err < 0) {
+      /* The server went away: try again, unless this is a dying process or a copy. */
+      if (err == -ENOMEM || atomic_load(&shim__exiting) || getpid() != S.pid ||
+          (err = reconnect(err)) < 0)
+        break;
+      rlen = 0;
+      pending_out = 1;
+    }
     struct pollfd pfd[2] = {
       {S.fd, (short)(POLLIN | (pending_out ? POLLOUT : 0)), 0},
       {S.pipe_rd, POLLIN, 0},
     };
     if (poll(pfd, 2, -1) < 0) {
-      if (errno == EINTR)
-        continue;
-      err = -errno;
-      break;
+      if (errno != EINTR)
+        err = -errno;
+      continue;
     }
     if (pfd[1].revents & POLLIN)
       drain_pipe();

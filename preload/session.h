@@ -62,6 +62,9 @@ int shim_session_mine(void);
 /* 1 in a forked child that has not opened its own session yet. */
 int shim_session_forked(void);
 
+/* One request and its reply, blocking, on fd (I/O thread while it reconnects). 0 or -errno. */
+int shim__session_sync_call(int fd, struct proto_msg *req, struct proto_msg *reply);
+
 /* Called from the SIGSEGV handler: async-signal-safe (one write(2)). 0 or -errno. */
 int shim_session_post_fault(const struct shim_fault_rec *r);
 

@@ -280,10 +280,16 @@ static int do_shmdt(const void *shmaddr) {
     atomic_store(&sg->dying, 1); /* no new shmat shares it; handlers give up */
   pthread_mutex_unlock(&shim__cache_lock);
 
-  /* Before the last detach of a segment in this process, its dirty pages go home. */
-  if (last && shim_session_up())
-    wb = shim_coh_writeback(sg, shim_cfg.timeout_ms);
-  rc = send_detach(shmid);
+  /* Before the last detach of a segment in this process, its dirty pages go home. A
+   * segment the server lost (restart without --data-dir) is only unmapped: its id may
+   * name another segment on the new server. */
+  if (atomic_load(&sg->lost))
+    rc = 0;
+  else {
+    if (last && shim_session_up())
+      wb = shim_coh_writeback(sg, shim_cfg.timeout_ms);
+    rc = send_detach(shmid);
+  }
   if (last) {
     pthread_mutex_lock(&shim__cache_lock);
     shim_cache_seg_kill(sg);
@@ -340,6 +346,17 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
     if (rc < 0)
       return rc;
   }
+  if (!id_less) {
+    /* A segment the server lost in a restart without --data-dir (docs/shim.md). */
+    struct shim_seg *sg;
+    (void)shim_session_ensure(); /* a reconnect in progress decides that first */
+    pthread_mutex_lock(&shim__cache_lock);
+    sg = shim_cache_seg_find(shmid, 1);
+    rc = sg != NULL && atomic_load(&sg->lost);
+    pthread_mutex_unlock(&shim__cache_lock);
+    if (rc)
+      return -EIDRM;
+  }
   m = msgs();
   if (m == NULL)
     return -ENOMEM;
@@ -365,6 +382,18 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
       m[0].u.shmctl.mode = 1;
   }
   rc = call(&m[0], &m[1]);
+  if (!id_less) {
+    /* The call may have crossed a reconnect that found the segment gone: the answer then
+     * came from another server instance, about another segment or none. */
+    struct shim_seg *sg;
+    int lost;
+    pthread_mutex_lock(&shim__cache_lock);
+    sg = shim_cache_seg_find(shmid, 1);
+    lost = sg != NULL && atomic_load(&sg->lost);
+    pthread_mutex_unlock(&shim__cache_lock);
+    if (lost)
+      rc = -EIDRM;
+  }
   if (rc < 0)
     goto out;
   rc = m[1].u.shmctl_reply.ret;

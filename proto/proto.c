@@ -134,6 +134,9 @@ enum body {
   B_CHALLENGE,
   B_AUTH,
   B_AUTH_REPLY,
+  B_NODE,
+  B_NODE_REPLY,
+  B_REATTACH,
 };
 
 static enum body body_of(const struct proto_hdr *h) {
@@ -158,6 +161,8 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_GROUPS:         return reply ? B_NONE : B_GROUPS;
   case PROTO_OP_CHALLENGE:      return reply ? B_NONE : B_CHALLENGE;
   case PROTO_OP_AUTH:           return reply ? B_AUTH_REPLY : B_AUTH;
+  case PROTO_OP_NODE:           return reply ? B_NODE_REPLY : B_NODE;
+  case PROTO_OP_REATTACH:       return reply ? B_ATTACH_REPLY : B_REATTACH;
   }
   return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
 }
@@ -237,6 +242,11 @@ static int range_ok(uint32_t first, uint32_t count) {
 
 static int mode_ok(uint32_t mode) {
   return mode <= PROTO_MODE_EXCLUSIVE;
+}
+
+static int reattach_ok(const struct proto_reattach *q) {
+  return q->nrw <= PROTO_MAX_REATTACH && q->nro <= PROTO_MAX_REATTACH - q->nrw &&
+         q->nrw + q->nro >= 1;
 }
 
 static int decode_run(struct rd *r, struct proto_run *run) {
@@ -410,6 +420,29 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
   case B_AUTH_REPLY:
     rd_copy(&r, m->u.auth_reply.mac, PROTO_MAC_SIZE);
     break;
+  case B_NODE: {
+    const uint8_t *id = rd_take(&r, PROTO_NODE_ID);
+    if (id != NULL)
+      memcpy(m->u.node.id, id, PROTO_NODE_ID);
+    m->u.node.flags = rd_u32(&r);
+    if (!r.bad && (m->u.node.flags & ~PROTO_NODE_KNOWN) != 0)
+      err = -EBADMSG;
+    break;
+  }
+  case B_NODE_REPLY: {
+    const uint8_t *id = rd_take(&r, PROTO_NODE_ID);
+    if (id != NULL)
+      memcpy(m->u.node_reply.instance, id, PROTO_NODE_ID);
+    break;
+  }
+  case B_REATTACH:
+    rd_cred(&r, &m->u.reattach.cred);
+    m->u.reattach.shmid = rd_i32(&r);
+    m->u.reattach.nrw = rd_u32(&r);
+    m->u.reattach.nro = rd_u32(&r);
+    if (!r.bad && !reattach_ok(&m->u.reattach))
+      err = -EBADMSG;
+    break;
   }
   if (err != 0 || r.bad || r.left != 0)
     return -EBADMSG;
@@ -465,6 +498,15 @@ static ssize_t payload_size(const struct proto_msg *m) {
   case B_CHALLENGE:    return CHALLENGE_SIZE;
   case B_AUTH:         return AUTH_SIZE;
   case B_AUTH_REPLY:   return AUTH_REPLY_SIZE;
+  case B_NODE:
+    if ((m->u.node.flags & ~PROTO_NODE_KNOWN) != 0)
+      return -EINVAL;
+    return PROTO_NODE_ID + 4;
+  case B_NODE_REPLY:   return PROTO_NODE_ID;
+  case B_REATTACH:
+    if (!reattach_ok(&m->u.reattach))
+      return -EINVAL;
+    return 12 + 12;
   }
   return -EINVAL;
 }
@@ -634,6 +676,19 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     break;
   case B_AUTH_REPLY:
     wr_bytes(&w, m->u.auth_reply.mac, PROTO_MAC_SIZE);
+    break;
+  case B_NODE:
+    wr_bytes(&w, m->u.node.id, PROTO_NODE_ID);
+    wr_u32(&w, m->u.node.flags);
+    break;
+  case B_NODE_REPLY:
+    wr_bytes(&w, m->u.node_reply.instance, PROTO_NODE_ID);
+    break;
+  case B_REATTACH:
+    wr_cred(&w, &m->u.reattach.cred);
+    wr_u32(&w, (uint32_t)m->u.reattach.shmid);
+    wr_u32(&w, m->u.reattach.nrw);
+    wr_u32(&w, m->u.reattach.nro);
     break;
   }
   return size;

@@ -41,6 +41,12 @@
 #define PROTO_MODE_SHARED    1u
 #define PROTO_MODE_EXCLUSIVE 2u
 
+/* NODE flags. */
+#define PROTO_NODE_RESUMED 0x1u    /* a returning node has re-registered and written back */
+#define PROTO_NODE_KNOWN   0x1u
+#define PROTO_NODE_ID      16u     /* bytes of a node id and of a server instance id */
+#define PROTO_MAX_REATTACH 65536u  /* attachments of one segment in one REATTACH */
+
 /* Per-page entry flags (proto_page.flags). */
 #define PROTO_PAGE_DATA    0x1u    /* a 4096-byte data block for this page follows */
 
@@ -63,7 +69,9 @@
   X(PING,           14, PROTO_SMALL_MAX)                   \
   X(GROUPS,         15, PROTO_SMALL_MAX)                   \
   X(CHALLENGE,      16, PROTO_SMALL_MAX)                   \
-  X(AUTH,           17, PROTO_SMALL_MAX)
+  X(AUTH,           17, PROTO_SMALL_MAX)                   \
+  X(NODE,           18, PROTO_SMALL_MAX)                   \
+  X(REATTACH,       19, PROTO_SMALL_MAX)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,
@@ -160,6 +168,23 @@ struct proto_hello_reply {
   uint32_t max_run;         /* largest run the server accepts */
 };
 
+struct proto_node {         /* NODE: the client's persistent identity */
+  uint8_t id[PROTO_NODE_ID]; /* random, chosen by the client once per process */
+  uint32_t flags;           /* PROTO_NODE_* */
+};
+
+struct proto_node_reply {
+  uint8_t instance[PROTO_NODE_ID]; /* the server's identity: the same across restarts only
+                                    * with --data-dir */
+};
+
+struct proto_reattach {     /* REATTACH: a reconnecting node's attachments of one segment */
+  struct proto_cred cred;
+  int32_t shmid;
+  uint32_t nrw;             /* read-write attachments */
+  uint32_t nro;             /* SHM_RDONLY attachments; 1 <= nrw + nro <= PROTO_MAX_REATTACH */
+};
+
 struct proto_create {       /* CREATE_SEGMENT = shmget(key, size, shmflg) */
   struct proto_cred cred;
   int32_t key;
@@ -254,6 +279,9 @@ struct proto_msg {
     struct proto_challenge challenge;
     struct proto_auth auth;
     struct proto_auth_reply auth_reply;
+    struct proto_node node;
+    struct proto_node_reply node_reply;
+    struct proto_reattach reattach;
     struct proto_create create;
     struct proto_create_reply create_reply;
     struct proto_attach attach;

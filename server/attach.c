@@ -43,6 +43,32 @@ int srv_att_add(struct srv_atts *a, struct srv_segtab *t, const struct srv_cred 
   return 0;
 }
 
+int srv_att_readd(struct srv_atts *a, struct srv_segtab *t, const struct srv_cred *c,
+                  int32_t shmid, uint32_t nrw, uint32_t nro, struct srv_seg **out) {
+  struct srv_att *at;
+  int err;
+
+  if (srv_att_find(a, shmid) != NULL)
+    return -EBUSY;
+  if (a->n == a->cap) {
+    uint32_t cap = a->cap ? a->cap * 2 : 4;
+    struct srv_att *v = realloc(a->v, cap * sizeof *v);
+    if (v == NULL)
+      return -ENOMEM;
+    a->v = v;
+    a->cap = cap;
+  }
+  err = srv_seg_reattach(t, c, shmid, nrw, nro, out);
+  if (err < 0)
+    return err;
+  at = &a->v[a->n++];
+  at->seg = *out;
+  at->shmid = shmid;
+  at->nrw = nrw;
+  at->nro = nro;
+  return 0;
+}
+
 int srv_att_detach(struct srv_atts *a, struct srv_segtab *t, uint32_t node, int32_t shmid,
                    uint32_t pid) {
   struct srv_att *at = srv_att_find(a, shmid);

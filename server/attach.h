@@ -29,6 +29,11 @@ struct srv_att *srv_att_find(struct srv_atts *a, int32_t shmid);
 int srv_att_add(struct srv_atts *a, struct srv_segtab *t, const struct srv_cred *c,
                 int32_t shmid, int32_t shmflg, struct srv_seg **out);
 
+/* REATTACH: records nrw + nro existing attachments of shmid (srv_seg_reattach). -EBUSY if
+ * this connection already has the segment attached. */
+int srv_att_readd(struct srv_atts *a, struct srv_segtab *t, const struct srv_cred *c,
+                  int32_t shmid, uint32_t nrw, uint32_t nro, struct srv_seg **out);
+
 /* The one detach path (shmdt, disconnect, shutdown): drops one attachment of shmid by node;
  * on its last one the node leaves the segment's directory; then nattch-- and, if the
  * segment is marked SHM_DEST and unused, its destruction. -EINVAL if not attached. */

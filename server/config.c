@@ -34,6 +34,10 @@
     "largest frame accepted, also the input buffered per connection (1052708)")            \
   X(MAX_PENDING, "max-pending", "DSHM_MAX_PENDING", "N",                                   \
     "page requests held for one connection before it is not read (1024)")                  \
+  X(DATA_DIR, "data-dir", "DSHM_DATA_DIR", "DIR",                                         \
+    "keep segments in files in DIR across restarts (default: in memory)")                 \
+  X(GRACE_MS, "grace-ms", "DSHM_GRACE_MS", "MS",                                           \
+    "after a restart, pages wait this long for their old owners (5000)")                   \
   X(VERBOSE, "verbose", "DSHM_VERBOSE", "", "also log per-page traffic")
 
 enum opt_id {
@@ -93,7 +97,8 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
                  FILE *err) {
   uint64_t v = 0;
   int numeric = id != OPT_BIND && id != OPT_VERBOSE && id != OPT_UNIX &&
-                id != OPT_UNIX_MODE && id != OPT_TOKEN_FILE && id != OPT_INSECURE;
+                id != OPT_UNIX_MODE && id != OPT_TOKEN_FILE && id != OPT_INSECURE &&
+                id != OPT_DATA_DIR;
 
   if (numeric && parse_u64(val, &v) < 0)
     goto bad;
@@ -141,6 +146,16 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
       cfg->hello_timeout_ms = v * 1000;
     else
       cfg->idle_timeout_ms = v * 1000;
+    break;
+  case OPT_DATA_DIR:
+    if (val == NULL || *val == '\0' || strlen(val) >= 4000)
+      goto bad;
+    cfg->data_dir = val;
+    break;
+  case OPT_GRACE_MS:
+    if (v > SRV_MAX_GRACE_MS)
+      goto bad;
+    cfg->grace_ms = v;
     break;
   case OPT_VERBOSE:
     cfg->verbose = val == NULL || strcmp(val, "0") != 0;
@@ -231,6 +246,7 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
   cfg->unix_mode = SRV_DEFAULT_UNIX_MODE;
   cfg->max_frame = PROTO_MAX_FRAME;
   cfg->max_pending = SRV_DEFAULT_MAX_PENDING;
+  cfg->grace_ms = SRV_DEFAULT_GRACE_MS;
 
   for (i = 0; i < OPT_COUNT_; i++) {
     const char *v = getenv(opts[i].env);

@@ -22,6 +22,8 @@
  * up to the protocol's largest frame. */
 #define SRV_MIN_MAX_FRAME     (PROTO_HDR_SIZE + PROTO_RUN_HDR + PROTO_RUN_ENTRY + PROTO_PAGE_SIZE)
 #define SRV_DEFAULT_UNIX_MODE 0666u
+#define SRV_DEFAULT_GRACE_MS  5000u   /* after a restart: how long pages wait for old owners */
+#define SRV_MAX_GRACE_MS      3600000u
 
 struct srv_config {
   char bind[64];
@@ -42,6 +44,8 @@ struct srv_config {
   uint64_t hello_timeout_ms;   /* 0: none */
   uint64_t idle_timeout_ms;    /* 0: none; only connections with nothing attached */
   int verbose;
+  const char *data_dir;        /* --data-dir: NULL keeps segments in memory only */
+  uint64_t grace_ms;           /* --grace-ms */
 };
 
 /* Fills *cfg from defaults, then environment, then argv (flags win), then loads the token

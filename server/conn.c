@@ -30,7 +30,14 @@ static void on_close(uv_handle_t *h) {
   struct srv_conn *c = conn_of(h);
   struct srv_server *s = c->srv;
 
-  srv_att_detach_all(&c->atts, &s->segs, c->node, c->peer.pid);
+  if (s->stopping && s->persist.dirfd >= 0) {
+    /* Shutdown with --data-dir: the node is not gone, the server is. Its page records
+     * (who holds what EXCLUSIVE) must survive for the restart; segments are freed whole. */
+    free(c->atts.v);
+  } else {
+    srv_att_detach_all(&c->atts, &s->segs, c->node, c->peer.pid);
+    srv__server_changed(s);
+  }
   srv__server_del_conn(s, c->node);
   free(c->rbuf);
   free(c);
@@ -59,6 +66,17 @@ static void on_write(uv_write_t *req, int status) {
     srv__conn_close(c, uv_strerror(status));
   else if (c->state == SRV_CONN_REJECTED && c->wpending == 0)
     srv__conn_close(c, "authentication failed (refusal sent)");
+  else if (c->draining && c->wpending == 0)
+    srv__conn_close(c, "server shutting down");
+}
+
+void srv__conn_drain(struct srv_conn *c) {
+  if (c->state == SRV_CONN_CLOSING)
+    return;
+  c->draining = 1;
+  uv_read_stop(&c->h.stream);
+  if (c->wpending == 0)
+    srv__conn_close(c, "server shutting down");
 }
 
 static int queue_write(struct srv_conn *c, struct wreq *w) {
@@ -278,7 +296,8 @@ void srv__conn_pending(struct srv_conn *c, int delta) {
 void srv__conn_resume(struct srv_conn *c) {
   int err;
 
-  if (!c->paused || c->state == SRV_CONN_CLOSING || c->npending >= c->srv->cfg->max_pending)
+  if (!c->paused || c->draining || c->state == SRV_CONN_CLOSING ||
+      c->npending >= c->srv->cfg->max_pending)
     return;
   c->paused = 0;
   SRV_VLOG("node %u: reading again (%u page requests held)", c->node, c->npending);

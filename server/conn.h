@@ -53,6 +53,9 @@ struct srv_conn {
   uint8_t snonce[PROTO_NONCE_SIZE]; /* this connection's challenge */
   uint32_t npending;         /* page requests held by directories (--max-pending) */
   int paused;                /* not read while npending >= --max-pending */
+  int draining;              /* server shutdown: not reading, closes once output is gone */
+  uint8_t node_id[16];       /* the client's persistent identity (NODE), or zeros */
+  uint64_t node_tag;         /* its 64-bit fold recorded in page records; 0 = none */
   struct srv_peer peer;
   struct srv_atts atts;
 };
@@ -71,6 +74,10 @@ int srv__conn_send_status(struct srv_conn *c, uint8_t opcode, uint32_t reqid, in
 /* Starts closing: logs why, stops reading, uv_close. The close callback is the one teardown
  * (detach everything, leave the table, free). Idempotent. Loop thread only. */
 void srv__conn_close(struct srv_conn *c, const char *why);
+
+/* Server shutdown: stops reading (every request read so far has been dispatched) and
+ * closes the connection once its queued output has been written. Loop thread only. */
+void srv__conn_drain(struct srv_conn *c);
 
 /* Test seam for the fuzzer: a registered connection with an unconnected handle, whose
  * output is discarded. NULL when the table is full or memory is short. Close it with

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h"
+
 /* Page state is allocated in chunks on first use, so a huge mostly untouched segment costs
  * only a pointer per chunk. */
 #define CHUNK_SHIFT 10u
@@ -56,12 +58,14 @@ struct srv_dir {
   struct srv_dirctx *ctx;
   int32_t shmid;
   uint8_t *data;
+  struct srv_prec *rec; /* persisted version and owner tag per page, or NULL */
   uint64_t npages;      /* addressable pages: a run's first is 32 bits */
   uint64_t nchunks;
   struct dpage **chunk;
 };
 
 static void advance(struct srv_dir *d, struct dpage *pg);
+static void ghost_end(struct srv_dir *d, struct dpage *pg, uint64_t idx, int bump);
 
 /* ---- pages and sharer sets ---- */
 
@@ -80,8 +84,11 @@ static struct dpage *page_get(struct srv_dir *d, uint64_t idx) {
     if (c == NULL)
       return NULL;
     for (i = 0; i < n; i++) {
-      c[i].version = 1;
-      c[i].owner = SRV_NODE_NONE;
+      const struct srv_prec *pr = d->rec ? &d->rec[base + i] : NULL;
+      c[i].version = pr && pr->version ? pr->version : 1;
+      /* A chunk is made before any grant of its pages: an owner recorded here was granted
+       * by an earlier run of the server, and its node has not come back yet. */
+      c[i].owner = pr && pr->owner ? SRV_NODE_GHOST : SRV_NODE_NONE;
     }
     d->chunk[ci] = c;
   }
@@ -127,6 +134,28 @@ static void sharer_del(struct dpage *pg, uint32_t node) {
   int i = sharer_find(pg, node);
   if (i >= 0)
     pg->sharers[i] = pg->sharers[--pg->nsharers];
+}
+
+/* ---- persisted page records (--data-dir) ---- */
+
+static uint64_t node_tag(const struct srv_dir *d, uint32_t node) {
+  if (node == SRV_NODE_NONE || node == SRV_NODE_GHOST || d->ctx->ops->node_tag == NULL)
+    return 0;
+  return d->ctx->ops->node_tag(d->ctx->opaque, node);
+}
+
+/* Every change of a page's owner goes through here, so that the record says who holds it
+ * EXCLUSIVE whenever the server might die. */
+static void set_owner(struct srv_dir *d, struct dpage *pg, uint64_t idx, uint32_t node) {
+  pg->owner = node;
+  if (d->rec != NULL)
+    d->rec[idx].owner = node_tag(d, node);
+}
+
+static void bump_version(struct srv_dir *d, struct dpage *pg, uint64_t idx) {
+  pg->version++;
+  if (d->rec != NULL)
+    d->rec[idx].version = pg->version;
 }
 
 /* Nobody but node holds the page in any mode. */
@@ -209,7 +238,7 @@ static int grant_page(struct srv_dir *d, struct dpage *pg, uint64_t idx,
     if (sharer_add(pg, r->node) < 0)
       return -ENOMEM;
     if (pg->owner == r->node)
-      pg->owner = SRV_NODE_NONE;
+      set_owner(d, pg, idx, SRV_NODE_NONE);
     data = held != pg->version;
   } else if (pg->owner == r->node) {
     data = 0; /* already EXCLUSIVE: an immediate grant, the version does not move */
@@ -217,8 +246,8 @@ static int grant_page(struct srv_dir *d, struct dpage *pg, uint64_t idx,
     /* A sharer already has the latest data; otherwise compare versions before the bump. */
     data = sharer_find(pg, r->node) < 0 && held != pg->version;
     pg->nsharers = 0;
-    pg->owner = r->node;
-    pg->version++;
+    bump_version(d, pg, idx);
+    set_owner(d, pg, idx, r->node);
   }
   out->version = pg->version;
   out->flags = data ? PROTO_PAGE_DATA : 0;
@@ -398,6 +427,32 @@ struct srv_dir *srv_dir_new(struct srv_dirctx *ctx, int32_t shmid, uint8_t *data
   return d;
 }
 
+void srv_dir_set_records(struct srv_dir *d, struct srv_prec *rec) {
+  d->rec = rec;
+}
+
+uint64_t srv_dir_end_ghosts(struct srv_dir *d, uint64_t tag) {
+  uint64_t idx, n = 0;
+
+  if (d->rec == NULL)
+    return 0;
+  for (idx = 0; idx < d->npages; idx++) {
+    struct dpage *pg;
+    if (d->rec[idx].owner == 0 || (tag != 0 && d->rec[idx].owner != tag))
+      continue;
+    pg = page_peek(d, idx);
+    if (pg == NULL) {
+      d->rec[idx].owner = 0; /* never looked at since the restart */
+      d->rec[idx].version++;
+      n++;
+    } else if (pg->owner == SRV_NODE_GHOST) {
+      ghost_end(d, pg, idx, 1);
+      n++;
+    }
+  }
+  return n;
+}
+
 static void free_queue(struct srv_dir *d, struct dreq *r) {
   while (r != NULL) {
     struct dreq *next = r->next;
@@ -455,6 +510,10 @@ int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op
     free(r);
     return -ENOMEM;
   }
+  /* The node itself asks for a page it held before the restart: it has nothing newer. */
+  if (pg->owner == SRV_NODE_GHOST && d->rec[run->first].owner != 0 &&
+      d->rec[run->first].owner == node_tag(d, node))
+    ghost_end(d, pg, run->first, 1);
   r->next = NULL;
   r->node = node;
   r->reqid = reqid;
@@ -476,7 +535,30 @@ int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op
   return 0;
 }
 
+/* The page's owner recorded by an earlier run of the server is node, which came back: its
+ * write-back is the data the server was missing, if it is of the version it was granted. */
+static int ghost_of(const struct srv_dir *d, const struct dpage *pg, uint64_t idx,
+                    uint64_t tag, uint64_t version) {
+  return pg != NULL && pg->owner == SRV_NODE_GHOST && tag != 0 && d->rec[idx].owner == tag &&
+         d->rec[idx].version == version;
+}
+
+/* Ends a ghost ownership: the page is nobody's; bump when the owner's last data never came
+ * back (a node holding the old version must not take its own unsent writes for the
+ * server's). A transaction waiting for the ghost's "recall" moves on. */
+static void ghost_end(struct srv_dir *d, struct dpage *pg, uint64_t idx, int bump) {
+  pg->owner = SRV_NODE_NONE;
+  d->rec[idx].owner = 0;
+  if (bump)
+    bump_version(d, pg, idx);
+  if (pg->txn != NULL && pg->txn->recall_node == SRV_NODE_GHOST) {
+    pg->txn->recall_node = SRV_NODE_NONE;
+    advance(d, pg);
+  }
+}
+
 int srv_dir_write(struct srv_dir *d, uint32_t node, const struct proto_run *run) {
+  uint64_t tag = d->rec != NULL ? node_tag(d, node) : 0;
   uint32_t i;
 
   if ((run->mode != PROTO_MODE_SHARED && run->mode != PROTO_MODE_INVALID) ||
@@ -486,21 +568,33 @@ int srv_dir_write(struct srv_dir *d, uint32_t node, const struct proto_run *run)
     if (!(run->page[i].flags & PROTO_PAGE_DATA) || run->page[i].data == NULL)
       return -EINVAL;
   /* Reserve first so that applying cannot fail half-way: a node told SHARED must be
-   * recorded as a sharer, or a later ACQUIRE would not invalidate its copy. */
-  if (run->mode == PROTO_MODE_SHARED)
-    for (i = 0; i < run->count; i++) {
-      struct dpage *pg = page_peek(d, (uint64_t)run->first + i);
-      if (pg != NULL && pg->owner == node && sharer_reserve(pg, 1) < 0)
-        return -ENOMEM;
-    }
+   * recorded as a sharer, or a later ACQUIRE would not invalidate its copy. A page whose
+   * ghost owner is node gets its state now. */
   for (i = 0; i < run->count; i++) {
     uint64_t idx = (uint64_t)run->first + i;
     struct dpage *pg = page_peek(d, idx);
+    if (pg == NULL && tag != 0 && d->rec[idx].owner == tag && (pg = page_get(d, idx)) == NULL)
+      return -ENOMEM;
+    if (run->mode == PROTO_MODE_SHARED && pg != NULL &&
+        (pg->owner == node || ghost_of(d, pg, idx, tag, run->page[i].version)) &&
+        sharer_reserve(pg, 1) < 0)
+      return -ENOMEM;
+  }
+  for (i = 0; i < run->count; i++) {
+    uint64_t idx = (uint64_t)run->first + i;
+    struct dpage *pg = page_peek(d, idx);
+    if (pg != NULL && d->rec != NULL && ghost_of(d, pg, idx, tag, run->page[i].version)) {
+      memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
+      if (run->mode == PROTO_MODE_SHARED)
+        (void)sharer_add(pg, node);
+      ghost_end(d, pg, idx, 0);
+      continue;
+    }
     /* Not the owner: a recall crossed this write-back, whose ack will settle the page. */
     if (pg == NULL || pg->owner != node)
       continue;
     memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
-    pg->owner = SRV_NODE_NONE;
+    set_owner(d, pg, idx, SRV_NODE_NONE);
     if (run->mode == PROTO_MODE_SHARED)
       (void)sharer_add(pg, node);
   }
@@ -524,7 +618,7 @@ void srv_dir_recall_ack(struct srv_dir *d, uint32_t node, uint32_t reqid,
     if (pg->owner == node) {
       if (run->page[i].flags & PROTO_PAGE_DATA)
         memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
-      pg->owner = SRV_NODE_NONE;
+      set_owner(d, pg, idx, SRV_NODE_NONE);
       if (t->req->op == PROTO_OP_READ_DATA)
         (void)sharer_add(pg, node); /* slot reserved when the recall was sent */
     }
@@ -587,7 +681,7 @@ void srv_dir_forget(struct srv_dir *d, uint32_t node) {
       pg->qtail = last;
       /* An owner's unsent changes are lost; the stored data stays. */
       if (pg->owner == node)
-        pg->owner = SRV_NODE_NONE;
+        set_owner(d, pg, ci * CHUNK_PAGES + i, SRV_NODE_NONE);
       sharer_del(pg, node);
       if (t == NULL)
         continue;
@@ -614,8 +708,13 @@ int srv_dir_page_info(const struct srv_dir *d, uint64_t idx, struct srv_dpage_in
   out->version = 1;
   out->owner = SRV_NODE_NONE;
   pg = page_peek(d, idx);
-  if (pg == NULL)
+  if (pg == NULL) {
+    if (d->rec != NULL && d->rec[idx].version != 0)
+      out->version = d->rec[idx].version;
+    if (d->rec != NULL && d->rec[idx].owner != 0)
+      out->owner = SRV_NODE_GHOST;
     return 0;
+  }
   out->version = pg->version;
   out->owner = pg->owner;
   out->nsharers = pg->nsharers;

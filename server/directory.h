@@ -7,6 +7,11 @@
 #include "proto.h"
 
 #define SRV_NODE_NONE UINT32_MAX
+/* Owner of a page granted EXCLUSIVE by an earlier run of the server (--data-dir) to a node
+ * that has not come back yet: requests for the page wait. */
+#define SRV_NODE_GHOST (UINT32_MAX - 1)
+
+struct srv_prec;
 
 /* How the directory reaches the nodes. The connection layer provides it; unit tests provide
  * fake nodes. send() encodes m for node (or records it) before returning, so m and the data
@@ -19,6 +24,9 @@ struct srv_dir_ops {
    * changes by delta (+1 when srv_dir_request accepts one, -1 when it is granted, failed
    * or dropped). Called in the middle of transitions: it must not call back either. */
   void (*pending)(void *opaque, uint32_t node, int delta);
+  /* Optional: the node's persistent 64-bit tag (0 = none), recorded in the page records of
+   * a persistent segment for every EXCLUSIVE grant. */
+  uint64_t (*node_tag)(void *opaque, uint32_t node);
 };
 
 /* Shared by every segment's directory: the transport and the server-chosen reqids of
@@ -44,6 +52,18 @@ struct srv_dpage_info {
  * owned by the caller). NULL on allocation failure. Loop thread only, like all below. */
 struct srv_dir *srv_dir_new(struct srv_dirctx *ctx, int32_t shmid, uint8_t *data,
                             uint64_t npages);
+
+/* Gives the directory npages persisted records (store.h): versions and owners are read
+ * from them as pages are first used and written at every change. An owner found there is
+ * a ghost (SRV_NODE_GHOST) until srv_dir_end_ghosts or its node's write-back. Call right
+ * after srv_dir_new. */
+void srv_dir_set_records(struct srv_dir *d, struct srv_prec *rec);
+
+/* Ends the ghost ownerships of the node with this tag (0: of everybody): its pages become
+ * nobody's under a new version and the requests waiting for them go on. Returns how many.
+ * A write-back (srv_dir_write) from the node of a page's ghost, at the version it was
+ * granted, stores the data first; a request of its own for the page ends it too. */
+uint64_t srv_dir_end_ghosts(struct srv_dir *d, uint64_t tag);
 
 /* Frees the directory, its transactions and queued requests; sends nothing. */
 void srv_dir_free(struct srv_dir *d);

@@ -136,6 +136,54 @@ static int on_groups(struct srv_conn *c, struct proto_msg *m, const char **why) 
   return reply_status(c, m, 0);
 }
 
+/* The 64-bit tag recorded in page records: the two halves of the id folded, never 0. */
+static uint64_t fold_id(const uint8_t *id) {
+  uint64_t t = proto_get_u64(id) ^ proto_get_u64(id + 8);
+  return t != 0 ? t : 1;
+}
+
+/* NODE: the client's persistent identity (once per connection, the same id afterwards);
+ * with RESUMED, a returning node has re-registered and written back: what it held before
+ * the restart and did not write back is released. */
+static int on_node(struct srv_conn *c, struct proto_msg *m, const char **why) {
+  const struct proto_node *q = &m->u.node;
+  struct proto_msg r;
+
+  (void)why;
+  if (c->node_tag == 0) {
+    memcpy(c->node_id, q->id, sizeof c->node_id);
+    c->node_tag = fold_id(q->id);
+  } else if (memcmp(c->node_id, q->id, sizeof c->node_id) != 0) {
+    return reply_status(c, m, -EINVAL);
+  }
+  if (q->flags & PROTO_NODE_RESUMED)
+    srv__server_node_resumed(c->srv, c->node_tag);
+  reply_init(&r, m);
+  memcpy(r.u.node_reply.instance, c->srv->instance, PROTO_NODE_ID);
+  (void)srv__conn_send(c, &r);
+  return 0;
+}
+
+/* REATTACH: a reconnecting node's attachments of a segment, counted again. */
+static int on_reattach(struct srv_conn *c, struct proto_msg *m, const char **why) {
+  const struct proto_reattach *q = &m->u.reattach;
+  struct srv_cred cr = cred_of(c, &q->cred);
+  struct srv_seg *seg;
+  struct proto_msg r;
+  int err;
+
+  (void)why;
+  err = srv_att_readd(&c->atts, &c->srv->segs, &cr, q->shmid, q->nrw, q->nro, &seg);
+  if (err < 0)
+    return reply_status(c, m, err);
+  SRV_VLOG("node %u: reattached shm %d (%u rw, %u ro)", c->node, q->shmid, q->nrw, q->nro);
+  reply_init(&r, m);
+  r.u.attach_reply.shmid = q->shmid;
+  r.u.attach_reply.segsz = seg->shm_segsz;
+  (void)srv__conn_send(c, &r);
+  return 0;
+}
+
 static int on_create(struct srv_conn *c, struct proto_msg *m, const char **why) {
   const struct proto_create *q = &m->u.create;
   struct srv_cred cr = cred_of(c, &q->cred);
@@ -278,10 +326,13 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
   [PROTO_OP_PING] = on_ping,
   [PROTO_OP_GROUPS] = on_groups,
   [PROTO_OP_AUTH] = on_auth,
+  [PROTO_OP_NODE] = on_node,
+  [PROTO_OP_REATTACH] = on_reattach,
 };
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
   handler_fn fn = m->h.opcode < PROTO_OP_MAX_ ? handlers[m->h.opcode] : NULL;
+  int err;
 
   /* The server sends no request that a client could answer with a REPLY. */
   if (m->h.flags & PROTO_F_REPLY) {
@@ -304,5 +355,7 @@ int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
     *why = "opcode not accepted from a client";
     return -EPROTO;
   }
-  return fn(c, m, why);
+  err = fn(c, m, why);
+  srv__server_changed(c->srv);
+  return err;
 }

@@ -1,6 +1,7 @@
 /* main.c - owns the dshm-server process: configuration, the loop, exit status. */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <uv.h>
 
 #include "config.h"
@@ -27,14 +28,15 @@ int main(int argc, char **argv) {
   }
   err = srv_server_init(&srv, &loop, &cfg);
   if (err < 0) {
-    srv_log("init: %s", uv_strerror(err));
+    srv_log("init failed (%s); exiting", strerror(-err));
     uv_loop_close(&loop);
     return 1;
   }
   rc = srv_server_start(&srv) < 0 ? 1 : 0;
   /* Runs until stop has closed every handle (also after a failed start). */
   uv_run(&loop, UV_RUN_DEFAULT);
-  srv_server_fini(&srv);
+  if (srv_server_fini(&srv) < 0)
+    rc = 1;
   if (uv_loop_close(&loop) != 0)
     srv_log("loop closed with handles still open");
   dshm_auth_key_wipe(&cfg.key);

@@ -8,8 +8,10 @@
 #include <sys/ipc.h>
 #include <sys/shm.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "meta.h"
 
 #ifndef IPC_64
 #define IPC_64 0x0100
@@ -36,13 +38,17 @@ int srv_segtab_init(struct srv_segtab *t, const struct srv_limits *lim,
   if (t->slot == NULL)
     return -ENOMEM;
   t->last_idx = -1;
+  t->dirfd = -1;
   return 0;
 }
 
-static void seg_destroy(struct srv_segtab *t, struct srv_seg *s) {
+void srv_segtab_set_dir(struct srv_segtab *t, int dirfd) {
+  t->dirfd = dirfd;
+}
+
+static void seg_free(struct srv_segtab *t, struct srv_seg *s) {
   uint32_t idx = (uint32_t)s->shm_id % SRV_IPCMNI;
 
-  SRV_VLOG("segment %d destroyed", s->shm_id);
   t->slot[idx] = NULL;
   t->in_use--;
   t->shm_tot -= s->npages;
@@ -51,14 +57,37 @@ static void seg_destroy(struct srv_segtab *t, struct srv_seg *s) {
   free(s);
 }
 
+/* The segment is gone for good: its file goes after the metadata no longer lists it (a
+ * crash in between leaves an unlisted file, which the next start removes). */
+static void seg_destroy(struct srv_segtab *t, struct srv_seg *s) {
+  SRV_VLOG("segment %d destroyed", s->shm_id);
+  if (t->dirfd >= 0) {
+    if (t->ngone == t->capgone) {
+      uint32_t cap = t->capgone ? t->capgone * 2 : 8;
+      int32_t *v = realloc(t->gone, cap * sizeof *v);
+      if (v != NULL) {
+        t->gone = v;
+        t->capgone = cap;
+      }
+    }
+    if (t->ngone < t->capgone)
+      t->gone[t->ngone++] = s->shm_id;
+    t->dirty |= SRV_DIRTY_META;
+  }
+  seg_free(t, s);
+}
+
 void srv_segtab_fini(struct srv_segtab *t) {
   uint32_t i;
 
   for (i = 0; t->slot != NULL && i < t->nslots; i++)
     if (t->slot[i] != NULL)
-      seg_destroy(t, t->slot[i]);
+      seg_free(t, t->slot[i]);
   free(t->slot);
   t->slot = NULL;
+  free(t->gone);
+  t->gone = NULL;
+  t->ngone = t->capgone = 0;
 }
 
 struct srv_seg *srv_seg_lookup(const struct srv_segtab *t, int32_t shmid) {
@@ -135,19 +164,22 @@ static int seg_new(struct srv_segtab *t, const struct srv_cred *c, int32_t key, 
   s = calloc(1, sizeof *s);
   if (s == NULL)
     return -ENOMEM;
-  err = srv_store_init(&s->store, npages);
-  if (err < 0)
-    goto fail_seg;
   /* The kernel's id: the index plus a sequence number that moves on whenever an index at or
    * below the last one is handed out, so that a freed id is not reused soon. */
   if ((int64_t)idx <= t->last_idx && ++t->seq > SRV_SEQ_MAX)
     t->seq = 0;
   s->shm_id = (int32_t)((SRV_SEQ_TAG + t->seq) * SRV_IPCMNI + idx);
+  err = srv_store_init(&s->store, npages, t->dirfd, s->shm_id, 1);
+  if (err < 0) {
+    srv_log("segment %d: cannot create its memory: %s", s->shm_id, strerror(-err));
+    goto fail_seg;
+  }
   s->dir = srv_dir_new(t->dirctx, s->shm_id, s->store.base, npages);
   if (s->dir == NULL) {
     err = -ENOMEM;
     goto fail_store;
   }
+  srv_dir_set_records(s->dir, s->store.rec);
   t->last_idx = idx;
   s->shm_perm.key = key;
   s->shm_perm.uid = s->shm_perm.cuid = c->uid;
@@ -161,12 +193,18 @@ static int seg_new(struct srv_segtab *t, const struct srv_cred *c, int32_t key, 
   t->slot[idx] = s;
   t->in_use++;
   t->shm_tot += npages;
+  t->dirty |= SRV_DIRTY_META;
   SRV_VLOG("segment %d created: key %#x, %llu bytes, mode %03o, uid %u", s->shm_id,
            (unsigned)key, (unsigned long long)size, s->shm_perm.mode, c->uid);
   return s->shm_id;
 
 fail_store:
   srv_store_fini(&s->store);
+  if (t->dirfd >= 0) {
+    char name[32];
+    srv_store_name(name, sizeof name, s->shm_id);
+    unlinkat(t->dirfd, name, 0);
+  }
 fail_seg:
   free(s);
   return err;
@@ -205,6 +243,20 @@ int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid
   s->shm_nattch++;
   s->shm_atime = time(NULL);
   s->shm_lpid = c->pid;
+  t->dirty |= SRV_DIRTY_TIMES;
+  *out = s;
+  return 0;
+}
+
+int srv_seg_reattach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
+                     uint32_t nrw, uint32_t nro, struct srv_seg **out) {
+  struct srv_seg *s = srv_seg_lookup(t, shmid);
+
+  if (s == NULL)
+    return -EINVAL;
+  if (ipcperms(s, c, nrw > 0 ? S_IRUGO | S_IWUGO : S_IRUGO) < 0)
+    return -EACCES;
+  s->shm_nattch += (uint64_t)nrw + nro;
   *out = s;
   return 0;
 }
@@ -217,8 +269,84 @@ void srv__seg_detach(struct srv_segtab *t, struct srv_seg *s, uint32_t pid) {
   s->shm_lpid = pid;
   s->shm_dtime = time(NULL);
   s->shm_nattch--;
+  t->dirty |= SRV_DIRTY_TIMES;
   if (srv_seg_may_destroy(s))
     seg_destroy(t, s);
+}
+
+void srv_seg_reap(struct srv_segtab *t, struct srv_seg *s) {
+  if (srv_seg_may_destroy(s))
+    seg_destroy(t, s);
+}
+
+void srv_seg_save(const struct srv_seg *s, struct srv_meta_seg *m) {
+  m->shm_id = s->shm_id;
+  m->key = s->shm_perm.key;
+  m->uid = s->shm_perm.uid;
+  m->gid = s->shm_perm.gid;
+  m->cuid = s->shm_perm.cuid;
+  m->cgid = s->shm_perm.cgid;
+  m->mode = s->shm_perm.mode;
+  m->seq = s->shm_perm.seq;
+  m->segsz = s->shm_segsz;
+  m->atime = s->shm_atime;
+  m->dtime = s->shm_dtime;
+  m->ctime = s->shm_ctime;
+  m->cpid = s->shm_cpid;
+  m->lpid = s->shm_lpid;
+}
+
+int srv_seg_restore(struct srv_segtab *t, const struct srv_meta_seg *m, const char **why) {
+  uint32_t idx = (uint32_t)m->shm_id % SRV_IPCMNI;
+  uint64_t npages = m->segsz / PROTO_PAGE_SIZE + (m->segsz % PROTO_PAGE_SIZE != 0);
+  struct srv_seg *s;
+  int err;
+
+  *why = NULL;
+  if (idx >= t->nslots || t->in_use >= t->lim.shmmni) {
+    *why = "more segments, or a higher index, than --shmmni allows";
+    return -EBADMSG;
+  }
+  if (t->slot[idx] != NULL || (m->key != IPC_PRIVATE && find_key(t, m->key) != NULL)) {
+    *why = "a segment index or key is used twice";
+    return -EBADMSG;
+  }
+  if (m->segsz > t->lim.shmmax || t->shm_tot + npages < t->shm_tot ||
+      t->shm_tot + npages > t->lim.shmall) {
+    *why = "segments larger than --shmmax or --shmall allow";
+    return -EBADMSG;
+  }
+  s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return -ENOMEM;
+  err = srv_store_init(&s->store, npages, t->dirfd, m->shm_id, 0);
+  if (err < 0) {
+    *why = err == -EBADMSG ? "a segment file has the wrong size"
+           : err == -ENOENT ? "a segment file is missing"
+                            : "a segment file cannot be mapped";
+    free(s);
+    return err == -ENOENT ? -EBADMSG : err;
+  }
+  s->dir = srv_dir_new(t->dirctx, m->shm_id, s->store.base, npages);
+  if (s->dir == NULL) {
+    srv_store_fini(&s->store);
+    free(s);
+    return -ENOMEM;
+  }
+  srv_dir_set_records(s->dir, s->store.rec);
+  s->shm_id = m->shm_id;
+  s->shm_perm = (struct srv_ipc_perm){m->key, m->uid, m->gid, m->cuid, m->cgid, m->mode, m->seq};
+  s->shm_segsz = m->segsz;
+  s->shm_atime = m->atime;
+  s->shm_dtime = m->dtime;
+  s->shm_ctime = m->ctime;
+  s->shm_cpid = m->cpid;
+  s->shm_lpid = m->lpid;
+  s->npages = npages;
+  t->slot[idx] = s;
+  t->in_use++;
+  t->shm_tot += npages;
+  return 0;
 }
 
 /* ---- shmctl commands: one function each, dispatched from SRV_SHMCTL_CMDS ---- */
@@ -265,6 +393,7 @@ static int ctl_set(struct srv_segtab *t, const struct srv_cred *c,
   s->shm_perm.gid = req->gid;
   s->shm_perm.mode = (s->shm_perm.mode & ~(uint32_t)S_IRWXUGO) | (req->mode & S_IRWXUGO);
   s->shm_ctime = time(NULL);
+  t->dirty |= SRV_DIRTY_META;
   return 0;
 }
 
@@ -280,6 +409,7 @@ static int ctl_rmid(struct srv_segtab *t, const struct srv_cred *c,
   /* do_shm_rmid(): the key is freed at once, the memory when the last user detaches. */
   s->shm_perm.mode |= SRV_SHM_DEST;
   s->shm_perm.key = IPC_PRIVATE;
+  t->dirty |= SRV_DIRTY_META;
   SRV_VLOG("segment %d removed by uid %u (nattch %llu)", s->shm_id, c->uid,
            (unsigned long long)s->shm_nattch);
   if (srv_seg_may_destroy(s))
@@ -364,6 +494,7 @@ static int ctl_lock(struct srv_segtab *t, const struct srv_cred *c,
     s->shm_perm.mode |= SRV_SHM_LOCKED;
   else
     s->shm_perm.mode &= ~(uint32_t)SRV_SHM_LOCKED;
+  t->dirty |= SRV_DIRTY_META;
   return 0;
 }
 

@@ -60,8 +60,18 @@ struct srv_seg {
   struct srv_dir *dir;
 };
 
+/* What changed since the metadata was last saved (--data-dir). */
+#define SRV_DIRTY_META  1u  /* a segment created, destroyed, or its perms/flags changed */
+#define SRV_DIRTY_TIMES 2u  /* only attach/detach times and lpid */
+
+struct srv_meta_seg;
+
 struct srv_segtab {
   struct srv_limits lim;
+  int dirfd;              /* --data-dir: segment files live there; -1: anonymous memory */
+  uint32_t dirty;         /* SRV_DIRTY_* */
+  int32_t *gone;          /* destroyed segments whose files go once the metadata is saved */
+  uint32_t ngone, capgone;
   struct srv_dirctx *dirctx;
   struct srv_seg **slot;  /* lim.shmmni entries, indexed by id % SRV_IPCMNI */
   uint32_t nslots;
@@ -76,8 +86,23 @@ struct srv_segtab {
 int srv_segtab_init(struct srv_segtab *t, const struct srv_limits *lim,
                     struct srv_dirctx *dirctx);
 
-/* Destroys every segment, attached or not (shutdown). */
+/* Frees every segment, attached or not (shutdown). Files of a persistent table stay. */
 void srv_segtab_fini(struct srv_segtab *t);
+
+/* Makes the table persistent: segments get files in dirfd (not owned). Before any use. */
+void srv_segtab_set_dir(struct srv_segtab *t, int dirfd);
+
+/* Restores a segment saved by an earlier run (its file must exist with the right size):
+ * same id, key, perms, size, times; nattch 0. 0, -EBADMSG (inconsistent with the table or
+ * the limits, or the file's size), or -errno. *why says what is wrong. */
+int srv_seg_restore(struct srv_segtab *t, const struct srv_meta_seg *m, const char **why);
+
+/* Fills one record for the metadata file. */
+void srv_seg_save(const struct srv_seg *s, struct srv_meta_seg *m);
+
+/* Destroys s if srv_seg_may_destroy (the grace period after a restart ended and nobody
+ * re-registered an attachment of a segment that was removed while attached). */
+void srv_seg_reap(struct srv_segtab *t, struct srv_seg *s);
 
 /* shmget(key, size, shmflg): the shmid. */
 int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uint64_t size,
@@ -86,6 +111,12 @@ int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uin
 /* shmat's checks and accounting: nattch++, atime, lpid. *out is the segment. */
 int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
                    int32_t shmflg, struct srv_seg **out);
+
+/* A reconnecting node's existing attachments (REATTACH): the same checks as shmat
+ * (read, and write when nrw > 0), nattch += nrw + nro; times and lpid do not move (no new
+ * shmat happened). *out is the segment. */
+int srv_seg_reattach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
+                     uint32_t nrw, uint32_t nro, struct srv_seg **out);
 
 /* shmdt's accounting: nattch--, dtime, lpid; destroys the segment if srv_seg_may_destroy.
  * Only srv_att_detach() calls this, so that every detach path is the same. */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 #include "conn.h"
 #include "log.h"
@@ -25,6 +26,13 @@ static int dir_send(void *opaque, uint32_t node, struct proto_msg *m) {
   return srv__conn_send(c, m);
 }
 
+static uint64_t dir_node_tag(void *opaque, uint32_t node) {
+  struct srv_server *s = opaque;
+  struct srv_conn *c = node < s->cfg->max_conns ? s->conns[node] : NULL;
+
+  return c != NULL ? c->node_tag : 0;
+}
+
 /* The directory's count of node's held page requests: --max-pending. */
 static void dir_pending(void *opaque, uint32_t node, int delta) {
   struct srv_server *s = opaque;
@@ -34,7 +42,8 @@ static void dir_pending(void *opaque, uint32_t node, int delta) {
     srv__conn_pending(c, delta);
 }
 
-static const struct srv_dir_ops dir_ops = {.send = dir_send, .pending = dir_pending};
+static const struct srv_dir_ops dir_ops = {
+    .send = dir_send, .pending = dir_pending, .node_tag = dir_node_tag};
 
 void srv__server_resume_paused(struct srv_server *s) {
   uint32_t i;
@@ -62,13 +71,70 @@ int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_conf
   s->conns = calloc(cfg->max_conns, sizeof *s->conns);
   if (s->conns == NULL)
     return -ENOMEM;
+  s->persist.dirfd = s->persist.lockfd = -1;
   err = srv_segtab_init(&s->segs, &cfg->lim, &s->dirctx);
+  if (err == 0 && cfg->data_dir != NULL) {
+    err = srv_persist_open(&s->persist, cfg->data_dir);
+    if (err == 0)
+      err = srv_persist_load(&s->persist, &s->segs);
+    if (err < 0) {
+      srv_segtab_fini(&s->segs);
+      srv_persist_close(&s->persist);
+    } else {
+      memcpy(s->instance, s->persist.instance, sizeof s->instance);
+    }
+  } else if (err == 0 && getrandom(s->instance, sizeof s->instance, 0) != (ssize_t)sizeof s->instance) {
+    err = -EIO;
+    srv_segtab_fini(&s->segs);
+  }
   if (err < 0) {
     free(s->conns);
     s->conns = NULL;
   }
   return err;
 }
+
+void srv__server_changed(struct srv_server *s) {
+  if (s->persist.dirfd < 0 || s->segs.dirty == 0)
+    return;
+  /* Before the reply leaves: a client never sees a state a crash could take back. */
+  (void)srv_persist_save(&s->persist, &s->segs);
+}
+
+void srv__server_node_resumed(struct srv_server *s, uint64_t tag) {
+  uint64_t n = 0;
+  uint32_t i;
+
+  for (i = 0; i < s->segs.nslots; i++)
+    if (s->segs.slot[i] != NULL)
+      n += srv_dir_end_ghosts(s->segs.slot[i]->dir, tag);
+  if (n > 0)
+    srv_log("a returning node released %llu page%s it held before the restart without "
+            "writing %s back", (unsigned long long)n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
+}
+
+void srv__server_end_grace(struct srv_server *s) {
+  uint64_t n = 0;
+  uint32_t i;
+
+  for (i = 0; i < s->segs.nslots; i++) {
+    struct srv_seg *seg = s->segs.slot[i];
+    if (seg == NULL)
+      continue;
+    n += srv_dir_end_ghosts(seg->dir, 0);
+    srv_seg_reap(&s->segs, seg); /* removed while attached, and nobody came back */
+  }
+  if (n > 0)
+    srv_log("grace period over: %llu page%s held by clients that did not come back now "
+            "serve their last written-back data", (unsigned long long)n, n == 1 ? "" : "s");
+  srv__server_changed(s);
+}
+
+static void on_grace(uv_timer_t *t) {
+  srv__server_end_grace(t->data);
+}
+
+static void on_handle_closed(uv_handle_t *h);
 
 int srv__server_add_conn(struct srv_server *s, struct srv_conn *c) {
   uint32_t i;
@@ -86,6 +152,11 @@ void srv__server_del_conn(struct srv_server *s, uint32_t node) {
   if (node < s->cfg->max_conns && s->conns[node] != NULL) {
     s->conns[node] = NULL;
     s->nconns--;
+  }
+  /* The last connection of a shutdown is gone: nothing left to wait for. */
+  if (s->stopping && s->nconns == 0 && s->drain_on) {
+    s->drain_on = 0;
+    uv_close((uv_handle_t *)&s->drain, on_handle_closed);
   }
 }
 
@@ -142,6 +213,23 @@ static int sweep_start(struct srv_server *s) {
   return uv_timer_start(&s->sweep, on_sweep, period, period);
 }
 
+/* The drain deadline: whatever is still queued is given up. */
+static void on_drain(uv_timer_t *t) {
+  struct srv_server *s = t->data;
+  uint32_t i;
+
+  for (i = 0; i < s->cfg->max_conns; i++)
+    if (s->conns[i] != NULL)
+      srv__conn_close(s->conns[i], "server shutting down (output not flushed in time)");
+  if (s->drain_on) {
+    s->drain_on = 0;
+    uv_close((uv_handle_t *)&s->drain, on_handle_closed);
+  }
+}
+
+/* Every request already read has been dispatched (dispatch is synchronous), so its reply,
+ * or the directory's message, is queued: stop reading, let the queues drain, then close,
+ * within SRV_DRAIN_MS. */
 void srv_server_stop(struct srv_server *s) {
   uint32_t i;
 
@@ -158,9 +246,35 @@ void srv_server_stop(struct srv_server *s) {
   if (s->sweep_on)
     uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
   s->sweep_on = 0;
+  if (s->grace_on)
+    uv_close((uv_handle_t *)&s->grace, on_handle_closed);
+  s->grace_on = 0;
+  if (s->nconns > 0 && uv_timer_init(s->loop, &s->drain) == 0) {
+    s->drain.data = s;
+    s->drain_on = 1;
+    uv_timer_start(&s->drain, on_drain, SRV_DRAIN_MS, 0);
+  }
   for (i = 0; i < s->cfg->max_conns; i++)
     if (s->conns[i] != NULL)
-      srv__conn_close(s->conns[i], "server shutting down");
+      srv__conn_drain(s->conns[i]);
+  if (s->drain_on && s->nconns == 0) {
+    s->drain_on = 0;
+    uv_close((uv_handle_t *)&s->drain, on_handle_closed);
+  }
+}
+
+/* After a restart with segments: the grace timer. */
+static int timers_start(struct srv_server *s) {
+  int err;
+
+  if (s->persist.dirfd < 0 || s->segs.in_use == 0)
+    return 0;
+  err = uv_timer_init(s->loop, &s->grace);
+  if (err < 0)
+    return err;
+  s->grace.data = s;
+  s->grace_on = 1;
+  return uv_timer_start(&s->grace, on_grace, s->cfg->grace_ms, 0);
 }
 
 static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
@@ -277,6 +391,8 @@ int srv_server_start(struct srv_server *s) {
     err = uv_signal_start(&s->sigterm, on_signal, SIGTERM);
   if (err == 0)
     err = sweep_start(s);
+  if (err == 0)
+    err = timers_start(s);
   if (err < 0) {
     srv_log("cannot start: %s", uv_strerror(err));
     goto fail_stop;
@@ -322,8 +438,17 @@ fail:
   return err;
 }
 
-void srv_server_fini(struct srv_server *s) {
+int srv_server_fini(struct srv_server *s) {
+  int err = 0;
+
+  if (s->persist.dirfd >= 0) {
+    err = srv_persist_flush(&s->persist, &s->segs);
+    if (err == 0)
+      srv_log("data dir %s: segments flushed", s->persist.path);
+  }
   srv_segtab_fini(&s->segs);
+  srv_persist_close(&s->persist);
   free(s->conns);
   s->conns = NULL;
+  return err;
 }

@@ -7,7 +7,10 @@
 
 #include "config.h"
 #include "directory.h"
+#include "persist.h"
 #include "segments.h"
+
+#define SRV_DRAIN_MS       2000u  /* shutdown: longest wait for queued replies to leave */
 
 struct srv_conn;
 
@@ -26,6 +29,12 @@ struct srv_server {
   uint32_t nconns;
   struct srv_segtab segs;
   struct srv_dirctx dirctx;
+  struct srv_persist persist;  /* dirfd -1 without --data-dir */
+  uint8_t instance[PROTO_NODE_ID]; /* NODE reply: kept in the data dir, else random */
+  uv_timer_t grace;         /* after a restart: ends the ghosts of nodes that did not return */
+  int grace_on;
+  uv_timer_t drain;         /* shutdown deadline for queued output */
+  int drain_on;
   int stopping;
   int want_resume;          /* a paused connection fell below --max-pending */
   int resuming;
@@ -42,8 +51,21 @@ int srv_server_start(struct srv_server *s);
  * Loop thread only. */
 void srv_server_stop(struct srv_server *s);
 
-/* Frees what is left (segments, tables) after uv_run has returned. */
-void srv_server_fini(struct srv_server *s);
+/* Frees what is left (segments, tables) after uv_run has returned; with --data-dir first
+ * msyncs every segment file and saves the metadata. 0, or -errno if that failed. */
+int srv_server_fini(struct srv_server *s);
+
+/* After anything that may have changed the segment table (a request, a disconnect):
+ * with --data-dir, saves the metadata if it changed, before any reply leaves. */
+void srv__server_changed(struct srv_server *s);
+
+/* A returning node is done re-registering and writing back: the pages it held before the
+ * restart and did not write back are released. */
+void srv__server_node_resumed(struct srv_server *s, uint64_t tag);
+
+/* Ends the grace period now: every ghost owner is given up on, and segments removed while
+ * attached that nobody re-registered are destroyed. */
+void srv__server_end_grace(struct srv_server *s);
 
 /* Registers a connection in the first free slot: its node id, or -EMFILE when full. */
 int srv__server_add_conn(struct srv_server *s, struct srv_conn *c);

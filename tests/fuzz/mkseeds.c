@@ -143,6 +143,22 @@ static struct proto_msg auth(void) {
   return m;
 }
 
+static struct proto_msg node(uint32_t flags) {
+  struct proto_msg m = msg(PROTO_OP_NODE, 14);
+  memset(m.u.node.id, 0xA5, PROTO_NODE_ID);
+  m.u.node.flags = flags;
+  return m;
+}
+
+static struct proto_msg reattach(int32_t shmid, uint32_t nrw, uint32_t nro) {
+  struct proto_msg m = msg(PROTO_OP_REATTACH, 15);
+  m.u.reattach.cred = (struct proto_cred){42, 0, 0};
+  m.u.reattach.shmid = shmid;
+  m.u.reattach.nrw = nrw;
+  m.u.reattach.nro = nro;
+  return m;
+}
+
 /* One record of fuzz_server: selector, length, the frame of m. */
 static void rec(struct buf *b, uint8_t sel, struct proto_msg m) {
   struct buf *one = malloc(sizeof *one);
@@ -203,6 +219,14 @@ static void proto_seeds(const char *dir) {
   ms[n] = msg(PROTO_OP_AUTH, 30);
   ms[n].h.flags = PROTO_F_REPLY;
   memset(ms[n++].u.auth_reply.mac, 0x3c, PROTO_MAC_SIZE);
+  ms[n++] = node(0);
+  ms[n] = msg(PROTO_OP_NODE, 14);
+  ms[n].h.flags = PROTO_F_REPLY;
+  memset(ms[n++].u.node_reply.instance, 0x77, PROTO_NODE_ID);
+  ms[n++] = reattach(0, 2, 1);
+  ms[n] = msg(PROTO_OP_REATTACH, 15);
+  ms[n].h.flags = PROTO_F_REPLY;
+  ms[n++].u.attach_reply = (struct proto_attach_reply){0, 3 * PROTO_PAGE_SIZE};
   all.n = 0;
   for (i = 0; i < n; i++) {
     frame(&all, &ms[i]);
@@ -273,6 +297,24 @@ static void server_seeds(const char *dir) {
   r.h.flags = PROTO_F_REPLY;
   rec(&cur, 3, r);
   put_file(dir, "violations", &cur);
+
+  /* A returning node: identity, reattach, write-back, resumed; a second identity. */
+  cur.n = 0;
+  rec(&cur, 0, hello());
+  rec(&cur, 0, node(0));
+  rec(&cur, 0, create(0x77, 2 * PROTO_PAGE_SIZE, rw));
+  rec(&cur, 1, hello());
+  rec(&cur, 1, node(0));
+  rec(&cur, 1, reattach(0, 2, 1));
+  rec(&cur, 1, run(PROTO_OP_ACQUIRE, 30, 0, 0, 1, PROTO_MODE_EXCLUSIVE, 0));
+  rec(&cur, 1, run(PROTO_OP_WRITE_DATA, 31, 0, 0, 1, PROTO_MODE_INVALID, 1));
+  rec(&cur, 1, node(PROTO_NODE_RESUMED));
+  rec(&cur, 1, reattach(12345, 1, 0));
+  rec(&cur, 1, segref(PROTO_OP_DETACH_SEGMENT, 0));
+  struct proto_msg other = node(0);
+  other.u.node.id[0] = 1;
+  rec(&cur, 1, other);
+  put_file(dir, "reconnect", &cur);
 
   /* Limits: segments until the table is full, too big, a zero-size one. */
   cur.n = 0;

@@ -60,9 +60,22 @@ static int read_line(int fd, char *buf, size_t cap, long deadline) {
 }
 
 void h_server_start(struct h_server *s) {
+  h_server_start_args(s, 0, NULL);
+}
+
+void h_server_start_args(struct h_server *s, int port, char *const extra[]) {
   const char *bin = need_env("DSHM_TEST_SERVER");
-  int out[2];
+  char portstr[16], *argv[32];
+  int out[2], n = 0;
   char line[256];
+
+  snprintf(portstr, sizeof portstr, "%d", port);
+  argv[n++] = (char *)bin;
+  argv[n++] = "--port";
+  argv[n++] = portstr;
+  for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
+    argv[n++] = extra[i];
+  argv[n] = NULL;
 
   ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
   s->pid = fork();
@@ -74,7 +87,7 @@ void h_server_start(struct h_server *s) {
     /* A test may tune the server's sanitizer (e.g. a small quarantine to measure RSS). */
     setenv("ASAN_OPTIONS", getenv("DSHM_TEST_SERVER_ASAN") ? getenv("DSHM_TEST_SERVER_ASAN")
                                                             : SERVER_ASAN, 1);
-    execl(bin, bin, "--port", "0", (char *)NULL);
+    execv(bin, argv);
     _exit(127);
   }
   close(out[1]);
@@ -109,6 +122,12 @@ void h_server_stop(struct h_server *s) {
   }
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                 "dshm-server exit status %#x after SIGTERM", status);
+}
+
+void h_server_kill(struct h_server *s) {
+  int status;
+  ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
+  ck_assert_int_eq(wait_pid(s->pid, &status, 20000), 0);
 }
 
 void h_spawn_env(struct h_proc *p, const char *dshm_server, char *const argv[],

@@ -29,6 +29,13 @@ struct h_result {
  * replaces its ASAN_OPTIONS. Fails the current test on error. */
 void h_server_start(struct h_server *s);
 
+/* The same on a given port (0: any; a restart passes the old one) with extra server
+ * arguments (NULL-terminated, may be NULL). */
+void h_server_start_args(struct h_server *s, int port, char *const extra[]);
+
+/* SIGKILL, and reaps it. */
+void h_server_kill(struct h_server *s);
+
 /* SIGTERM, then waits (bounded) and asserts a clean exit 0 (in the sanitizer build this
  * also means LeakSanitizer found no leak in the server). */
 void h_server_stop(struct h_server *s);

@@ -614,6 +614,77 @@ START_TEST(test_auth_roundtrip) {
 }
 END_TEST
 
+/* NODE (18) and REATTACH (19): round trips, replies, and every malformed form. */
+START_TEST(test_node_reattach) {
+  struct proto_msg m = msg(PROTO_OP_NODE, 0), d;
+  uint8_t bad[PROTO_HDR_SIZE + 64];
+  size_t n;
+  int i;
+
+  for (i = 0; i < (int)PROTO_NODE_ID; i++)
+    m.u.node.id[i] = (uint8_t)(0xF0 + i);
+  m.u.node.flags = PROTO_NODE_RESUMED;
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 20);
+  ck_assert_uint_eq(frame[PROTO_HDR_SIZE], 0xF0); /* the id first, as bytes */
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_mem_eq(d.u.node.id, m.u.node.id, PROTO_NODE_ID);
+  ck_assert_uint_eq(d.u.node.flags, PROTO_NODE_RESUMED);
+  /* Unknown flag bits: not encoded, not decoded. */
+  m.u.node.flags = 2;
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  m.u.node.flags = 0;
+  n = encode_ok(&m);
+  memcpy(bad, frame, n);
+  proto_put_u32(bad + PROTO_HDR_SIZE + 16, 0x80000000u);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  /* Short payload. */
+  proto_put_u32(bad + 16, 19);
+  ck_assert_int_eq(decode_exact(bad, n - 1, &d), -EBADMSG);
+  /* The reply: the instance id. */
+  m = msg(PROTO_OP_NODE, PROTO_F_REPLY);
+  memset(m.u.node_reply.instance, 0x5C, PROTO_NODE_ID);
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 16);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.node_reply.instance[15], 0x5C);
+
+  m = msg(PROTO_OP_REATTACH, 0);
+  m.u.reattach.cred = (struct proto_cred){7, 1000, 100};
+  m.u.reattach.shmid = 0x40008001;
+  m.u.reattach.nrw = 2;
+  m.u.reattach.nro = 1;
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 24);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.reattach.cred.uid, 1000);
+  ck_assert_int_eq(d.u.reattach.shmid, 0x40008001);
+  ck_assert_uint_eq(d.u.reattach.nrw, 2);
+  ck_assert_uint_eq(d.u.reattach.nro, 1);
+  /* Zero attachments, or more than the cap (also through a wrapping sum). */
+  memcpy(bad, frame, n);
+  proto_put_u32(bad + PROTO_HDR_SIZE + 16, 0);
+  proto_put_u32(bad + PROTO_HDR_SIZE + 20, 0);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  proto_put_u32(bad + PROTO_HDR_SIZE + 16, PROTO_MAX_REATTACH);
+  proto_put_u32(bad + PROTO_HDR_SIZE + 20, 1);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  proto_put_u32(bad + PROTO_HDR_SIZE + 16, 0xFFFFFFFFu);
+  proto_put_u32(bad + PROTO_HDR_SIZE + 20, 2);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  m.u.reattach.nrw = m.u.reattach.nro = 0;
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  /* The reply is an attach reply. */
+  m = msg(PROTO_OP_REATTACH, PROTO_F_REPLY);
+  m.u.attach_reply.shmid = 0x40008001;
+  m.u.attach_reply.segsz = 12345;
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 12);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.attach_reply.segsz, 12345);
+}
+END_TEST
+
 static Suite *proto_suite(void) {
   Suite *s = suite_create("proto");
   TCase *tc = tcase_create("core");
@@ -635,6 +706,7 @@ static Suite *proto_suite(void) {
   tcase_add_test(tc, test_hello_malformed);
   tcase_add_test(tc, test_range_malformed);
   tcase_add_test(tc, test_random_damage);
+  tcase_add_test(tc, test_node_reattach);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   return s;
