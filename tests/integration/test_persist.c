@@ -153,10 +153,21 @@ END_TEST
 
 /* Kills the server (SIGTERM or SIGKILL) while the workers wait halfway, lets them go on
  * against no server (they reconnect, their faults wait), and restarts it on the same port. */
+/* Creates DIR/go: workers that printed "half" go on (or never stop, if it exists first). */
+static void touch_go(void) {
+  char go[128];
+  int fd;
+
+  snprintf(go, sizeof go, "%s/go", dir);
+  fd = open(go, O_CREAT | O_WRONLY, 0600);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+}
+
 static void restart_midway(struct h_server *srv, struct h_proc *w, int nw, int kill9,
                            int datadir) {
-  char go[128], *extra[] = {"--data-dir", dir, "--grace-ms", "3000", NULL};
-  int port = srv->port, fd;
+  char *extra[] = {"--data-dir", dir, "--grace-ms", "3000", NULL};
+  int port = srv->port;
 
   for (int i = 0; i < nw; i++)
     h_expect_line(&w[i], "half", 60000);
@@ -164,10 +175,7 @@ static void restart_midway(struct h_server *srv, struct h_proc *w, int nw, int k
     h_server_kill(srv);
   else
     h_server_stop(srv);
-  snprintf(go, sizeof go, "%s/go", dir);
-  fd = open(go, O_CREAT | O_WRONLY, 0600);
-  ck_assert_int_ge(fd, 0);
-  close(fd);
+  touch_go();
   h_server_start_args(srv, port, datadir ? extra : NULL);
   ck_assert_int_eq(srv->port, port);
 }
@@ -187,37 +195,49 @@ static void wait_ok(struct h_proc *p, const char *what) {
 
 /* Two counters and a flag/payload pair run across a restart: the sum is exact and no
  * payload is stale. */
-static void workloads_across_restart(int kill9) {
+static void workloads_across_restart(int kill9, int running) {
   struct h_server srv;
   struct h_proc w[4];
   struct h_result r;
-  char k1[16], k2[16], go[128];
-  char *counter[] = {"persist", "counter", KEYSTR(k1, h_unique_key()), "3000", "2", go, NULL};
-  char *send[] = {"persist", "send", KEYSTR(k2, h_unique_key()), "400", go, NULL};
-  char *recv[] = {"persist", "recv", k2, "400", go, NULL};
+  char k1[16], k2[16], go[128], want[32];
+  /* running: go exists from the start, so the workers never pause and the server dies
+   * under them, in the middle of whatever they were doing after "half". */
+  char *n = running ? "200000" : "3000", *rounds = running ? "4000" : "400";
+  char *counter[] = {"persist", "counter", KEYSTR(k1, h_unique_key()), n, "2", go, NULL};
+  char *send[] = {"persist", "send", KEYSTR(k2, h_unique_key()), rounds, go, NULL};
+  char *recv[] = {"persist", "recv", k2, rounds, go, NULL};
   char *sum[] = {"persist", "sum", k1, NULL};
 
   snprintf(go, sizeof go, "%s/go", dir);
+  snprintf(want, sizeof want, "value %ld\n", 2 * atol(n));
+  if (running)
+    touch_go();
   start(&srv, 0);
   spawn_worker(&w[0], &srv, counter);
   spawn_worker(&w[1], &srv, counter);
   spawn_worker(&w[2], &srv, send);
   spawn_worker(&w[3], &srv, recv);
-  restart_midway(&srv, w, 4, kill9, 1);
+  /* Paused: all four are halfway. Running: the first counter is, the others are busy. */
+  restart_midway(&srv, w, running ? 1 : 4, kill9, 1);
   for (int i = 0; i < 4; i++)
     wait_ok(&w[i], i < 2 ? "counter" : i == 2 ? "send" : "recv");
   h_run_ok(&srv, sum, &r);
-  ck_assert_str_eq(r.out, "value 6000\n");
+  ck_assert_str_eq(r.out, want);
   h_server_stop(&srv);
 }
 
 START_TEST(workloads_survive_sigterm) {
-  workloads_across_restart(0);
+  workloads_across_restart(0, 0);
 }
 END_TEST
 
 START_TEST(workloads_survive_sigkill) {
-  workloads_across_restart(1);
+  workloads_across_restart(1, 0);
+}
+END_TEST
+
+START_TEST(workloads_survive_sigkill_while_running) {
+  workloads_across_restart(1, 1);
 }
 END_TEST
 
@@ -254,6 +274,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, second_server_is_refused);
   tcase_add_test(tc, workloads_survive_sigterm);
   tcase_add_test(tc, workloads_survive_sigkill);
+  tcase_add_test(tc, workloads_survive_sigkill_while_running);
   tcase_add_test(tc, restart_without_data_dir_loses_segments);
   suite_add_tcase(s, tc);
   return s;
