@@ -164,13 +164,10 @@ static void touch_go(void) {
   close(fd);
 }
 
-static void restart_midway(struct h_server *srv, struct h_proc *w, int nw, int kill9,
-                           int datadir) {
+static void restart_midway(struct h_server *srv, int kill9, int datadir) {
   char *extra[] = {"--data-dir", dir, "--grace-ms", "3000", NULL};
   int port = srv->port;
 
-  for (int i = 0; i < nw; i++)
-    h_expect_line(&w[i], "half", 60000);
   if (kill9)
     h_server_kill(srv);
   else
@@ -217,8 +214,13 @@ static void workloads_across_restart(int kill9, int running) {
   spawn_worker(&w[1], &srv, counter);
   spawn_worker(&w[2], &srv, send);
   spawn_worker(&w[3], &srv, recv);
-  /* Paused: all four are halfway. Running: the first counter is, the others are busy. */
-  restart_midway(&srv, w, running ? 1 : 4, kill9, 1);
+  /* Paused: all four wait halfway. Running: all are attached and the first counter is
+   * halfway; the others are busy. */
+  for (int i = 0; i < 4; i++)
+    h_expect_line(&w[i], "ready", 60000);
+  for (int i = 0; i < (running ? 1 : 4); i++)
+    h_expect_line(&w[i], "half", 60000);
+  restart_midway(&srv, kill9, 1);
   for (int i = 0; i < 4; i++)
     wait_ok(&w[i], i < 2 ? "counter" : i == 2 ? "send" : "recv");
   h_run_ok(&srv, sum, &r);
@@ -253,7 +255,8 @@ START_TEST(restart_without_data_dir_loses_segments) {
   snprintf(go, sizeof go, "%s/go", dir);
   h_server_start(&srv);
   spawn_worker(&w, &srv, lose);
-  restart_midway(&srv, &w, 1, 1, 0);
+  h_expect_line(&w, "half", 60000);
+  restart_midway(&srv, 1, 0);
   h_wait(&w, &r, 60000);
   ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x: %s %s",
                 r.status, r.out, r.err);

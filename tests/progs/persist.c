@@ -3,8 +3,8 @@
  *   make KEY SIZE SEED       create (IPC_EXCL, 0640), fill with a pattern, detach; "id N"
  *   stat KEY                 one line of IPC_STAT fields
  *   check KEY SIZE SEED      attach, verify the pattern; "ok"
- *   counter KEY N PARTIES GO atomic increments; prints "half" after N/2 and then waits for
- *                            the file GO to exist; "done" at the end
+ *   counter KEY N PARTIES GO atomic increments; "ready" once attached, "half" after N/2,
+ *                            then waits for the file GO to exist; "done" at the end
  *   sum KEY PARTIES          "value V" (the counter's word)
  *   send KEY N GO / recv KEY N GO
  *                            flag/payload handoff of N messages (a payload page, then the
@@ -57,6 +57,12 @@ static void *attach(key_t key, size_t size) {
     return NULL;
   }
   return p;
+}
+
+/* Attached and past the start barrier: the test may kill the server from now on. */
+static void ready(void) {
+  printf("ready\n");
+  fflush(stdout);
 }
 
 static void wait_go(const char *go) {
@@ -127,6 +133,7 @@ static int cmd_counter(key_t key, long n, long parties, const char *go) {
   __atomic_fetch_add(&c[1], 1, __ATOMIC_SEQ_CST);
   while (__atomic_load_n(&c[1], __ATOMIC_ACQUIRE) < (uint64_t)parties)
     sched_yield();
+  ready();
   for (i = 0; i < n; i++) {
     if (i == n / 2)
       wait_go(go);
@@ -154,6 +161,7 @@ static int cmd_send(key_t key, long n, const char *go) {
 
   if (m == NULL)
     return 1;
+  ready();
   for (i = 1; i <= n; i++) {
     if (i == n / 2)
       wait_go(go);
@@ -174,6 +182,7 @@ static int cmd_recv(key_t key, long n, const char *go) {
 
   if (m == NULL)
     return 1;
+  ready();
   for (i = 1; i <= n; i++) {
     if (i == n / 2)
       wait_go(go);
