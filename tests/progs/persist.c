@@ -8,7 +8,7 @@
  *   sum KEY PARTIES          "value V" (the counter's word)
  *   send KEY N GO / recv KEY N GO
  *                            flag/payload handoff of N messages (a payload page, then the
- *                            flag on another page); "half" and GO as for counter; recv
+ *                            flag on another page); "ready", "half" and GO as for counter; recv
  *                            checks that every payload word matches the flag
  *   lose KEY GO              attach 128 pages, write page 0, "half", wait for GO (the server
  *                            restarts without --data-dir meanwhile); then IPC_STAT must fail
