@@ -588,16 +588,20 @@ static int do_write(void) {
   return rc;
 }
 
+/* The flag is cleared only after the pipe is empty, and do_write follows: a WAKE read here
+ * cannot leave poke_pending set with no record in the pipe (which would swallow every
+ * later poke: a shmdt write-back then waited for replies to frames never sent). A poke
+ * that sees the flag still set queued its frame before this store, so do_write sends it. */
 static void drain_pipe(void) {
   struct shim_fault_rec recs[64];
   ssize_t n;
   size_t i;
 
-  atomic_store(&poke_pending, 0);
   while ((n = read(S.pipe_rd, recs, sizeof recs)) > 0)
     for (i = 0; i < (size_t)n / sizeof recs[0]; i++)
       if (recs[i].kind != SHIM_REC_WAKE)
         shim__coh_fault(&recs[i]);
+  atomic_store(&poke_pending, 0);
 }
 
 static void *io_main(void *arg) {
