@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "flush.h"
 #include "pin.h"
 
 atomic_int shim__exiting;
@@ -52,6 +53,16 @@ static uint32_t page_mode(struct shim_seg *sg, uint32_t page) {
   return atomic_load(&sg->state[page]) & SHIM_PG_MODE;
 }
 
+/* A write to a SHIM_MODE_CLEAN page: the node still owns it, so only the views change (up
+ * first, then publish, as for a grant). If the views cannot be raised the writer gets
+ * SIGBUS rather than faulting forever. Cache lock held. */
+static void upgrade_clean(struct shim_seg *sg, uint32_t page) {
+  if (shim_cache_protect(sg, page, 1, PROTO_MODE_EXCLUSIVE) < 0)
+    page_update(sg, page, SHIM_PG_ERR, SHIM_PG_REQ_W);
+  else
+    shim_cache_set_mode(sg, page, PROTO_MODE_EXCLUSIVE, SHIM_PG_REQ_W);
+}
+
 void shim__coh_fault(const struct shim_fault_rec *r) {
   int write = r->kind == SHIM_REC_WRITE;
   uint32_t want = write ? SHIM_PG_REQ_W : SHIM_PG_REQ_R;
@@ -70,12 +81,17 @@ void shim__coh_fault(const struct shim_fault_rec *r) {
   if (!atomic_load(&sg->used) || atomic_load(&sg->gen) != r->gen || r->page >= sg->npages ||
       !(atomic_load(&sg->state[r->page]) & want))
     goto out;
+  /* Still ours, written back since its last write (flush.c): raised here, no message. */
+  if (write && page_mode(sg, r->page) == SHIM_MODE_CLEAN) {
+    upgrade_clean(sg, r->page);
+    goto out;
+  }
   /* Ahead: following pages that need the same upgrade and that nobody else asked for. */
   limit = min_u32(write ? SHIM_WRITE_AHEAD : SHIM_READ_AHEAD, shim__session_max_run());
   for (n = 1; n < limit && r->page + n < sg->npages; n++) {
     uint32_t t = atomic_load(&sg->state[r->page + n]);
     if ((t & (SHIM_PG_REQ | SHIM_PG_ERR)) ||
-        (write ? (t & SHIM_PG_MODE) == PROTO_MODE_EXCLUSIVE : (t & SHIM_PG_MODE) != PROTO_MODE_INVALID))
+        (write ? (t & SHIM_PG_MODE) >= PROTO_MODE_EXCLUSIVE : (t & SHIM_PG_MODE) != PROTO_MODE_INVALID))
       break;
   }
   memset(&m->h, 0, sizeof m->h);
@@ -186,6 +202,8 @@ int shim__coh_reply(const struct proto_msg *m) {
   install(sg, &p, run);
 out:
   pthread_mutex_unlock(&shim__cache_lock);
+  if (m->h.opcode == PROTO_OP_ACQUIRE && m->h.status == 0)
+    shim_flush_ensure(); /* this process owns pages now: start the background write-back */
   return 1;
 }
 
@@ -228,6 +246,7 @@ void shim__coh_server_request_locked(const struct proto_msg *m) {
     }
     if (recall)
       for (i = 0; i < n; i++) {
+        /* A SHIM_MODE_CLEAN page's data left in a WRITE_DATA queued before this ack. */
         int dirty = old[i] == PROTO_MODE_EXCLUSIVE;
         a->u.run.page[i].version = sg->version[r->first + i];
         a->u.run.page[i].flags = dirty ? PROTO_PAGE_DATA : 0;
@@ -287,11 +306,12 @@ int shim_coh_writeback(struct shim_seg *sg, int timeout_ms) {
     nw = 0;
     pthread_mutex_lock(&shim__cache_lock);
     while (nw < SHIM_WB_BATCH && err == 0) {
-      while (p < sg->npages && page_mode(sg, p) != PROTO_MODE_EXCLUSIVE)
+      /* Owned pages, dirty or SHIM_MODE_CLEAN: both give their ownership up. */
+      while (p < sg->npages && page_mode(sg, p) < PROTO_MODE_EXCLUSIVE)
         p++;
       if (p == sg->npages)
         break;
-      for (q = p + 1; q < sg->npages && q - p < maxrun && page_mode(sg, q) == PROTO_MODE_EXCLUSIVE; q++)
+      for (q = p + 1; q < sg->npages && q - p < maxrun && page_mode(sg, q) >= PROTO_MODE_EXCLUSIVE; q++)
         ;
       for (i = p; i < q; i++)
         shim_cache_set_mode(sg, i, PROTO_MODE_INVALID, 0);

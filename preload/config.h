@@ -12,14 +12,17 @@ struct shim_config {
   int spec_err;    /* 0, or -EINVAL if DSHM_SERVER could not be parsed */
   int debug;       /* DSHM_DEBUG=1 */
   int timeout_ms;  /* DSHM_TIMEOUT_MS: longest wait for the server (fault, call, write-back) */
+  int flush_ms;    /* DSHM_FLUSH_MS: background write-back period, 0 = off (flush.c) */
 };
 
 #define SHIM_DEFAULT_TIMEOUT_MS 10000
+#define SHIM_DEFAULT_FLUSH_MS   100
+#define SHIM_MAX_FLUSH_MS       3600000
 
 /* Written once by shim_config_load() during init; read-only afterwards. */
 extern struct shim_config shim_cfg;
 
-/* Reads DSHM_SERVER, DSHM_DEBUG and DSHM_TIMEOUT_MS. Never fails: a bad DSHM_SERVER is kept in spec_err and
+/* Reads DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS and DSHM_FLUSH_MS. Never fails: a bad DSHM_SERVER is kept in spec_err and
  * reported by the first call that needs the server. */
 void shim_config_load(void);
 
