@@ -25,7 +25,8 @@
  * page) but written back since the last write and mapped read-only, so that the next write
  * faults and is upgraded locally to EXCLUSIVE (dirty) without asking the server (flush.c).
  * It ranks above EXCLUSIVE: a grant never lowers it, and `mode >= PROTO_MODE_EXCLUSIVE`
- * means "owned". Its data is at the server: a RECALL_ACK for it carries none. */
+ * means "owned". Its data is at the server: a RECALL_ACK for it carries none, and write-backs
+ * (shmdt, exit, DSHM_MAX_MAPS drops) skip it or drop it silently, as a SHARED copy. */
 #define SHIM_MODE_CLEAN 3u
 
 /* View flags. */

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "flush.h"
 #include "pin.h"
 
 atomic_int shim__exiting;
@@ -202,8 +201,6 @@ int shim__coh_reply(const struct proto_msg *m) {
   install(sg, &p, run);
 out:
   pthread_mutex_unlock(&shim__cache_lock);
-  if (m->h.opcode == PROTO_OP_ACQUIRE && m->h.status == 0)
-    shim_flush_ensure(); /* this process owns pages now: start the background write-back */
   return 1;
 }
 
@@ -306,12 +303,14 @@ int shim_coh_writeback(struct shim_seg *sg, int timeout_ms) {
     nw = 0;
     pthread_mutex_lock(&shim__cache_lock);
     while (nw < SHIM_WB_BATCH && err == 0) {
-      /* Owned pages, dirty or SHIM_MODE_CLEAN: both give their ownership up. */
-      while (p < sg->npages && page_mode(sg, p) < PROTO_MODE_EXCLUSIVE)
+      /* Dirty pages only: a SHIM_MODE_CLEAN page's data is at the server already (its
+       * WRITE_DATA left first), and the DETACH or disconnect that follows ends the
+       * ownership; a RECALL before that is answered without data, which is right. */
+      while (p < sg->npages && page_mode(sg, p) != PROTO_MODE_EXCLUSIVE)
         p++;
       if (p == sg->npages)
         break;
-      for (q = p + 1; q < sg->npages && q - p < maxrun && page_mode(sg, q) >= PROTO_MODE_EXCLUSIVE; q++)
+      for (q = p + 1; q < sg->npages && q - p < maxrun && page_mode(sg, q) == PROTO_MODE_EXCLUSIVE; q++)
         ;
       for (i = p; i < q; i++)
         shim_cache_set_mode(sg, i, PROTO_MODE_INVALID, 0);

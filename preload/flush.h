@@ -6,7 +6,9 @@
 #define SHIM_FLUSH_MAX_PAGES 8192u
 
 /* Starts this process's write-back thread if DSHM_FLUSH_MS is not 0 and it has none yet (a
- * forked child starts its own). Any thread but a signal handler; no lock held. */
+ * forked child starts its own). Called when the session opens, next to the I/O thread's
+ * creation: a thread created at an arbitrary later moment could race with another
+ * thread's fork, which the sanitizers' runtimes do not survive. No lock held. */
 void shim_flush_ensure(void);
 
 /* One period's work: every EXCLUSIVE page that is not pinned for writing and has no

@@ -97,7 +97,8 @@ static void ok_exit(const struct h_result *r, const char *what) {
 START_TEST(test_scattered_writeback) {
   char k[16];
   char *argv[] = {"flush", "scatter", KEYSTR(k, h_unique_key()), "3000", NULL};
-  char *env[] = {"DSHM_TIMEOUT_MS=20000", NULL};
+  /* No background write-back: every run must still be dirty at shmdt. */
+  char *env[] = {"DSHM_TIMEOUT_MS=20000", "DSHM_FLUSH_MS=0", NULL};
   struct h_proc p;
   struct h_result r;
 
