@@ -42,7 +42,8 @@ static int prot_of(uint32_t mode, int vflags) {
   int prot;
 
   switch (mode) {
-  case PROTO_MODE_SHARED:    prot = PROT_READ; break;
+  case PROTO_MODE_SHARED:
+  case SHIM_MODE_CLEAN:      prot = PROT_READ; break; /* the next write marks it dirty */
   case PROTO_MODE_EXCLUSIVE: prot = (vflags & SHIM_VIEW_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE; break;
   default:                   return PROT_NONE;
   }

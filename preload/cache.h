@@ -14,7 +14,7 @@
 #define SHIM_PAGE      PROTO_PAGE_SIZE
 
 /* Page state word (one _Atomic uint32_t per page, also the futex faulting threads wait on). */
-#define SHIM_PG_MODE  0x03u  /* PROTO_MODE_INVALID / SHARED / EXCLUSIVE */
+#define SHIM_PG_MODE  0x03u  /* PROTO_MODE_INVALID / SHARED / EXCLUSIVE, or SHIM_MODE_CLEAN */
 #define SHIM_PG_REQ_R 0x04u  /* a read fault asked the I/O thread for the page */
 #define SHIM_PG_REQ_W 0x08u  /* a write fault asked the I/O thread for ownership */
 #define SHIM_PG_WAIT  0x10u  /* somebody sleeps on the word: wake on change */
@@ -23,6 +23,14 @@
                               * after a reconnect it is written back again (the server may
                               * have died before storing it) */
 #define SHIM_PG_REQ   (SHIM_PG_REQ_R | SHIM_PG_REQ_W)
+
+/* A fourth page mode, never on the wire: EXCLUSIVE at the server (this node still owns the
+ * page) but written back since the last write and mapped read-only, so that the next write
+ * faults and is upgraded locally to EXCLUSIVE (dirty) without asking the server (flush.c).
+ * It ranks above EXCLUSIVE: a grant never lowers it, and `mode >= PROTO_MODE_EXCLUSIVE`
+ * means "owned". Its data is at the server: a RECALL_ACK for it carries none, and write-backs
+ * (shmdt, exit, DSHM_MAX_MAPS drops) skip it or drop it silently, as a SHARED copy. */
+#define SHIM_MODE_CLEAN 3u
 
 /* View flags. */
 #define SHIM_VIEW_RDONLY 0x1  /* SHM_RDONLY: never more than PROT_READ */

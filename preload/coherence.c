@@ -52,6 +52,16 @@ static uint32_t page_mode(struct shim_seg *sg, uint32_t page) {
   return atomic_load(&sg->state[page]) & SHIM_PG_MODE;
 }
 
+/* A write to a SHIM_MODE_CLEAN page: the node still owns it, so only the views change (up
+ * first, then publish, as for a grant). If the views cannot be raised the writer gets
+ * SIGBUS rather than faulting forever. Cache lock held. */
+static void upgrade_clean(struct shim_seg *sg, uint32_t page) {
+  if (shim_cache_protect(sg, page, 1, PROTO_MODE_EXCLUSIVE) < 0)
+    page_update(sg, page, SHIM_PG_ERR, SHIM_PG_REQ_W);
+  else
+    shim_cache_set_mode(sg, page, PROTO_MODE_EXCLUSIVE, SHIM_PG_REQ_W);
+}
+
 void shim__coh_fault(const struct shim_fault_rec *r) {
   int write = r->kind == SHIM_REC_WRITE;
   uint32_t want = write ? SHIM_PG_REQ_W : SHIM_PG_REQ_R;
@@ -70,12 +80,17 @@ void shim__coh_fault(const struct shim_fault_rec *r) {
   if (!atomic_load(&sg->used) || atomic_load(&sg->gen) != r->gen || r->page >= sg->npages ||
       !(atomic_load(&sg->state[r->page]) & want))
     goto out;
+  /* Still ours, written back since its last write (flush.c): raised here, no message. */
+  if (write && page_mode(sg, r->page) == SHIM_MODE_CLEAN) {
+    upgrade_clean(sg, r->page);
+    goto out;
+  }
   /* Ahead: following pages that need the same upgrade and that nobody else asked for. */
   limit = min_u32(write ? SHIM_WRITE_AHEAD : SHIM_READ_AHEAD, shim__session_max_run());
   for (n = 1; n < limit && r->page + n < sg->npages; n++) {
     uint32_t t = atomic_load(&sg->state[r->page + n]);
     if ((t & (SHIM_PG_REQ | SHIM_PG_ERR)) ||
-        (write ? (t & SHIM_PG_MODE) == PROTO_MODE_EXCLUSIVE : (t & SHIM_PG_MODE) != PROTO_MODE_INVALID))
+        (write ? (t & SHIM_PG_MODE) >= PROTO_MODE_EXCLUSIVE : (t & SHIM_PG_MODE) != PROTO_MODE_INVALID))
       break;
   }
   memset(&m->h, 0, sizeof m->h);
@@ -230,6 +245,7 @@ void shim__coh_server_request_locked(const struct proto_msg *m) {
     }
     if (recall)
       for (i = 0; i < n; i++) {
+        /* A SHIM_MODE_CLEAN page's data left in a WRITE_DATA queued before this ack. */
         int dirty = old[i] == PROTO_MODE_EXCLUSIVE;
         if (dirty)
           page_update(sg, r->first + i, SHIM_PG_OWED, 0);
@@ -266,12 +282,13 @@ static void lower_run(struct shim_seg *sg, uint32_t p, uint32_t q) {
   shim_cache_protect(sg, p, q - p, PROTO_MODE_INVALID);
 }
 
-/* Whether the server may miss this page's data: we hold it EXCLUSIVE, or we gave it up
- * and the server may have died before storing it. */
+/* Whether the server may miss this page's data: we hold it EXCLUSIVE (dirty, or CLEAN:
+ * its background write-back may have died with the server unread), or we gave it up and
+ * the server may have died before storing it. */
 static int owed(struct shim_seg *sg, uint32_t p) {
-  uint32_t w = atomic_load(&sg->state[p]);
+  uint32_t w = atomic_load(&sg->state[p]), mode = w & SHIM_PG_MODE;
   return sg->version[p] != 0 &&
-         ((w & SHIM_PG_MODE) == PROTO_MODE_EXCLUSIVE || (w & SHIM_PG_OWED));
+         (mode == PROTO_MODE_EXCLUSIVE || mode == SHIM_MODE_CLEAN || (w & SHIM_PG_OWED));
 }
 
 /* Writes back the owed pages of sg, lowering every readable page to INVALID (it is
@@ -436,6 +453,9 @@ int shim_coh_writeback(struct shim_seg *sg, int timeout_ms) {
     nw = 0;
     pthread_mutex_lock(&shim__cache_lock);
     while (nw < SHIM_WB_BATCH && err == 0) {
+      /* Dirty pages only: a SHIM_MODE_CLEAN page's data is at the server already (its
+       * WRITE_DATA left first), and the DETACH or disconnect that follows ends the
+       * ownership; a RECALL before that is answered without data, which is right. */
       while (p < sg->npages && page_mode(sg, p) != PROTO_MODE_EXCLUSIVE)
         p++;
       if (p == sg->npages)

@@ -1,4 +1,4 @@
-/* config.c - owns the environment configuration (DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS) and diagnostics. */
+/* config.c - owns the environment configuration (DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS, DSHM_FLUSH_MS) and diagnostics. */
 #include "config.h"
 
 #include <errno.h>
@@ -52,6 +52,24 @@ static int parse_server(const char *s, struct shim_config *cfg) {
   return 0;
 }
 
+/* DSHM_FLUSH_MS: 0 (off) or 1..SHIM_MAX_FLUSH_MS; anything else keeps the default. */
+static void load_flush_ms(void) {
+  const char *f = getenv("DSHM_FLUSH_MS");
+  char *end = NULL;
+  long ms;
+
+  shim_cfg.flush_ms = SHIM_DEFAULT_FLUSH_MS;
+  if (f == NULL || *f == '\0')
+    return;
+  errno = 0;
+  ms = strtol(f, &end, 10);
+  if (errno == 0 && *end == '\0' && ms >= 0 && ms <= SHIM_MAX_FLUSH_MS)
+    shim_cfg.flush_ms = (int)ms;
+  else
+    shim_log("ignoring DSHM_FLUSH_MS='%s' (want 0..%d), using %d", f, SHIM_MAX_FLUSH_MS,
+             SHIM_DEFAULT_FLUSH_MS);
+}
+
 void shim_config_load(void) {
   const char *s = getenv("DSHM_SERVER");
   const char *d = getenv("DSHM_DEBUG");
@@ -85,6 +103,7 @@ void shim_config_load(void) {
   shim_cfg.token_file[0] = '\0';
   if (tok == NULL && tokf != NULL && *tokf != '\0')
     snprintf(shim_cfg.token_file, sizeof shim_cfg.token_file, "%s", tokf);
+  load_flush_ms();
 }
 
 void shim_log(const char *fmt, ...) {

@@ -19,14 +19,18 @@ struct shim_config {
   int token_err;   /* DSHM_TOKEN was given but unusable (empty, too long) */
   struct dshm_auth_key token_key;
   char token_file[4096]; /* DSHM_TOKEN_FILE (read at each connect), else "" */
+  int flush_ms;    /* DSHM_FLUSH_MS: background write-back period, 0 = off (flush.c) */
 };
 
 #define SHIM_DEFAULT_TIMEOUT_MS 10000
+#define SHIM_DEFAULT_FLUSH_MS   100
+#define SHIM_MAX_FLUSH_MS       3600000
 
 /* Written once by shim_config_load() during init; read-only afterwards. */
 extern struct shim_config shim_cfg;
 
-/* Reads DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS, DSHM_TOKEN and DSHM_TOKEN_FILE. Never fails: a bad DSHM_SERVER is kept in spec_err and
+/* Reads DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS, DSHM_TOKEN, DSHM_TOKEN_FILE and
+ * DSHM_FLUSH_MS. Never fails: a bad DSHM_SERVER is kept in spec_err and
  * reported by the first call that needs the server. */
 void shim_config_load(void);
 

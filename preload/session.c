@@ -20,6 +20,7 @@
 
 #include "coherence.h"
 #include "config.h"
+#include "flush.h"
 #include "fork.h"
 #include "pin.h"
 #include "real.h"
@@ -628,7 +629,7 @@ static void settle(void) {
 }
 
 int shim_session_ensure(void) {
-  int err = 0, forked = 0;
+  int err = 0, forked = 0, opened = 0;
 
   pthread_mutex_lock(&S.lock);
   settle();
@@ -637,12 +638,13 @@ int shim_session_ensure(void) {
     break;
   case S_NONE:
     err = session_open();
+    opened = err == 0;
     break;
   case S_FORKED:
     /* A forked child becomes a node of its own: its own connection, then every inherited
      * attachment is registered again (fork.c), as the kernel counts them. */
     err = session_open();
-    forked = err == 0;
+    forked = opened = err == 0;
     break;
   case S_RECONN:
     break; /* requests queue until the I/O thread has reconnected */
@@ -653,6 +655,8 @@ int shim_session_ensure(void) {
   pthread_mutex_unlock(&S.lock);
   if (forked)
     shim__fork_reattach();
+  if (opened)
+    shim_flush_ensure(); /* with the I/O thread, not later: see flush.h */
   return err;
 }
 

@@ -98,6 +98,9 @@ static void drop(struct shim_seg *sg, uint32_t p, uint32_t q) {
   uint32_t maxrun = shim__session_max_run(), i, a, b;
 
   for (a = p; a < q; a = b) {
+    /* Dirty pages give their ownership back with their data. A SHIM_MODE_CLEAN page goes
+     * silently like a SHARED one: the server has its data, and answering a later RECALL
+     * without data keeps it (flush.c). */
     int excl = mode_at(sg, a) == PROTO_MODE_EXCLUSIVE;
     for (b = a + 1; b < q && b - a < maxrun && (mode_at(sg, b) == PROTO_MODE_EXCLUSIVE) == excl; b++)
       ;

@@ -561,8 +561,7 @@ int srv_dir_write(struct srv_dir *d, uint32_t node, const struct proto_run *run)
   uint64_t tag = d->rec != NULL ? node_tag(d, node) : 0;
   uint32_t i;
 
-  if ((run->mode != PROTO_MODE_SHARED && run->mode != PROTO_MODE_INVALID) ||
-      !run_in_range(d, run))
+  if (!run_in_range(d, run))
     return -EINVAL;
   for (i = 0; i < run->count; i++)
     if (!(run->page[i].flags & PROTO_PAGE_DATA) || run->page[i].data == NULL)
@@ -594,6 +593,8 @@ int srv_dir_write(struct srv_dir *d, uint32_t node, const struct proto_run *run)
     if (pg == NULL || pg->owner != node)
       continue;
     memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
+    if (run->mode == PROTO_MODE_EXCLUSIVE)
+      continue; /* a background write-back: the node keeps the page, the version stays */
     set_owner(d, pg, idx, SRV_NODE_NONE);
     if (run->mode == PROTO_MODE_SHARED)
       (void)sharer_add(pg, node);

@@ -75,7 +75,8 @@ void srv_dir_free(struct srv_dir *d);
 int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op,
                     const struct proto_run *run);
 
-/* WRITE_DATA from node: stores the pages it owns and lowers them to run->mode. Returns 0
+/* WRITE_DATA from node: stores the pages it owns and lowers them to run->mode (SHARED or
+ * INVALID), or keeps them owned (EXCLUSIVE: a background write-back). Returns 0
  * (the caller sends the empty success reply), -EINVAL or -ENOMEM (nothing applied). */
 int srv_dir_write(struct srv_dir *d, uint32_t node, const struct proto_run *run);
 

@@ -275,8 +275,9 @@ static int on_write(struct srv_conn *c, struct proto_msg *m, const char **why) {
   (void)why;
   if (at == NULL)
     return reply_status(c, m, -EINVAL);
-  SRV_VLOG("node %u: WRITE_DATA shm %d pages %u+%u", c->node, m->u.run.shmid,
-           m->u.run.first, m->u.run.count);
+  SRV_VLOG("node %u: WRITE_DATA shm %d pages %u+%u%s", c->node, m->u.run.shmid,
+           m->u.run.first, m->u.run.count,
+           m->u.run.mode == PROTO_MODE_EXCLUSIVE ? " (kept: background write-back)" : "");
   return reply_status(c, m, srv_dir_write(at->seg->dir, c->node, &m->u.run));
 }
 

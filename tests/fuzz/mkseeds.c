@@ -285,6 +285,21 @@ static void server_seeds(const char *dir) {
   rec(&cur, 0, run(PROTO_OP_ACQUIRE, 25, 0, 1, 1, PROTO_MODE_EXCLUSIVE, 0));
   put_file(dir, "two-peers", &cur);
 
+  /* A background write-back (WRITE_DATA keeping the page) crossing a RECALL. */
+  cur.n = 0;
+  rec(&cur, 0, hello());
+  rec(&cur, 1, hello());
+  rec(&cur, 0, create(0x98, 2 * PROTO_PAGE_SIZE, rw));
+  rec(&cur, 0, attach(0, 0));
+  rec(&cur, 1, attach(0, 0));
+  rec(&cur, 0, run(PROTO_OP_ACQUIRE, 30, 0, 0, 2, PROTO_MODE_EXCLUSIVE, 0));
+  rec(&cur, 0, run(PROTO_OP_WRITE_DATA, 31, 0, 0, 2, PROTO_MODE_EXCLUSIVE, 1));
+  rec(&cur, 1, run(PROTO_OP_READ_DATA, 32, 0, 0, 1, PROTO_MODE_SHARED, 0));
+  rec(&cur, 0, run(PROTO_OP_WRITE_DATA, 33, 0, 0, 1, PROTO_MODE_EXCLUSIVE, 1));
+  rec(&cur, 0, run(PROTO_OP_RECALL_ACK, 1, 0, 0, 1, PROTO_MODE_SHARED, 0));
+  rec(&cur, 1, run(PROTO_OP_WRITE_DATA, 34, 0, 1, 1, PROTO_MODE_EXCLUSIVE, 1));
+  put_file(dir, "flush-keep", &cur);
+
   /* Protocol violations: no HELLO first, a second HELLO, server-only opcodes, a reply. */
   cur.n = 0;
   rec(&cur, 0, ping());

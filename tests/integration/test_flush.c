@@ -1,17 +1,23 @@
 /* test_flush.c - write-back under load and after a crash: shmdt of thousands of scattered
  * dirty runs, the background write-back (DSHM_FLUSH_MS) and a writer killed with SIGKILL. */
 #include <check.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 
 #define KEYSTR(buf, key) (snprintf(buf, sizeof buf, "%d", key), buf)
 
 static struct h_server srv;
+static char log_path[64] = ""; /* the verbose server's stderr, for tests that read it */
 
 static void setup(void) {
   h_server_start(&srv);
@@ -19,6 +25,64 @@ static void setup(void) {
 
 static void teardown(void) {
   h_server_stop(&srv);
+  if (log_path[0] != '\0')
+    unlink(log_path);
+}
+
+/* A server with --verbose (DSHM_VERBOSE) whose stderr goes to a file the test can read:
+ * it logs every WRITE_DATA it receives. */
+static void setup_verbose(void) {
+  int fd, saved;
+
+  snprintf(log_path, sizeof log_path, "/tmp/dshm-test-flush.XXXXXX");
+  fd = mkstemp(log_path);
+  ck_assert_int_ge(fd, 0);
+  saved = dup(STDERR_FILENO);
+  ck_assert_int_ge(saved, 0);
+  ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+  setenv("DSHM_VERBOSE", "1", 1);
+  h_server_start(&srv);
+  unsetenv("DSHM_VERBOSE");
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(fd);
+}
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Whether the server logged a background write-back (WRITE_DATA keeping the pages) of a
+ * run that contains page. */
+static int logged_flush_of(uint32_t page) {
+  FILE *f = fopen(log_path, "r");
+  char line[512];
+  int found = 0;
+
+  ck_assert_msg(f != NULL, "%s", log_path);
+  while (!found && fgets(line, sizeof line, f) != NULL) {
+    const char *at = strstr(line, "WRITE_DATA shm ");
+    unsigned first, count;
+    if (at != NULL && strstr(at, "(kept") != NULL &&
+        sscanf(at, "WRITE_DATA shm %*d pages %u+%u", &first, &count) == 2)
+      found = first <= page && page - first < count;
+  }
+  fclose(f);
+  return found;
+}
+
+/* Waits (bounded) for logged_flush_of(page): a condition, polled at 10 ms. */
+static int await_flush_of(uint32_t page, int timeout_ms) {
+  long deadline = now_ms() + timeout_ms;
+
+  while (!logged_flush_of(page)) {
+    if (now_ms() > deadline)
+      return 0;
+    poll(NULL, 0, 10);
+  }
+  return 1;
 }
 
 static void ok_exit(const struct h_result *r, const char *what) {
@@ -33,7 +97,8 @@ static void ok_exit(const struct h_result *r, const char *what) {
 START_TEST(test_scattered_writeback) {
   char k[16];
   char *argv[] = {"flush", "scatter", KEYSTR(k, h_unique_key()), "3000", NULL};
-  char *env[] = {"DSHM_TIMEOUT_MS=20000", NULL};
+  /* No background write-back: every run must still be dirty at shmdt. */
+  char *env[] = {"DSHM_TIMEOUT_MS=20000", "DSHM_FLUSH_MS=0", NULL};
   struct h_proc p;
   struct h_result r;
 
@@ -47,14 +112,75 @@ START_TEST(test_scattered_writeback) {
 }
 END_TEST
 
+#define WPAGES   200  /* pattern pages of the killed writer */
+#define WMARKER  (WPAGES + 32 - 1) /* its marker page (tests/progs/flush.c, GAP) */
+
+/* Runs the killed-writer scenario: writer writes WPAGES pages, then its marker page, and
+ * says "written"; if wait_flush, the test waits until the server logged a background
+ * write-back of the marker page; then SIGKILL, and a fresh reader counts intact pages.
+ * Why the marker proves it: the marker page is acquired only after every pattern store,
+ * and a write-back period scans a segment under the cache lock, in page order, from page 0
+ * (flush.c), so the period that wrote the marker back also wrote back every pattern page
+ * still dirty, in WRITE_DATAs that the server processed before the marker's. */
+static void killed_writer(char *const env[], int wait_flush, const char *want) {
+  char k[16];
+  char *wr[] = {"flush", "write", KEYSTR(k, h_unique_key()), "200", NULL};
+  char *ck[] = {"flush", "check", k, "200", NULL};
+  struct h_proc w, c;
+  struct h_result r;
+
+  h_spawn_env(&w, srv.addr, wr, env);
+  h_expect_line(&w, "written", 30000);
+  if (wait_flush)
+    ck_assert_msg(await_flush_of(WMARKER, 20000),
+                  "no background write-back of page %d logged within 20 s", WMARKER);
+  ck_assert_int_eq(kill(w.pid, SIGKILL), 0);
+  h_wait(&w, &r, 10000);
+  ck_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+  h_spawn(&c, &srv, ck);
+  h_wait(&c, &r, 60000);
+  ok_exit(&r, "check");
+  ck_assert_str_eq(r.out, want);
+}
+
+/* Default DSHM_FLUSH_MS: what was written one period before the kill survives it. */
+START_TEST(test_killed_writer_flushed) {
+  killed_writer(NULL, 1, "intact 200 of 200\n");
+}
+END_TEST
+
+/* The same with a period of 20 ms. */
+START_TEST(test_killed_writer_flushed_fast) {
+  char *env[] = {"DSHM_FLUSH_MS=20", NULL};
+  killed_writer(env, 1, "intact 200 of 200\n");
+}
+END_TEST
+
+/* DSHM_FLUSH_MS=0: nothing is written back before the kill (the segment is far under the
+ * mappings budget, so no page is dropped either), so everything is lost: the scenario above
+ * can fail. */
+START_TEST(test_killed_writer_no_flush) {
+  char *env[] = {"DSHM_FLUSH_MS=0", NULL};
+  killed_writer(env, 0, "intact 0 of 200\n");
+  ck_assert(!logged_flush_of(WMARKER));
+}
+END_TEST
+
 static Suite *flush_suite(void) {
   Suite *s = suite_create("flush");
   TCase *tc = tcase_create("flush");
+  TCase *tk = tcase_create("killed");
 
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, test_scattered_writeback);
   suite_add_tcase(s, tc);
+  tcase_add_checked_fixture(tk, setup_verbose, teardown);
+  tcase_set_timeout(tk, 120);
+  tcase_add_test(tk, test_killed_writer_flushed);
+  tcase_add_test(tk, test_killed_writer_flushed_fast);
+  tcase_add_test(tk, test_killed_writer_no_flush);
+  suite_add_tcase(s, tk);
   return s;
 }
 

@@ -3,8 +3,9 @@
  *
  *   flush scatter KEY RUNS    dirties RUNS separate runs of pages (a gap page between runs),
  *                             then shmdt, which writes them all back; prints "detached"
- *   flush write KEY PAGES     writes a pattern into pages 0..PAGES-1, then one word into page
- *                             PAGES (the marker), prints "written" and waits to be killed
+ *   flush write KEY PAGES     writes a pattern into pages 0..PAGES-1, then one word into the
+ *                             marker page (the last of PAGES + GAP), prints "written" and
+ *                             waits to be killed
  *   flush check KEY PAGES     prints "intact N of PAGES": pages that hold the whole pattern
  */
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 #define PAGE 4096
 #define RUN  17 /* a write fault takes up to 16 pages ahead: every 17th stays untouched */
+#define GAP  32 /* the marker page is never taken as write-ahead of a pattern page */
 
 static int fail(const char *what) {
   fprintf(stderr, "flush: %s: %s\n", what, strerror(errno));
@@ -58,16 +60,16 @@ static int cmd_scatter(key_t key, long runs) {
 }
 
 static int cmd_write(key_t key, long pages) {
-  uint64_t *w = (uint64_t *)attach(key, (size_t)(pages + 1) * PAGE);
+  uint64_t *w = (uint64_t *)attach(key, (size_t)(pages + GAP) * PAGE);
 
   if (w == NULL)
     return 1;
   for (long p = 0; p < pages; p++)
     for (long i = 0; i < PAGE / 8; i++)
       w[p * (PAGE / 8) + i] = pat(p, i);
-  /* The marker page is acquired after every pattern store: a write-back of it was taken
-   * after them all (docs/shim.md, "Background write-back"). */
-  w[pages * (PAGE / 8)] = 1;
+  /* The marker page is acquired only now, after every pattern store: a background
+   * write-back that includes it scanned the segment after them all (test_flush.c). */
+  w[(pages + GAP - 1) * (PAGE / 8)] = 1;
   printf("written\n");
   fflush(stdout);
   for (;;)
@@ -75,7 +77,7 @@ static int cmd_write(key_t key, long pages) {
 }
 
 static int cmd_check(key_t key, long pages) {
-  uint64_t *w = (uint64_t *)attach(key, (size_t)(pages + 1) * PAGE);
+  uint64_t *w = (uint64_t *)attach(key, (size_t)(pages + GAP) * PAGE);
   long intact = 0;
 
   if (w == NULL)

@@ -499,7 +499,6 @@ START_TEST(write_back_bad_requests) {
   struct proto_run run;
 
   make_owner(1, 0);
-  ck_assert_int_eq(write_back(1, 0, PROTO_MODE_EXCLUSIVE, 1), -EINVAL);
   ck_assert_int_eq(write_back(1, NPAGES, PROTO_MODE_INVALID, 1), -EINVAL);
   memset(&run, 0, sizeof run);
   run.shmid = SHMID;
@@ -507,6 +506,51 @@ START_TEST(write_back_bad_requests) {
   run.mode = PROTO_MODE_INVALID; /* no DATA */
   ck_assert_int_eq(srv_dir_write(dir, 1, &run), -EINVAL);
   ck_assert_uint_eq(info(0).owner, 1);
+}
+END_TEST
+
+/* Mode EXCLUSIVE (background write-back): the data is stored, the owner keeps the page
+ * with the same version and is asked again for it by the next requester. */
+START_TEST(write_back_keeping_ownership) {
+  const struct sent *s;
+  uint32_t rq;
+
+  make_owner(1, 0);
+  ck_assert_int_eq(write_back(1, 0, PROTO_MODE_EXCLUSIVE, 0x3C), 0);
+  ck_assert_uint_eq(mem[0], 0x3C);
+  ck_assert_uint_eq(mem[PROTO_PAGE_SIZE - 1], 0x3C);
+  ck_assert_uint_eq(info(0).owner, 1);
+  ck_assert_uint_eq(info(0).version, 2);
+  ck_assert(!srv_dir_is_sharer(dir, 0, 1));
+  no_more();
+  /* A later reader recalls it; the owner's ack without data leaves the written-back data. */
+  read_req(2, 20, 0, 1, 0);
+  rq = expect_ask(1, PROTO_OP_RECALL, 0, PROTO_MODE_SHARED);
+  recall_ack(1, rq, 0, 0, 0);
+  s = expect_grant(2, 20, PROTO_OP_READ_DATA, 0, 1);
+  ck_assert(s->data[0]);
+  ck_assert_uint_eq(s->byte[0], 0x3C);
+  /* From a node that is not the owner it is ignored like any other write-back. */
+  ck_assert_int_eq(write_back(3, 0, PROTO_MODE_EXCLUSIVE, 0x55), 0);
+  ck_assert_uint_eq(mem[0], 0x3C);
+}
+END_TEST
+
+/* A background write-back crossing a RECALL: stored, and the ack's data wins. */
+START_TEST(recall_crossing_keeping_write_back) {
+  const struct sent *s;
+  uint32_t rq;
+
+  make_owner(1, 0);
+  acquire_req(2, 20, 0, 1, 0);
+  rq = expect_ask(1, PROTO_OP_RECALL, 0, PROTO_MODE_INVALID);
+  ck_assert_int_eq(write_back(1, 0, PROTO_MODE_EXCLUSIVE, 0x41), 0);
+  ck_assert_uint_eq(info(0).owner, 1);
+  no_more();
+  recall_ack(1, rq, 0, 1, 0x42); /* written again after the write-back: the ack has data */
+  s = expect_grant(2, 20, PROTO_OP_ACQUIRE, 0, 1);
+  ck_assert(s->data[0]);
+  ck_assert_uint_eq(s->byte[0], 0x42);
 }
 END_TEST
 
@@ -693,6 +737,8 @@ static Suite *directory_suite(void) {
   tcase_add_test(tc, write_back_from_non_owner_ignored);
   tcase_add_test(tc, write_back_bad_requests);
   tcase_add_test(tc, recall_crossing_write_back);
+  tcase_add_test(tc, write_back_keeping_ownership);
+  tcase_add_test(tc, recall_crossing_keeping_write_back);
   tcase_add_test(tc, requests_out_of_range_fail);
   tcase_add_test(tc, request_mode_must_match_op);
   tcase_add_test(tc, disconnect_mid_recall_continues);
