@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define PROTO_MAGIC        0x44534D31u /* "DSM1" */
-#define PROTO_VERSION      1u
+#define PROTO_VERSION      2u
 #define PROTO_HDR_SIZE     20u
 #define PROTO_PAGE_SIZE    4096u
 #define PROTO_PAGE_SHIFT   12u
