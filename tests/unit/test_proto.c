@@ -390,7 +390,9 @@ START_TEST(test_frame_bad_header) {
   frame[0] ^= 0xFF;
   ck_assert_int_eq(proto_frame(frame, n, &h), -EBADMSG);
   frame[0] ^= 0xFF;
-  frame[4] = 2;
+  frame[4] = PROTO_VERSION + 1;
+  ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
+  frame[4] = PROTO_VERSION - 1; /* an older peer: refused too */
   ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
   frame[4] = PROTO_VERSION;
   frame[5] = 0;
