@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -226,5 +227,19 @@ void h_run_ok(const struct h_server *server, char *const argv[], struct h_result
 
 int h_unique_key(void) {
   static int counter;
-  return 0x5D000000 | (getpid() & 0xFFFF) << 8 | (++counter & 0xFF);
+
+  for (;;) {
+    int key = 0x5D000000 | (getpid() & 0xFFFF) << 8 | (++counter & 0xFF);
+    /* Not one the kernel already has (left by an earlier run killed midway): a native
+     * run would find it instead of creating it. The harness itself is not preloaded. */
+    if (shmget(key, 0, 0) < 0 && errno == ENOENT)
+      return key;
+  }
+}
+
+void h_kernel_forget(const char *key) {
+  int id = shmget((key_t)strtol(key, NULL, 0), 0, 0);
+
+  if (id >= 0)
+    shmctl(id, IPC_RMID, NULL);
 }

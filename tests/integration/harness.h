@@ -61,5 +61,8 @@ void h_run_ok(const struct h_server *server, char *const argv[], struct h_result
 
 /* A SysV key unlikely to collide with other tests or other runs. */
 int h_unique_key(void);
+/* Removes the kernel's segment with this key (a KEYSTR string), if any: native runs of
+ * the differential tests must not leave segments behind in the machine. */
+void h_kernel_forget(const char *key);
 
 #endif

@@ -32,6 +32,7 @@ static void differential(const char *cmd, const char *must) {
   char *b[] = {"kio", (char *)cmd, KEYSTR(k2, h_unique_key()), NULL};
 
   h_run_ok(NULL, a, &native);
+  h_kernel_forget(k1);
   h_run_ok(&srv, b, &shim);
   ck_assert_msg(strstr(native.out, must) != NULL, "native run lacks '%s':\n%s", must, native.out);
   ck_assert_msg(strstr(native.out, "BAD-DATA") == NULL, "native run:\n%s", native.out);
