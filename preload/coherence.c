@@ -500,16 +500,48 @@ int shim_coh_writeback(struct shim_seg *sg, int timeout_ms) {
   return err;
 }
 
+/* One DETACH of shmid, waiting for its reply. */
+static int detach_once(int shmid) {
+  struct proto_msg *m = calloc(1, sizeof *m);
+  int err;
+
+  if (m == NULL)
+    return -ENOMEM;
+  m->h.opcode = PROTO_OP_DETACH_SEGMENT;
+  m->u.segref.cred =
+      (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(), (uint32_t)getegid()};
+  m->u.segref.shmid = shmid;
+  err = shim_session_call(m, NULL);
+  free(m);
+  return err;
+}
+
+int shim_coh_detach(struct shim_seg *sg, int shmid, int n) {
+  int attempt, k, err = 0;
+
+  /* A retry needs a successful reconnect in between, so this ends: at most a few tries,
+   * each bounded by DSHM_TIMEOUT_MS. */
+  for (attempt = 0; attempt < 3; attempt++) {
+    err = shim_coh_writeback(sg, shim_cfg.timeout_ms);
+    for (k = 0; k < n && err == 0; k++)
+      err = detach_once(shmid);
+    if (err != -ENOTCONN || atomic_load(&sg->lost))
+      break;
+    /* The connection dropped with our frames in flight: the server may have missed them
+     * (background write-backs too). Wait for the reconnect, which writes back what it may
+     * miss and registers sg again (it is still in the table), then detach again. */
+    if (shim_session_ensure() < 0)
+      break;
+  }
+  return err;
+}
+
 void shim_coh_exit(void) {
-  struct proto_msg *m;
-  int i, k, err;
+  int i, err;
 
   if (!shim_session_mine())
     return;
   atomic_store(&shim__exiting, 1);
-  m = malloc(sizeof *m);
-  if (m == NULL)
-    return;
   for (i = 0; i < SHIM_MAX_SEGS; i++) {
     struct shim_seg *sg = &shim__segs[i];
     int shmid, nviews;
@@ -521,29 +553,10 @@ void shim_coh_exit(void) {
     pthread_mutex_unlock(&shim__cache_lock);
     if (nviews == 0)
       continue;
-    err = shim_coh_writeback(sg, shim_cfg.timeout_ms);
+    /* The mappings stay (other threads may still run until exit_group); only the
+     * server's data, nattch and lpid/dtime are brought up to date. */
+    err = shim_coh_detach(sg, shmid, nviews);
     if (err == -ETIMEDOUT || err == -ENOTCONN)
       break; /* the server does not answer: one wait, not one per segment */
-    if (err < 0)
-      continue;
-    /* The mappings stay (other threads may still run until exit_group); only the
-     * server's nattch and lpid/dtime are brought up to date. */
-    for (k = 0; k < nviews; k++) {
-      struct shim_waiter w;
-      memset(m, 0, sizeof *m);
-      m->h.opcode = PROTO_OP_DETACH_SEGMENT;
-      m->u.segref.cred = (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(),
-                                              (uint32_t)getegid()};
-      m->u.segref.shmid = shmid;
-      shim_session_waiter_init(&w, NULL);
-      if (shim_session_submit(m, &w) < 0) {
-        pthread_cond_destroy(&w.cond);
-        goto out;
-      }
-      if (shim_session_wait(&w, shim_cfg.timeout_ms) < 0)
-        goto out;
-    }
   }
-out:
-  free(m);
 }

@@ -36,6 +36,14 @@ void shim__coh_fork_child(void);
  * replies. Application thread; the cache lock must NOT be held. 0 or -errno. */
 int shim_coh_writeback(struct shim_seg *sg, int timeout_ms);
 
+/* Writes back sg and DETACHes n of its attachments, each DETACH confirmed by its reply.
+ * Replies come in order, so that also proves the server stored every earlier WRITE_DATA of
+ * this connection, background ones (SHIM_MODE_CLEAN pages) included. If the connection
+ * drops meanwhile, waits for the reconnect (whose resync writes back every page the server
+ * may miss and registers sg's attachments again) and does it again. Application thread, no
+ * lock held. 0 or -errno. */
+int shim_coh_detach(struct shim_seg *sg, int shmid, int n);
+
 /* Normal process exit: write back and detach everything still attached. */
 void shim_coh_exit(void);
 

@@ -1,5 +1,7 @@
-/* flush.c - owns the background write-back: a thread that every DSHM_FLUSH_MS writes back
- * the pages this process wrote since their last write-back, and keeps owning them.
+/* flush.c - owns the background write-back: every DSHM_FLUSH_MS the I/O thread writes back
+ * the pages this process wrote since their last write-back, and keeps owning them. (No
+ * thread of its own: one created next to another thread's fork is what the sanitizers'
+ * runtimes do not survive, and the I/O thread's poll already has a timeout to give.)
  *
  * Dirty tracking uses the views' protections: a written-back page becomes SHIM_MODE_CLEAN
  * (read-only, still EXCLUSIVE at the server), so its next write faults and coherence.c
@@ -13,21 +15,15 @@
 #include "flush.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cache.h"
 #include "coherence.h"
 #include "config.h"
 #include "pin.h"
-#include "real.h"
 #include "session.h"
 
-static atomic_int flush_pid;               /* the process whose thread runs, 0 = none */
 static uint32_t cursor[SHIM_MAX_SEGS];     /* where the next period starts in a segment */
 static struct proto_msg msg;               /* 6 KiB: not on a stack; under the cache lock */
 
@@ -110,43 +106,4 @@ unsigned shim__flush_once(void) {
   if (err < 0)
     shim_debug("background write-back stopped: %s", strerror(-err));
   return SHIM_FLUSH_MAX_PAGES - left;
-}
-
-static void *flush_main(void *arg) {
-  struct timespec ts = {shim_cfg.flush_ms / 1000, (long)(shim_cfg.flush_ms % 1000) * 1000000L};
-  pid_t me = getpid();
-
-  (void)arg;
-  /* A forked child has no copy of this thread; exec and exit end it with the process. */
-  while (atomic_load(&flush_pid) == me && !atomic_load(&shim__exiting)) {
-    unsigned n;
-    if (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL) != 0)
-      continue;
-    n = shim__flush_once();
-    if (n > 0)
-      shim_debug("background write-back: %u pages", n);
-  }
-  return NULL;
-}
-
-void shim_flush_ensure(void) {
-  pid_t me = getpid();
-  int old = atomic_load(&flush_pid);
-  sigset_t all, prev;
-  pthread_t th;
-  int err;
-
-  if (shim_cfg.flush_ms == 0 || old == me || !atomic_compare_exchange_strong(&flush_pid, &old, me))
-    return;
-  /* Like the I/O thread: a full mask, so no application signal is ever delivered to it. */
-  sigfillset(&all);
-  shim_real.pthread_sigmask(SIG_SETMASK, &all, &prev);
-  err = pthread_create(&th, NULL, flush_main, NULL);
-  shim_real.pthread_sigmask(SIG_SETMASK, &prev, NULL);
-  if (err != 0) {
-    shim_log("cannot start the background write-back (DSHM_FLUSH_MS): %s", strerror(err));
-    atomic_store(&flush_pid, old);
-    return;
-  }
-  pthread_detach(th);
 }

@@ -5,16 +5,10 @@
 /* Most pages one period writes back (32 MiB); the rest waits for the next period. */
 #define SHIM_FLUSH_MAX_PAGES 8192u
 
-/* Starts this process's write-back thread if DSHM_FLUSH_MS is not 0 and it has none yet (a
- * forked child starts its own). Called when the session opens, next to the I/O thread's
- * creation: a thread created at an arbitrary later moment could race with another
- * thread's fork, which the sanitizers' runtimes do not survive. No lock held. */
-void shim_flush_ensure(void);
-
-/* One period's work: every EXCLUSIVE page that is not pinned for writing and has no
- * request in flight becomes SHIM_MODE_CLEAN (views read-only) and its data leaves in a
+/* One period's work, run by the I/O thread (session.c) every DSHM_FLUSH_MS: every
+ * EXCLUSIVE page that is not pinned for writing and has no request in flight becomes SHIM_MODE_CLEAN (views read-only) and its data leaves in a
  * WRITE_DATA with mode EXCLUSIVE (the node stays the owner). Cache lock NOT held.
- * Returns the pages written back. Exposed for the flush thread only. */
+ * Returns the pages written back. */
 unsigned shim__flush_once(void);
 
 #endif /* DSHM_SHIM_FLUSH_H */

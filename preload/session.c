@@ -629,7 +629,7 @@ static void settle(void) {
 }
 
 int shim_session_ensure(void) {
-  int err = 0, forked = 0, opened = 0;
+  int err = 0, forked = 0;
 
   pthread_mutex_lock(&S.lock);
   settle();
@@ -638,13 +638,12 @@ int shim_session_ensure(void) {
     break;
   case S_NONE:
     err = session_open();
-    opened = err == 0;
     break;
   case S_FORKED:
     /* A forked child becomes a node of its own: its own connection, then every inherited
      * attachment is registered again (fork.c), as the kernel counts them. */
     err = session_open();
-    forked = opened = err == 0;
+    forked = err == 0;
     break;
   case S_RECONN:
     break; /* requests queue until the I/O thread has reconnected */
@@ -655,8 +654,6 @@ int shim_session_ensure(void) {
   pthread_mutex_unlock(&S.lock);
   if (forked)
     shim__fork_reattach();
-  if (opened)
-    shim_flush_ensure(); /* with the I/O thread, not later: see flush.h */
   return err;
 }
 
@@ -927,10 +924,30 @@ static int reconnect(int err) {
   return 0;
 }
 
+/* Milliseconds poll may sleep before the next background write-back is due (-1: none),
+ * running it first when it is due. I/O thread, no lock held. */
+static int flush_due(long *next) {
+  long now;
+
+  if (shim_cfg.flush_ms == 0)
+    return -1;
+  now = mono_ms();
+  if (*next == 0 || now >= *next) {
+    if (*next != 0) {
+      unsigned n = shim__flush_once();
+      if (n > 0)
+        shim_debug("background write-back: %u pages", n);
+    }
+    *next = now + shim_cfg.flush_ms;
+  }
+  return (int)(*next - now);
+}
+
 static void *io_main(void *arg) {
   uint8_t *rbuf = malloc(PROTO_MAX_FRAME);
   struct proto_msg *m = malloc(sizeof *m);
   size_t rlen = 0;
+  long next_flush = 0;
   int pending_out = 1, err = 0;
 
   (void)arg;
@@ -940,8 +957,9 @@ static void *io_main(void *arg) {
   for (;;) {
     if (err < 0) {
       /* The server went away: try again, unless this is a dying process or a copy. */
-      if (err == -ENOMEM || atomic_load(&shim__exiting) || getpid() != S.pid ||
-          (err = reconnect(err)) < 0)
+      /* Also while exiting: the exit flush waits for this to write back what the server
+       * may have missed (coherence.c, shim_coh_detach). */
+      if (err == -ENOMEM || getpid() != S.pid || (err = reconnect(err)) < 0)
         break;
       rlen = 0;
       pending_out = 1;
@@ -950,7 +968,7 @@ static void *io_main(void *arg) {
       {S.fd, (short)(POLLIN | (pending_out ? POLLOUT : 0)), 0},
       {S.pipe_rd, POLLIN, 0},
     };
-    if (poll(pfd, 2, -1) < 0) {
+    if (poll(pfd, 2, flush_due(&next_flush)) < 0) {
       if (errno != EINTR)
         err = -errno;
       continue;
@@ -960,6 +978,8 @@ static void *io_main(void *arg) {
     shim__pin_retry(); /* server requests that waited for an I/O call's pins */
     if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
       err = do_read(rbuf, &rlen, m);
+    if (err == 0)
+      flush_due(&next_flush); /* also when busy: poll's timeout alone may never expire */
     if (err == 0) {
       pending_out = do_write();
       if (pending_out < 0)

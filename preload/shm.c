@@ -262,7 +262,7 @@ SHIM_EXPORT void *shmat(int shmid, const void *shmaddr, int shmflg) {
 
 static int do_shmdt(const void *shmaddr) {
   struct shim_seg *sg;
-  int v, last, shmid, rc, wb = 0;
+  int v, last, shmid, rc;
 
   if (shim_init() < 0)
     return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
@@ -286,9 +286,10 @@ static int do_shmdt(const void *shmaddr) {
   if (atomic_load(&sg->lost))
     rc = 0;
   else {
-    if (last && shim_session_up())
-      wb = shim_coh_writeback(sg, shim_cfg.timeout_ms);
-    rc = send_detach(shmid);
+    if (last)
+      rc = shim_coh_detach(sg, shmid, 1);
+    else
+      rc = send_detach(shmid);
   }
   if (last) {
     pthread_mutex_lock(&shim__cache_lock);
@@ -301,8 +302,8 @@ static int do_shmdt(const void *shmaddr) {
   }
   /* The mapping is gone whatever the server said; like the kernel, shmdt then succeeds.
    * A failed write-back or detach is reported, not returned (only EINVAL is shmdt's). */
-  if (wb < 0 || rc < 0)
-    shim_debug("shmdt of segment %d: write-back %d, detach %d", shmid, wb, rc);
+  if (rc < 0)
+    shim_debug("shmdt of segment %d: write-back or detach: %s", shmid, strerror(-rc));
   return 0;
 }
 

@@ -182,12 +182,12 @@ static void spawn_worker(struct h_proc *p, const struct h_server *srv, char *con
   h_spawn_env(p, srv->addr, argv, env);
 }
 
-static void wait_ok(struct h_proc *p, const char *what) {
-  struct h_result r;
-  h_wait(p, &r, 120000);
-  ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
-                "%s: status %#x; stdout: %s stderr: %s", what, r.status, r.out, r.err);
-  ck_assert_msg(strstr(r.out, "done") != NULL, "%s: %s", what, r.out);
+/* Waits for a worker: exit 0 and "done"; its output stays in *r. */
+static void wait_ok(struct h_proc *p, const char *what, struct h_result *r) {
+  h_wait(p, r, 120000);
+  ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
+                "%s: status %#x; stdout: %s stderr: %s", what, r->status, r->out, r->err);
+  ck_assert_msg(strstr(r->out, "done") != NULL, "%s: %s", what, r->out);
 }
 
 /* Two counters and a flag/payload pair run across a restart: the sum is exact and no
@@ -195,7 +195,7 @@ static void wait_ok(struct h_proc *p, const char *what) {
 static void workloads_across_restart(int kill9, int running) {
   struct h_server srv;
   struct h_proc w[4];
-  struct h_result r;
+  struct h_result r, res[4];
   char k1[16], k2[16], go[128], want[32];
   /* running: go exists from the start, so the workers never pause and the server dies
    * under them, in the middle of whatever they were doing after "half". */
@@ -222,9 +222,10 @@ static void workloads_across_restart(int kill9, int running) {
     h_expect_line(&w[i], "half", 60000);
   restart_midway(&srv, kill9, 1);
   for (int i = 0; i < 4; i++)
-    wait_ok(&w[i], i < 2 ? "counter" : i == 2 ? "send" : "recv");
+    wait_ok(&w[i], i < 2 ? "counter" : i == 2 ? "send" : "recv", &res[i]);
   h_run_ok(&srv, sum, &r);
-  ck_assert_str_eq(r.out, want);
+  ck_assert_msg(strcmp(r.out, want) == 0, "%s (want %s); counters' stderr:\n%s\n%s", r.out, want,
+                res[0].err, res[1].err);
   h_server_stop(&srv);
 }
 
