@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +14,9 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -39,12 +36,6 @@ struct srv {
 };
 
 static char dir[32];      /* a private directory per test: token files, sockets */
-
-static long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static void mkdir_private(void) {
   snprintf(dir, sizeof dir, "/tmp/dshm-sec-XXXXXX");
@@ -100,26 +91,6 @@ static int srv_exec(struct srv *s, const char *const args[]) {
   return out[0];
 }
 
-/* Reads one line from fd within timeout_ms; 0, or -1 on EOF or timeout. */
-static int read_line(int fd, char *buf, size_t cap, int timeout_ms) {
-  long deadline = now_ms() + timeout_ms;
-  size_t n = 0;
-
-  for (;;) {
-    struct pollfd p = {fd, POLLIN, 0};
-    long left = deadline - now_ms();
-    char c;
-    if (left <= 0 || poll(&p, 1, (int)left) <= 0 || read(fd, &c, 1) != 1)
-      return -1;
-    if (c == '\n') {
-      buf[n] = '\0';
-      return 0;
-    }
-    if (n + 1 < cap)
-      buf[n++] = c;
-  }
-}
-
 /* Starts a server that must come up: waits for its TCP line (when with_tcp) and its unix
  * line (when unix_path is set). */
 static void srv_start(struct srv *s, const char *const args[], int with_tcp) {
@@ -127,7 +98,7 @@ static void srv_start(struct srv *s, const char *const args[], int with_tcp) {
   int fd = srv_exec(s, args);
 
   if (with_tcp) {
-    ck_assert_msg(read_line(fd, line, sizeof line, 15000) == 0, "server did not start");
+    ck_assert_msg(h_read_line(fd, line, sizeof line, 15000) == 0, "server did not start");
     ck_assert_msg(sscanf(line, "dshm-server: listening on 127.0.0.1:%d", &s->h.port) == 1,
                   "unexpected line: %s", line);
     snprintf(s->h.addr, sizeof s->h.addr, "127.0.0.1:%d", s->h.port);
@@ -135,7 +106,7 @@ static void srv_start(struct srv *s, const char *const args[], int with_tcp) {
   if (s->unix_path[0]) {
     char want[200];
     snprintf(want, sizeof want, "dshm-server: listening on unix:%s", s->unix_path);
-    ck_assert_msg(read_line(fd, line, sizeof line, 15000) == 0, "no unix listening line");
+    ck_assert_msg(h_read_line(fd, line, sizeof line, 15000) == 0, "no unix listening line");
     ck_assert_str_eq(line, want);
   }
   close(fd);
@@ -143,18 +114,13 @@ static void srv_start(struct srv *s, const char *const args[], int with_tcp) {
 
 /* Waits (bounded) for a server that must exit by itself; returns its wait status. */
 static int srv_wait_exit(struct srv *s) {
-  int pfd = (int)syscall(SYS_pidfd_open, s->h.pid, 0), status;
-  struct pollfd p = {pfd, POLLIN, 0};
+  int status;
 
-  ck_assert_int_ge(pfd, 0);
-  if (poll(&p, 1, 15000) <= 0) {
+  if (h_wait_exit(s->h.pid, &status, 15000) != 0) {
     kill(s->h.pid, SIGKILL);
     waitpid(s->h.pid, &status, 0);
-    close(pfd);
     ck_abort_msg("dshm-server did not exit by itself");
   }
-  close(pfd);
-  ck_assert_int_eq(waitpid(s->h.pid, &status, 0), s->h.pid);
   return status;
 }
 
@@ -290,7 +256,7 @@ START_TEST(refuses_network_without_token) {
 
   /* --insecure: it starts, on every address, and says so loudly. */
   fd = srv_exec(&s, insecure);
-  ck_assert_int_eq(read_line(fd, line, sizeof line, 15000), 0);
+  ck_assert_int_eq(h_read_line(fd, line, sizeof line, 15000), 0);
   close(fd);
   ck_assert_msg(sscanf(line, "dshm-server: listening on 0.0.0.0:%d", &s.h.port) == 1, "%s",
                 line);
@@ -460,12 +426,12 @@ START_TEST(challenge_timeout_and_replay) {
 
   /* HELLO, then silence: the hello timeout closes it. */
   fd2 = rc_connect(&s.h);
-  t0 = now_ms();
+  t0 = h_now_ms();
   ck_assert_int_eq(rc_send_msg(fd2, &m), 0);
   ck_assert_int_eq(rc_next(fd2, &r), 0);
   ck_assert_int_eq(r.h.opcode, PROTO_OP_CHALLENGE);
   ck_assert_int_eq(rc_wait_closed(fd2), 0);
-  ck_assert_int_ge(now_ms() - t0, 900);
+  ck_assert_int_ge(h_now_ms() - t0, 900);
   close(fd2);
 
   /* The honest connection is still served. */
