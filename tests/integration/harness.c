@@ -243,3 +243,15 @@ void h_kernel_forget(const char *key) {
   if (id >= 0)
     shmctl(id, IPC_RMID, NULL);
 }
+
+long h_now_ms(void) {
+  return now_ms();
+}
+
+int h_read_line(int fd, char *buf, size_t cap, int timeout_ms) {
+  return read_line(fd, buf, cap, now_ms() + timeout_ms);
+}
+
+int h_wait_exit(pid_t pid, int *status, int timeout_ms) {
+  return wait_pid(pid, status, timeout_ms);
+}

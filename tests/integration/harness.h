@@ -65,4 +65,11 @@ int h_unique_key(void);
  * the differential tests must not leave segments behind in the machine. */
 void h_kernel_forget(const char *key);
 
+/* CLOCK_MONOTONIC in milliseconds. */
+long h_now_ms(void);
+/* Reads one line (without the newline) from fd within timeout_ms; 0, or -1 on EOF or timeout. */
+int h_read_line(int fd, char *buf, size_t cap, int timeout_ms);
+/* Waits up to timeout_ms for pid (a child) to end; 0 and its wait status, or -1 on timeout. */
+int h_wait_exit(pid_t pid, int *status, int timeout_ms);
+
 #endif

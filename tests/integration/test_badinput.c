@@ -4,118 +4,20 @@
  * programs keep working, the server's memory stays bounded, it exits 0 and leak-free. */
 #include <check.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "proto.h"
+#include "rawclient.h"
 
 #define KEYSTR(buf, key) (snprintf(buf, sizeof buf, "%d", key), buf)
 
-/* ---- a raw protocol client: plain blocking sockets, every wait bounded ---- */
-
-static int rc_connect(const struct h_server *s) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  struct timeval tv = {.tv_sec = 20};
-  int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  ck_assert_int_ge(fd, 0);
-  ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s",
-                strerror(errno));
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  /* Every read is bounded: a server that neither answers nor closes fails the test. */
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
-/* Sends everything; 0, or -1 once the server has closed (EPIPE/ECONNRESET). */
-static int rc_send(int fd, const void *p, size_t n) {
-  const uint8_t *b = p;
-  while (n > 0) {
-    ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    b += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static size_t rc_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
-  ssize_t n = proto_encode(buf, cap, m);
-  ck_assert_int_gt(n, 0);
-  return (size_t)n;
-}
-
-static int rc_send_msg(int fd, struct proto_msg *m) {
-  static uint8_t buf[PROTO_MAX_FRAME];
-  return rc_send(fd, buf, rc_encode(buf, sizeof buf, m));
-}
-
-/* Reads exactly n bytes; 0, or -1 on EOF, error or the receive timeout. */
-static int rc_read(int fd, uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t r = recv(fd, p, n, 0);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
-/* Reads the reply to reqid (skipping RECALL/INVALIDATE and other replies) into m; payload
- * pointers point into a static buffer. 0, or -1 if the connection ended first. */
-static int rc_reply(int fd, uint32_t reqid, struct proto_msg *m) {
-  static uint8_t buf[PROTO_MAX_FRAME];
-  for (;;) {
-    ssize_t n;
-    if (rc_read(fd, buf, PROTO_HDR_SIZE) < 0)
-      return -1;
-    n = proto_frame(buf, PROTO_HDR_SIZE, &m->h);
-    ck_assert_int_ge(n, 0);
-    if (rc_read(fd, buf + PROTO_HDR_SIZE, m->h.length) < 0)
-      return -1;
-    ck_assert_int_eq(proto_decode(m, buf + PROTO_HDR_SIZE, m->h.length), 0);
-    if ((m->h.flags & PROTO_F_REPLY) && m->h.reqid == reqid)
-      return 0;
-  }
-}
-
-/* Waits (bounded by the receive timeout) until the server closes: 0, or -1 if it did not. */
-static int rc_wait_closed(int fd) {
-  uint8_t buf[65536];
-  for (;;) {
-    ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r == 0 || (r < 0 && errno == ECONNRESET))
-      return 0;
-    if (r < 0)
-      return -1; /* timeout */
-  }
-}
-
-static struct proto_msg rc_msg(uint8_t op, uint32_t reqid) {
-  struct proto_msg m;
-  memset(&m, 0, sizeof m);
-  m.h.opcode = op;
-  m.h.reqid = reqid;
-  return m;
-}
+/* ---- requests over the raw client (rawclient.h) ---- */
 
 static struct proto_msg rc_hello(void) {
   struct proto_msg m = rc_msg(PROTO_OP_HELLO, 1);
@@ -184,25 +86,6 @@ static struct proto_msg rc_read_req(int32_t shmid, uint32_t reqid, uint32_t coun
   return m;
 }
 
-/* ---- the server's memory ---- */
-
-/* VmRSS or VmHWM of pid in KiB. */
-static long proc_kib(pid_t pid, const char *field) {
-  char path[64], line[256];
-  long v = -1;
-  FILE *f;
-
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  f = fopen(path, "r");
-  ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':')
-      v = strtol(line + strlen(field) + 1, NULL, 10);
-  fclose(f);
-  ck_assert_int_gt(v, 0);
-  return v;
-}
-
 /* Starts a server with extra DSHM_* settings ("NAME=value", NULL-terminated) in its env. */
 static void start_with(struct h_server *s, const char *const *settings) {
   char name[64];
@@ -249,7 +132,7 @@ START_TEST(test_abuse_while_serving) {
   size_t n;
 
   start_with(&srv, settings);
-  rss0 = proc_kib(srv.pid, "VmRSS");
+  rss0 = rc_proc_kib(srv.pid, "VmRSS");
 
   /* Garbage: random bytes, never a valid magic. Closed at once. */
   srand(42);
@@ -358,7 +241,7 @@ START_TEST(test_abuse_while_serving) {
 
   /* Bounded memory: the liars pin what they sent, not what they announced (30 MiB), the
    * non-readers at most --max-output each. */
-  hwm = proc_kib(srv.pid, "VmHWM");
+  hwm = rc_proc_kib(srv.pid, "VmHWM");
   ck_assert_msg(hwm - rss0 < 96 * 1024, "server RSS grew from %ld KiB to a peak of %ld KiB",
                 rss0, hwm);
   for (i = 0; i < nfd; i++)
@@ -438,10 +321,10 @@ START_TEST(test_cycles_leak_free) {
     }
     close(fd);
     if (i == 500)
-      rss1 = proc_kib(srv.pid, "VmRSS");
+      rss1 = rc_proc_kib(srv.pid, "VmRSS");
   }
   /* No growth per cycle either (generous: 1500 cycles, 16 MiB). */
-  ck_assert_msg(proc_kib(srv.pid, "VmRSS") - rss1 < 16 * 1024, "RSS grew from %ld KiB", rss1);
+  ck_assert_msg(rc_proc_kib(srv.pid, "VmRSS") - rss1 < 16 * 1024, "RSS grew from %ld KiB", rss1);
   h_server_stop(&srv);
 }
 END_TEST

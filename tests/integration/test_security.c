@@ -6,9 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +14,15 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "harness.h"
 #include "proto.h"
+#include "rawclient.h"
 
 #define TOKEN "c2VjcmV0LXRva2VuLWZvci10ZXN0cw=="
 #define NOBODY 65534
@@ -40,12 +36,6 @@ struct srv {
 };
 
 static char dir[32];      /* a private directory per test: token files, sockets */
-
-static long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static void mkdir_private(void) {
   snprintf(dir, sizeof dir, "/tmp/dshm-sec-XXXXXX");
@@ -101,26 +91,6 @@ static int srv_exec(struct srv *s, const char *const args[]) {
   return out[0];
 }
 
-/* Reads one line from fd within timeout_ms; 0, or -1 on EOF or timeout. */
-static int read_line(int fd, char *buf, size_t cap, int timeout_ms) {
-  long deadline = now_ms() + timeout_ms;
-  size_t n = 0;
-
-  for (;;) {
-    struct pollfd p = {fd, POLLIN, 0};
-    long left = deadline - now_ms();
-    char c;
-    if (left <= 0 || poll(&p, 1, (int)left) <= 0 || read(fd, &c, 1) != 1)
-      return -1;
-    if (c == '\n') {
-      buf[n] = '\0';
-      return 0;
-    }
-    if (n + 1 < cap)
-      buf[n++] = c;
-  }
-}
-
 /* Starts a server that must come up: waits for its TCP line (when with_tcp) and its unix
  * line (when unix_path is set). */
 static void srv_start(struct srv *s, const char *const args[], int with_tcp) {
@@ -128,7 +98,7 @@ static void srv_start(struct srv *s, const char *const args[], int with_tcp) {
   int fd = srv_exec(s, args);
 
   if (with_tcp) {
-    ck_assert_msg(read_line(fd, line, sizeof line, 15000) == 0, "server did not start");
+    ck_assert_msg(h_read_line(fd, line, sizeof line, 15000) == 0, "server did not start");
     ck_assert_msg(sscanf(line, "dshm-server: listening on 127.0.0.1:%d", &s->h.port) == 1,
                   "unexpected line: %s", line);
     snprintf(s->h.addr, sizeof s->h.addr, "127.0.0.1:%d", s->h.port);
@@ -136,7 +106,7 @@ static void srv_start(struct srv *s, const char *const args[], int with_tcp) {
   if (s->unix_path[0]) {
     char want[200];
     snprintf(want, sizeof want, "dshm-server: listening on unix:%s", s->unix_path);
-    ck_assert_msg(read_line(fd, line, sizeof line, 15000) == 0, "no unix listening line");
+    ck_assert_msg(h_read_line(fd, line, sizeof line, 15000) == 0, "no unix listening line");
     ck_assert_str_eq(line, want);
   }
   close(fd);
@@ -144,18 +114,13 @@ static void srv_start(struct srv *s, const char *const args[], int with_tcp) {
 
 /* Waits (bounded) for a server that must exit by itself; returns its wait status. */
 static int srv_wait_exit(struct srv *s) {
-  int pfd = (int)syscall(SYS_pidfd_open, s->h.pid, 0), status;
-  struct pollfd p = {pfd, POLLIN, 0};
+  int status;
 
-  ck_assert_int_ge(pfd, 0);
-  if (poll(&p, 1, 15000) <= 0) {
+  if (h_wait_exit(s->h.pid, &status, 15000) != 0) {
     kill(s->h.pid, SIGKILL);
     waitpid(s->h.pid, &status, 0);
-    close(pfd);
     ck_abort_msg("dshm-server did not exit by itself");
   }
-  close(pfd);
-  ck_assert_int_eq(waitpid(s->h.pid, &status, 0), s->h.pid);
   return status;
 }
 
@@ -169,124 +134,7 @@ static void slurp(const char *path, char *buf, size_t cap) {
   buf[n > 0 ? n : 0] = '\0';
 }
 
-/* ---- a raw protocol client over TCP or the Unix socket, every wait bounded ---- */
-
-static void rc_opts(int fd) {
-  struct timeval tv = {.tv_sec = 20};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
-static int rc_tcp(const struct srv *s) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->h.port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  rc_opts(fd);
-  return fd;
-}
-
-/* Connects to a Unix socket; -errno on failure (usable in a child without Check). */
-static int rc_unix(const char *path) {
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  if (fd < 0)
-    return -errno;
-  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-    int err = -errno;
-    close(fd);
-    return err;
-  }
-  rc_opts(fd);
-  return fd;
-}
-
-static int send_all(int fd, const void *p, size_t n) {
-  const uint8_t *b = p;
-  while (n > 0) {
-    ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    b += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static int recv_all(int fd, uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t r = recv(fd, p, n, 0);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
-/* Encodes and sends m; its frame is left in out (if not NULL, PROTO_HDR_SIZE + 1024). */
-static int rc_send(int fd, struct proto_msg *m, uint8_t *out, size_t *outlen) {
-  static uint8_t buf[PROTO_MAX_FRAME];
-  ssize_t n = proto_encode(buf, sizeof buf, m);
-
-  if (n <= 0)
-    return -1;
-  if (out != NULL) {
-    memcpy(out, buf, (size_t)n);
-    *outlen = (size_t)n;
-  }
-  return send_all(fd, buf, (size_t)n);
-}
-
-/* Reads the next frame into m (data pointers into a static buffer); -1 on EOF/timeout. */
-static int rc_next(int fd, struct proto_msg *m) {
-  static uint8_t buf[PROTO_MAX_FRAME];
-  if (recv_all(fd, buf, PROTO_HDR_SIZE) < 0 || proto_frame(buf, PROTO_HDR_SIZE, &m->h) < 0 ||
-      recv_all(fd, buf + PROTO_HDR_SIZE, m->h.length) < 0 ||
-      proto_decode(m, buf + PROTO_HDR_SIZE, m->h.length) < 0)
-    return -1;
-  return 0;
-}
-
-/* The reply to reqid, skipping anything else; -1 if the connection ended first. */
-static int rc_reply(int fd, uint32_t reqid, struct proto_msg *m) {
-  for (;;) {
-    if (rc_next(fd, m) < 0)
-      return -1;
-    if ((m->h.flags & PROTO_F_REPLY) && m->h.reqid == reqid)
-      return 0;
-  }
-}
-
-/* 0 once the server has closed (bounded by the receive timeout), -1 if it did not. */
-static int rc_wait_closed(int fd) {
-  uint8_t buf[65536];
-  for (;;) {
-    ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r == 0 || (r < 0 && errno == ECONNRESET))
-      return 0;
-    if (r < 0)
-      return -1;
-  }
-}
-
-static struct proto_msg rc_msg(uint8_t op, uint32_t reqid) {
-  struct proto_msg m;
-  memset(&m, 0, sizeof m);
-  m.h.opcode = op;
-  m.h.reqid = reqid;
-  return m;
-}
+/* ---- requests over the raw client (rawclient.h), TCP or the Unix socket ---- */
 
 static struct proto_msg rc_hello(uint32_t uid, uint32_t gid) {
   struct proto_msg m = rc_msg(PROTO_OP_HELLO, 1);
@@ -301,20 +149,21 @@ static struct proto_msg rc_hello(uint32_t uid, uint32_t gid) {
 /* HELLO without a token: 0 when the reply arrives. */
 static int rc_plain_hello(int fd, uint32_t uid, uint32_t gid) {
   struct proto_msg m = rc_hello(uid, gid), r;
-  if (rc_send(fd, &m, NULL, NULL) < 0 || rc_reply(fd, 1, &r) < 0 || r.h.status != 0)
+  if (rc_send_msg(fd, &m) < 0 || rc_reply(fd, 1, &r) < 0 || r.h.status != 0)
     return -1;
   return 0;
 }
 
-/* HELLO and the challenge-response with token; the AUTH frame sent is left in auth_frame.
- * Returns 0 when the server accepted and proved itself. */
+/* HELLO and the challenge-response with token; the AUTH frame sent is left in auth_frame
+ * (PROTO_HDR_SIZE + PROTO_SMALL_MAX bytes). Returns 0 when the server accepted and proved
+ * itself. */
 static int rc_auth_hello(int fd, const char *token, uint8_t *auth_frame, size_t *auth_len) {
   struct proto_msg m = rc_hello((uint32_t)getuid(), (uint32_t)getgid()), r;
   uint8_t sn[PROTO_NONCE_SIZE], cn[PROTO_NONCE_SIZE];
   struct dshm_auth_key key;
 
   ck_assert_int_eq(dshm_auth_key_from_token(&key, token, strlen(token)), 0);
-  ck_assert_int_eq(rc_send(fd, &m, NULL, NULL), 0);
+  ck_assert_int_eq(rc_send_msg(fd, &m), 0);
   ck_assert_int_eq(rc_next(fd, &r), 0);
   ck_assert_int_eq(r.h.opcode, PROTO_OP_CHALLENGE);
   ck_assert_uint_eq(r.u.challenge.alg, PROTO_AUTH_ALG);
@@ -323,7 +172,8 @@ static int rc_auth_hello(int fd, const char *token, uint8_t *auth_frame, size_t 
   m = rc_msg(PROTO_OP_AUTH, 2);
   memcpy(m.u.auth.nonce, cn, sizeof cn);
   dshm_auth_mac(&key, DSHM_AUTH_CLIENT, sn, cn, m.u.auth.mac);
-  ck_assert_int_eq(rc_send(fd, &m, auth_frame, auth_len), 0);
+  *auth_len = rc_encode(auth_frame, PROTO_HDR_SIZE + PROTO_SMALL_MAX, &m);
+  ck_assert_int_eq(rc_send(fd, auth_frame, *auth_len), 0);
   if (rc_reply(fd, 2, &r) < 0 || r.h.status != 0)
     return -1;
   /* Mutual: the server's proof is over both nonces, with the server's label. */
@@ -341,7 +191,7 @@ static struct proto_cred cred_of(uint32_t uid, uint32_t gid) {
 static int rc_create(int fd, struct proto_cred c, int32_t key, uint64_t size, int flg) {
   struct proto_msg m = rc_msg(PROTO_OP_CREATE_SEGMENT, 10), r;
   m.u.create = (struct proto_create){c, key, size, flg};
-  if (rc_send(fd, &m, NULL, NULL) < 0 || rc_reply(fd, 10, &r) < 0)
+  if (rc_send_msg(fd, &m) < 0 || rc_reply(fd, 10, &r) < 0)
     return -EPIPE;
   return r.h.status ? -proto_err_to_errno(r.h.status) : r.u.create_reply.shmid;
 }
@@ -349,7 +199,7 @@ static int rc_create(int fd, struct proto_cred c, int32_t key, uint64_t size, in
 static int rc_attach(int fd, struct proto_cred c, int32_t shmid) {
   struct proto_msg m = rc_msg(PROTO_OP_ATTACH_SEGMENT, 11), r;
   m.u.attach = (struct proto_attach){c, shmid, 0};
-  if (rc_send(fd, &m, NULL, NULL) < 0 || rc_reply(fd, 11, &r) < 0)
+  if (rc_send_msg(fd, &m) < 0 || rc_reply(fd, 11, &r) < 0)
     return -EPIPE;
   return r.h.status ? -proto_err_to_errno(r.h.status) : 0;
 }
@@ -358,7 +208,7 @@ static int rc_attach(int fd, struct proto_cred c, int32_t shmid) {
 static int rc_stat(int fd, struct proto_cred c, int32_t shmid, struct proto_ds *ds) {
   struct proto_msg m = rc_msg(PROTO_OP_SHMCTL, 12), r;
   m.u.shmctl = (struct proto_shmctl){.cred = c, .shmid = shmid, .cmd = IPC_STAT};
-  if (rc_send(fd, &m, NULL, NULL) < 0 || rc_reply(fd, 12, &r) < 0)
+  if (rc_send_msg(fd, &m) < 0 || rc_reply(fd, 12, &r) < 0)
     return -EPIPE;
   if (r.h.status)
     return -proto_err_to_errno(r.h.status);
@@ -406,7 +256,7 @@ START_TEST(refuses_network_without_token) {
 
   /* --insecure: it starts, on every address, and says so loudly. */
   fd = srv_exec(&s, insecure);
-  ck_assert_int_eq(read_line(fd, line, sizeof line, 15000), 0);
+  ck_assert_int_eq(h_read_line(fd, line, sizeof line, 15000), 0);
   close(fd);
   ck_assert_msg(sscanf(line, "dshm-server: listening on 0.0.0.0:%d", &s.h.port) == 1, "%s",
                 line);
@@ -550,38 +400,38 @@ START_TEST(challenge_timeout_and_replay) {
 
   srv_start(&s, args, 1);
   /* An honest raw handshake works and leaves its AUTH frame. */
-  fd = rc_tcp(&s);
+  fd = rc_connect(&s.h);
   ck_assert_int_eq(rc_auth_hello(fd, TOKEN, frame, &flen), 0);
   ck_assert_int_eq(rc_create(fd, cred_of(getuid(), getgid()), IPC_PRIVATE, 4096, 0600) >= 0, 1);
 
   /* Replay it on a new connection: refused with EACCES, then closed. */
-  fd2 = rc_tcp(&s);
+  fd2 = rc_connect(&s.h);
   m = rc_hello((uint32_t)getuid(), (uint32_t)getgid());
-  ck_assert_int_eq(rc_send(fd2, &m, NULL, NULL), 0);
+  ck_assert_int_eq(rc_send_msg(fd2, &m), 0);
   ck_assert_int_eq(rc_next(fd2, &r), 0);
   ck_assert_int_eq(r.h.opcode, PROTO_OP_CHALLENGE);
-  ck_assert_int_eq(send_all(fd2, frame, flen), 0);
+  ck_assert_int_eq(rc_send(fd2, frame, flen), 0);
   ck_assert_int_eq(rc_reply(fd2, 2, &r), 0);
   ck_assert_int_eq(proto_err_to_errno(r.h.status), EACCES);
   ck_assert_int_eq(rc_wait_closed(fd2), 0);
   close(fd2);
 
   /* A request instead of AUTH: closed. */
-  fd2 = rc_tcp(&s);
-  ck_assert_int_eq(rc_send(fd2, &m, NULL, NULL), 0);
+  fd2 = rc_connect(&s.h);
+  ck_assert_int_eq(rc_send_msg(fd2, &m), 0);
   ck_assert_int_eq(rc_next(fd2, &r), 0);
   ck_assert_int_eq(rc_create(fd2, cred_of(0, 0), IPC_PRIVATE, 4096, 0600), -EPIPE);
   ck_assert_int_eq(rc_wait_closed(fd2), 0);
   close(fd2);
 
   /* HELLO, then silence: the hello timeout closes it. */
-  fd2 = rc_tcp(&s);
-  t0 = now_ms();
-  ck_assert_int_eq(rc_send(fd2, &m, NULL, NULL), 0);
+  fd2 = rc_connect(&s.h);
+  t0 = h_now_ms();
+  ck_assert_int_eq(rc_send_msg(fd2, &m), 0);
   ck_assert_int_eq(rc_next(fd2, &r), 0);
   ck_assert_int_eq(r.h.opcode, PROTO_OP_CHALLENGE);
   ck_assert_int_eq(rc_wait_closed(fd2), 0);
-  ck_assert_int_ge(now_ms() - t0, 900);
+  ck_assert_int_ge(h_now_ms() - t0, 900);
   close(fd2);
 
   /* The honest connection is still served. */
@@ -634,7 +484,7 @@ static int nobody_child(const char *path, int32_t rootid) {
 
   if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
     return 10;
-  fd = rc_unix(path);
+  fd = rc_connect_unix(path);
   if (fd < 0)
     return 11;
   if (rc_plain_hello(fd, 0, 0) < 0)
@@ -666,7 +516,7 @@ START_TEST(unix_peer_identity_from_kernel) {
   args[1] = s.unix_path;
   srv_start(&s, args, 1); /* --unix with --port: both listeners */
   /* Root makes a 0600 segment over TCP. */
-  fd = rc_tcp(&s);
+  fd = rc_connect(&s.h);
   ck_assert_int_eq(rc_plain_hello(fd, 0, 0), 0);
   rootid = rc_create(fd, cred_of(0, 0), IPC_PRIVATE, 4096, IPC_CREAT | 0600);
   ck_assert_int_ge(rootid, 0);
@@ -732,21 +582,6 @@ START_TEST(unix_stale_socket) {
 }
 END_TEST
 
-static long proc_kib(pid_t pid, const char *field) {
-  char path[64], line[256];
-  long v = -1;
-  FILE *f;
-
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  f = fopen(path, "r");
-  ck_assert_ptr_nonnull(f);
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':')
-      v = atol(line + strlen(field) + 1);
-  fclose(f);
-  return v;
-}
-
 /* A peer floods page requests that must queue (another peer owns the page and never
  * answers the RECALL): past --max-pending the server stops reading it, so neither its
  * memory nor what the flooder manages to send grows without bound; others keep working. */
@@ -766,7 +601,7 @@ START_TEST(max_pending_backpressure) {
   setenv("DSHM_TEST_SERVER_ASAN", "detect_leaks=1:quarantine_size_mb=8", 1);
   srv_start(&s, args, 1);
   unsetenv("DSHM_TEST_SERVER_ASAN");
-  owner = rc_tcp(&s);
+  owner = rc_connect(&s.h);
   ck_assert_int_eq(rc_plain_hello(owner, getuid(), getgid()), 0);
   shmid = rc_create(owner, cred_of(getuid(), getgid()), IPC_PRIVATE, 256 * 4096, 0600);
   ck_assert_int_ge(shmid, 0);
@@ -775,14 +610,14 @@ START_TEST(max_pending_backpressure) {
   m.u.run.shmid = shmid;
   m.u.run.count = 1;
   m.u.run.mode = PROTO_MODE_EXCLUSIVE;
-  ck_assert_int_eq(rc_send(owner, &m, NULL, NULL), 0);
+  ck_assert_int_eq(rc_send_msg(owner, &m), 0);
   ck_assert_int_eq(rc_reply(owner, 20, &r), 0);
   ck_assert_int_eq(r.h.status, 0);
 
-  flood = rc_tcp(&s);
+  flood = rc_connect(&s.h);
   ck_assert_int_eq(rc_plain_hello(flood, getuid(), getgid()), 0);
   ck_assert_int_eq(rc_attach(flood, cred_of(getuid(), getgid()), shmid), 0);
-  rss0 = proc_kib(s.h.pid, "VmRSS");
+  rss0 = rc_proc_kib(s.h.pid, "VmRSS");
   /* Full-run READ_DATA frames: each queued request would cost the server ~2 KiB. */
   m = rc_msg(PROTO_OP_READ_DATA, 100);
   m.u.run.shmid = shmid;
@@ -800,7 +635,7 @@ START_TEST(max_pending_backpressure) {
     if ((size_t)w < flen)
       break;
   }
-  rss1 = proc_kib(s.h.pid, "VmRSS");
+  rss1 = rc_proc_kib(s.h.pid, "VmRSS");
   ck_assert_msg(sent < limit / 4, "the server read %zu bytes of page requests", sent);
   ck_assert_msg(rss1 - rss0 < 32 * 1024, "server RSS grew from %ld KiB to %ld KiB", rss0, rss1);
 
@@ -845,7 +680,7 @@ START_TEST(max_frame_small) {
     run_tool(&s, s.h.addr, i == 0 ? fill : verify, NULL, &res);
     ck_assert_msg(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0, "%s", res.err);
   }
-  fd = rc_tcp(&s);
+  fd = rc_connect(&s.h);
   ck_assert_int_eq(rc_plain_hello(fd, getuid(), getgid()), 0);
   m = rc_msg(PROTO_OP_WRITE_DATA, 5);
   m.u.run.count = 8; /* 8 pages with data: above 20000 bytes */
@@ -856,7 +691,7 @@ START_TEST(max_frame_small) {
   }
   n = proto_encode(buf + 40000, sizeof buf - 40000, &m);
   ck_assert_int_gt(n, 20000);
-  ck_assert_int_eq(send_all(fd, buf + 40000, PROTO_HDR_SIZE), 0); /* the header suffices */
+  ck_assert_int_eq(rc_send(fd, buf + 40000, PROTO_HDR_SIZE), 0); /* the header suffices */
   ck_assert_int_eq(rc_wait_closed(fd), 0);
   close(fd);
   {
