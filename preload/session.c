@@ -81,15 +81,6 @@ int shim_session_mine(void) {
   return mine;
 }
 
-int shim_session_up(void) {
-  int up;
-
-  pthread_mutex_lock(&S.lock);
-  up = S.state == S_UP;
-  pthread_mutex_unlock(&S.lock);
-  return up;
-}
-
 /* Called from the SIGSEGV handler: write(2) is async-signal-safe and the record is smaller
  * than PIPE_BUF, so it lands whole. The pipe holds at most one record per blocked faulting
  * thread plus one WAKE, far below its capacity; EAGAIN is still retried, not dropped. */

@@ -55,8 +55,6 @@ int shim__session_enqueue(struct proto_msg *m);
 uint32_t shim__session_reqid(void);
 /* The largest run the server accepts (HELLO reply). */
 uint32_t shim__session_max_run(void);
-/* 1 if the session is connected and alive. */
-int shim_session_up(void);
 /* 1 if the session is up and was opened by this process (not a vfork child sharing it). */
 int shim_session_mine(void);
 /* 1 in a forked child that has not opened its own session yet. */
