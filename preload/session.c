@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "coherence.h"
 #include "config.h"
 #include "flush.h"
@@ -250,52 +251,6 @@ int shim_session_call(struct proto_msg *req, struct proto_msg *reply) {
 
 /* ---- connecting ---------------------------------------------------------------------- */
 
-static int send_all(int fd, const uint8_t *p, size_t len) {
-  while (len > 0) {
-    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-static int recv_all(int fd, uint8_t *p, size_t len) {
-  while (len > 0) {
-    ssize_t n = recv(fd, p, len, 0);
-    if (n == 0)
-      return -ECONNRESET;
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return errno == EAGAIN ? -ETIMEDOUT : -errno;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-/* Reads one frame of at most PROTO_SMALL_MAX payload into buf and decodes it into m. */
-static int recv_small(int fd, uint8_t *buf, struct proto_msg *m) {
-  ssize_t len;
-  int err = recv_all(fd, buf, PROTO_HDR_SIZE);
-
-  if (err < 0)
-    return err;
-  len = proto_frame(buf, PROTO_HDR_SIZE, &m->h);
-  if (len < 0 || m->h.length > PROTO_SMALL_MAX)
-    return -EPROTO;
-  err = recv_all(fd, buf + PROTO_HDR_SIZE, m->h.length);
-  if (err == 0 && proto_decode(m, buf + PROTO_HDR_SIZE, m->h.length) < 0)
-    err = -EPROTO;
-  return err;
-}
-
 /* An authentication failure: one line naming the variables, EACCES for the caller. */
 static int auth_fail(const char *msg) {
   if (!S.warned++ || shim_cfg.debug)
@@ -323,50 +278,15 @@ static int token_key(struct dshm_auth_key *key) {
   return 1;
 }
 
-/* Answers the server's CHALLENGE (docs/security.md): proves the token over its nonce and
- * ours, then checks the server's proof. 0 or -errno (after a message). */
-static int authenticate(int fd, uint8_t *buf, struct proto_msg *m,
-                        const struct dshm_auth_key *key) {
-  uint8_t snonce[PROTO_NONCE_SIZE], cnonce[PROTO_NONCE_SIZE];
-  ssize_t len;
-  int err;
-
-  if (m->u.challenge.alg != PROTO_AUTH_ALG)
-    return auth_fail("uses an authentication method this client does not know");
-  memcpy(snonce, m->u.challenge.nonce, sizeof snonce);
-  dshm_auth_nonce(cnonce);
-  memset(m, 0, sizeof *m);
-  m->h.opcode = PROTO_OP_AUTH;
-  m->h.reqid = shim__session_reqid();
-  memcpy(m->u.auth.nonce, cnonce, sizeof cnonce);
-  dshm_auth_mac(key, DSHM_AUTH_CLIENT, snonce, cnonce, m->u.auth.mac);
-  len = proto_encode(buf, PROTO_HDR_SIZE + PROTO_SMALL_MAX, m);
-  err = len < 0 ? (int)len : send_all(fd, buf, (size_t)len);
-  if (err == 0)
-    err = recv_small(fd, buf, m);
-  if (err == -ECONNRESET || (err == 0 && m->h.opcode == PROTO_OP_AUTH &&
-                             m->h.status == PROTO_EACCES))
-    return auth_fail("refused our token: check DSHM_TOKEN / DSHM_TOKEN_FILE");
-  if (err < 0)
-    return err;
-  if (m->h.opcode != PROTO_OP_AUTH || !(m->h.flags & PROTO_F_REPLY) || m->h.status != 0)
-    return -EPROTO;
-  if (dshm_auth_verify(key, DSHM_AUTH_SERVER, snonce, cnonce, m->u.auth_reply.mac) < 0)
-    return auth_fail("could not prove it knows our token (DSHM_TOKEN / DSHM_TOKEN_FILE): "
-                     "not the server we meant?");
-  return 0;
-}
-
 /* HELLO on the still-blocking socket, before the I/O thread exists; with a token, the
  * challenge-response in the middle. */
 static int hello(int fd) {
   struct proto_msg *m = calloc(1, sizeof *m);
-  uint8_t buf[PROTO_HDR_SIZE + PROTO_SMALL_MAX];
   gid_t groups[PROTO_MAX_GROUPS];
   struct dshm_auth_key key;
+  const char *why = NULL;
   char host[64] = "";
   int n, err, i, have_key;
-  ssize_t len;
 
   if (m == NULL)
     return -ENOMEM;
@@ -390,30 +310,11 @@ static int hello(int fd) {
   snprintf(m->u.hello.name, sizeof m->u.hello.name, "%s@%s", program_invocation_short_name, host);
   m->u.hello.name_len = (uint32_t)strlen(m->u.hello.name);
 
-  len = proto_encode(buf, sizeof buf, m);
-  err = len < 0 ? (int)len : send_all(fd, buf, (size_t)len);
-  if (err == 0)
-    err = recv_small(fd, buf, m);
-  if (err == 0 && m->h.opcode == PROTO_OP_CHALLENGE && !(m->h.flags & PROTO_F_REPLY)) {
-    if (have_key)
-      err = authenticate(fd, buf, m, &key);
-    else
-      err = auth_fail("requires a token: set DSHM_TOKEN or DSHM_TOKEN_FILE");
-    if (err == 0)
-      err = recv_small(fd, buf, m);
-  } else if (err == 0 && have_key) {
-    /* The server did not ask: it cannot prove it knows the token either. */
-    err = auth_fail("did not ask for the token given in DSHM_TOKEN / DSHM_TOKEN_FILE: "
-                    "refusing a server that cannot prove it knows it");
-  }
-  if (err == 0 && (m->h.opcode != PROTO_OP_HELLO || !(m->h.flags & PROTO_F_REPLY)))
-    err = -EPROTO;
-  if (err == 0 && m->h.status != 0)
-    err = -proto_err_to_errno(m->h.status);
+  err = dshm_client_hello(fd, m, have_key ? &key : NULL, shim__session_reqid(), &why);
+  if (err == -EACCES && why != NULL)
+    err = auth_fail(why);
   if (err == 0) {
-    if (m->u.hello_reply.page_size != PROTO_PAGE_SIZE)
-      err = -EPROTO;
-    else if (m->u.hello_reply.max_run >= 1 && m->u.hello_reply.max_run <= PROTO_MAX_RUN)
+    if (m->u.hello_reply.max_run >= 1 && m->u.hello_reply.max_run <= PROTO_MAX_RUN)
       S.max_run = m->u.hello_reply.max_run;
     shim_debug("connected to %s as node %u", shim_cfg.spec, m->u.hello_reply.node);
   }
@@ -442,35 +343,8 @@ static int connect_unix(void) {
  * the server sends nothing else to a node that holds no page yet. 0, -errno of the reply's
  * status, or -errno of the socket. */
 int shim__session_sync_call(int fd, struct proto_msg *req, struct proto_msg *reply) {
-  ssize_t len = proto_encoded_size(req);
-  uint8_t *buf = malloc(PROTO_MAX_FRAME);
-  int err;
-
   req->h.reqid = shim__session_reqid();
-  req->h.flags = 0;
-  req->h.status = 0;
-  if (buf == NULL)
-    return -ENOMEM;
-  len = len < 0 ? len : proto_encode(buf, PROTO_MAX_FRAME, req);
-  err = len < 0 ? (int)len : send_all(fd, buf, (size_t)len);
-  while (err == 0) {
-    err = recv_all(fd, buf, PROTO_HDR_SIZE);
-    if (err == 0 && proto_frame(buf, PROTO_HDR_SIZE, &reply->h) < 0)
-      err = -EPROTO;
-    if (err == 0)
-      err = recv_all(fd, buf + PROTO_HDR_SIZE, reply->h.length);
-    if (err == 0 && proto_decode(reply, buf + PROTO_HDR_SIZE, reply->h.length) < 0)
-      err = -EPROTO;
-    if (err == 0 && (reply->h.flags & PROTO_F_REPLY) && reply->h.reqid == req->h.reqid) {
-      if (reply->h.status != 0)
-        err = -proto_err_to_errno(reply->h.status);
-      break;
-    }
-    if (err == 0)
-      shim_debug("while reconnecting: skipping %s", proto_op_name(reply->h.opcode));
-  }
-  free(buf); /* replies that reach here carry no pointers into it */
-  return err;
+  return dshm_client_call(fd, req, reply);
 }
 
 /* NODE: says who we are (a fresh random id per process) and learns the server's instance
