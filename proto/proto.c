@@ -22,6 +22,8 @@
 #define CHALLENGE_SIZE    (4u + PROTO_NONCE_SIZE)
 #define AUTH_SIZE         (PROTO_NONCE_SIZE + PROTO_MAC_SIZE)
 #define AUTH_REPLY_SIZE   PROTO_MAC_SIZE
+#define REATTACH_SIZE     (CRED_SIZE + 12u)
+#define INHERIT_SIZE      (CRED_SIZE + 16u)
 
 static const uint32_t op_max[PROTO_OP_MAX_] = {
 #define OP_MAX(name, code, max) [code] = (max),
@@ -137,6 +139,7 @@ enum body {
   B_NODE,
   B_NODE_REPLY,
   B_REATTACH,
+  B_INHERIT,
 };
 
 static enum body body_of(const struct proto_hdr *h) {
@@ -163,6 +166,7 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_AUTH:           return reply ? B_AUTH_REPLY : B_AUTH;
   case PROTO_OP_NODE:           return reply ? B_NODE_REPLY : B_NODE;
   case PROTO_OP_REATTACH:       return reply ? B_ATTACH_REPLY : B_REATTACH;
+  case PROTO_OP_INHERIT:        return reply ? B_NONE : B_INHERIT;
   }
   return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
 }
@@ -244,9 +248,9 @@ static int mode_ok(uint32_t mode) {
   return mode <= PROTO_MODE_EXCLUSIVE;
 }
 
-static int reattach_ok(const struct proto_reattach *q) {
-  return q->nrw <= PROTO_MAX_REATTACH && q->nro <= PROTO_MAX_REATTACH - q->nrw &&
-         q->nrw + q->nro >= 1;
+/* REATTACH and INHERIT: 1 <= nrw + nro <= PROTO_MAX_REATTACH, without a wrapping sum. */
+static int counts_ok(uint32_t nrw, uint32_t nro) {
+  return nrw <= PROTO_MAX_REATTACH && nro <= PROTO_MAX_REATTACH - nrw && nrw + nro >= 1;
 }
 
 static int decode_run(struct rd *r, struct proto_run *run) {
@@ -440,7 +444,16 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
     m->u.reattach.shmid = rd_i32(&r);
     m->u.reattach.nrw = rd_u32(&r);
     m->u.reattach.nro = rd_u32(&r);
-    if (!r.bad && !reattach_ok(&m->u.reattach))
+    if (!r.bad && !counts_ok(m->u.reattach.nrw, m->u.reattach.nro))
+      err = -EBADMSG;
+    break;
+  case B_INHERIT:
+    rd_cred(&r, &m->u.inherit.cred);
+    m->u.inherit.shmid = rd_i32(&r);
+    m->u.inherit.nrw = rd_u32(&r);
+    m->u.inherit.nro = rd_u32(&r);
+    m->u.inherit.child = rd_u32(&r);
+    if (!r.bad && !counts_ok(m->u.inherit.nrw, m->u.inherit.nro))
       err = -EBADMSG;
     break;
   }
@@ -504,9 +517,13 @@ static ssize_t payload_size(const struct proto_msg *m) {
     return PROTO_NODE_ID + 4;
   case B_NODE_REPLY:   return PROTO_NODE_ID;
   case B_REATTACH:
-    if (!reattach_ok(&m->u.reattach))
+    if (!counts_ok(m->u.reattach.nrw, m->u.reattach.nro))
       return -EINVAL;
-    return 12 + 12;
+    return REATTACH_SIZE;
+  case B_INHERIT:
+    if (!counts_ok(m->u.inherit.nrw, m->u.inherit.nro))
+      return -EINVAL;
+    return INHERIT_SIZE;
   }
   return -EINVAL;
 }
@@ -689,6 +706,13 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     wr_u32(&w, (uint32_t)m->u.reattach.shmid);
     wr_u32(&w, m->u.reattach.nrw);
     wr_u32(&w, m->u.reattach.nro);
+    break;
+  case B_INHERIT:
+    wr_cred(&w, &m->u.inherit.cred);
+    wr_u32(&w, (uint32_t)m->u.inherit.shmid);
+    wr_u32(&w, m->u.inherit.nrw);
+    wr_u32(&w, m->u.inherit.nro);
+    wr_u32(&w, m->u.inherit.child);
     break;
   }
   return size;

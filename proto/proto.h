@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define PROTO_MAGIC        0x44534D31u /* "DSM1" */
-#define PROTO_VERSION      2u
+#define PROTO_VERSION      3u
 #define PROTO_HDR_SIZE     20u
 #define PROTO_PAGE_SIZE    4096u
 #define PROTO_PAGE_SHIFT   12u
@@ -45,7 +45,7 @@
 #define PROTO_NODE_RESUMED 0x1u    /* a returning node has re-registered and written back */
 #define PROTO_NODE_KNOWN   0x1u
 #define PROTO_NODE_ID      16u     /* bytes of a node id and of a server instance id */
-#define PROTO_MAX_REATTACH 65536u  /* attachments of one segment in one REATTACH */
+#define PROTO_MAX_REATTACH 65536u  /* attachments of one segment in one REATTACH or INHERIT */
 
 /* Per-page entry flags (proto_page.flags). */
 #define PROTO_PAGE_DATA    0x1u    /* a 4096-byte data block for this page follows */
@@ -71,7 +71,8 @@
   X(CHALLENGE,      16, PROTO_SMALL_MAX)                   \
   X(AUTH,           17, PROTO_SMALL_MAX)                   \
   X(NODE,           18, PROTO_SMALL_MAX)                   \
-  X(REATTACH,       19, PROTO_SMALL_MAX)
+  X(REATTACH,       19, PROTO_SMALL_MAX)                   \
+  X(INHERIT,        20, PROTO_SMALL_MAX)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,
@@ -185,6 +186,17 @@ struct proto_reattach {     /* REATTACH: a reconnecting node's attachments of on
   uint32_t nro;             /* SHM_RDONLY attachments; 1 <= nrw + nro <= PROTO_MAX_REATTACH */
 };
 
+/* INHERIT: the attachments a forked child inherits of a segment that the caller's
+ * connection (the host agent's, on the parent's behalf) has attached. Counted as the kernel
+ * counts them at fork: no permission check, lpid is the parent's pid. */
+struct proto_inherit {
+  struct proto_cred cred;   /* the parent's pid, uid, gid: the caller */
+  int32_t shmid;
+  uint32_t nrw;             /* read-write attachments the child inherits */
+  uint32_t nro;             /* SHM_RDONLY ones; 1 <= nrw + nro <= PROTO_MAX_REATTACH */
+  uint32_t child;           /* the child's pid */
+};
+
 struct proto_create {       /* CREATE_SEGMENT = shmget(key, size, shmflg) */
   struct proto_cred cred;
   int32_t key;
@@ -282,6 +294,7 @@ struct proto_msg {
     struct proto_node node;
     struct proto_node_reply node_reply;
     struct proto_reattach reattach;
+    struct proto_inherit inherit;
     struct proto_create create;
     struct proto_create_reply create_reply;
     struct proto_attach attach;

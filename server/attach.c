@@ -69,6 +69,22 @@ int srv_att_readd(struct srv_atts *a, struct srv_segtab *t, const struct srv_cre
   return 0;
 }
 
+int srv_att_inherit(struct srv_atts *a, struct srv_segtab *t, uint32_t pid, int32_t shmid,
+                    uint32_t nrw, uint32_t nro) {
+  struct srv_att *at = srv_att_find(a, shmid);
+
+  if (at == NULL)
+    return -EINVAL;
+  /* The counts must stay exact: a wrapped one would end the record (and leave the
+   * directory) while the segment still counts its attachments. */
+  if (nrw > UINT32_MAX - at->nrw || nro > UINT32_MAX - at->nro)
+    return -EOVERFLOW;
+  at->nrw += nrw;
+  at->nro += nro;
+  srv_seg_inherit(t, at->seg, pid, nrw + nro);
+  return 0;
+}
+
 int srv_att_detach(struct srv_atts *a, struct srv_segtab *t, uint32_t node, int32_t shmid,
                    uint32_t pid) {
   struct srv_att *at = srv_att_find(a, shmid);

@@ -34,6 +34,13 @@ int srv_att_add(struct srv_atts *a, struct srv_segtab *t, const struct srv_cred 
 int srv_att_readd(struct srv_atts *a, struct srv_segtab *t, const struct srv_cred *c,
                   int32_t shmid, uint32_t nrw, uint32_t nro, struct srv_seg **out);
 
+/* INHERIT: a forked child's nrw + nro inherited attachments of shmid, which this
+ * connection has attached (the parent's): added to its record and counted by
+ * srv_seg_inherit (no permission check; lpid = pid, the parent's). -EINVAL if this
+ * connection has not attached shmid, -EOVERFLOW if its counts would wrap. */
+int srv_att_inherit(struct srv_atts *a, struct srv_segtab *t, uint32_t pid, int32_t shmid,
+                    uint32_t nrw, uint32_t nro);
+
 /* The one detach path (shmdt, disconnect, shutdown): drops one attachment of shmid by node;
  * on its last one the node leaves the segment's directory; then nattch-- and, if the
  * segment is marked SHM_DEST and unused, its destruction. -EINVAL if not attached. */

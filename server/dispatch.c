@@ -184,6 +184,21 @@ static int on_reattach(struct srv_conn *c, struct proto_msg *m, const char **why
   return 0;
 }
 
+/* INHERIT: an agent registers the attachments a forked child inherited of a segment the
+ * agent's connection has attached; fork counts them without a permission check. */
+static int on_inherit(struct srv_conn *c, struct proto_msg *m, const char **why) {
+  const struct proto_inherit *q = &m->u.inherit;
+  uint32_t pid = cred_of(c, &q->cred).pid;
+  int err;
+
+  (void)why;
+  err = srv_att_inherit(&c->atts, &c->srv->segs, pid, q->shmid, q->nrw, q->nro);
+  if (err == 0)
+    SRV_VLOG("node %u: pid %u inherited shm %d from pid %u (%u rw, %u ro)", c->node,
+             q->child, q->shmid, pid, q->nrw, q->nro);
+  return reply_status(c, m, err);
+}
+
 static int on_create(struct srv_conn *c, struct proto_msg *m, const char **why) {
   const struct proto_create *q = &m->u.create;
   struct srv_cred cr = cred_of(c, &q->cred);
@@ -329,6 +344,7 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
   [PROTO_OP_AUTH] = on_auth,
   [PROTO_OP_NODE] = on_node,
   [PROTO_OP_REATTACH] = on_reattach,
+  [PROTO_OP_INHERIT] = on_inherit,
 };
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {

@@ -261,6 +261,15 @@ int srv_seg_reattach(struct srv_segtab *t, const struct srv_cred *c, int32_t shm
   return 0;
 }
 
+void srv_seg_inherit(struct srv_segtab *t, struct srv_seg *s, uint32_t pid, uint32_t n) {
+  /* __shm_open() as fork's dup_mmap runs it, in the parent: nattch, atime and the parent's
+   * pid, with no ipcperms and whether or not the segment is marked SHM_DEST. */
+  s->shm_nattch += n;
+  s->shm_atime = time(NULL);
+  s->shm_lpid = pid;
+  t->dirty |= SRV_DIRTY_TIMES;
+}
+
 int srv_seg_may_destroy(const struct srv_seg *s) {
   return s->shm_nattch == 0 && (s->shm_perm.mode & SRV_SHM_DEST) != 0;
 }

@@ -118,6 +118,12 @@ int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid
 int srv_seg_reattach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
                      uint32_t nrw, uint32_t nro, struct srv_seg **out);
 
+/* A forked child's inherited attachments (INHERIT): nattch += n, atime now, lpid = pid
+ * (the parent's: fork counts them in the parent's context). No permission check, and s may
+ * be marked SHM_DEST. Only srv_att_inherit() calls this, so that each attachment counted
+ * here is recorded on a connection and dropped through the one detach path. */
+void srv_seg_inherit(struct srv_segtab *t, struct srv_seg *s, uint32_t pid, uint32_t n);
+
 /* shmdt's accounting: nattch--, dtime, lpid; destroys the segment if srv_seg_may_destroy.
  * Only srv_att_detach() calls this, so that every detach path is the same. */
 void srv__seg_detach(struct srv_segtab *t, struct srv_seg *s, uint32_t pid);

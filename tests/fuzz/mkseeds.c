@@ -159,6 +159,13 @@ static struct proto_msg reattach(int32_t shmid, uint32_t nrw, uint32_t nro) {
   return m;
 }
 
+static struct proto_msg inherit(int32_t shmid, uint32_t nrw, uint32_t nro) {
+  struct proto_msg m = msg(PROTO_OP_INHERIT, 16);
+  m.u.inherit = (struct proto_inherit){.cred = cred, .shmid = shmid, .nrw = nrw, .nro = nro,
+                                       .child = 4343};
+  return m;
+}
+
 /* One record of fuzz_server: selector, length, the frame of m. */
 static void rec(struct buf *b, uint8_t sel, struct proto_msg m) {
   struct buf *one = malloc(sizeof *one);
@@ -227,6 +234,9 @@ static void proto_seeds(const char *dir) {
   ms[n] = msg(PROTO_OP_REATTACH, 15);
   ms[n].h.flags = PROTO_F_REPLY;
   ms[n++].u.attach_reply = (struct proto_attach_reply){0, 3 * PROTO_PAGE_SIZE};
+  ms[n++] = inherit(0, 2, 1);
+  ms[n] = msg(PROTO_OP_INHERIT, 16); /* a bare status reply: empty on success */
+  ms[n++].h.flags = PROTO_F_REPLY;
   all.n = 0;
   for (i = 0; i < n; i++) {
     frame(&all, &ms[i]);
@@ -330,6 +340,35 @@ static void server_seeds(const char *dir) {
   other.u.node.id[0] = 1;
   rec(&cur, 1, other);
   put_file(dir, "reconnect", &cur);
+
+  /* A forked child's attachments (INHERIT): on the first segment of a fresh server, whose
+   * id is (0x8000 + 0) * 32768 + 0 (server/segments.h), attached here; then on it once
+   * removed (it must outlive IPC_RMID); from a connection without it (EINVAL); on an
+   * unknown id; before HELLO (a violation); and a disconnect with inherited attachments
+   * left, which destroys the removed segment. */
+  const int32_t first = 0x40000000;
+  cur.n = 0;
+  rec(&cur, 0, hello());
+  rec(&cur, 0, create(0x66, 2 * PROTO_PAGE_SIZE, rw));
+  rec(&cur, 0, attach(first, 0));
+  rec(&cur, 0, inherit(first, 2, 1));
+  rec(&cur, 0, run(PROTO_OP_ACQUIRE, 40, first, 0, 1, PROTO_MODE_EXCLUSIVE, 0));
+  rec(&cur, 1, hello());
+  rec(&cur, 1, attach(first, SHM_RDONLY));
+  rec(&cur, 1, inherit(first, 0, 3));
+  rec(&cur, 1, run(PROTO_OP_READ_DATA, 41, first, 0, 1, PROTO_MODE_SHARED, 0));
+  rec(&cur, 0, run(PROTO_OP_RECALL_ACK, 1, first, 0, 1, PROTO_MODE_SHARED, 1));
+  rec(&cur, 0, segref(PROTO_OP_REMOVE_SEGMENT, first));
+  rec(&cur, 0, inherit(first, 0, 1));
+  rec(&cur, 2, hello());
+  rec(&cur, 2, inherit(first, 1, 0));
+  rec(&cur, 2, inherit(12345, 1, 0));
+  rec(&cur, 3, inherit(first, 1, 0));
+  rec(&cur, 0, segref(PROTO_OP_DETACH_SEGMENT, first));
+  rec(&cur, 0x81, segref(PROTO_OP_DETACH_SEGMENT, first));
+  rec(&cur, 0x80, segref(PROTO_OP_DETACH_SEGMENT, first));
+  rec(&cur, 2, shmctl_req(first, IPC_STAT));
+  put_file(dir, "inherit", &cur);
 
   /* Limits: segments until the table is full, too big, a zero-size one. */
   cur.n = 0;

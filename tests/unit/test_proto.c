@@ -360,6 +360,9 @@ START_TEST(test_errno_map) {
   ck_assert_int_eq(proto_err_to_errno(9999), EIO);
   ck_assert_int_eq(proto_err_to_errno(-3), EIO);
   ck_assert_str_eq(proto_op_name(PROTO_OP_RECALL_ACK), "RECALL_ACK");
+  ck_assert_str_eq(proto_op_name(PROTO_OP_INHERIT), "INHERIT");
+  ck_assert_int_eq(PROTO_OP_INHERIT, 20);
+  ck_assert_str_eq(proto_op_name(PROTO_OP_MAX_), "?");
   ck_assert_str_eq(proto_op_name(0), "?");
   ck_assert_str_eq(proto_op_name(200), "?");
 }
@@ -387,6 +390,13 @@ START_TEST(test_frame_bad_header) {
   struct proto_hdr h;
   size_t n = attach_frame();
 
+  /* Version 3 (INHERIT) on the wire; a version 2 peer is refused at its first frame. */
+  ck_assert_uint_eq(PROTO_VERSION, 3);
+  ck_assert_uint_eq(frame[4], 3);
+  ck_assert_int_eq(proto_frame(frame, n, &h), (ssize_t)n);
+  frame[4] = 2;
+  ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
+  frame[4] = PROTO_VERSION;
   frame[0] ^= 0xFF;
   ck_assert_int_eq(proto_frame(frame, n, &h), -EBADMSG);
   frame[0] ^= 0xFF;
@@ -687,6 +697,107 @@ START_TEST(test_node_reattach) {
 }
 END_TEST
 
+/* INHERIT (20): round trip, its empty reply, and every malformed form. */
+START_TEST(test_inherit) {
+  struct proto_msg m = msg(PROTO_OP_INHERIT, 0), d;
+  uint8_t bad[PROTO_HDR_SIZE + 64];
+  uint8_t *p = bad + PROTO_HDR_SIZE;
+  size_t n;
+
+  m.u.inherit.cred = (struct proto_cred){4242, 1000, 100};
+  m.u.inherit.shmid = 0x40008001;
+  m.u.inherit.nrw = 2;
+  m.u.inherit.nro = 1;
+  m.u.inherit.child = 0xFFFFFFFEu;
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 28);
+  ck_assert_uint_eq(frame[5], 20);
+  /* Field order on the wire: cred, shmid, nrw, nro, child. */
+  ck_assert_uint_eq(proto_get_u32(frame + PROTO_HDR_SIZE), 4242);
+  ck_assert_uint_eq(proto_get_u32(frame + PROTO_HDR_SIZE + 12), 0x40008001);
+  ck_assert_uint_eq(proto_get_u32(frame + PROTO_HDR_SIZE + 16), 2);
+  ck_assert_uint_eq(proto_get_u32(frame + PROTO_HDR_SIZE + 20), 1);
+  ck_assert_uint_eq(proto_get_u32(frame + PROTO_HDR_SIZE + 24), 0xFFFFFFFEu);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.inherit.cred.pid, 4242);
+  ck_assert_uint_eq(d.u.inherit.cred.uid, 1000);
+  ck_assert_uint_eq(d.u.inherit.cred.gid, 100);
+  ck_assert_int_eq(d.u.inherit.shmid, 0x40008001);
+  ck_assert_uint_eq(d.u.inherit.nrw, 2);
+  ck_assert_uint_eq(d.u.inherit.nro, 1);
+  ck_assert_uint_eq(d.u.inherit.child, 0xFFFFFFFEu);
+  /* The bounds of the counts: one attachment, and the cap split either way. */
+  m.u.inherit.nrw = 0;
+  m.u.inherit.nro = 1;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  m.u.inherit.nrw = PROTO_MAX_REATTACH;
+  m.u.inherit.nro = 0;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.inherit.nrw, PROTO_MAX_REATTACH);
+  m.u.inherit.nrw = 1;
+  m.u.inherit.nro = PROTO_MAX_REATTACH - 1;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  /* Counts out of range are not encoded... */
+  m.u.inherit.nrw = m.u.inherit.nro = 0;
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  m.u.inherit.nrw = PROTO_MAX_REATTACH;
+  m.u.inherit.nro = 1;
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  m.u.inherit.nrw = 0;
+  m.u.inherit.nro = PROTO_MAX_REATTACH + 1;
+  ck_assert_int_eq(proto_encode(frame, sizeof frame, &m), -EINVAL);
+  /* ...nor decoded: zero, above the cap, and a sum that wraps 32 bits. */
+  m.u.inherit.nrw = 2;
+  m.u.inherit.nro = 1;
+  n = encode_ok(&m);
+  memcpy(bad, frame, n);
+  proto_put_u32(p + 16, 0);
+  proto_put_u32(p + 20, 0);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  proto_put_u32(p + 16, PROTO_MAX_REATTACH);
+  proto_put_u32(p + 20, 1);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  proto_put_u32(p + 16, 0);
+  proto_put_u32(p + 20, PROTO_MAX_REATTACH + 1);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  proto_put_u32(p + 16, 0xFFFFFFFFu);
+  proto_put_u32(p + 20, 2);
+  ck_assert_int_eq(decode_exact(bad, n, &d), -EBADMSG);
+  proto_put_u32(p + 16, 2);
+  proto_put_u32(p + 20, 1);
+  ck_assert_int_eq(decode_exact(bad, n, &d), 0);
+  /* Exact length: one byte short, one byte long, REATTACH's 24 bytes, and none at all. */
+  proto_put_u32(bad + 16, 27);
+  ck_assert_int_eq(decode_exact(bad, n - 1, &d), -EBADMSG);
+  bad[n] = 0;
+  proto_put_u32(bad + 16, 29);
+  ck_assert_int_eq(decode_exact(bad, n + 1, &d), -EBADMSG);
+  proto_put_u32(bad + 16, 24);
+  ck_assert_int_eq(decode_exact(bad, n - 4, &d), -EBADMSG);
+  proto_put_u32(bad + 16, 0);
+  ck_assert_int_eq(decode_exact(bad, PROTO_HDR_SIZE, &d), -EBADMSG);
+  /* Above the small-message cap: refused from the header alone. */
+  proto_put_u32(bad + 16, PROTO_SMALL_MAX + 1);
+  ck_assert_int_eq(proto_frame(bad, PROTO_HDR_SIZE, &d.h), -EMSGSIZE);
+  /* The reply is a bare status: empty on success, and a payload makes it malformed. */
+  m = msg(PROTO_OP_INHERIT, PROTO_F_REPLY);
+  n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_int_eq(d.h.status, 0);
+  memcpy(bad, frame, n);
+  proto_put_u32(bad + 16, 4);
+  memset(bad + n, 0, 4);
+  ck_assert_int_eq(decode_exact(bad, n + 4, &d), -EBADMSG);
+  n = proto_encode_status(frame, PROTO_OP_INHERIT, 5, PROTO_EINVAL);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_int_eq(proto_err_to_errno(d.h.status), EINVAL);
+}
+END_TEST
+
 static Suite *proto_suite(void) {
   Suite *s = suite_create("proto");
   TCase *tc = tcase_create("core");
@@ -709,6 +820,7 @@ static Suite *proto_suite(void) {
   tcase_add_test(tc, test_range_malformed);
   tcase_add_test(tc, test_random_damage);
   tcase_add_test(tc, test_node_reattach);
+  tcase_add_test(tc, test_inherit);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   return s;

@@ -304,6 +304,114 @@ START_TEST(detach_leaves_directory) {
 }
 END_TEST
 
+/* ---- INHERIT: a forked child's attachments, counted as fork counts them ---- */
+
+START_TEST(inherit_counts_like_fork) {
+  int id = srv_seg_get(&tab, &alice, IPC_PRIVATE, 100, 0600);
+  struct srv_atts atts = {0};
+  struct srv_seg *s;
+  struct srv_att *at;
+  struct proto_ds ds;
+  time_t before;
+
+  ck_assert_int_eq(srv_att_add(&atts, &tab, &alice, id, 0, &s), 0);
+  /* Fork checks no permission: not even read is left to the owner here. */
+  ck_assert_int_eq(ctl(&alice, id, IPC_SET, 1000, 100, 0), 0);
+  s->shm_atime = 0;
+  tab.dirty = 0;
+  before = time(NULL);
+  ck_assert_int_eq(srv_att_inherit(&atts, &tab, 77, id, 2, 1), 0);
+  ds = stat_of(&root, id);
+  ck_assert_uint_eq(ds.nattch, 4);
+  ck_assert_uint_eq(ds.lpid, 77);          /* the parent's pid, as fork leaves it */
+  ck_assert_int_ge(ds.atime, before);
+  ck_assert_int_eq(ds.dtime, 0);
+  ck_assert_uint_eq(tab.dirty, SRV_DIRTY_TIMES);
+  at = srv_att_find(&atts, id);
+  ck_assert_ptr_nonnull(at);
+  ck_assert_uint_eq(at->nrw, 3);
+  ck_assert_uint_eq(at->nro, 1);
+  /* Each one is a real attachment: four detaches to reach 0. */
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(srv_att_detach(&atts, &tab, 1, id, 88), 0);
+  ck_assert_uint_eq(stat_of(&root, id).nattch, 1);
+  ck_assert_uint_eq(srv_att_find(&atts, id)->nrw, 1); /* read-only ones went first */
+  ck_assert_int_eq(srv_att_detach(&atts, &tab, 1, id, 88), 0);
+  ck_assert_ptr_null(srv_att_find(&atts, id));
+  ck_assert_uint_eq(stat_of(&root, id).nattch, 0);
+  srv_att_detach_all(&atts, &tab, 1, 0);
+}
+END_TEST
+
+START_TEST(inherit_needs_an_attachment_here) {
+  int id = srv_seg_get(&tab, &alice, IPC_PRIVATE, 100, 0600);
+  int other_id = srv_seg_get(&tab, &alice, IPC_PRIVATE, 100, 0600);
+  struct srv_atts atts = {0}, other = {0};
+  struct srv_seg *s;
+  struct srv_att *at;
+
+  /* Nothing attached on this connection: not even an existing segment. */
+  ck_assert_int_eq(srv_att_inherit(&atts, &tab, 11, id, 1, 0), -EINVAL);
+  ck_assert_int_eq(srv_att_inherit(&atts, &tab, 11, -1, 1, 0), -EINVAL);
+  /* Attached by another connection only, or this one has another segment: still EINVAL. */
+  ck_assert_int_eq(srv_att_add(&other, &tab, &alice, id, 0, &s), 0);
+  ck_assert_int_eq(srv_att_add(&atts, &tab, &alice, other_id, 0, &s), 0);
+  ck_assert_int_eq(srv_att_inherit(&atts, &tab, 11, id, 1, 0), -EINVAL);
+  ck_assert_int_eq(srv_att_inherit(&atts, &tab, 11, id + SRV_IPCMNI, 1, 0), -EINVAL);
+  ck_assert_uint_eq(stat_of(&alice, id).nattch, 1);
+  ck_assert_uint_eq(stat_of(&alice, id).lpid, 11);
+  ck_assert_ptr_null(srv_att_find(&atts, id));
+  ck_assert_uint_eq(atts.n, 1);
+  /* Counts that would wrap the record are refused and change nothing. */
+  at = srv_att_find(&other, id);
+  at->nro = UINT32_MAX - 1;
+  ck_assert_int_eq(srv_att_inherit(&other, &tab, 99, id, 0, 2), -EOVERFLOW);
+  at->nro = 0;
+  at->nrw = UINT32_MAX;
+  ck_assert_int_eq(srv_att_inherit(&other, &tab, 99, id, 1, 0), -EOVERFLOW);
+  at->nrw = 1;
+  ck_assert_uint_eq(stat_of(&alice, id).nattch, 1);
+  ck_assert_uint_eq(stat_of(&alice, id).lpid, 11);
+  srv_att_detach_all(&atts, &tab, 1, 0);
+  srv_att_detach_all(&other, &tab, 2, 0);
+  ck_assert_uint_eq(stat_of(&alice, id).nattch, 0);
+}
+END_TEST
+
+/* shmget, shmat, IPC_RMID, fork: the child's attachments keep the segment alive. */
+START_TEST(inherit_keeps_a_removed_segment) {
+  int id = srv_seg_get(&tab, &alice, 4321, 100, IPC_CREAT | 0600);
+  struct srv_atts atts = {0};
+  struct srv_seg *s;
+
+  ck_assert_int_eq(srv_att_add(&atts, &tab, &alice, id, 0, &s), 0);
+  ck_assert_int_eq(ctl(&alice, id, IPC_RMID, 0, 0, 0), 0);
+  ck_assert_uint_eq(stat_of(&alice, id).mode, 0600 | SRV_SHM_DEST);
+  ck_assert_int_eq(srv_att_inherit(&atts, &tab, 11, id, 1, 1), 0);
+  ck_assert_uint_eq(stat_of(&alice, id).nattch, 3);
+  /* The parent detaches, then the child's read-only and read-write attachments go. */
+  ck_assert_int_eq(srv_att_detach(&atts, &tab, 1, id, 11), 0);
+  ck_assert_ptr_nonnull(srv_seg_lookup(&tab, id));
+  ck_assert_int_eq(srv_att_detach(&atts, &tab, 1, id, 12), 0);
+  ck_assert_ptr_nonnull(srv_seg_lookup(&tab, id));
+  ck_assert_uint_eq(stat_of(&alice, id).nattch, 1);
+  ck_assert_int_eq(srv_att_detach(&atts, &tab, 1, id, 12), 0);
+  ck_assert_ptr_null(srv_seg_lookup(&tab, id));   /* the last one: destroyed */
+  ck_assert_ptr_null(srv_att_find(&atts, id));
+  ck_assert_uint_eq(tab.in_use, 0);
+  ck_assert_uint_eq(tab.shm_tot, 0);
+  /* Same through a disconnect: every inherited attachment goes with the connection. */
+  id = srv_seg_get(&tab, &alice, IPC_PRIVATE, 100, 0600);
+  ck_assert_int_eq(srv_att_add(&atts, &tab, &alice, id, SHM_RDONLY, &s), 0);
+  ck_assert_int_eq(ctl(&alice, id, IPC_RMID, 0, 0, 0), 0);
+  ck_assert_int_eq(srv_att_inherit(&atts, &tab, 11, id, 0, 5), 0);
+  ck_assert_uint_eq(stat_of(&alice, id).nattch, 6);
+  srv_att_detach_all(&atts, &tab, 1, 11);
+  ck_assert_ptr_null(srv_seg_lookup(&tab, id));
+  ck_assert_uint_eq(tab.in_use, 0);
+}
+END_TEST
+
 /* ---- shmctl ---- */
 
 START_TEST(rmid_permissions_and_deferred_destroy) {
@@ -439,6 +547,9 @@ static Suite *segments_suite(void) {
   tcase_add_test(tc, detach_path_counts_and_times);
   tcase_add_test(tc, detach_all_on_disconnect);
   tcase_add_test(tc, detach_leaves_directory);
+  tcase_add_test(tc, inherit_counts_like_fork);
+  tcase_add_test(tc, inherit_needs_an_attachment_here);
+  tcase_add_test(tc, inherit_keeps_a_removed_segment);
   tcase_add_test(tc, rmid_permissions_and_deferred_destroy);
   tcase_add_test(tc, rmid_by_creator_root_and_owner);
   tcase_add_test(tc, ipc_set_changes_perm);
