@@ -67,7 +67,19 @@ struct shim_seg *shim_cache_seg_find(int shmid, int dying_ok) {
   return dying_ok ? dying : NULL;
 }
 
-int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out) {
+/* Agent mode: maps the host page table instead of making a copy of our own. */
+static int seg_new_agent(struct shim_seg *sg, uint64_t npages, int tabfd) {
+  void *t = mmap(NULL, DSHM_HT_SIZE(npages), PROT_READ | PROT_WRITE, MAP_SHARED, tabfd, 0);
+
+  if (t == MAP_FAILED)
+    return -errno;
+  sg->host = t;
+  sg->memfd = -1;
+  sg->priv = NULL;
+  return 0;
+}
+
+int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **out) {
   struct shim_seg *sg = NULL;
   uint64_t npages = (segsz + SHIM_PAGE - 1) / SHIM_PAGE;
   size_t bytes;
@@ -86,18 +98,25 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out) {
     return -EMFILE;
 
   atomic_store(&sg->lost, 0);
-  snprintf(name, sizeof name, "dshm:%d", shmid);
-  sg->memfd = memfd_create(name, MFD_CLOEXEC);
-  if (sg->memfd < 0)
-    return -errno;
-  if (ftruncate(sg->memfd, (off_t)bytes) < 0) {
-    err = -errno;
-    goto fail_fd;
-  }
-  sg->priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, sg->memfd, 0);
-  if (sg->priv == MAP_FAILED) {
-    err = -errno;
-    goto fail_fd;
+  sg->host = NULL;
+  if (tabfd >= 0) {
+    err = seg_new_agent(sg, npages, tabfd);
+    if (err < 0)
+      return err;
+  } else {
+    snprintf(name, sizeof name, "dshm:%d", shmid);
+    sg->memfd = memfd_create(name, MFD_CLOEXEC);
+    if (sg->memfd < 0)
+      return -errno;
+    if (ftruncate(sg->memfd, (off_t)bytes) < 0) {
+      err = -errno;
+      goto fail_fd;
+    }
+    sg->priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, sg->memfd, 0);
+    if (sg->priv == MAP_FAILED) {
+      err = -errno;
+      goto fail_fd;
+    }
   }
   /* mmap, not malloc: the fault handler reads these words, and mmap memory is zeroed
    * (= INVALID, version 0). */
@@ -133,9 +152,14 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out) {
 fail_state:
   munmap((void *)sg->state, (size_t)npages * sizeof *sg->state);
 fail_priv:
-  munmap(sg->priv, bytes);
+  if (sg->priv != NULL)
+    munmap(sg->priv, bytes);
 fail_fd:
-  close(sg->memfd);
+  if (sg->memfd >= 0)
+    close(sg->memfd);
+  if (sg->host != NULL)
+    munmap(sg->host, DSHM_HT_SIZE(npages));
+  sg->host = NULL;
   return err;
 }
 
@@ -146,8 +170,13 @@ void shim_cache_seg_free(struct shim_seg *sg) {
   free(sg->version);
   free(sg->pin);
   munmap((void *)sg->state, (size_t)sg->npages * sizeof *sg->state);
-  munmap(sg->priv, bytes);
-  close(sg->memfd);
+  if (sg->priv != NULL)
+    munmap(sg->priv, bytes);
+  if (sg->memfd >= 0)
+    close(sg->memfd);
+  if (sg->host != NULL)
+    munmap(sg->host, DSHM_HT_SIZE(sg->npages));
+  sg->host = NULL;
   sg->version = NULL;
   sg->pin = NULL;
   sg->state = NULL;
@@ -191,7 +220,8 @@ static int view_apply(struct shim_seg *sg, uint8_t *base, int vflags) {
   return 0;
 }
 
-int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, void **out) {
+int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int flags,
+                        void **out) {
   size_t len = (size_t)sg->npages * SHIM_PAGE;
   int mflags = MAP_SHARED, v, err;
   uint8_t *base;
@@ -202,7 +232,7 @@ int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, v
     return -EMFILE;
   if (addr != NULL)
     mflags |= fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE;
-  base = mmap(addr, len, PROT_NONE, mflags, sg->memfd, 0);
+  base = mmap(addr, len, PROT_NONE, mflags, fd >= 0 ? fd : sg->memfd, 0);
   if (base == MAP_FAILED)
     return errno == EEXIST ? -EINVAL : -errno; /* shmat reports an occupied range as EINVAL */
   if (addr != NULL && base != addr) {
@@ -211,7 +241,9 @@ int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, v
     return -EINVAL;
   }
   shim__vma_room(NULL, 0, 0, sg->nruns); /* the new view brings sg's runs as VMAs */
-  err = view_apply(sg, base, flags);
+  /* Agent mode: a new view starts with no access and its faults raise it to what the host
+   * holds (agentpage.c); lowering covers every view whatever it has. */
+  err = sg->host != NULL ? 0 : view_apply(sg, base, flags);
   if (err < 0) {
     munmap(base, len);
     return err;
@@ -254,6 +286,11 @@ void shim_cache_view_remove(int v) {
   atomic_fetch_add(&views[v].seq, 1);
   atomic_store(&views[v].start, 0);
   atomic_fetch_add(&views[v].seq, 1);
+  /* Agent mode: a fault handler may be raising a page of this view (it holds an inflight
+   * reference only for that, never while it sleeps): it must be done before the range can
+   * be reused by anything else. */
+  if (sg->host != NULL)
+    shim_cache_seg_quiesce(sg);
   munmap(base, len);
   sg->nviews--;
   atomic_fetch_sub(&shim__nviews, 1);
@@ -345,6 +382,7 @@ int shim_cache_lookup(uintptr_t addr, struct shim_hit *hit) {
     hit->seg = sg;
     hit->page = (uint32_t)((addr - start) / SHIM_PAGE);
     hit->flags = flags;
+    hit->vstart = start;
     return 0;
   }
   return -1;
@@ -482,6 +520,26 @@ static int fork_seg(struct shim_seg *sg) {
   return err;
 }
 
+/* Agent mode, in the forked child: the memory stays the host's (the child maps what the
+ * parent mapped), but the child holds nothing until its own faults raise its views with
+ * its own bit in the host table's holders. */
+static void fork_seg_agent(struct shim_seg *sg) {
+  int idx = (int)(sg - shim__segs), v, hw = atomic_load(&views_hw);
+  uint32_t p;
+
+  for (v = 0; v < hw; v++) {
+    void *start = (void *)atomic_load(&views[v].start);
+    if (start != NULL && atomic_load(&views[v].seg) == idx)
+      mprotect(start, atomic_load(&views[v].len), PROT_NONE);
+  }
+  for (p = 0; p < sg->npages; p++) {
+    atomic_store(&sg->state[p], 0u);
+    sg->pin[p] = 0;
+  }
+  sg->nruns = 1;
+  atomic_store(&sg->inflight, 0);
+}
+
 void shim_cache_fork_child(void) {
   int i;
 
@@ -499,7 +557,9 @@ void shim_cache_fork_child(void) {
       }
       atomic_store(&sg->dying, 0);
     }
-    if (fork_seg(sg) < 0)
+    if (sg->host != NULL)
+      fork_seg_agent(sg);
+    else if (fork_seg(sg) < 0)
       shim_log("fork: segment %d cannot get a copy of its own in the child: its pages "
                "will fault with SIGBUS", sg->shmid);
   }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hosttab.h"
 #include "proto.h"
 
 #define SHIM_MAX_SEGS  256   /* segments cached at once in one process */
@@ -22,6 +23,7 @@
 #define SHIM_PG_OWED  0x40u  /* lowered from EXCLUSIVE with its data sent, and no grant since:
                               * after a reconnect it is written back again (the server may
                               * have died before storing it) */
+#define SHIM_PG_BUSY  0x80u  /* agent mode: a thread is changing this page's views (agentpage.c) */
 #define SHIM_PG_REQ   (SHIM_PG_REQ_R | SHIM_PG_REQ_W)
 
 /* A fourth page mode, never on the wire: EXCLUSIVE at the server (this node still owns the
@@ -44,8 +46,9 @@ struct shim_seg {
   int shmid;
   uint64_t segsz;
   uint32_t npages;
-  int memfd;
-  uint8_t *priv;            /* library-private read-write view of the memfd */
+  int memfd;                /* direct mode: this process's copy; -1 in agent mode */
+  uint8_t *priv;            /* direct mode: library-private read-write view of the memfd */
+  struct dshm_hostpage *host; /* agent mode: the host page table (proto/hosttab.h), or NULL */
   _Atomic uint32_t *state;  /* npages page state words */
   uint64_t *version;        /* npages versions (0 = no data); under the cache lock */
   uint32_t *pin;            /* npages pin counts (pin.h: readers low 16 bits, writers high);
@@ -72,6 +75,7 @@ struct shim_hit {
   struct shim_seg *seg;
   uint32_t page;
   int flags;
+  uintptr_t vstart;         /* the view the address is in */
 };
 
 extern struct shim_seg shim__segs[SHIM_MAX_SEGS];
@@ -91,8 +95,10 @@ struct shim_vrange {
 
 /* The live segment with this shmid (a dying one only if dying_ok), or NULL. */
 struct shim_seg *shim_cache_seg_find(int shmid, int dying_ok);
-/* A new segment: memfd of segsz rounded up to pages, private view, all pages INVALID. */
-int shim_cache_seg_new(int shmid, uint64_t segsz, struct shim_seg **out);
+/* A new segment, all pages INVALID. Direct mode (tabfd < 0): a memfd of segsz rounded up to
+ * pages and its private view. Agent mode: the host page table tabfd is mapped (the data is
+ * the agent's memfd, mapped by each view). */
+int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **out);
 /* Frees the segment's resources. Precondition: no views, dying set, inflight 0. */
 void shim_cache_seg_free(struct shim_seg *sg);
 /* Marks the segment dying and wakes every thread sleeping on one of its pages. */
@@ -100,9 +106,11 @@ void shim_cache_seg_kill(struct shim_seg *sg);
 /* Waits (sleeping, without the lock) until no fault handler uses the segment. */
 void shim_cache_seg_quiesce(struct shim_seg *sg);
 
-/* Maps a view of sg at addr (NULL = anywhere; fixed means MAP_FIXED instead of
- * MAP_FIXED_NOREPLACE), gives it the current page protections and publishes it. */
-int shim_cache_view_add(struct shim_seg *sg, void *addr, int fixed, int flags, void **out);
+/* Maps a view of sg (of fd, or of sg->memfd when fd < 0) at addr (NULL = anywhere; fixed
+ * means MAP_FIXED instead of MAP_FIXED_NOREPLACE), gives it the current page protections
+ * (agent mode: none; its faults raise it) and publishes it. */
+int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int flags,
+                        void **out);
 /* The view that starts exactly at addr, or -1. */
 int shim_cache_view_find(const void *addr, struct shim_seg **sg);
 /* Unpublishes and unmaps view v. */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agentpage.h"
 #include "config.h"
 #include "pin.h"
 
@@ -215,6 +216,10 @@ void shim__coh_server_request(const struct proto_msg *m) {
 }
 
 void shim__coh_server_request_locked(const struct proto_msg *m) {
+  if (shim_cfg.agent) {
+    shim__agent_request_locked(m); /* the data is the host's: lower the views, answer */
+    return;
+  }
   const struct proto_range *r = &m->u.range;
   int recall = m->h.opcode == PROTO_OP_RECALL;
   uint32_t keep = recall && r->mode == PROTO_MODE_SHARED ? PROTO_MODE_SHARED : PROTO_MODE_INVALID;
@@ -432,6 +437,15 @@ void shim__coh_dead(void) {
     struct shim_seg *sg = &shim__segs[i];
     if (!atomic_load(&sg->used))
       continue;
+    /* Agent mode: the host's memory is no longer kept coherent with anything; a write to
+     * it now would be lost without a trace. Every view goes and every access gets SIGBUS,
+     * as the processes of a crashed host would die (docs/shim.md). */
+    if (sg->host != NULL) {
+      shim_agent_lower(sg, 0, sg->npages, PROTO_MODE_INVALID);
+      for (p = 0; p < sg->npages; p++)
+        shim_cache_set_bits(sg, p, SHIM_PG_ERR);
+      continue;
+    }
     /* shim__dead is already set: a thread that requests after this scan sees it before
      * sleeping (fault.c); one that requested before is woken here. */
     for (p = 0; p < sg->npages; p++)
@@ -539,7 +553,9 @@ int shim_coh_detach(struct shim_seg *sg, int shmid, int n) {
 void shim_coh_exit(void) {
   int i, err;
 
-  if (!shim_session_mine())
+  /* Agent mode: the data is already in the host's memory, and the agent detaches us when
+   * our connection closes at exit, as the kernel does. */
+  if (shim_cfg.agent || !shim_session_mine())
     return;
   atomic_store(&shim__exiting, 1);
   for (i = 0; i < SHIM_MAX_SEGS; i++) {

@@ -70,6 +70,42 @@ static void load_flush_ms(void) {
              SHIM_DEFAULT_FLUSH_MS);
 }
 
+/* DSHM_AGENT, DSHM_AGENT_DIR, DSHM_AGENT_BIN, DSHM_AGENT_IDLE_MS. The agent's files are
+ * named after the server, so that one directory can serve several servers. */
+static void load_agent(void) {
+  const char *a = getenv("DSHM_AGENT"), *dir = getenv("DSHM_AGENT_DIR");
+  const char *bin = getenv("DSHM_AGENT_BIN"), *idle = getenv("DSHM_AGENT_IDLE_MS");
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  size_t i, n = 0;
+
+  shim_cfg.agent = a != NULL && *a != '\0' && strcmp(a, "0") != 0 && strcmp(a, "off") != 0;
+  shim_cfg.agent_dir_given = dir != NULL && *dir != '\0';
+  if (shim_cfg.agent_dir_given)
+    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%s", dir);
+  else if (xdg != NULL && *xdg == '/')
+    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%.2000s/dshm", xdg);
+  else
+    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "/tmp/dshm-%u", (unsigned)geteuid());
+  n = (size_t)snprintf(shim_cfg.agent_name, sizeof shim_cfg.agent_name, "agent-");
+  for (i = 0; shim_cfg.spec[i] != '\0' && n < 100; i++) {
+    char c = shim_cfg.spec[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '-';
+    shim_cfg.agent_name[n++] = ok ? c : '_';
+  }
+  shim_cfg.agent_name[n] = '\0';
+  snprintf(shim_cfg.agent_bin, sizeof shim_cfg.agent_bin, "%s", bin != NULL ? bin : "");
+  shim_cfg.agent_idle[0] = '\0';
+  if (idle != NULL && *idle != '\0') {
+    char *end = NULL;
+    long ms = strtol(idle, &end, 10);
+    if (*end == '\0' && ms >= 0 && ms <= 86400000L)
+      snprintf(shim_cfg.agent_idle, sizeof shim_cfg.agent_idle, "%ld", ms);
+    else
+      shim_log("ignoring DSHM_AGENT_IDLE_MS='%s' (want 0..86400000)", idle);
+  }
+}
+
 void shim_config_load(void) {
   const char *s = getenv("DSHM_SERVER");
   const char *d = getenv("DSHM_DEBUG");
@@ -104,6 +140,7 @@ void shim_config_load(void) {
   if (tok == NULL && tokf != NULL && *tokf != '\0')
     snprintf(shim_cfg.token_file, sizeof shim_cfg.token_file, "%s", tokf);
   load_flush_ms();
+  load_agent();
 }
 
 void shim_log(const char *fmt, ...) {

@@ -20,6 +20,13 @@ struct shim_config {
   struct dshm_auth_key token_key;
   char token_file[4096]; /* DSHM_TOKEN_FILE (read at each connect), else "" */
   int flush_ms;    /* DSHM_FLUSH_MS: background write-back period, 0 = off (flush.c) */
+  /* The host agent (agentlink.c, docs/design.md "The node is the host"). */
+  int agent;       /* DSHM_AGENT=1: talk to the host agent, not to the server */
+  char agent_dir[2048];  /* DSHM_AGENT_DIR, else $XDG_RUNTIME_DIR/dshm, else /tmp/dshm-EUID */
+  int agent_dir_given;   /* set explicitly (not one of the defaults) */
+  char agent_name[128];  /* "agent-" + DSHM_SERVER made file-name safe */
+  char agent_bin[2048];  /* DSHM_AGENT_BIN, else found beside the library (agentlink.c) */
+  char agent_idle[16];   /* DSHM_AGENT_IDLE_MS, passed to the agent it starts */
 };
 
 #define SHIM_DEFAULT_TIMEOUT_MS 10000
@@ -29,8 +36,8 @@ struct shim_config {
 /* Written once by shim_config_load() during init; read-only afterwards. */
 extern struct shim_config shim_cfg;
 
-/* Reads DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS, DSHM_TOKEN, DSHM_TOKEN_FILE and
- * DSHM_FLUSH_MS. Never fails: a bad DSHM_SERVER is kept in spec_err and
+/* Reads DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS, DSHM_TOKEN, DSHM_TOKEN_FILE,
+ * DSHM_FLUSH_MS and the DSHM_AGENT* variables. Never fails: a bad DSHM_SERVER is kept in spec_err and
  * reported by the first call that needs the server. */
 void shim_config_load(void);
 

@@ -24,7 +24,9 @@ static void before_exec(void) {
   int saved = errno, i;
 
   shim_init();
-  if (!shim_session_mine())
+  /* Agent mode: nothing to write back, the data is the host's; the agent detaches us when
+   * the connection (close-on-exec) closes. */
+  if (shim_cfg.agent || !shim_session_mine())
     goto out;
   for (i = 0; i < SHIM_MAX_SEGS; i++) {
     struct shim_seg *sg = &shim__segs[i];

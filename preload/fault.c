@@ -17,6 +17,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "agentpage.h"
 #include "cache.h"
 #include "coherence.h"
 #include "config.h"
@@ -211,8 +212,13 @@ static void on_segv(int sig, siginfo_t *si, void *ctx) {
      * application's bug: the kernel's SIGSEGV. */
     if (!(write && (hit.flags & SHIM_VIEW_RDONLY)) &&
         !(is_fetch(ctx) && !(hit.flags & SHIM_VIEW_EXEC))) {
-      int rc = page_wait(&hit, write);
-      shim_cache_release(&hit);
+      int rc;
+      if (hit.seg->host != NULL) {
+        rc = shim_agent_fault(&hit, (uintptr_t)si->si_addr, write); /* releases hit */
+      } else {
+        rc = page_wait(&hit, write);
+        shim_cache_release(&hit);
+      }
       if (rc < 0)
         deliver_sigbus(si->si_addr);
       errno = saved;

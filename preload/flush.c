@@ -73,7 +73,8 @@ unsigned shim__flush_once(void) {
   uint32_t maxrun = shim__session_max_run(), left = SHIM_FLUSH_MAX_PAGES;
   int i, err = 0;
 
-  if (atomic_load(&shim__nviews) == 0 || atomic_load(&shim__exiting) || !shim_session_mine())
+  if (shim_cfg.agent || atomic_load(&shim__nviews) == 0 || atomic_load(&shim__exiting) ||
+      !shim_session_mine())
     return 0;
   for (i = 0; i < SHIM_MAX_SEGS && left > 0 && err == 0; i++) {
     struct shim_seg *sg = &shim__segs[i];

@@ -61,6 +61,50 @@ out:
   free(m);
 }
 
+/* Agent mode, in the parent right after fork: the child shares our memory already; the
+ * agent learns (INHERIT, one per segment) that it inherited our attachments, and the server
+ * counts them, before fork() returns here, as the kernel counts them at fork. */
+static void inherit(pid_t child) {
+  struct shim_view_info *vi = malloc(SHIM_MAX_VIEWS * sizeof *vi);
+  struct proto_msg *m = calloc(2, sizeof *m);
+  int i, k, n = 0, rc;
+
+  if (vi == NULL || m == NULL) {
+    shim_log("fork: out of memory registering the child's attachments");
+    goto out;
+  }
+  pthread_mutex_lock(&shim__cache_lock);
+  n = shim_cache_views(vi, SHIM_MAX_VIEWS);
+  pthread_mutex_unlock(&shim__cache_lock);
+  for (i = 0; i < n; i++) {
+    uint32_t nrw = 0, nro = 0;
+    for (k = 0; k < n; k++) {
+      if (vi[k].shmid != vi[i].shmid)
+        continue;
+      if (k < i)
+        break; /* counted with its first view */
+      (vi[k].flags & SHIM_VIEW_RDONLY) ? nro++ : nrw++;
+    }
+    if (k < i)
+      continue;
+    memset(m, 0, 2 * sizeof *m);
+    m[0].h.opcode = PROTO_OP_INHERIT;
+    m[0].u.inherit.cred = (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(),
+                                              (uint32_t)getegid()};
+    m[0].u.inherit.shmid = vi[i].shmid;
+    m[0].u.inherit.nrw = nrw;
+    m[0].u.inherit.nro = nro;
+    m[0].u.inherit.child = (uint32_t)child;
+    rc = shim_session_call(&m[0], &m[1]);
+    if (rc < 0)
+      shim_log("fork: the agent could not register the child's attachments of segment %d: %s",
+               vi[i].shmid, strerror(-rc));
+  }
+out:
+  free(vi);
+  free(m);
+}
+
 /* 1 if the process has at least one attachment. */
 static int has_views(void) {
   struct shim_view_info one;
@@ -80,6 +124,11 @@ SHIM_EXPORT pid_t fork(void) {
   if (shim_real.fork == NULL)
     return (pid_t)shim_ret(-ENOSYS);
   pid = shim_real.fork();
+  if (pid > 0 && shim_cfg.agent && shim_session_mine() && has_views()) {
+    saved = errno;
+    inherit(pid);
+    errno = saved;
+  }
   if (pid != 0)
     return pid;
   /* The child, single-threaded, its memory already its own (atfork hook). A child without

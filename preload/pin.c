@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentpage.h"
 #include "cache.h"
 #include "coherence.h"
 #include "session.h"
@@ -147,6 +148,9 @@ static void wake_io(void) {
 static int page_ready(const struct shim_pin_run *r, uint32_t pg) {
   int write = r->level == SHIM_PIN_EXCL;
   uint32_t req = write ? SHIM_PG_REQ_W : SHIM_PG_REQ_R;
+
+  if (shim__segs[r->slot].host != NULL)
+    return shim_agent_page_ready(r->slot, r->gen, pg, write);
 
   for (;;) {
     struct shim_seg *sg = run_seg(r);

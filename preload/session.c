@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "agentlink.h"
+#include "agentpage.h"
 #include "coherence.h"
 #include "config.h"
 #include "flush.h"
@@ -34,6 +36,9 @@ enum { S_NONE, S_UP, S_DEAD, S_FORKED, S_RECONN };
 struct frame {
   struct frame *next;
   size_t len, off;
+  int has_cred;           /* agent mode: sent with these SCM_CREDENTIALS (the kernel checks
+                           * them: the agent believes them) */
+  struct ucred cred;
   uint8_t buf[];
 };
 
@@ -53,6 +58,8 @@ static struct {
 } S = {PTHREAD_MUTEX_INITIALIZER, S_NONE, -1, -1, NULL, NULL, NULL, 0, PROTO_MAX_RUN, 0,
        {0}, {0}};
 static pthread_cond_t settled = PTHREAD_COND_INITIALIZER; /* S_RECONN ended */
+static int rx_fds[2] = {-1, -1}; /* agent mode: descriptors that came with the frame being
+                                  * dispatched (I/O thread); a waiter may take them */
 
 atomic_int shim__dead;
 static atomic_int pipe_wr = -1;    /* read by the fault handler */
@@ -113,6 +120,19 @@ static void poke(void) {
   }
 }
 
+/* The credentials a SysV request carries (cred field), or NULL for other messages. */
+static const struct proto_cred *msg_cred(const struct proto_msg *m) {
+  switch (m->h.opcode) {
+  case PROTO_OP_CREATE_SEGMENT: return &m->u.create.cred;
+  case PROTO_OP_ATTACH_SEGMENT: return &m->u.attach.cred;
+  case PROTO_OP_DETACH_SEGMENT:
+  case PROTO_OP_REMOVE_SEGMENT: return &m->u.segref.cred;
+  case PROTO_OP_SHMCTL:         return &m->u.shmctl.cred;
+  case PROTO_OP_INHERIT:        return &m->u.inherit.cred;
+  default:                      return NULL;
+  }
+}
+
 static int encode(struct proto_msg *m, struct frame **out) {
   ssize_t size = proto_encoded_size(m);
   struct frame *f = NULL;
@@ -130,6 +150,12 @@ static int encode(struct proto_msg *m, struct frame **out) {
   f->len = (size_t)size;
   f->off = 0;
   f->next = NULL;
+  f->has_cred = 0;
+  if (shim_cfg.agent && !(m->h.flags & PROTO_F_REPLY) && msg_cred(m) != NULL) {
+    const struct proto_cred *c = msg_cred(m);
+    f->has_cred = 1;
+    f->cred = (struct ucred){(pid_t)c->pid, (uid_t)c->uid, (gid_t)c->gid};
+  }
   *out = f;
   return 0;
 }
@@ -164,6 +190,7 @@ int shim__session_enqueue(struct proto_msg *m) {
 void shim_session_waiter_init(struct shim_waiter *w, struct proto_msg *reply) {
   memset(w, 0, sizeof *w);
   w->reply = reply;
+  w->fds[0] = w->fds[1] = -1;
   pthread_cond_init(&w->cond, NULL);
 }
 
@@ -236,7 +263,7 @@ int shim_session_wait(struct shim_waiter *w, int timeout_ms) {
   return err;
 }
 
-int shim_session_call(struct proto_msg *req, struct proto_msg *reply) {
+int shim_session_call_fds(struct proto_msg *req, struct proto_msg *reply, int fds[2]) {
   struct shim_waiter w;
   int err;
 
@@ -246,7 +273,18 @@ int shim_session_call(struct proto_msg *req, struct proto_msg *reply) {
     pthread_cond_destroy(&w.cond);
     return err;
   }
-  return shim_session_wait(&w, shim_cfg.timeout_ms);
+  err = shim_session_wait(&w, shim_cfg.timeout_ms);
+  for (int i = 0; i < 2; i++) {
+    if (fds != NULL && err == 0)
+      fds[i] = w.fds[i];
+    else if (w.fds[i] >= 0)
+      close(w.fds[i]);
+  }
+  return err;
+}
+
+int shim_session_call(struct proto_msg *req, struct proto_msg *reply) {
+  return shim_session_call_fds(req, reply, NULL);
 }
 
 /* ---- connecting ---------------------------------------------------------------------- */
@@ -416,25 +454,90 @@ static int connect_server(void) {
 
 static void *io_main(void *arg);
 
+/* One request and its reply on the blocking SOCK_SEQPACKET socket to the agent: a message is
+ * a whole frame (read it whole: a shorter read would drop its rest). 0 or -errno. */
+static int agent_call(int fd, struct proto_msg *req, struct proto_msg *reply) {
+  uint8_t buf[PROTO_HDR_SIZE + PROTO_SMALL_MAX];
+  ssize_t len = proto_encode(buf, sizeof buf, req), n;
+
+  if (len < 0)
+    return (int)len;
+  if (send(fd, buf, (size_t)len, MSG_NOSIGNAL) != len)
+    return -errno;
+  do
+    n = recv(fd, buf, sizeof buf, 0);
+  while (n < 0 && errno == EINTR);
+  if (n == 0)
+    return -ECONNRESET;
+  if (n < 0)
+    return errno == EAGAIN ? -ETIMEDOUT : -errno;
+  if (proto_frame(buf, (size_t)n, &reply->h) != n ||
+      proto_decode(reply, buf + PROTO_HDR_SIZE, reply->h.length) < 0 ||
+      !(reply->h.flags & PROTO_F_REPLY) || reply->h.reqid != req->h.reqid)
+    return -EPROTO;
+  return reply->h.status != 0 ? -proto_err_to_errno(reply->h.status) : 0;
+}
+
+/* Agent mode: HELLO to the host agent on the still-blocking SOCK_SEQPACKET socket; its reply
+ * carries our slot (our bit in the holders of the host page table). */
+static int agent_hello(int fd) {
+  struct proto_msg *m = calloc(2, sizeof *m);
+  int err;
+
+  if (m == NULL)
+    return -ENOMEM;
+  m[0].h.opcode = PROTO_OP_HELLO;
+  m[0].h.reqid = shim__session_reqid();
+  m[0].u.hello.pid = (uint32_t)getpid();
+  m[0].u.hello.uid = (uint32_t)geteuid();
+  m[0].u.hello.gid = (uint32_t)getegid();
+  snprintf(m[0].u.hello.name, sizeof m[0].u.hello.name, "%s", program_invocation_short_name);
+  m[0].u.hello.name_len = (uint32_t)strlen(m[0].u.hello.name);
+  err = agent_call(fd, &m[0], &m[1]);
+  if (err == 0) {
+    atomic_store(&shim__agent_slot, m[1].u.hello_reply.node);
+    S.max_run = PROTO_MAX_RUN;
+    shim_debug("connected to the host agent as slot %u", m[1].u.hello_reply.node);
+  }
+  free(m);
+  return err;
+}
+
 /* Lock held. Connects, says HELLO, starts the I/O thread. */
 static int session_open(void) {
   struct timeval tv = {10, 0}, zero = {0, 0};
-  int fd, err, p[2] = {-1, -1};
+  int fd, err = 0, p[2] = {-1, -1};
   sigset_t all, old;
   pthread_t th;
 
-  fd = connect_server();
+  fd = shim_cfg.agent ? shim_agent_connect() : connect_server();
   if (fd < 0)
     return fd;
+  /* An agent that was stopping when we connected closes us at once: start anew, a few
+   * times (its socket file is gone by then). */
+  for (int tries = 0; shim_cfg.agent && tries < 5; tries++) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    err = agent_hello(fd);
+    if (err != -ECONNRESET && err != -EPIPE)
+      break;
+    close(fd);
+    fd = shim_agent_connect();
+    if (fd < 0)
+      return fd;
+  }
   /* Bound the handshake: a peer that is not a dshm server must not hang the caller. */
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   /* A new process (or forked child) is a new node: a fresh identity. */
   if (getrandom(S.node_id, sizeof S.node_id, 0) != (ssize_t)sizeof S.node_id)
     for (size_t i = 0; i < sizeof S.node_id; i++)
       S.node_id[i] = (uint8_t)(rand() ^ (int)getpid());
-  err = hello(fd);
-  if (err == 0)
-    err = node_hello(fd, 0, S.instance);
+  if (shim_cfg.agent) {
+    /* said HELLO above: the agent knows us from the kernel (no token, no NODE) */
+  } else {
+    err = hello(fd);
+    if (err == 0)
+      err = node_hello(fd, 0, S.instance);
+  }
   if (err < 0) {
     if (err != -EACCES) /* authentication failures said why already */
       shim_log("handshake with %s (DSHM_SERVER) failed: %s", shim_cfg.spec, strerror(-err));
@@ -450,6 +553,8 @@ static int session_open(void) {
   S.pid = getpid();
   S.pipe_rd = p[0];
   atomic_store(&pipe_wr, p[1]);
+  if (shim_cfg.agent)
+    atomic_store(&shim__agent_fd, fd);
   atomic_store(&shim__dead, 0);
   S.state = S_UP;
   /* The I/O thread inherits a full mask: no application signal ever lands on it. */
@@ -517,7 +622,7 @@ int shim_session_ensure(void) {
     break;
   }
   pthread_mutex_unlock(&S.lock);
-  if (forked)
+  if (forked && !shim_cfg.agent) /* agent mode: the parent declared them (fork.c) */
     shim__fork_reattach();
   return err;
 }
@@ -542,6 +647,7 @@ static void session_die(int err) {
   S.state = S_DEAD;
   pthread_cond_broadcast(&settled);
   atomic_store(&shim__dead, 1);
+  atomic_store(&shim__agent_fd, -1);
   while ((w = S.waiters) != NULL) {
     S.waiters = w->next;
     w->err = -ENOTCONN; /* one errno for "the server is gone" (README) */
@@ -571,6 +677,9 @@ static int deliver(const struct proto_msg *m) {
   if (w != NULL) {
     unlink_waiter(w);
     w->hdr = m->h;
+    w->fds[0] = rx_fds[0];
+    w->fds[1] = rx_fds[1];
+    rx_fds[0] = rx_fds[1] = -1;
     if (w->reply != NULL)
       *w->reply = *m; /* only non-run replies reach waiters: no pointer into rbuf escapes */
     w->done = 1;
@@ -602,8 +711,52 @@ static void dispatch(struct proto_msg *m) {
   }
 }
 
+/* Agent mode: one SOCK_SEQPACKET message is one whole frame, maybe with descriptors (an
+ * ATTACH reply's memfd and host page table). 0 or -errno. */
+static int do_read_agent(uint8_t *rbuf, struct proto_msg *m) {
+  for (;;) {
+    union {
+      char buf[CMSG_SPACE(4 * sizeof(int))];
+      struct cmsghdr align;
+    } cm;
+    struct iovec iov = {rbuf, PROTO_MAX_FRAME};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                        .msg_controllen = sizeof cm.buf};
+    struct cmsghdr *c;
+    ssize_t n = recvmsg(S.fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    int k = 0;
+
+    if (n == 0)
+      return -ECONNRESET;
+    if (n < 0)
+      return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+          int fd = ((int *)CMSG_DATA(c))[i];
+          if (k < 2)
+            rx_fds[k++] = fd;
+          else
+            close(fd);
+        }
+    if (proto_frame(rbuf, (size_t)n, &m->h) != n ||
+        proto_decode(m, rbuf + PROTO_HDR_SIZE, m->h.length) < 0) {
+      shim_log("bad message from the host agent");
+      return -EPROTO;
+    }
+    dispatch(m);
+    for (k = 0; k < 2; k++) /* nobody took them */
+      if (rx_fds[k] >= 0) {
+        close(rx_fds[k]);
+        rx_fds[k] = -1;
+      }
+  }
+}
+
 /* Reads what the socket has and dispatches every complete frame. 0 or -errno. */
 static int do_read(uint8_t *rbuf, size_t *rlen, struct proto_msg *m) {
+  if (shim_cfg.agent)
+    return do_read_agent(rbuf, m);
   for (;;) {
     ssize_t n = recv(S.fd, rbuf + *rlen, PROTO_MAX_FRAME - *rlen, 0);
     size_t off = 0;
@@ -638,7 +791,31 @@ static int do_write(void) {
   pthread_mutex_lock(&S.lock);
   while (S.out_head != NULL) {
     struct frame *f = S.out_head;
-    ssize_t n = send(S.fd, f->buf + f->off, f->len - f->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n;
+    if (f->has_cred) {
+      /* The kernel checks that we may claim these ids; the agent takes them from it. */
+      union {
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+        struct cmsghdr align;
+      } cm;
+      struct iovec iov = {f->buf, f->len};
+      struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                          .msg_controllen = sizeof cm.buf};
+      struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_CREDENTIALS;
+      c->cmsg_len = CMSG_LEN(sizeof f->cred);
+      memcpy(CMSG_DATA(c), &f->cred, sizeof f->cred);
+      n = sendmsg(S.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == EPERM) {
+        /* Ids changed between the call and now: fall back to what the kernel says. */
+        mh.msg_control = NULL;
+        mh.msg_controllen = 0;
+        n = sendmsg(S.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+    } else {
+      n = send(S.fd, f->buf + f->off, f->len - f->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -736,6 +913,12 @@ static long mono_ms(void) {
  * "Reconnect". */
 static int reconnect(int err) {
   long deadline = mono_ms() + shim_cfg.timeout_ms, delay = 10;
+
+  /* Agent mode: the agent's loss is the host's; its processes are not resumed (docs). */
+  if (shim_cfg.agent) {
+    shim_log("connection to the host agent lost: %s", strerror(-err));
+    return err;
+  }
   uint8_t inst[PROTO_NODE_ID];
   struct timeval tv;
   int fd = -1;
@@ -794,7 +977,7 @@ static int reconnect(int err) {
 static int flush_due(long *next) {
   long now;
 
-  if (shim_cfg.flush_ms == 0)
+  if (shim_cfg.flush_ms == 0 || shim_cfg.agent) /* agent mode: the data is the host's */
     return -1;
   now = mono_ms();
   if (*next == 0 || now >= *next) {
@@ -874,6 +1057,7 @@ void shim_session_atfork_child(void) {
   struct frame *f = NULL;
 
   atomic_store(&poke_pending, 0);
+  atomic_store(&shim__agent_fd, -1);
   if (S.state != S_NONE) {
     S.state = S_FORKED;
     atomic_store(&shim__dead, 1);

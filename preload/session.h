@@ -28,6 +28,7 @@ struct shim_waiter {
   int err;                 /* 0, or -errno if the reply will never come */
   struct proto_hdr hdr;    /* the reply's header */
   struct proto_msg *reply; /* if not NULL, receives the whole decoded reply */
+  int fds[2];              /* agent mode: descriptors that came with the reply, or -1 */
   pthread_cond_t cond;
 };
 
@@ -42,6 +43,9 @@ int shim_session_ensure(void);
  * DSHM_TIMEOUT_MS. Returns 0, -ENOTCONN (session lost), -ETIMEDOUT, or -errno of a failed
  * reply status. reply may be NULL. */
 int shim_session_call(struct proto_msg *req, struct proto_msg *reply);
+/* The same, keeping the descriptors that came with the reply in fds (-1 for none; the
+ * caller closes them). */
+int shim_session_call_fds(struct proto_msg *req, struct proto_msg *reply, int fds[2]);
 
 /* The two halves of shim_session_call, for callers that must queue under another lock
  * and wait after releasing it. timeout_ms < 0 waits forever. wait destroys the waiter. */

@@ -113,17 +113,23 @@ void shim__shm_atfork_child(void) {
   pthread_mutex_unlock(&groups_lock);
 }
 
-/* Connects if needed and runs one request. reply may be NULL. 0 or -errno. */
-static int call(struct proto_msg *req, struct proto_msg *reply) {
+/* Connects if needed and runs one request. reply may be NULL; fds (may be NULL) receive the
+ * descriptors of an agent's reply. 0 or -errno. */
+static int call_fds(struct proto_msg *req, struct proto_msg *reply, int fds[2]) {
   int err = shim_init();
 
   if (err == 0)
     err = shim_session_ensure();
-  if (err == 0)
+  /* Agent mode: the agent reads our groups from the kernel at each call. */
+  if (err == 0 && !shim_cfg.agent)
     err = sync_groups();
   if (err == 0)
-    err = shim_session_call(req, reply);
+    err = shim_session_call_fds(req, reply, fds);
   return err;
+}
+
+static int call(struct proto_msg *req, struct proto_msg *reply) {
+  return call_fds(req, reply, NULL);
 }
 
 /* Two messages (request, reply) on the heap: each is ~6 KiB. */
@@ -171,8 +177,10 @@ static int send_detach(int shmid) {
   return rc;
 }
 
-/* Finds or creates the cache of shmid and maps a view. Takes the cache lock. */
-static int map_view(int shmid, uint64_t segsz, void *addr, int fixed, int vflags, void **out) {
+/* Finds or creates the cache of shmid and maps a view. Agent mode: fds are the agent's
+ * memfd (read-only for SHM_RDONLY) and host page table. Takes the cache lock. */
+static int map_view(int shmid, uint64_t segsz, const int fds[2], void *addr, int fixed,
+                    int vflags, void **out) {
   struct timespec ts = {0, 1000000};
   struct shim_seg *sg;
   int created = 0, rc;
@@ -186,12 +194,12 @@ static int map_view(int shmid, uint64_t segsz, void *addr, int fixed, int vflags
     pthread_mutex_lock(&shim__cache_lock);
   }
   if (sg == NULL) {
-    rc = shim_cache_seg_new(shmid, segsz, &sg);
+    rc = shim_cache_seg_new(shmid, segsz, fds[1], &sg);
     if (rc < 0)
       goto out;
     created = 1;
   }
-  rc = shim_cache_view_add(sg, addr, fixed, vflags, out);
+  rc = shim_cache_view_add(sg, fds[0], addr, fixed, vflags, out);
   if (rc < 0 && created) {
     atomic_store(&sg->dying, 1);
     shim_cache_seg_free(sg); /* never published: no handler can hold it */
@@ -205,7 +213,7 @@ out:
 static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
   struct proto_msg *m;
   uintptr_t addr = (uintptr_t)shmaddr;
-  int vflags = 0, rc;
+  int vflags = 0, rc, fds[2] = {-1, -1};
 
   /* Address checks first, as the kernel does them before looking the id up. */
   if (addr != 0) {
@@ -233,15 +241,20 @@ static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
   m[0].u.attach.cred = cred_now();
   m[0].u.attach.shmid = shmid;
   m[0].u.attach.shmflg = shmflg;
-  rc = call(&m[0], &m[1]);
+  rc = call_fds(&m[0], &m[1], fds);
+  if (rc == 0 && shim_cfg.agent && (fds[0] < 0 || fds[1] < 0))
+    rc = -EPROTO; /* the agent hands its memory over with every attach */
   if (rc == 0) {
-    rc = map_view(shmid, m[1].u.attach_reply.segsz, (void *)addr, (shmflg & SHM_REMAP) != 0,
-                  vflags, out);
+    rc = map_view(shmid, m[1].u.attach_reply.segsz, fds, (void *)addr,
+                  (shmflg & SHM_REMAP) != 0, vflags, out);
     if (rc < 0)
       send_detach(shmid); /* undo the server's nattch++; the mapping error is what counts */
   } else if (rc == -EINVAL) {
     rc = 1; /* not the server's: maybe a kernel id that happens to carry the tag */
   }
+  for (int i = 0; i < 2; i++) /* the mappings keep what they need */
+    if (fds[i] >= 0)
+      close(fds[i]);
   free(m);
   return rc;
 }
@@ -286,7 +299,7 @@ static int do_shmdt(const void *shmaddr) {
   if (atomic_load(&sg->lost))
     rc = 0;
   else {
-    if (last)
+    if (last && !shim_cfg.agent) /* agent mode: the host keeps the data, nothing to send */
       rc = shim_coh_detach(sg, shmid, 1);
     else
       rc = send_detach(shmid);

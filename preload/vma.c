@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agentpage.h"
 #include "cache.h"
 #include "config.h"
 #include "pin.h"
@@ -96,6 +97,12 @@ static int droppable(struct shim_seg *sg, uint32_t p) {
  * in that order (coherence.c). */
 static void drop(struct shim_seg *sg, uint32_t p, uint32_t q) {
   uint32_t maxrun = shim__session_max_run(), i, a, b;
+
+  /* Agent mode: only this process's views go down; the host keeps the page. */
+  if (sg->host != NULL) {
+    shim_agent_lower(sg, p, q - p, PROTO_MODE_INVALID);
+    return;
+  }
 
   for (a = p; a < q; a = b) {
     /* Dirty pages give their ownership back with their data. A SHIM_MODE_CLEAN page goes

@@ -1,0 +1,106 @@
+/* agent.h - dshm-agent: the host's single node in the coherence protocol and the keeper of the
+ * host's copy of every segment its local processes attach (docs/design.md, "The node is the
+ * host"). The agent object ties the three parts together: upstream.c (the server), local.c
+ * (the processes of this host) and hostseg.c (segments and pages). Loop thread only. */
+#ifndef DSHM_AGENT_H
+#define DSHM_AGENT_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "proto.h"
+
+#define AGENT_DEFAULT_IDLE_MS 2000u
+
+struct agent_cfg {
+  char dir[PATH_MAX / 2];   /* the host's directory: socket, lock, pid and log files */
+  char name[128];           /* base name of those files, derived from the server address */
+  char sock_path[PATH_MAX];
+  char pid_path[PATH_MAX];
+  char spec[256];           /* DSHM_SERVER as given */
+  char host[256], port[32]; /* TCP server */
+  char unix_path[108];      /* or unix:PATH */
+  int ready_fd;             /* spawner's pipe: "ok" or "err ERRNO message", then closed */
+  uint32_t idle_ms;         /* exit this long after the last process is gone */
+  int have_key;
+  struct dshm_auth_key key;
+};
+
+struct lproc;
+struct hseg;
+
+/* A SysV call forwarded to the server on behalf of a process, waiting for its reply. */
+struct fwd {
+  uint32_t reqid;           /* upstream */
+  uint32_t proc;            /* lproc id (0: nobody waits; the reply is dropped) */
+  uint32_t pid;             /* its pid: an ATTACH that succeeds after it died is undone */
+  uint32_t lreqid;          /* the process's own reqid */
+  uint8_t op;
+  int32_t shmid;
+  int32_t shmflg;           /* ATTACH: SHM_RDONLY decides the descriptor handed out */
+};
+
+/* A page request of the host (READ_DATA / ACQUIRE) in flight. */
+struct preq {
+  uint32_t reqid;
+  int32_t shmid;
+  uint32_t first, count, mode;
+};
+
+struct agent {
+  uv_loop_t *loop;
+  struct agent_cfg *cfg;
+  /* upstream.c */
+  union {
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } up;
+  int up_open;
+  int up_dead;              /* the server connection is gone: nothing more is served */
+  uint8_t *rbuf;
+  size_t rlen;
+  uint32_t next_reqid;
+  uint32_t max_run;
+  struct fwd *fwd;
+  size_t nfwd, capfwd;
+  struct preq *preq;
+  size_t npreq, cappreq;
+  uint32_t ngroups_sent;    /* supplementary groups the server last heard of */
+  uint32_t groups_sent[PROTO_MAX_GROUPS];
+  int groups_known;
+  /* local.c */
+  uv_poll_t lpoll;          /* the SOCK_SEQPACKET listener (libuv has no seqpacket stream) */
+  int lpoll_on;
+  int listen_fd;
+  TAILQ_HEAD(, lproc) procs;
+  uint32_t nprocs;
+  uint32_t next_proc_id;
+  uint64_t slots_used;      /* slots 0..63 in use; beyond, slots alias (hosttab.h) */
+  /* hostseg.c */
+  TAILQ_HEAD(, hseg) segs;
+  TAILQ_HEAD(, revoke) revokes;
+  uint32_t next_lreqid;     /* reqids of our INVALIDATE/RECALL to processes */
+  /* main.c */
+  uv_signal_t sigterm, sigint;
+  uv_timer_t idle;
+  int stopping;
+};
+
+/* main.c */
+extern int agent_verbose; /* DSHM_AGENT_VERBOSE=1: per-page traffic in the log */
+#define AGENT_VLOG(...)        \
+  do {                         \
+    if (agent_verbose)         \
+      agent_log(__VA_ARGS__);  \
+  } while (0)
+void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The number of local processes changed: arms or disarms the idle exit. */
+void agent_procs_changed(struct agent *ag);
+/* Stops accepting, closes everything; uv_run then returns. */
+void agent_stop(struct agent *ag, const char *why);
+
+#endif

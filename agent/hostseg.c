@@ -1,0 +1,466 @@
+/* hostseg.c - owns the host's segments and the host's half of the page protocol.
+ *
+ * Per page the host holds a mode granted by the server; the host page table (shared with
+ * every local process) publishes it. Local processes raise their own views up to that mode
+ * without asking (preload/agentpage.c); what the agent does:
+ *  - a fault record asks for a page the host does not hold well enough: one READ_DATA or
+ *    ACQUIRE to the server for all local waiters (read-ahead included); the grant is copied
+ *    into the memfd, THEN the table word is raised and its sleepers woken;
+ *  - an INVALIDATE or RECALL lowers the table word FIRST, then asks every local process whose
+ *    bit is in the page's holders to lower its views, and answers the server only when all
+ *    of them did (a process that goes away counts as done: its mappings went with it). A
+ *    recall's data is copied out of the memfd after that, so every local store before the
+ *    lowering is in it.
+ * Messages to the server leave in the order they are made (one FIFO), as the shim's did. */
+#include "hostseg.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "local.h"
+#include "upstream.h"
+
+#define READ_AHEAD  64u
+#define WRITE_AHEAD 16u
+
+/* One INVALIDATE or RECALL of the server, waiting for local processes to lower the pages. */
+struct revoke {
+  TAILQ_ENTRY(revoke) link;
+  struct hseg *seg;         /* NULL once the segment was freed (then acked without data) */
+  uint32_t up_reqid;
+  uint8_t op;
+  int32_t shmid;
+  uint32_t first, count, n; /* n: pages of the range inside the segment */
+  uint32_t keep;
+  uint64_t holders;         /* the bits that were told */
+  uint32_t npending;
+  uint32_t cappending;
+  struct {
+    uint32_t proc, reqid;
+  } *pending;
+  uint8_t was_excl[PROTO_MAX_RUN];
+};
+
+static struct proto_msg out; /* 6 KiB, single-threaded agent: not on the stack */
+
+struct hseg *agent_seg_find(struct agent *ag, int32_t shmid) {
+  struct hseg *s;
+
+  TAILQ_FOREACH(s, &ag->segs, link)
+    if (s->shmid == shmid)
+      return s;
+  return NULL;
+}
+
+static uint32_t tab_mode(const struct hseg *s, uint32_t p) {
+  return dshm_ht_mode(atomic_load(&s->tab[p].word));
+}
+
+/* Publishes a page's new mode (and error bit), moving the generation and waking sleepers in
+ * every local process (the word is in shared memory: a shared futex). */
+static void tab_set(struct hseg *s, uint32_t p, uint32_t mode, uint32_t err) {
+  _Atomic uint32_t *w = &s->tab[p].word;
+  uint32_t old = atomic_load(w), nw;
+
+  do {
+    uint32_t gen = (old >> DSHM_HT_GEN_SHIFT) + 1;
+    nw = (gen << DSHM_HT_GEN_SHIFT) | mode | ((old | err) & DSHM_HT_ERR);
+  } while (!atomic_compare_exchange_weak(w, &old, nw));
+  if (old & DSHM_HT_WAIT)
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void seg_release(struct hseg *s) {
+  if (s->data != NULL && s->data != MAP_FAILED)
+    munmap(s->data, (size_t)s->npages * PROTO_PAGE_SIZE);
+  if (s->tab != NULL && (void *)s->tab != MAP_FAILED)
+    munmap(s->tab, DSHM_HT_SIZE(s->npages));
+  if (s->memfd >= 0)
+    close(s->memfd);
+  if (s->tabfd >= 0)
+    close(s->tabfd);
+  free(s->pg);
+  free(s);
+}
+
+int agent_seg_get(struct agent *ag, int32_t shmid, uint64_t segsz, struct hseg **outp) {
+  uint64_t npages = (segsz + PROTO_PAGE_SIZE - 1) / PROTO_PAGE_SIZE;
+  struct hseg *s = agent_seg_find(ag, shmid);
+  char name[40];
+  int err;
+
+  if (s != NULL) {
+    *outp = s;
+    return 0;
+  }
+  if (segsz == 0 || npages > UINT32_MAX || npages > SIZE_MAX / PROTO_PAGE_SIZE)
+    return -EINVAL;
+  s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return -ENOMEM;
+  s->shmid = shmid;
+  s->segsz = segsz;
+  s->npages = (uint32_t)npages;
+  s->memfd = s->tabfd = -1;
+  snprintf(name, sizeof name, "dshm:%d", shmid);
+  s->memfd = memfd_create(name, MFD_CLOEXEC);
+  snprintf(name, sizeof name, "dshm-pages:%d", shmid);
+  s->tabfd = memfd_create(name, MFD_CLOEXEC);
+  if (s->memfd < 0 || s->tabfd < 0 ||
+      ftruncate(s->memfd, (off_t)(npages * PROTO_PAGE_SIZE)) < 0 ||
+      ftruncate(s->tabfd, (off_t)DSHM_HT_SIZE(npages)) < 0) {
+    err = -errno;
+    goto fail;
+  }
+  s->data = mmap(NULL, (size_t)npages * PROTO_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                 s->memfd, 0);
+  s->tab = mmap(NULL, DSHM_HT_SIZE(npages), PROT_READ | PROT_WRITE, MAP_SHARED, s->tabfd, 0);
+  if (s->data == MAP_FAILED || (void *)s->tab == MAP_FAILED) {
+    err = -errno;
+    goto fail;
+  }
+  s->pg = calloc((size_t)npages, sizeof *s->pg);
+  if (s->pg == NULL) {
+    err = -ENOMEM;
+    goto fail;
+  }
+  TAILQ_INSERT_TAIL(&ag->segs, s, link);
+  *outp = s;
+  return 0;
+
+fail:
+  seg_release(s);
+  return err;
+}
+
+/* Frees s: revocations and requests still in flight forget it. */
+static void seg_free(struct agent *ag, struct hseg *s) {
+  struct revoke *rv;
+
+  TAILQ_FOREACH(rv, &ag->revokes, link)
+    if (rv->seg == s)
+      rv->seg = NULL;
+  for (size_t i = 0; i < ag->npreq; i++)
+    if (ag->preq[i].shmid == s->shmid)
+      ag->preq[i].shmid = -1; /* its grant is dropped: the DETACH that follows ends it */
+  TAILQ_REMOVE(&ag->segs, s, link);
+  seg_release(s);
+}
+
+/* Writes back every page the host holds EXCLUSIVE (WRITE_DATA, mode INVALID): runs of at
+ * most max_run pages, the data copied out as each message is encoded. */
+static void revoke_finish(struct agent *ag, struct revoke *rv);
+
+static void write_back_all(struct agent *ag, struct hseg *s) {
+  uint32_t p = 0, q, i;
+
+  while (p < s->npages) {
+    if (tab_mode(s, p) != PROTO_MODE_EXCLUSIVE) {
+      p++;
+      continue;
+    }
+    for (q = p + 1; q < s->npages && q - p < ag->max_run && tab_mode(s, q) == PROTO_MODE_EXCLUSIVE;
+         q++)
+      ;
+    memset(&out.h, 0, sizeof out.h);
+    out.h.opcode = PROTO_OP_WRITE_DATA;
+    out.h.reqid = agent_up_reqid(ag); /* its empty reply matches nothing: dropped */
+    out.u.run.shmid = s->shmid;
+    out.u.run.first = p;
+    out.u.run.count = q - p;
+    out.u.run.mode = PROTO_MODE_INVALID;
+    for (i = p; i < q; i++) {
+      tab_set(s, i, PROTO_MODE_INVALID, 0);
+      out.u.run.page[i - p] = (struct proto_page){s->pg[i].version, PROTO_PAGE_DATA,
+                                                  s->data + (size_t)i * PROTO_PAGE_SIZE};
+    }
+    AGENT_VLOG("write-back shm %d pages %u+%u (first word %llu)", s->shmid, p, q - p,
+               (unsigned long long)*(uint64_t *)(s->data + (size_t)p * PROTO_PAGE_SIZE));
+    if (agent_up_send(ag, &out) < 0)
+      agent_log("write-back of segment %d pages %u+%u failed", s->shmid, p, q - p);
+    p = q;
+  }
+}
+
+int agent_seg_detach(struct agent *ag, struct hseg *s) {
+  AGENT_VLOG("detach shm %d: %u local attachments before", s->shmid, s->nattach);
+  if (s->nattach > 0)
+    s->nattach--;
+  if (s->nattach > 0)
+    return 0;
+  /* The host's last attachment: its data goes home before the DETACH that ends the host's
+   * part in the segment's directory (the caller sends it next, on the same FIFO). No view
+   * of it is left on this host, so a revocation still waiting for a process that had not
+   * answered yet (its DETACH crossed our request) is complete: answered now, with the
+   * data of a recalled page, which nobody can change any more. */
+  s->dying = 1;
+  for (struct revoke *rv = TAILQ_FIRST(&ag->revokes), *next; rv != NULL; rv = next) {
+    next = TAILQ_NEXT(rv, link);
+    if (rv->seg == s)
+      revoke_finish(ag, rv);
+  }
+  write_back_all(ag, s);
+  seg_free(ag, s);
+  return 1;
+}
+
+/* Asks the server for page at mode, with read-ahead over the following pages that need the
+ * same and that nothing is happening to. */
+static void request(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode) {
+  uint32_t limit = mode == PROTO_MODE_EXCLUSIVE ? WRITE_AHEAD : READ_AHEAD, n, i;
+  uint64_t versions[PROTO_MAX_RUN];
+
+  if (limit > ag->max_run)
+    limit = ag->max_run;
+  for (n = 1; n < limit && page + n < s->npages; n++) {
+    const struct hpage *hp = &s->pg[page + n];
+    uint32_t w = atomic_load(&s->tab[page + n].word), m = dshm_ht_mode(w);
+    if (hp->fetching || hp->revoking || (w & DSHM_HT_ERR) ||
+        (mode == PROTO_MODE_EXCLUSIVE ? m == PROTO_MODE_EXCLUSIVE : m != PROTO_MODE_INVALID))
+      break;
+  }
+  for (i = 0; i < n; i++) {
+    versions[i] = s->pg[page + i].version;
+    s->pg[page + i].fetching = (uint8_t)mode;
+  }
+  if (agent_up_page_request(ag, s->shmid, page, n, mode, versions) < 0) {
+    for (i = 0; i < n; i++)
+      s->pg[page + i].fetching = 0;
+    tab_set(s, page, tab_mode(s, page), DSHM_HT_ERR);
+  }
+}
+
+void agent_seg_want(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode) {
+  struct hpage *hp;
+  uint32_t w;
+
+  if (page >= s->npages || mode < PROTO_MODE_SHARED || mode > PROTO_MODE_EXCLUSIVE)
+    return;
+  hp = &s->pg[page];
+  w = atomic_load(&s->tab[page].word);
+  if ((w & DSHM_HT_ERR) || dshm_ht_mode(w) >= mode)
+    return; /* the word changed since the process looked: it sees that, no need to wake */
+  if (ag->up_dead) {
+    tab_set(s, page, dshm_ht_mode(w), DSHM_HT_ERR);
+    return;
+  }
+  /* Something is under way for the page: remember the need and look again when it ends. */
+  if (hp->revoking || hp->fetching) {
+    if (hp->want < mode)
+      hp->want = (uint8_t)mode;
+    return;
+  }
+  AGENT_VLOG("want shm %d page %u mode %u: asking", s->shmid, page, mode);
+  request(ag, s, page, mode);
+}
+
+/* After a grant or a revocation of page p: a need that arrived meanwhile is served now. */
+static void settle(struct agent *ag, struct hseg *s, uint32_t p) {
+  struct hpage *hp = &s->pg[p];
+  uint32_t want = hp->want;
+
+  if (want == 0 || hp->fetching || hp->revoking || s->dying)
+    return;
+  hp->want = 0;
+  agent_seg_want(ag, s, p, want);
+}
+
+void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_msg *m) {
+  const struct proto_run *run = &m->u.run;
+  struct hseg *s = q->shmid >= 0 ? agent_seg_find(ag, q->shmid) : NULL;
+  uint32_t i;
+
+  if (s == NULL)
+    return;
+  for (i = 0; i < q->count && q->first + i < s->npages; i++)
+    if (s->pg[q->first + i].fetching == q->mode)
+      s->pg[q->first + i].fetching = 0;
+  if (m->h.status != 0 || run->shmid != q->shmid || run->first != q->first ||
+      run->count < 1 || run->count > q->count || run->mode != q->mode) {
+    agent_log("%s of segment %d page %u %s: its waiters get SIGBUS", proto_op_name(m->h.opcode),
+              q->shmid, q->first,
+              m->h.status != 0 ? strerror(proto_err_to_errno(m->h.status)) : "answered wrongly");
+    tab_set(s, q->first, tab_mode(s, q->first), DSHM_HT_ERR);
+  } else {
+    AGENT_VLOG("grant %s shm %d pages %u+%u", proto_op_name(m->h.opcode), q->shmid, q->first,
+               run->count);
+    /* Data first, then the word: a process that sees the mode sees the data. A grant never
+     * lowers a page (only RECALL takes ownership away). */
+    for (i = 0; i < run->count; i++) {
+      uint32_t p = run->first + i;
+      if (tab_mode(s, p) > run->mode)
+        continue;
+      if (run->page[i].flags & PROTO_PAGE_DATA)
+        memcpy(s->data + (size_t)p * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
+      AGENT_VLOG("  page %u v%llu %s first word %llu", p, (unsigned long long)run->page[i].version,
+                 (run->page[i].flags & PROTO_PAGE_DATA) ? "data" : "no data",
+                 (unsigned long long)*(uint64_t *)(s->data + (size_t)p * PROTO_PAGE_SIZE));
+      s->pg[p].version = run->page[i].version;
+      if (tab_mode(s, p) < run->mode)
+        tab_set(s, p, run->mode, 0);
+    }
+  }
+  for (i = 0; i < q->count && q->first + i < s->npages; i++)
+    settle(ag, s, q->first + i);
+}
+
+/* Every local process told has lowered its views (or is gone): answer the server. */
+static void revoke_finish(struct agent *ag, struct revoke *rv) {
+  struct hseg *s = rv->seg;
+  uint32_t i;
+
+  TAILQ_REMOVE(&ag->revokes, rv, link);
+  memset(&out.h, 0, sizeof out.h);
+  out.h.reqid = rv->up_reqid; /* acks echo the server's id */
+  if (rv->op == PROTO_OP_RECALL) {
+    out.h.opcode = PROTO_OP_RECALL_ACK;
+    out.u.run.shmid = rv->shmid;
+    out.u.run.first = rv->first;
+    out.u.run.count = rv->count;
+    out.u.run.mode = rv->keep;
+    for (i = 0; i < rv->count; i++) {
+      int data = s != NULL && i < rv->n && rv->was_excl[i];
+      out.u.run.page[i] = (struct proto_page){
+          s != NULL && i < rv->n ? s->pg[rv->first + i].version : 0, data ? PROTO_PAGE_DATA : 0,
+          data ? s->data + (size_t)(rv->first + i) * PROTO_PAGE_SIZE : NULL};
+    }
+  } else {
+    out.h.opcode = PROTO_OP_INVALIDATE_ACK;
+    out.u.range = (struct proto_range){rv->shmid, rv->first, rv->count, PROTO_MODE_INVALID};
+  }
+  if (s != NULL)
+    AGENT_VLOG("ack %s shm %d page %u%s first word %llu", proto_op_name(out.h.opcode), rv->shmid,
+               rv->first, rv->n && rv->was_excl[0] ? " with data" : "",
+               (unsigned long long)*(uint64_t *)(s->data + (size_t)rv->first * PROTO_PAGE_SIZE));
+  (void)agent_up_send(ag, &out);
+  if (s != NULL) {
+    for (i = 0; i < rv->n; i++) {
+      /* Every process told lowered the page to keep: when that is INVALID none holds it. */
+      if (rv->keep == PROTO_MODE_INVALID)
+        atomic_fetch_and(&s->tab[rv->first + i].holders, ~rv->holders);
+      s->pg[rv->first + i].revoking = 0;
+    }
+    for (i = 0; i < rv->n; i++)
+      settle(ag, s, rv->first + i);
+  }
+  free(rv->pending);
+  free(rv);
+}
+
+static int pending_add(struct revoke *rv, uint32_t proc, uint32_t reqid) {
+  if (rv->npending == rv->cappending) {
+    uint32_t cap = rv->cappending ? rv->cappending * 2 : 4;
+    void *np = realloc(rv->pending, cap * sizeof *rv->pending);
+    if (np == NULL)
+      return -ENOMEM;
+    rv->pending = np;
+    rv->cappending = cap;
+  }
+  rv->pending[rv->npending].proc = proc;
+  rv->pending[rv->npending].reqid = reqid;
+  rv->npending++;
+  return 0;
+}
+
+void agent_seg_revoke(struct agent *ag, const struct proto_msg *m) {
+  const struct proto_range *r = &m->u.range;
+  struct revoke *rv = calloc(1, sizeof *rv);
+  struct hseg *s = agent_seg_find(ag, r->shmid);
+  struct lproc *p;
+  uint32_t i;
+
+  if (rv == NULL) {
+    agent_log("out of memory: cannot revoke segment %d page %u; stopping", r->shmid, r->first);
+    agent_stop(ag, "out of memory");
+    return;
+  }
+  rv->seg = s;
+  rv->up_reqid = m->h.reqid;
+  rv->op = m->h.opcode;
+  rv->shmid = r->shmid;
+  rv->first = r->first;
+  rv->count = r->count;
+  rv->keep = m->h.opcode == PROTO_OP_RECALL && r->mode == PROTO_MODE_SHARED
+                 ? PROTO_MODE_SHARED : PROTO_MODE_INVALID;
+  TAILQ_INSERT_TAIL(&ag->revokes, rv, link);
+  if (s != NULL && r->first < s->npages)
+    rv->n = r->count < s->npages - r->first ? r->count : s->npages - r->first;
+  /* The word first (seq_cst), then the holders: a process raising concurrently either sees
+   * the lower mode or has its bit read here (proto/hosttab.h). */
+  for (i = 0; i < rv->n; i++) {
+    uint32_t pg = rv->first + i, old = tab_mode(s, pg);
+    rv->was_excl[i] = old == PROTO_MODE_EXCLUSIVE;
+    if (old > rv->keep)
+      tab_set(s, pg, rv->keep, 0);
+    s->pg[pg].revoking = 1;
+    rv->holders |= atomic_load(&s->tab[pg].holders);
+  }
+  AGENT_VLOG("%s shm %d page %u+%u keep %u: holders %#llx", proto_op_name(rv->op), rv->shmid,
+             rv->first, rv->n, rv->keep, (unsigned long long)rv->holders);
+  if (rv->holders != 0) {
+    TAILQ_FOREACH(p, &ag->procs, link) {
+      if (p->fd < 0 || !(dshm_ht_bit(p->slot) & rv->holders) || agent_proc_att(p, rv->shmid) == NULL)
+        continue;
+      memset(&out.h, 0, sizeof out.h);
+      out.h.opcode = rv->op;
+      out.h.reqid = ++ag->next_lreqid ? ag->next_lreqid : ++ag->next_lreqid;
+      out.u.range = (struct proto_range){rv->shmid, rv->first, rv->n, rv->keep};
+      if (pending_add(rv, p->id, out.h.reqid) == 0 && agent_proc_send(p, &out, -1, -1) < 0)
+        rv->npending--; /* it is going away: as if it had answered */
+    }
+  }
+  if (rv->npending == 0)
+    revoke_finish(ag, rv);
+  else
+    AGENT_VLOG("  waiting for %u local processes", rv->npending);
+}
+
+void agent_seg_local_ack(struct agent *ag, uint32_t proc, uint32_t reqid) {
+  struct revoke *rv, *next;
+  uint32_t i;
+
+  for (rv = TAILQ_FIRST(&ag->revokes); rv != NULL; rv = next) {
+    int hit = 0;
+    next = TAILQ_NEXT(rv, link);
+    for (i = 0; i < rv->npending;) {
+      if (rv->pending[i].proc == proc && (reqid == 0 || rv->pending[i].reqid == reqid)) {
+        rv->pending[i] = rv->pending[--rv->npending];
+        hit = 1;
+      } else {
+        i++;
+      }
+    }
+    if (hit && rv->npending == 0)
+      revoke_finish(ag, rv);
+  }
+}
+
+void agent_seg_fail_all(struct agent *ag) {
+  struct hseg *s;
+
+  TAILQ_FOREACH(s, &ag->segs, link)
+    for (uint32_t p = 0; p < s->npages; p++)
+      if (dshm_ht_mode(atomic_load(&s->tab[p].word)) == PROTO_MODE_INVALID ||
+          s->pg[p].fetching)
+        tab_set(s, p, tab_mode(s, p), DSHM_HT_ERR);
+}
+
+void agent_seg_free_all(struct agent *ag) {
+  struct revoke *rv;
+  struct hseg *s;
+
+  while ((rv = TAILQ_FIRST(&ag->revokes)) != NULL) {
+    TAILQ_REMOVE(&ag->revokes, rv, link);
+    free(rv->pending);
+    free(rv);
+  }
+  while ((s = TAILQ_FIRST(&ag->segs)) != NULL)
+    seg_free(ag, s);
+}

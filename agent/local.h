@@ -1,0 +1,56 @@
+/* local.h - the processes of this host: the SOCK_SEQPACKET listener, one connection per
+ * process (identity from the kernel: SO_PEERCRED and SCM_CREDENTIALS), their attachments, and
+ * what happens when one goes away. */
+#ifndef DSHM_AGENT_LOCAL_H
+#define DSHM_AGENT_LOCAL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent.h"
+
+struct latt {
+  int32_t shmid;
+  uint32_t nrw, nro;
+};
+
+struct lframe {
+  STAILQ_ENTRY(lframe) link;
+  size_t len;
+  int fds[2];               /* handed over with the frame (SCM_RIGHTS), -1 if none */
+  uint8_t buf[];
+};
+
+struct lproc {
+  TAILQ_ENTRY(lproc) link;
+  struct agent *ag;
+  uint32_t id;              /* never reused: replies find their process by it */
+  uint32_t slot;            /* its bit in the host table's holders: slot % 64 */
+  pid_t pid;
+  uid_t uid;                /* at connect (SO_PEERCRED) */
+  gid_t gid;
+  int fd;                   /* -1: inherited attachments of a forked child not connected yet */
+  int pidfd;                /* such a child's liveness; -1 otherwise */
+  uv_poll_t poll;           /* fd, when connected */
+  uv_poll_t ppoll;          /* pidfd, while pending */
+  int poll_on, ppoll_on;
+  int gone;                 /* torn down: freed once no handle close is pending */
+  int closing;              /* handle closes pending */
+  int want_out;
+  STAILQ_HEAD(, lframe) out;
+  struct latt *att;
+  uint32_t natt, capatt;
+};
+
+int agent_local_listen(struct agent *ag);
+void agent_local_close_all(struct agent *ag);
+
+struct lproc *agent_proc_find(struct agent *ag, uint32_t id);
+/* Sends m to p (with up to two descriptors, -1 for none; they are closed once sent). */
+int agent_proc_send(struct lproc *p, struct proto_msg *m, int fd0, int fd1);
+/* The process's attachment record of shmid, or NULL. */
+struct latt *agent_proc_att(struct lproc *p, int32_t shmid);
+/* Records n more attachments of shmid (rw or not) for p. 0 or -ENOMEM. */
+int agent_proc_att_add(struct lproc *p, int32_t shmid, uint32_t nrw, uint32_t nro);
+
+#endif

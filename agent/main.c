@@ -1,0 +1,327 @@
+/* main.c - owns the dshm-agent process: its command line, the host directory's lock, the
+ * handshake with the process that started it, its log, signals and the idle exit.
+ *
+ *   dshm-agent --dir DIR --name NAME --server SPEC [--ready-fd FD] [--idle-ms MS] [--foreground]
+ *
+ * The shim starts it (preload/agentlink.c) when no agent answers on DIR/NAME.sock; it
+ * detaches itself (a grandchild in a session of its own, so the program that started it
+ * never waits for it), holds DIR/NAME.pid locked for as long as it runs (a second agent for
+ * the same host and server refuses to start), logs to DIR/NAME.log, and exits idle-ms after
+ * its last local process is gone. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "hostseg.h"
+#include "local.h"
+#include "upstream.h"
+
+int agent_verbose;
+
+void agent_log(const char *fmt, ...) {
+  char buf[600];
+  struct timespec ts;
+  struct tm tm;
+  int n, m;
+  va_list ap;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ dshm-agent[%d]: ",
+               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+               (int)getpid());
+  va_start(ap, fmt);
+  m = vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+  va_end(ap);
+  if (m > 0)
+    n = (size_t)(n + m) >= sizeof buf - 1 ? (int)sizeof buf - 2 : n + m;
+  buf[n++] = '\n';
+  if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+    /* nothing sensible to do */
+  }
+}
+
+static void on_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+void agent_stop(struct agent *ag, const char *why) {
+  if (ag->stopping)
+    return;
+  ag->stopping = 1;
+  agent_log("stopping: %s", why);
+  /* New processes must not find a socket that no longer answers: it goes first. */
+  (void)unlink(ag->cfg->sock_path);
+  uv_close((uv_handle_t *)&ag->sigterm, on_closed);
+  uv_close((uv_handle_t *)&ag->sigint, on_closed);
+  uv_close((uv_handle_t *)&ag->idle, on_closed);
+  agent_local_close_all(ag);
+  agent_up_close(ag);
+}
+
+static void on_idle(uv_timer_t *t) {
+  struct agent *ag = t->data;
+
+  if (ag->nprocs == 0)
+    agent_stop(ag, "no local process left");
+}
+
+#define AGENT_FIRST_WAIT_MS 5000u /* the process that started us connects right after "ok" */
+
+void agent_procs_changed(struct agent *ag) {
+  if (ag->stopping)
+    return;
+  if (ag->nprocs == 0)
+    uv_timer_start(&ag->idle, on_idle,
+                   ag->next_proc_id == 0 && ag->cfg->idle_ms < AGENT_FIRST_WAIT_MS
+                       ? AGENT_FIRST_WAIT_MS : ag->cfg->idle_ms, 0);
+  else
+    uv_timer_stop(&ag->idle);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  agent_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* Splits DSHM_SERVER as the shim does: unix:PATH, [v6]:port, host:port or host. */
+static int parse_server(struct agent_cfg *c) {
+  const char *s = c->spec, *host = s, *port = "8080", *colon;
+  size_t hlen;
+
+  if (strncmp(s, "unix:", 5) == 0) {
+    if (s[5] == '\0' || strlen(s + 5) >= sizeof c->unix_path)
+      return -EINVAL;
+    strcpy(c->unix_path, s + 5);
+    return 0;
+  }
+  if (*s == '[') {
+    const char *end = strchr(s, ']');
+    if (end == NULL || (end[1] != ':' && end[1] != '\0'))
+      return -EINVAL;
+    host = s + 1;
+    hlen = (size_t)(end - host);
+    if (end[1] == ':')
+      port = end + 2;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon != NULL && strchr(s, ':') == colon) {
+      hlen = (size_t)(colon - s);
+      port = colon + 1;
+    } else {
+      hlen = strlen(s);
+    }
+  }
+  if (hlen == 0 || hlen >= sizeof c->host || *port == '\0' || strlen(port) >= sizeof c->port)
+    return -EINVAL;
+  memcpy(c->host, host, hlen);
+  c->host[hlen] = '\0';
+  snprintf(c->port, sizeof c->port, "%s", port);
+  return 0;
+}
+
+static int usage(void) {
+  fprintf(stderr, "usage: dshm-agent --dir DIR --name NAME --server SPEC [--ready-fd FD] "
+                  "[--idle-ms MS] [--foreground]\n");
+  return 2;
+}
+
+/* Tells the process that started us how it went: "ok", or "err ERRNO reason". */
+static void ready(struct agent_cfg *c, int err, const char *why) {
+  char line[700];
+  int n;
+
+  if (c->ready_fd < 0)
+    return;
+  n = err == 0 ? snprintf(line, sizeof line, "ok\n")
+               : snprintf(line, sizeof line, "err %d %s\n", -err, why);
+  if (write(c->ready_fd, line, (size_t)n) < 0) {
+    /* the starter is gone: nothing to tell */
+  }
+  close(c->ready_fd);
+  c->ready_fd = -1;
+}
+
+static int token(struct agent_cfg *c, char *why, size_t whylen) {
+  const char *tok = getenv("DSHM_TOKEN"), *file = getenv("DSHM_TOKEN_FILE");
+  char reason[4200];
+
+  if (tok != NULL) {
+    if (dshm_auth_key_from_token(&c->key, tok, strlen(tok)) < 0) {
+      snprintf(why, whylen, "DSHM_TOKEN is empty or longer than 4096 bytes");
+      return -EACCES;
+    }
+    c->have_key = 1;
+  } else if (file != NULL && *file != '\0') {
+    if (dshm_auth_key_from_file(&c->key, file, reason, sizeof reason) < 0) {
+      snprintf(why, whylen, "DSHM_TOKEN_FILE: %.600s", reason);
+      return -EACCES;
+    }
+    c->have_key = 1;
+  }
+  return 0;
+}
+
+/* A grandchild in a session of its own, stdio on /dev/null and the log, every inherited
+ * descriptor but the ready pipe closed (an inherited pipe end would keep a reader of the
+ * starter's output waiting for us). The intermediate child exits at once. */
+static int daemonize(struct agent_cfg *c) {
+  char log[PATH_MAX];
+  pid_t pid = fork();
+  int fd;
+
+  if (pid < 0)
+    return -errno;
+  if (pid > 0)
+    _exit(0);
+  setsid();
+  pid = fork();
+  if (pid < 0)
+    return -errno;
+  if (pid > 0)
+    _exit(0);
+  if (chdir("/") < 0) {
+    /* nothing depends on the directory */
+  }
+  fd = open("/dev/null", O_RDWR);
+  if (fd >= 0) {
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    if (fd > STDERR_FILENO)
+      close(fd);
+  }
+  snprintf(log, sizeof log, "%.2000s/%.120s.log", c->dir, c->name);
+  fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+  return 0;
+}
+
+static void close_inherited(int keep) {
+  for (int fd = 3; fd < 1024; fd++)
+    if (fd != keep)
+      close(fd);
+}
+
+int main(int argc, char **argv) {
+  static struct agent_cfg cfg;
+  static struct agent ag;
+  char why[700] = "", pidline[32];
+  uv_loop_t loop;
+  int i, err, foreground = 0, lockfd;
+
+  cfg.ready_fd = -1;
+  agent_verbose = getenv("DSHM_AGENT_VERBOSE") != NULL && strcmp(getenv("DSHM_AGENT_VERBOSE"), "0") != 0;
+  cfg.idle_ms = AGENT_DEFAULT_IDLE_MS;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--foreground") == 0) {
+      foreground = 1;
+      continue;
+    }
+    if (v == NULL)
+      return usage();
+    if (strcmp(a, "--dir") == 0)
+      snprintf(cfg.dir, sizeof cfg.dir, "%s", v);
+    else if (strcmp(a, "--name") == 0)
+      snprintf(cfg.name, sizeof cfg.name, "%s", v);
+    else if (strcmp(a, "--server") == 0)
+      snprintf(cfg.spec, sizeof cfg.spec, "%s", v);
+    else if (strcmp(a, "--ready-fd") == 0)
+      cfg.ready_fd = atoi(v);
+    else if (strcmp(a, "--idle-ms") == 0)
+      cfg.idle_ms = (uint32_t)strtoul(v, NULL, 10);
+    else
+      return usage();
+    i++;
+  }
+  if (cfg.dir[0] == '\0' || cfg.name[0] == '\0' || cfg.spec[0] == '\0')
+    return usage();
+  snprintf(cfg.sock_path, sizeof cfg.sock_path, "%.2000s/%.120s.sock", cfg.dir, cfg.name);
+  snprintf(cfg.pid_path, sizeof cfg.pid_path, "%.2000s/%.120s.pid", cfg.dir, cfg.name);
+  close_inherited(cfg.ready_fd);
+  signal(SIGPIPE, SIG_IGN);
+  if (!foreground && daemonize(&cfg) < 0)
+    return 1;
+
+  err = parse_server(&cfg) < 0 ? -EINVAL : 0;
+  if (err < 0)
+    snprintf(why, sizeof why, "bad DSHM_SERVER '%s' (expected host:port, [ipv6]:port or "
+                              "unix:PATH)", cfg.spec);
+  /* One agent per host directory and server: the lock is held for the agent's life. */
+  lockfd = err < 0 ? -1 : open(cfg.pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (err == 0 && lockfd < 0) {
+    err = -errno;
+    snprintf(why, sizeof why, "cannot open %.500s: %s", cfg.pid_path, strerror(errno));
+  }
+  if (err == 0 && flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+    err = -EADDRINUSE;
+    snprintf(why, sizeof why, "another agent runs for %.500s", cfg.sock_path);
+  }
+  if (err == 0) {
+    int n = snprintf(pidline, sizeof pidline, "%d\n", (int)getpid());
+    if (ftruncate(lockfd, 0) < 0 || pwrite(lockfd, pidline, (size_t)n, 0) < 0) {
+      /* the pid is informative only */
+    }
+    err = token(&cfg, why, sizeof why);
+  }
+  if (err == 0)
+    err = dshm_auth_init() < 0 ? -EIO : 0;
+  if (err == 0 && (err = uv_loop_init(&loop)) < 0)
+    snprintf(why, sizeof why, "uv_loop_init: %s", uv_strerror(err));
+  if (err < 0) {
+    agent_log("cannot start: %s", why);
+    ready(&cfg, err, why);
+    return 1;
+  }
+  ag.loop = &loop;
+  ag.cfg = &cfg;
+  ag.listen_fd = -1;
+  TAILQ_INIT(&ag.procs);
+  TAILQ_INIT(&ag.segs);
+  TAILQ_INIT(&ag.revokes);
+  uv_signal_init(&loop, &ag.sigterm);
+  uv_signal_init(&loop, &ag.sigint);
+  uv_timer_init(&loop, &ag.idle);
+  ag.sigterm.data = ag.sigint.data = ag.idle.data = &ag;
+  uv_signal_start(&ag.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&ag.sigint, on_signal, SIGINT);
+  err = agent_up_open(&ag, why, sizeof why);
+  if (err == 0) {
+    err = agent_local_listen(&ag);
+    if (err < 0)
+      snprintf(why, sizeof why, "cannot listen on %.500s: %s", cfg.sock_path, strerror(-err));
+  }
+  if (err < 0) {
+    agent_log("cannot start: %s", why);
+    ready(&cfg, err, why);
+    agent_stop(&ag, why);
+  } else {
+    agent_log("serving %s for %s (idle exit after %u ms)", cfg.sock_path, cfg.spec,
+              cfg.idle_ms);
+    ready(&cfg, 0, "");
+    agent_procs_changed(&ag); /* nobody yet: the idle clock runs until the first connects */
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  agent_seg_free_all(&ag);
+  free(ag.rbuf);
+  free(ag.fwd);
+  free(ag.preq);
+  if (uv_loop_close(&loop) != 0)
+    agent_log("loop closed with handles still open");
+  dshm_auth_key_wipe(&cfg.key);
+  agent_log("exited");
+  return err < 0 ? 1 : 0;
+}

@@ -1,0 +1,504 @@
+/* upstream.c - owns the agent's connection to dshm-server: connect and handshake (through
+ * auth/client.c, as the shim), framing of what the server sends, forwarded SysV calls and
+ * their replies, and the host's page requests. */
+#include "upstream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "hostseg.h"
+#include "local.h"
+
+/* One queued write: request, length and encoded frame in one allocation. */
+struct wreq {
+  uv_write_t req;
+  size_t len;
+  uint8_t buf[];
+};
+
+static struct proto_msg in;  /* decoded input: 6 KiB, single-threaded */
+static struct proto_msg rep; /* replies built here */
+
+uint32_t agent_up_reqid(struct agent *ag) {
+  if (++ag->next_reqid == 0)
+    ag->next_reqid = 1;
+  return ag->next_reqid;
+}
+
+static int connect_server(const struct agent_cfg *cfg, char *why, size_t whylen) {
+  struct addrinfo hints, *res = NULL, *ai;
+  int fd = -1, err = -EHOSTUNREACH, gai, one = 1;
+
+  if (cfg->unix_path[0] != '\0') {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      return -errno;
+    memcpy(a.sun_path, cfg->unix_path, strlen(cfg->unix_path) + 1);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+      return fd;
+    err = -errno;
+    close(fd);
+    snprintf(why, whylen, "cannot connect to %s (DSHM_SERVER): %s", cfg->spec, strerror(-err));
+    return err;
+  }
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  gai = getaddrinfo(cfg->host, cfg->port, &hints, &res);
+  if (gai != 0) {
+    snprintf(why, whylen, "cannot resolve %s (DSHM_SERVER): %s", cfg->spec, gai_strerror(gai));
+    return gai == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+  }
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = -errno;
+      continue;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+      break;
+    err = -errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    snprintf(why, whylen, "cannot connect to %s (DSHM_SERVER): %s", cfg->spec, strerror(-err));
+    return err;
+  }
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+/* HELLO (+ AUTH) and NODE on the blocking socket. */
+static int handshake(struct agent *ag, int fd, char *why, size_t whylen) {
+  struct proto_msg *m = calloc(2, sizeof *m);
+  gid_t groups[PROTO_MAX_GROUPS];
+  const char *reason = NULL;
+  char host[64] = "";
+  int n, i, err;
+
+  if (m == NULL)
+    return -ENOMEM;
+  m->h.opcode = PROTO_OP_HELLO;
+  m->h.reqid = agent_up_reqid(ag);
+  m->u.hello.pid = (uint32_t)getpid();
+  m->u.hello.uid = (uint32_t)geteuid();
+  m->u.hello.gid = (uint32_t)getegid();
+  n = getgroups(PROTO_MAX_GROUPS, groups);
+  if (n < 0)
+    n = 0;
+  m->u.hello.ngroups = (uint32_t)n;
+  for (i = 0; i < n; i++)
+    m->u.hello.groups[i] = (uint32_t)groups[i];
+  ag->ngroups_sent = (uint32_t)n;
+  memcpy(ag->groups_sent, m->u.hello.groups, (size_t)n * sizeof groups[0]);
+  ag->groups_known = 1;
+  gethostname(host, sizeof host - 1);
+  snprintf(m->u.hello.name, sizeof m->u.hello.name, "dshm-agent@%s", host);
+  m->u.hello.name_len = (uint32_t)strlen(m->u.hello.name);
+  err = dshm_client_hello(fd, m, ag->cfg->have_key ? &ag->cfg->key : NULL, agent_up_reqid(ag),
+                          &reason);
+  if (err == 0) {
+    ag->max_run = m->u.hello_reply.max_run >= 1 && m->u.hello_reply.max_run <= PROTO_MAX_RUN
+                      ? m->u.hello_reply.max_run : 1;
+    memset(m, 0, sizeof *m);
+    m->h.opcode = PROTO_OP_NODE;
+    m->h.reqid = agent_up_reqid(ag);
+    if (getrandom(m->u.node.id, sizeof m->u.node.id, 0) != (ssize_t)sizeof m->u.node.id)
+      err = -EIO;
+    else
+      err = dshm_client_call(fd, &m[0], &m[1]);
+  }
+  if (err == -EACCES && reason != NULL)
+    snprintf(why, whylen, "server %s: %s", ag->cfg->spec, reason);
+  else if (err < 0)
+    snprintf(why, whylen, "handshake with %s (DSHM_SERVER) failed: %s", ag->cfg->spec,
+             strerror(-err));
+  free(m);
+  return err;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct agent *ag = h->data;
+
+  (void)suggested;
+  *buf = uv_buf_init((char *)ag->rbuf + ag->rlen, (unsigned)(PROTO_MAX_FRAME - ag->rlen));
+}
+
+/* The server is gone: nothing can be served any more. The processes see the agent go. */
+static void up_lost(struct agent *ag, const char *why) {
+  if (ag->up_dead)
+    return;
+  ag->up_dead = 1;
+  agent_log("connection to %s (DSHM_SERVER) lost: %s", ag->cfg->spec, why);
+  agent_seg_fail_all(ag);
+  agent_stop(ag, "the server connection is lost");
+}
+
+static void take_fwd(struct agent *ag, size_t i) {
+  ag->fwd[i] = ag->fwd[--ag->nfwd];
+}
+
+/* Sends a DETACH of shmid for pid that nobody waits for (a process that went away). */
+static void detach_for(struct agent *ag, int32_t shmid, uint32_t pid) {
+  struct proto_msg m;
+
+  memset(&m.h, 0, sizeof m.h);
+  m.h.opcode = PROTO_OP_DETACH_SEGMENT;
+  m.h.reqid = agent_up_reqid(ag);
+  m.u.segref.cred = (struct proto_cred){pid, 0, 0};
+  m.u.segref.shmid = shmid;
+  (void)agent_up_send(ag, &m);
+}
+
+/* ATTACH succeeded for p: the host's segment, the process's record, and its descriptors:
+ * the memfd read-write, or read-only for SHM_RDONLY (then mprotect cannot make it
+ * writable), and the host page table. */
+static void attach_done(struct agent *ag, struct lproc *p, const struct fwd *f,
+                        struct proto_msg *m) {
+  int ro = (f->shmflg & SHM_RDONLY) != 0, dfd = -1, tfd = -1, err;
+  struct hseg *s;
+  char path[64];
+
+  err = agent_seg_get(ag, f->shmid, m->u.attach_reply.segsz, &s);
+  if (err == 0 && (err = agent_proc_att_add(p, f->shmid, !ro, ro)) == 0) {
+    s->nattach++;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", s->memfd);
+    dfd = ro ? open(path, O_RDONLY | O_CLOEXEC) : dup(s->memfd);
+    tfd = dup(s->tabfd);
+    if (dfd < 0 || tfd < 0) {
+      err = -errno;
+      if (dfd >= 0)
+        close(dfd);
+      if (tfd >= 0)
+        close(tfd);
+      dfd = tfd = -1;
+      struct latt *a = agent_proc_att(p, f->shmid);
+      ro ? a->nro-- : a->nrw--;
+      agent_seg_detach(ag, s);
+    }
+  }
+  if (err < 0) {
+    agent_log("attach of segment %d for pid %d: %s", f->shmid, (int)p->pid, strerror(-err));
+    detach_for(ag, f->shmid, (uint32_t)p->pid); /* undo the server's nattch++ */
+    memset(&m->h, 0, sizeof m->h);
+    m->h.opcode = PROTO_OP_ATTACH_SEGMENT;
+    m->h.flags = PROTO_F_REPLY;
+    m->h.status = proto_err_from_errno(err);
+  }
+  m->h.reqid = f->lreqid;
+  (void)agent_proc_send(p, m, dfd, tfd);
+}
+
+static void on_reply(struct agent *ag, struct proto_msg *m) {
+  size_t i;
+
+  for (i = 0; i < ag->npreq; i++)
+    if (ag->preq[i].reqid == m->h.reqid) {
+      struct preq q = ag->preq[i];
+      ag->preq[i] = ag->preq[--ag->npreq];
+      agent_seg_grant(ag, &q, m);
+      return;
+    }
+  for (i = 0; i < ag->nfwd; i++)
+    if (ag->fwd[i].reqid == m->h.reqid) {
+      struct fwd f = ag->fwd[i];
+      struct lproc *p = f.proc ? agent_proc_find(ag, f.proc) : NULL;
+      take_fwd(ag, i);
+      if (f.op == PROTO_OP_ATTACH_SEGMENT && m->h.status == 0 && p == NULL && f.proc != 0) {
+        detach_for(ag, f.shmid, f.pid); /* the process died waiting: undo */
+        return;
+      }
+      if (p == NULL)
+        return;
+      if (f.op == PROTO_OP_ATTACH_SEGMENT && m->h.status == 0) {
+        attach_done(ag, p, &f, m);
+        return;
+      }
+      m->h.reqid = f.lreqid;
+      (void)agent_proc_send(p, m, -1, -1);
+      return;
+    }
+  /* WRITE_DATA and GROUPS replies, and DETACHes nobody waits for. */
+}
+
+static void on_message(struct agent *ag, struct proto_msg *m) {
+  if (m->h.flags & PROTO_F_REPLY) {
+    on_reply(ag, m);
+    return;
+  }
+  switch (m->h.opcode) {
+  case PROTO_OP_INVALIDATE:
+  case PROTO_OP_RECALL:
+    agent_seg_revoke(ag, m);
+    break;
+  case PROTO_OP_PING:
+    m->h.flags = PROTO_F_REPLY;
+    (void)agent_up_send(ag, m);
+    break;
+  default:
+    agent_log("ignoring unexpected %s from the server", proto_op_name(m->h.opcode));
+    break;
+  }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  struct agent *ag = st->data;
+  size_t off = 0;
+
+  (void)buf;
+  if (nread < 0) {
+    up_lost(ag, nread == UV_EOF ? "disconnected" : uv_strerror((int)nread));
+    return;
+  }
+  ag->rlen += (size_t)nread;
+  while (!ag->up_dead) {
+    ssize_t n = proto_frame(ag->rbuf + off, ag->rlen - off, &in.h);
+    if (n == 0)
+      break;
+    if (n < 0 || proto_decode(&in, ag->rbuf + off + PROTO_HDR_SIZE, in.h.length) < 0) {
+      up_lost(ag, "bad message from the server");
+      return;
+    }
+    on_message(ag, &in);
+    off += (size_t)n;
+  }
+  /* A frame never exceeds PROTO_MAX_FRAME: after the move a partial one always fits. */
+  memmove(ag->rbuf, ag->rbuf + off, ag->rlen - off);
+  ag->rlen -= off;
+}
+
+int agent_up_open(struct agent *ag, char *why, size_t whylen) {
+  struct timeval tv = {10, 0}, zero = {0, 0};
+  int fd, err;
+
+  ag->rbuf = malloc(PROTO_MAX_FRAME);
+  if (ag->rbuf == NULL)
+    return -ENOMEM;
+  fd = connect_server(ag->cfg, why, whylen);
+  if (fd < 0)
+    return fd;
+  /* Bound the handshake: a peer that is not a dshm server must not hang us. */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  err = handshake(ag, fd, why, whylen);
+  if (err == 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
+    if (ag->cfg->unix_path[0] != '\0') {
+      err = uv_pipe_init(ag->loop, &ag->up.pipe, 0);
+      if (err == 0)
+        err = uv_pipe_open(&ag->up.pipe, fd);
+    } else {
+      err = uv_tcp_init(ag->loop, &ag->up.tcp);
+      if (err == 0)
+        err = uv_tcp_open(&ag->up.tcp, fd);
+    }
+    if (err == 0) {
+      ag->up_open = 1;
+      ag->up.stream.data = ag;
+      err = uv_read_start(&ag->up.stream, on_alloc, on_read);
+    }
+    if (err < 0)
+      snprintf(why, whylen, "cannot use the server connection: %s", uv_strerror(err));
+  }
+  if (err < 0 && !ag->up_open)
+    close(fd);
+  return err;
+}
+
+static void on_up_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+void agent_up_close(struct agent *ag) {
+  if (ag->up_open) {
+    ag->up_open = 0;
+    uv_close((uv_handle_t *)&ag->up.stream, on_up_closed);
+  }
+}
+
+static void on_write(uv_write_t *req, int status) {
+  struct agent *ag = req->handle->data;
+
+  free(req);
+  if (status < 0 && status != UV_ECANCELED)
+    up_lost(ag, uv_strerror(status));
+}
+
+int agent_up_send(struct agent *ag, struct proto_msg *m) {
+  ssize_t n = proto_encoded_size(m);
+  struct wreq *w;
+  uv_buf_t b;
+  int err;
+
+  if (!ag->up_open || ag->up_dead)
+    return -ENOTCONN;
+  if (n < 0)
+    return (int)n;
+  w = malloc(sizeof *w + (size_t)n);
+  if (w == NULL)
+    return -ENOMEM;
+  w->len = (size_t)proto_encode(w->buf, (size_t)n, m);
+  b = uv_buf_init((char *)w->buf, (unsigned)w->len);
+  err = uv_write(&w->req, &ag->up.stream, &b, 1, on_write);
+  if (err < 0) {
+    free(w);
+    up_lost(ag, uv_strerror(err));
+  }
+  return err;
+}
+
+/* The supplementary groups of pid, from the kernel (/proc/PID/status). 0 or -errno. */
+static int proc_groups(pid_t pid, uint32_t *groups, uint32_t *n) {
+  char path[64], line[4096];
+  FILE *f;
+  int err = -ENOENT;
+
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  f = fopen(path, "re");
+  if (f == NULL)
+    return -errno;
+  while (fgets(line, sizeof line, f) != NULL) {
+    char *p = line + 7, *end;
+    if (strncmp(line, "Groups:", 7) != 0)
+      continue;
+    *n = 0;
+    for (;;) {
+      unsigned long g = strtoul(p, &end, 10);
+      if (end == p)
+        break;
+      if (*n == PROTO_MAX_GROUPS) {
+        err = -E2BIG;
+        break;
+      }
+      groups[(*n)++] = (uint32_t)g;
+      p = end;
+    }
+    if (err != -E2BIG)
+      err = 0;
+    break;
+  }
+  fclose(f);
+  return err;
+}
+
+/* The server checks permissions with the groups of the connection: before a process's call,
+ * they become that process's, as the kernel sees them now. */
+static int sync_groups(struct agent *ag, pid_t pid) {
+  uint32_t groups[PROTO_MAX_GROUPS], n = 0;
+  int err = proc_groups(pid, groups, &n);
+
+  if (err == -E2BIG)
+    n = PROTO_MAX_GROUPS; /* the first ones only, as the shim did (docs/compatibility.md) */
+  else if (err < 0)
+    n = 0;
+  if (ag->groups_known && n == ag->ngroups_sent &&
+      memcmp(groups, ag->groups_sent, n * sizeof groups[0]) == 0)
+    return 0;
+  memset(&rep.h, 0, sizeof rep.h);
+  rep.h.opcode = PROTO_OP_GROUPS;
+  rep.h.reqid = agent_up_reqid(ag);
+  rep.u.groups.ngroups = n;
+  memcpy(rep.u.groups.groups, groups, n * sizeof groups[0]);
+  memcpy(ag->groups_sent, groups, n * sizeof groups[0]);
+  ag->ngroups_sent = n;
+  ag->groups_known = 1;
+  return agent_up_send(ag, &rep);
+}
+
+static int fwd_add(struct agent *ag, const struct fwd *f) {
+  if (ag->nfwd == ag->capfwd) {
+    size_t cap = ag->capfwd ? ag->capfwd * 2 : 16;
+    struct fwd *nf = realloc(ag->fwd, cap * sizeof *nf);
+    if (nf == NULL)
+      return -ENOMEM;
+    ag->fwd = nf;
+    ag->capfwd = cap;
+  }
+  ag->fwd[ag->nfwd++] = *f;
+  return 0;
+}
+
+int agent_up_forward(struct agent *ag, struct lproc *p, struct proto_msg *m) {
+  struct fwd f = {0};
+  int err;
+
+  if (ag->up_dead)
+    return -ENOTCONN;
+  err = sync_groups(ag, p->pid);
+  if (err < 0)
+    return err;
+  f.reqid = agent_up_reqid(ag);
+  f.proc = p->id;
+  f.pid = (uint32_t)p->pid;
+  f.lreqid = m->h.reqid;
+  f.op = m->h.opcode;
+  if (m->h.opcode == PROTO_OP_ATTACH_SEGMENT) {
+    f.shmid = m->u.attach.shmid;
+    f.shmflg = m->u.attach.shmflg;
+  }
+  err = fwd_add(ag, &f);
+  if (err < 0)
+    return err;
+  m->h.reqid = f.reqid;
+  m->h.flags = 0;
+  m->h.status = 0;
+  err = agent_up_send(ag, m);
+  if (err < 0)
+    ag->nfwd--;
+  return err;
+}
+
+int agent_up_page_request(struct agent *ag, int32_t shmid, uint32_t first, uint32_t count,
+                          uint32_t mode, const uint64_t *versions) {
+  struct preq *q;
+  uint32_t i;
+  int err;
+
+  if (ag->npreq == ag->cappreq) {
+    size_t cap = ag->cappreq ? ag->cappreq * 2 : 16;
+    struct preq *nq = realloc(ag->preq, cap * sizeof *nq);
+    if (nq == NULL)
+      return -ENOMEM;
+    ag->preq = nq;
+    ag->cappreq = cap;
+  }
+  memset(&rep.h, 0, sizeof rep.h);
+  rep.h.opcode = mode == PROTO_MODE_EXCLUSIVE ? PROTO_OP_ACQUIRE : PROTO_OP_READ_DATA;
+  rep.h.reqid = agent_up_reqid(ag);
+  rep.u.run.shmid = shmid;
+  rep.u.run.first = first;
+  rep.u.run.count = count;
+  rep.u.run.mode = mode;
+  for (i = 0; i < count; i++)
+    rep.u.run.page[i] = (struct proto_page){versions[i], 0, NULL};
+  q = &ag->preq[ag->npreq];
+  *q = (struct preq){rep.h.reqid, shmid, first, count, mode};
+  err = agent_up_send(ag, &rep);
+  if (err == 0)
+    ag->npreq++;
+  return err;
+}
+
+void agent_up_forget_proc(struct agent *ag, uint32_t proc) {
+  size_t i;
+
+  /* An ATTACH still in flight keeps its entry, marked: its success is undone on arrival. */
+  for (i = 0; i < ag->nfwd; i++)
+    if (ag->fwd[i].proc == proc && ag->fwd[i].op != PROTO_OP_ATTACH_SEGMENT)
+      ag->fwd[i].proc = 0;
+}

@@ -1,0 +1,306 @@
+/* agentpage.c - owns, in agent mode, the protections of this process's views.
+ *
+ * The host's copy of a segment is the agent's memfd, which every view maps; the host page
+ * table (proto/hosttab.h) says what the host holds. Per page the process keeps one word
+ * (cache.h): the highest mode any of its views may have, and BUSY while a thread changes
+ * the views of the page. The rules that keep a view from ever exceeding what the host holds
+ * once the agent has been told the page is lowered:
+ *  - raising (fault handler, pins): take BUSY, set our bit in holders, THEN read the host's
+ *    mode, mprotect up to it, record it, drop BUSY. The agent lowers the host word before it
+ *    reads holders, so either we see the lower mode or the agent sees our bit and asks us;
+ *  - lowering (the agent's request, the mapping budget): take BUSY, record the lower mode,
+ *    mprotect every view down, drop BUSY, and only then acknowledge. A raise that saw the old
+ *    mode finished before we took BUSY, so its mprotect is undone by ours.
+ * A thread holds BUSY only for a few system calls and never waits while holding it. */
+#include "agentpage.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "real.h"
+#include "session.h"
+
+#define WAIT_SLICE_MS 100 /* a sleeper looks again this often (agent or segment gone) */
+
+atomic_int shim__agent_fd = -1;
+atomic_uint shim__agent_slot;
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val, int shared, long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+  syscall(SYS_futex, (uint32_t *)w, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+}
+
+static int prot_of(uint32_t mode, int vflags) {
+  int prot;
+
+  if (mode == PROTO_MODE_INVALID)
+    return PROT_NONE;
+  prot = mode == PROTO_MODE_EXCLUSIVE && !(vflags & SHIM_VIEW_RDONLY) ? PROT_READ | PROT_WRITE
+                                                                       : PROT_READ;
+  if (vflags & SHIM_VIEW_EXEC)
+    prot |= PROT_EXEC;
+  return prot;
+}
+
+/* Takes BUSY on page p's word (waiting while another thread has it). Returns the word. */
+static uint32_t busy_take(_Atomic uint32_t *w) {
+  for (;;) {
+    uint32_t s = atomic_load(w);
+    if (s & SHIM_PG_BUSY) {
+      if ((s & SHIM_PG_WAIT) || atomic_compare_exchange_weak(w, &s, s | SHIM_PG_WAIT))
+        futex_wait(w, s | SHIM_PG_WAIT, 0, 10);
+      continue;
+    }
+    if (atomic_compare_exchange_weak(w, &s, s | SHIM_PG_BUSY))
+      return s;
+  }
+}
+
+/* Drops BUSY, setting the mode (and ERR if err) and waking waiters. */
+static void busy_drop(_Atomic uint32_t *w, uint32_t mode, int err) {
+  uint32_t old = atomic_load(w), nw;
+
+  do
+    nw = (old & ~(SHIM_PG_BUSY | SHIM_PG_WAIT | SHIM_PG_MODE)) | mode | (err ? SHIM_PG_ERR : 0);
+  while (!atomic_compare_exchange_weak(w, &old, nw));
+  if (old & SHIM_PG_WAIT)
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Async-signal-safe: the fault record, one SOCK_SEQPACKET message (one send(2) is one whole
+ * message, whoever else writes to the socket). 0 or -1. */
+static int send_record(int32_t shmid, uint32_t page, int write) {
+  uint8_t f[PROTO_HDR_SIZE + PROTO_RUN_HDR + PROTO_RUN_ENTRY];
+  int fd = atomic_load(&shim__agent_fd);
+
+  if (fd < 0)
+    return -1;
+  memset(f, 0, sizeof f);
+  proto_put_u32(f, PROTO_MAGIC);
+  f[4] = PROTO_VERSION;
+  f[5] = write ? PROTO_OP_ACQUIRE : PROTO_OP_READ_DATA;
+  proto_put_u32(f + 16, PROTO_RUN_HDR + PROTO_RUN_ENTRY);
+  proto_put_u32(f + 20, (uint32_t)shmid);
+  proto_put_u32(f + 24, page);
+  proto_put_u32(f + 28, 1);
+  proto_put_u32(f + 32, write ? PROTO_MODE_EXCLUSIVE : PROTO_MODE_SHARED);
+  for (;;) {
+    ssize_t n = send(fd, f, sizeof f, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == (ssize_t)sizeof f)
+      return 0;
+    if (n < 0 && errno == EAGAIN) {
+      sched_yield();
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    return -1;
+  }
+}
+
+/* Raises page p in the view at vstart (vflags) to what the host holds, if that is enough
+ * for want. 1 done, 0 the host does not hold enough (any more), -1 failed (SIGBUS). */
+static int raise_view(struct shim_seg *sg, uint32_t p, uintptr_t vstart, int vflags,
+                      uint32_t want) {
+  _Atomic uint32_t *w = &sg->state[p];
+  struct dshm_hostpage *hp = &sg->host[p];
+  uint32_t s, h, hm, mode;
+  sigset_t all, old;
+  int rc = 0;
+
+  /* No signal handler may run on this thread while it holds BUSY: one that touched the
+   * page would wait for BUSY forever. */
+  sigfillset(&all);
+  shim_real.pthread_sigmask(SIG_BLOCK, &all, &old);
+  s = busy_take(w);
+  mode = s & SHIM_PG_MODE;
+  atomic_fetch_or(&hp->holders, dshm_ht_bit(atomic_load(&shim__agent_slot)));
+  h = atomic_load(&hp->word);
+  hm = dshm_ht_mode(h);
+  if (h & DSHM_HT_ERR) {
+    rc = -1;
+  } else if (hm >= want) {
+    if (mprotect((void *)(vstart + (uintptr_t)p * SHIM_PAGE), SHIM_PAGE, prot_of(hm, vflags)) < 0)
+      rc = -1;
+    else {
+      rc = 1;
+      if (hm > mode)
+        mode = hm;
+    }
+  }
+  busy_drop(w, mode, rc < 0);
+  shim_real.pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write) {
+  uint32_t want = write ? PROTO_MODE_EXCLUSIVE : PROTO_MODE_SHARED;
+  long deadline = now_ms() + shim_cfg.timeout_ms;
+  uint32_t sent_gen = UINT32_MAX;
+
+  for (;;) {
+    struct shim_seg *sg = hit->seg;
+    _Atomic uint32_t *hw = &sg->host[hit->page].word;
+    uint32_t h = atomic_load(hw), gen = h >> DSHM_HT_GEN_SHIFT;
+    long left;
+    int rc;
+
+    if (atomic_load(&shim__dead) || (atomic_load(&sg->state[hit->page]) & SHIM_PG_ERR) ||
+        (h & DSHM_HT_ERR)) {
+      shim_cache_release(hit);
+      return -1;
+    }
+    if (atomic_load(&sg->dying)) {
+      shim_cache_release(hit);
+      return 0; /* detached under our feet: the retry faults as not ours */
+    }
+    if (dshm_ht_mode(h) >= want) {
+      rc = raise_view(sg, hit->page, hit->vstart, hit->flags, want);
+      if (rc != 0) {
+        shim_cache_release(hit);
+        return rc > 0 ? 0 : -1;
+      }
+      continue; /* lowered meanwhile: look again */
+    }
+    /* Ask the agent, again after every change of the page that left it short. */
+    if (gen != sent_gen) {
+      if (send_record(sg->shmid, hit->page, write) < 0) {
+        shim_cache_release(hit);
+        return -1;
+      }
+      sent_gen = gen;
+    }
+    if (!(h & DSHM_HT_WAIT) && !atomic_compare_exchange_strong(hw, &h, h | DSHM_HT_WAIT))
+      continue;
+    left = deadline - now_ms();
+    if (left <= 0) {
+      shim_cache_release(hit);
+      return -1;
+    }
+    /* Not holding the segment while asleep: a detach must not wait for the server. */
+    shim_cache_release(hit);
+    futex_wait(hw, h | DSHM_HT_WAIT, 1, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
+    if (shim_cache_lookup(addr, hit) < 0)
+      return 0; /* the view is gone: the retry decides whose fault it is */
+  }
+}
+
+/* Cache lock held: raises page p in every view of sg to the host's mode if enough. */
+static int raise_all(struct shim_seg *sg, uint32_t p, uint32_t want) {
+  _Atomic uint32_t *w = &sg->state[p];
+  struct dshm_hostpage *hp = &sg->host[p];
+  uint32_t s = busy_take(w), mode = s & SHIM_PG_MODE, h, hm;
+  int rc = 0;
+
+  atomic_fetch_or(&hp->holders, dshm_ht_bit(atomic_load(&shim__agent_slot)));
+  h = atomic_load(&hp->word);
+  hm = dshm_ht_mode(h);
+  if (h & DSHM_HT_ERR) {
+    rc = -1;
+  } else if (hm >= want) {
+    rc = shim_cache_protect(sg, p, 1, hm) < 0 ? -1 : 1;
+    if (rc > 0 && hm > mode)
+      mode = hm;
+  }
+  busy_drop(w, mode, rc < 0);
+  return rc;
+}
+
+int shim_agent_page_ready(int slot, unsigned gen, uint32_t pg, int write) {
+  uint32_t want = write ? PROTO_MODE_EXCLUSIVE : PROTO_MODE_SHARED, sent_gen = UINT32_MAX;
+  long deadline = now_ms() + shim_cfg.timeout_ms;
+
+  for (;;) {
+    struct shim_seg *sg = &shim__segs[slot];
+    _Atomic uint32_t *hw;
+    uint32_t h;
+    long left;
+    int rc;
+
+    if (!atomic_load(&sg->used) || atomic_load(&sg->gen) != gen || atomic_load(&sg->dying) ||
+        atomic_load(&shim__dead) || sg->host == NULL)
+      return -EFAULT;
+    hw = &sg->host[pg].word;
+    h = atomic_load(hw);
+    if ((h & DSHM_HT_ERR) || (atomic_load(&sg->state[pg]) & SHIM_PG_ERR))
+      return -EFAULT;
+    if (dshm_ht_mode(h) >= want) {
+      /* Every view: the kernel may use the buffer through any of them. */
+      rc = raise_all(sg, pg, want);
+      if (rc != 0)
+        return rc > 0 ? 0 : -EFAULT;
+      continue;
+    }
+    if ((h >> DSHM_HT_GEN_SHIFT) != sent_gen) {
+      if (send_record(sg->shmid, pg, write) < 0)
+        return -EFAULT;
+      sent_gen = h >> DSHM_HT_GEN_SHIFT;
+    }
+    if (!(h & DSHM_HT_WAIT) && !atomic_compare_exchange_strong(hw, &h, h | DSHM_HT_WAIT))
+      continue;
+    left = deadline - now_ms();
+    if (left <= 0)
+      return -EFAULT;
+    pthread_mutex_unlock(&shim__cache_lock);
+    futex_wait(hw, h | DSHM_HT_WAIT, 1, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
+    pthread_mutex_lock(&shim__cache_lock);
+  }
+}
+
+void shim_agent_lower(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t keep) {
+  uint32_t i, j, old[PROTO_MAX_RUN];
+
+  while (count > 0) {
+    uint32_t n = count < PROTO_MAX_RUN ? count : PROTO_MAX_RUN;
+    for (i = 0; i < n; i++)
+      old[i] = busy_take(&sg->state[first + i]) & SHIM_PG_MODE;
+    for (i = 0; i < n; i = j) {
+      if (old[i] <= keep) {
+        j = i + 1;
+        continue;
+      }
+      for (j = i + 1; j < n && old[j] > keep; j++)
+        ;
+      shim_cache_protect(sg, first + i, j - i, keep);
+    }
+    for (i = 0; i < n; i++)
+      busy_drop(&sg->state[first + i], old[i] > keep ? keep : old[i], 0);
+    first += n;
+    count -= n;
+  }
+}
+
+void shim__agent_request_locked(const struct proto_msg *m) {
+  const struct proto_range *r = &m->u.range;
+  uint32_t keep = m->h.opcode == PROTO_OP_RECALL && r->mode == PROTO_MODE_SHARED
+                      ? PROTO_MODE_SHARED : PROTO_MODE_INVALID;
+  struct shim_seg *sg = shim_cache_seg_find(r->shmid, 1);
+  struct proto_msg a;
+
+  if (sg != NULL && sg->host != NULL && r->first < sg->npages)
+    shim_agent_lower(sg, r->first,
+                     r->count < sg->npages - r->first ? r->count : sg->npages - r->first, keep);
+  /* Every request is answered, whatever we held: the agent counts answers, not pages. */
+  memset(&a.h, 0, sizeof a.h);
+  a.h.opcode = PROTO_OP_INVALIDATE_ACK;
+  a.h.reqid = m->h.reqid;
+  a.u.range = *r;
+  (void)shim__session_enqueue(&a);
+}

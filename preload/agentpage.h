@@ -1,0 +1,36 @@
+/* agentpage.h - agent mode: this process's views of the host's pages. A process raises its
+ * own views up to what the host holds (no message), asks the agent for what the host lacks,
+ * and lowers its views when the agent asks (docs/design.md, "The node is the host"). */
+#ifndef DSHM_SHIM_AGENTPAGE_H
+#define DSHM_SHIM_AGENTPAGE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "proto.h"
+
+/* The agent connection, for fault records sent straight from the fault handler (-1: none),
+ * and this process's slot (its bit in the holders of the host page table). */
+extern atomic_int shim__agent_fd;
+extern atomic_uint shim__agent_slot;
+
+/* Called from the SIGSEGV handler (no locks, no malloc): brings page hit->page to what a
+ * read or write needs, in the faulting view. Releases the hit's inflight reference (it is
+ * dropped while sleeping and taken again by looking addr up). 0: retry the instruction;
+ * -1: SIGBUS. */
+int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write);
+
+/* Cache lock held (dropped while waiting): brings page pg of sg to mode in every view of
+ * the segment, for a pinned I/O buffer. gen is the slot's generation when the pin was
+ * taken. 0, or -EFAULT if that can never happen. */
+int shim_agent_page_ready(int slot, unsigned gen, uint32_t pg, int write);
+
+/* Cache lock held: lowers pages [first, first+count) of sg to keep in every view (the
+ * agent's INVALIDATE/RECALL, or the DSHM_MAX_MAPS budget dropping cold pages). */
+void shim_agent_lower(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t keep);
+
+/* I/O thread, cache lock held: an INVALIDATE or RECALL of the agent: lower, then answer. */
+void shim__agent_request_locked(const struct proto_msg *m);
+
+#endif /* DSHM_SHIM_AGENTPAGE_H */

@@ -1,0 +1,495 @@
+/* test_agent.c - the node is the host: processes sharing a dshm-agent (DSHM_AGENT=1, one
+ * DSHM_AGENT_DIR) behave as on one kernel; two agent dirs are two hosts kept coherent
+ * through a real dshm-server. The programs are tests/progs/host.c. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define KEYSTR(buf, key) (snprintf(buf, sizeof buf, "%d", key), buf)
+
+#define STR_(x)       #x
+#define STR(x)        STR_(x)
+#define IDLE_MS       500   /* DSHM_AGENT_IDLE_MS of every host in these tests */
+#define AGENT_GONE_MS 10000 /* an idle agent must have exited within this */
+#define RUN_MS        60000 /* bound of one program run */
+#define MAX_AGENTS    16
+
+/* Made by the unchecked fixture (the runner process): every test's hosts live under it, so
+ * the runner can clean up after tests that failed before their own teardown. */
+static char base_dir[64];
+
+static struct h_server srv;
+static char test_dir[128]; /* base_dir/tXXXXXX: this test's hosts */
+
+/* One host: a DSHM_AGENT_DIR and the environment that puts a process on it. */
+struct host {
+  char dir[192];
+  char dir_env[224];
+  char bin_env[4200];
+  char *env[5];
+};
+
+static struct host host_a, host_b;
+
+static void host_init(struct host *h, const char *name) {
+  const char *bin = getenv("DSHM_TEST_AGENT");
+
+  ck_assert_msg(bin != NULL && *bin, "DSHM_TEST_AGENT is not set (run the tests through meson)");
+  snprintf(h->dir, sizeof h->dir, "%s/%s", test_dir, name);
+  ck_assert_msg(mkdir(h->dir, 0700) == 0, "mkdir %s: %s", h->dir, strerror(errno));
+  snprintf(h->dir_env, sizeof h->dir_env, "DSHM_AGENT_DIR=%s", h->dir);
+  snprintf(h->bin_env, sizeof h->bin_env, "DSHM_AGENT_BIN=%s", bin);
+  h->env[0] = "DSHM_AGENT=1";
+  h->env[1] = h->dir_env;
+  h->env[2] = h->bin_env;
+  h->env[3] = "DSHM_AGENT_IDLE_MS=" STR(IDLE_MS);
+  h->env[4] = NULL;
+}
+
+/* Runs host.c's argv on host h under the shim; extra: more "NAME=value" entries or NULL. */
+static void spawn_on(struct h_proc *p, const struct host *h, char *const argv[],
+                     char *const extra[]) {
+  char *env[16];
+  int n = 0;
+
+  for (int i = 0; h->env[i] != NULL; i++)
+    env[n++] = h->env[i];
+  for (int i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
+    env[n++] = extra[i];
+  env[n] = NULL;
+  h_spawn_env(p, srv.addr, argv, env);
+}
+
+static void assert_exit0(const struct h_result *r, const char *what) {
+  ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
+                "%s: status %#x; stdout: %s stderr: %s", what, r->status, r->out, r->err);
+}
+
+/* Runs argv on h to completion; it must exit 0 and print exactly want (if not NULL). */
+static void run_on(const struct host *h, char *const argv[], const char *want,
+                   struct h_result *r) {
+  struct h_proc p;
+
+  spawn_on(&p, h, argv, NULL);
+  h_wait(&p, r, RUN_MS);
+  assert_exit0(r, argv[1]);
+  if (want != NULL)
+    ck_assert_msg(strcmp(r->out, want) == 0, "host %s on %s printed \"%s\", expected \"%s\"",
+                  argv[1], h->dir, r->out, want);
+}
+
+/* Whether the command line (NUL-separated args, len bytes) is a dshm-agent serving dir
+ * ("--dir DIR" or "--dir=DIR"); with prefix, any dir under it. */
+static int is_agent_of(const char *cmd, size_t len, const char *dir, int prefix) {
+  size_t dlen = strlen(dir);
+  const char *prev = "";
+  int agent = 0, served = 0;
+
+  for (const char *a = cmd; a < cmd + len; a += strlen(a) + 1) {
+    const char *val = NULL;
+    if (strstr(a, "dshm-agent") != NULL)
+      agent = 1;
+    if (strcmp(prev, "--dir") == 0)
+      val = a;
+    else if (strncmp(a, "--dir=", 6) == 0)
+      val = a + 6;
+    if (val != NULL &&
+        (prefix ? strncmp(val, dir, dlen) == 0 && (val[dlen] == '/' || val[dlen] == '\0')
+                : strcmp(val, dir) == 0))
+      served = 1;
+    prev = a;
+  }
+  return agent && served;
+}
+
+/* Pids of the live dshm-agents of dir (see is_agent_of); returns how many (at most cap
+ * stored). A zombie's cmdline is empty: it does not count. */
+static int agents_of(const char *dir, int prefix, pid_t *pids, int cap) {
+  DIR *proc = opendir("/proc");
+  struct dirent *e;
+  int n = 0;
+
+  if (proc == NULL)
+    return 0;
+  while ((e = readdir(proc)) != NULL) {
+    char path[300], cmd[8192];
+    pid_t pid = (pid_t)atoi(e->d_name);
+    int fd;
+    ssize_t len;
+
+    if (pid <= 0)
+      continue;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    len = read(fd, cmd, sizeof cmd - 1);
+    close(fd);
+    if (len <= 0)
+      continue;
+    cmd[len] = '\0';
+    if (is_agent_of(cmd, (size_t)len, dir, prefix)) {
+      if (n < cap)
+        pids[n] = pid;
+      n++;
+    }
+  }
+  closedir(proc);
+  return n;
+}
+
+/* Polls (10 ms) until no agent of dir is left; returns how many are left at the deadline. */
+static int await_agents_gone(const char *dir, int prefix, int timeout_ms) {
+  long deadline = h_now_ms() + timeout_ms;
+  pid_t pids[MAX_AGENTS];
+  int n;
+
+  while ((n = agents_of(dir, prefix, pids, MAX_AGENTS)) > 0 && h_now_ms() < deadline)
+    poll(NULL, 0, 10);
+  return n;
+}
+
+/* The one agent of host h (asserted: exactly one). */
+static pid_t the_agent(const struct host *h) {
+  pid_t pids[MAX_AGENTS];
+  int n = agents_of(h->dir, 0, pids, MAX_AGENTS);
+
+  ck_assert_msg(n == 1, "%d dshm-agent processes with --dir %s, expected 1", n, h->dir);
+  return pids[0];
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void rm_rf(const char *dir) {
+  nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Runner process, once: the base directory. No assertions here (not a test process). */
+static void suite_setup(void) {
+  snprintf(base_dir, sizeof base_dir, "/tmp/dshm-test-XXXXXX");
+  if (mkdtemp(base_dir) == NULL) {
+    fprintf(stderr, "test_agent: mkdtemp: %s\n", strerror(errno));
+    base_dir[0] = '\0';
+  }
+}
+
+/* Runner process, once: agents left by failed tests get their idle time, then SIGKILL
+ * (they are ours: their --dir is under base_dir); then the directory goes. */
+static void suite_teardown(void) {
+  pid_t pids[MAX_AGENTS];
+  int n;
+
+  if (base_dir[0] == '\0')
+    return;
+  if (await_agents_gone(base_dir, 1, AGENT_GONE_MS) > 0) {
+    n = agents_of(base_dir, 1, pids, MAX_AGENTS);
+    for (int i = 0; i < n && i < MAX_AGENTS; i++)
+      kill(pids[i], SIGKILL);
+  }
+  rm_rf(base_dir);
+}
+
+static void setup(void) {
+  ck_assert_msg(base_dir[0] != '\0', "no base directory (mkdtemp failed)");
+  snprintf(test_dir, sizeof test_dir, "%s/tXXXXXX", base_dir);
+  ck_assert_msg(mkdtemp(test_dir) != NULL, "mkdtemp: %s", strerror(errno));
+  host_init(&host_a, "hostA");
+  host_init(&host_b, "hostB");
+  h_server_start(&srv);
+}
+
+/* Every agent exits by itself once its last process is gone: asserted after every test. */
+static void teardown(void) {
+  int left = await_agents_gone(test_dir, 1, AGENT_GONE_MS);
+
+  ck_assert_msg(left == 0, "%d dshm-agent(s) still running %d ms after the test's last process",
+                left, AGENT_GONE_MS);
+  h_server_stop(&srv);
+  rm_rf(test_dir);
+}
+
+/* Two hosts, two processes on each, 10000 atomic increments each after a barrier of all
+ * four: the sum is exact on both hosts. */
+START_TEST(test_counter_two_hosts) {
+  char k[16];
+  char *argv[] = {"host", "counter", KEYSTR(k, h_unique_key()), "4", "10000", NULL};
+  char *sum[] = {"host", "sum", k, NULL};
+  const struct host *on[4] = {&host_a, &host_a, &host_b, &host_b};
+  struct h_proc p[4];
+  struct h_result r;
+
+  for (int i = 0; i < 4; i++)
+    spawn_on(&p[i], on[i], argv, NULL);
+  for (int i = 0; i < 4; i++) {
+    h_wait(&p[i], &r, RUN_MS);
+    assert_exit0(&r, "counter");
+    ck_assert_str_eq(r.out, "started\ndone\n");
+  }
+  run_on(&host_b, sum, "sum 40000\n", &r);
+  run_on(&host_a, sum, "sum 40000\n", &r);
+}
+END_TEST
+
+/* Flag on page 0, payload on page 1, written in turns by roles 0 and 1: every payload is
+ * exact when its flag is seen. */
+static void flag_pingpong(const struct host *h0, const struct host *h1, const char *rounds) {
+  char k[16];
+  char *role0[] = {"host", "flag", KEYSTR(k, h_unique_key()), (char *)rounds, "0", NULL};
+  char *role1[] = {"host", "flag", k, (char *)rounds, "1", NULL};
+  struct h_proc p0, p1;
+  struct h_result r;
+
+  spawn_on(&p0, h0, role0, NULL);
+  spawn_on(&p1, h1, role1, NULL);
+  h_wait(&p0, &r, RUN_MS);
+  assert_exit0(&r, "flag role 0");
+  ck_assert_str_eq(r.out, "flag ok\n");
+  h_wait(&p1, &r, RUN_MS);
+  assert_exit0(&r, "flag role 1");
+  ck_assert_str_eq(r.out, "flag ok\n");
+}
+
+START_TEST(test_flag_two_hosts) {
+  flag_pingpong(&host_a, &host_b, "1000");
+}
+END_TEST
+
+START_TEST(test_flag_one_host) {
+  flag_pingpong(&host_a, &host_a, "2000");
+}
+END_TEST
+
+/* A process-shared pthread mutex among 4 forked processes of one host, guarding a plain
+ * counter: exact, no abort, no hang. reattach: each child uses its own shmat. */
+static void mutex_run(const char *mode) {
+  char k[16];
+  char *argv[] = {"host", "mutex", KEYSTR(k, h_unique_key()), "4", "20000", (char *)mode, NULL};
+  struct h_result r;
+
+  run_on(&host_a, argv, "mutex counter 80000\n", &r);
+}
+
+START_TEST(test_mutex) {
+  mutex_run(NULL);
+}
+END_TEST
+
+START_TEST(test_mutex_reattach) {
+  mutex_run("reattach");
+}
+END_TEST
+
+/* sem_t (pshared) bounded buffer, 2 producers of 1..20000 and 2 consumers (sem_timedwait):
+ * every item consumed once, semaphores back at their initial values. */
+START_TEST(test_sem) {
+  char k[16];
+  char *argv[] = {"host", "sem", KEYSTR(k, h_unique_key()), "20000", NULL};
+  struct h_result r;
+
+  run_on(&host_a, argv, "sem sum 400020000 count 40000\nsem values full 0 empty 16 lock 1\n", &r);
+  ck_assert_msg(strstr(r.err, "futex") == NULL, "%s", r.err);
+}
+END_TEST
+
+/* A forked child writes 64 pages and _exit()s: the parent sees them; so does a later process
+ * on the same host, then (after host A's agent has gone idle and exited) one on host B and
+ * one on host A again. */
+START_TEST(test_exitwrite) {
+  char k[16];
+  char *wr[] = {"host", "exitwrite", KEYSTR(k, h_unique_key()), "64", NULL};
+  char *ver[] = {"host", "verify", k, "64", NULL};
+  struct h_result r;
+
+  run_on(&host_a, wr, "exitwrite ok 64\n", &r);
+  run_on(&host_a, ver, "verify ok\n", &r);
+  ck_assert_msg(await_agents_gone(host_a.dir, 0, AGENT_GONE_MS) == 0,
+                "host A's agent did not exit within %d ms of its last process", AGENT_GONE_MS);
+  run_on(&host_b, ver, "verify ok\n", &r);
+  run_on(&host_a, ver, "verify ok\n", &r);
+}
+END_TEST
+
+/* A writer SIGKILLed after writing 64 pages loses nothing: host B (fetching from host A's
+ * agent) and host A both read every byte. While the writer lives (idle, in pause()), host A
+ * has exactly one agent and it stays, for twice the idle time. */
+START_TEST(test_killwrite) {
+  char k[16];
+  char *wr[] = {"host", "killwrite", KEYSTR(k, h_unique_key()), "64", NULL};
+  char *ver[] = {"host", "verify", k, "64", NULL};
+  struct h_proc w;
+  struct h_result r;
+  pid_t agent, again;
+  long until;
+
+  spawn_on(&w, &host_a, wr, NULL);
+  h_expect_line(&w, "written", 30000);
+  agent = the_agent(&host_a);
+  ck_assert_int_eq(agents_of(host_b.dir, 0, &again, 1), 0);
+  until = h_now_ms() + 2 * IDLE_MS; /* the property is about time: an idle wait is the test */
+  while (h_now_ms() < until) {
+    again = the_agent(&host_a);
+    ck_assert_int_eq(again, agent);
+    poll(NULL, 0, 50);
+  }
+  ck_assert_int_eq(kill(w.pid, SIGKILL), 0);
+  h_wait(&w, &r, 10000);
+  ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL, "status %#x", r.status);
+  run_on(&host_b, ver, "verify ok\n", &r);
+  run_on(&host_a, ver, "verify ok\n", &r);
+}
+END_TEST
+
+/* The same argv natively (the kernel is the oracle) and on host A: the same lines. */
+static void differential(const char *cmd, const char *arg, const char *last) {
+  char k1[16], k2[16];
+  char *native[] = {"host", (char *)cmd, KEYSTR(k1, h_unique_key()), (char *)arg, NULL};
+  char *agent[] = {"host", (char *)cmd, KEYSTR(k2, h_unique_key()), (char *)arg, NULL};
+  struct h_proc p;
+  struct h_result kern, shim;
+  const char *a, *b;
+  int line = 1;
+
+  h_spawn_env(&p, NULL, native, NULL);
+  h_wait(&p, &kern, RUN_MS);
+  h_kernel_forget(k1);
+  assert_exit0(&kern, "native run");
+  ck_assert_msg(strstr(kern.out, last) != NULL, "native run: %s", kern.out);
+  run_on(&host_a, agent, NULL, &shim);
+  for (a = kern.out, b = shim.out; *a != '\0' && *a == *b; a++, b++)
+    if (*a == '\n')
+      line++;
+  ck_assert_msg(*a == '\0' && *b == '\0', "line %d differs\nkernel:\n%s\nagent:\n%s%s", line,
+                kern.out, shim.out, shim.err);
+}
+
+/* IPC_RMID, fork, the parent detaches first: the child (after a pause) still reads every
+ * byte, nattch and SHM_DEST as the kernel reports them, destroyed at the child's exit. */
+START_TEST(test_rmidfork) {
+  differential("rmidfork", NULL, "rmidfork ok\n");
+}
+END_TEST
+
+/* nattch counts the 4 forked children as soon as fork() returned, and drops back to 1 when
+ * they have exited (_exit after writing a word each, which the parent sees). */
+START_TEST(test_forks) {
+  differential("forks", "4", "nattch after forks: nattch=5 dest=0\n");
+}
+END_TEST
+
+/* 4 readers of a 64 MiB segment on one host: one copy in memory (the readers' Pss adds up
+ * to at most 1.2 x the size, each has all of it resident). The kernel must pass the same
+ * measurement, or the measurement is wrong. */
+static void readers_run(const char *mode) {
+  char k1[16], k2[16];
+  char *native[] = {"host", "readers", KEYSTR(k1, h_unique_key()), "64", "4", (char *)mode, NULL};
+  char *agent[] = {"host", "readers", KEYSTR(k2, h_unique_key()), "64", "4", (char *)mode, NULL};
+  struct h_proc p;
+  struct h_result r;
+
+  h_spawn_env(&p, NULL, native, NULL);
+  h_wait(&p, &r, RUN_MS);
+  h_kernel_forget(k1);
+  assert_exit0(&r, "native readers");
+  ck_assert_msg(strcmp(r.out, "readers one_copy yes\n") == 0, "native: %s%s", r.out, r.err);
+  run_on(&host_a, agent, NULL, &r);
+  ck_assert_msg(strcmp(r.out, "readers one_copy yes\n") == 0, "agent: %s%s", r.out, r.err);
+}
+
+START_TEST(test_readers) {
+  readers_run(NULL);
+}
+END_TEST
+
+START_TEST(test_readers_fresh) {
+  readers_run("fresh");
+}
+END_TEST
+
+#define LONG_ROUNDS 20000000L
+
+/* Host A's agent SIGKILLed while both hosts count on one segment: host B finishes (its
+ * increments all kept: LONG_ROUNDS <= sum <= 2 x LONG_ROUNDS) and a later process on B
+ * reads the sum; host A's process ends with an error or a signal, bounded
+ * (DSHM_TIMEOUT_MS=2000), and does not pretend success. */
+START_TEST(test_agent_killed) {
+  char k[16], rounds[24];
+  char *argv[] = {"host", "counter", KEYSTR(k, h_unique_key()), "2", rounds, NULL};
+  char *sum[] = {"host", "sum", k, NULL};
+  char *short_timeout[] = {"DSHM_TIMEOUT_MS=2000", NULL};
+  struct h_proc a, b;
+  struct h_result ra, rb, r;
+  unsigned long v = 0;
+
+  snprintf(rounds, sizeof rounds, "%ld", LONG_ROUNDS);
+  spawn_on(&a, &host_a, argv, short_timeout);
+  spawn_on(&b, &host_b, argv, NULL);
+  h_expect_line(&a, "started", 30000);
+  h_expect_line(&b, "started", 30000);
+  ck_assert_int_eq(kill(the_agent(&host_a), SIGKILL), 0);
+
+  h_wait(&b, &rb, RUN_MS);
+  h_wait(&a, &ra, 30000);
+  assert_exit0(&rb, "counter on host B");
+  ck_assert_str_eq(rb.out, "done\n");
+  run_on(&host_b, sum, NULL, &r);
+  ck_assert_msg(sscanf(r.out, "sum %lu", &v) == 1, "%s", r.out);
+  ck_assert_msg(!(WIFEXITED(ra.status) && WEXITSTATUS(ra.status) == 0),
+                "host A's process succeeded without its agent (the sum is then %lu); "
+                "stdout: %s stderr: %s", v, ra.out, ra.err);
+  ck_assert_msg(v >= (unsigned long)LONG_ROUNDS && v <= 2 * (unsigned long)LONG_ROUNDS,
+                "sum %lu after host A's agent died: host B's %ld increments must all be kept",
+                v, LONG_ROUNDS);
+}
+END_TEST
+
+static Suite *agent_suite(void) {
+  Suite *s = suite_create("agent");
+  TCase *tc = tcase_create("host");
+
+  tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 240);
+  tcase_add_test(tc, test_counter_two_hosts);
+  tcase_add_test(tc, test_flag_two_hosts);
+  tcase_add_test(tc, test_flag_one_host);
+  tcase_add_test(tc, test_mutex);
+  tcase_add_test(tc, test_mutex_reattach);
+  tcase_add_test(tc, test_sem);
+  tcase_add_test(tc, test_exitwrite);
+  tcase_add_test(tc, test_killwrite);
+  tcase_add_test(tc, test_rmidfork);
+  tcase_add_test(tc, test_forks);
+  tcase_add_test(tc, test_readers);
+  tcase_add_test(tc, test_readers_fresh);
+  tcase_add_test(tc, test_agent_killed);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(agent_suite());
+  int failed;
+
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
