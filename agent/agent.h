@@ -25,6 +25,7 @@ struct agent_cfg {
   char unix_path[108];      /* or unix:PATH */
   int ready_fd;             /* spawner's pipe: "ok" or "err ERRNO message", then closed */
   uint32_t idle_ms;         /* exit this long after the last process is gone */
+  uint32_t flush_ms;        /* DSHM_FLUSH_MS: background write-back period, 0 = off */
   int have_key;
   struct dshm_auth_key key;
 };
@@ -87,6 +88,7 @@ struct agent {
   /* main.c */
   uv_signal_t sigterm, sigint;
   uv_timer_t idle;
+  uv_timer_t flush;
   int stopping;
 };
 

@@ -50,6 +50,18 @@ struct revoke {
 
 static struct proto_msg out; /* 6 KiB, single-threaded agent: not on the stack */
 
+/* A 64-bit digest of a page (FNV-1a over words): how the background write-back tells a page
+ * that changed from one that did not, without a copy of it and without write-protecting
+ * it in every local process. */
+static uint64_t page_sum(const uint8_t *p) {
+  const uint64_t *w = (const uint64_t *)(const void *)p;
+  uint64_t h = 0xcbf29ce484222325ull;
+
+  for (size_t i = 0; i < PROTO_PAGE_SIZE / sizeof *w; i++)
+    h = (h ^ w[i]) * 0x100000001b3ull;
+  return h;
+}
+
 struct hseg *agent_seg_find(struct agent *ag, int32_t shmid) {
   struct hseg *s;
 
@@ -303,6 +315,8 @@ void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_
                  (run->page[i].flags & PROTO_PAGE_DATA) ? "data" : "no data",
                  (unsigned long long)*(uint64_t *)(s->data + (size_t)p * PROTO_PAGE_SIZE));
       s->pg[p].version = run->page[i].version;
+      if (run->mode == PROTO_MODE_EXCLUSIVE) /* what the server has of it, for flushing */
+        s->pg[p].sum = page_sum(s->data + (size_t)p * PROTO_PAGE_SIZE);
       if (tab_mode(s, p) < run->mode)
         tab_set(s, p, run->mode, 0);
     }
@@ -440,6 +454,59 @@ void agent_seg_local_ack(struct agent *ag, uint32_t proc, uint32_t reqid) {
     if (hit && rv->npending == 0)
       revoke_finish(ag, rv);
   }
+}
+
+/* Sends pages [p, q) of s (all EXCLUSIVE and changed) keeping them. */
+static void flush_run(struct agent *ag, struct hseg *s, uint32_t p, uint32_t q,
+                      const uint64_t *sums) {
+  uint32_t i;
+
+  memset(&out.h, 0, sizeof out.h);
+  out.h.opcode = PROTO_OP_WRITE_DATA;
+  out.h.reqid = agent_up_reqid(ag); /* its empty reply matches nothing: dropped */
+  out.u.run.shmid = s->shmid;
+  out.u.run.first = p;
+  out.u.run.count = q - p;
+  out.u.run.mode = PROTO_MODE_EXCLUSIVE; /* keep them (docs/protocol.md) */
+  for (i = p; i < q; i++) {
+    out.u.run.page[i - p] = (struct proto_page){s->pg[i].version, PROTO_PAGE_DATA,
+                                                s->data + (size_t)i * PROTO_PAGE_SIZE};
+    s->pg[i].sum = sums[i - p];
+  }
+  (void)agent_up_send(ag, &out); /* the data is copied as it is encoded */
+}
+
+uint32_t agent_seg_flush(struct agent *ag, uint32_t max_pages) {
+  uint64_t sums[PROTO_MAX_RUN];
+  uint32_t looked = 0, sent = 0;
+  struct hseg *s;
+
+  TAILQ_FOREACH(s, &ag->segs, link) {
+    uint32_t n = s->npages, p = s->flush_cursor < n ? s->flush_cursor : 0, q, scanned = 0;
+
+    while (scanned < n && looked < max_pages && !ag->up_dead) {
+      /* A run of EXCLUSIVE pages that changed; a page the agent is revoking or fetching is
+       * left to that transaction (a recall sends its data anyway). */
+      for (q = p; q < n && q - p < ag->max_run && scanned + (q - p) < n; q++) {
+        const struct hpage *hp = &s->pg[q];
+        if (tab_mode(s, q) != PROTO_MODE_EXCLUSIVE || hp->revoking || hp->fetching)
+          break;
+        sums[q - p] = page_sum(s->data + (size_t)q * PROTO_PAGE_SIZE);
+        if (sums[q - p] == hp->sum)
+          break;
+      }
+      if (q > p) {
+        flush_run(ag, s, p, q, sums);
+        sent += q - p;
+      }
+      q = q > p ? q : p + 1; /* the page that ended the run was looked at too */
+      looked += q - p;
+      scanned += q - p;
+      p = q >= n ? 0 : q;
+    }
+    s->flush_cursor = p;
+  }
+  return sent;
 }
 
 void agent_seg_fail_all(struct agent *ag) {

@@ -12,6 +12,7 @@
 
 struct hpage {
   uint64_t version;         /* of the data in the memfd (0 = none) */
+  uint64_t sum;             /* EXCLUSIVE pages: hash of what the server last got of it */
   uint8_t fetching;         /* mode asked of the server and not granted yet, or 0 */
   uint8_t want;             /* highest mode local processes asked for meanwhile */
   uint8_t revoking;         /* waiting for local processes to lower it */
@@ -29,6 +30,7 @@ struct hseg {
   struct hpage *pg;
   uint32_t nattach;         /* local attachments (the agent's count at the server) */
   int dying;                /* its last local attachment went: nothing new is asked */
+  uint32_t flush_cursor;    /* where the next background write-back goes on */
 };
 
 struct hseg *agent_seg_find(struct agent *ag, int32_t shmid);
@@ -46,6 +48,10 @@ void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_
 void agent_seg_revoke(struct agent *ag, const struct proto_msg *m);
 /* A process acknowledged our INVALIDATE/RECALL reqid (or went away: reqid 0, all of its). */
 void agent_seg_local_ack(struct agent *ag, uint32_t proc, uint32_t reqid);
+/* Background write-back (DSHM_FLUSH_MS): sends the EXCLUSIVE pages whose content changed
+ * since the server last got it, keeping them (WRITE_DATA mode EXCLUSIVE), looking at most
+ * at max_pages pages in all. Returns how many it sent. */
+uint32_t agent_seg_flush(struct agent *ag, uint32_t max_pages);
 /* The server is gone: every page of every segment fails. */
 void agent_seg_fail_all(struct agent *ag);
 void agent_seg_free_all(struct agent *ag);

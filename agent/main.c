@@ -66,8 +66,19 @@ void agent_stop(struct agent *ag, const char *why) {
   uv_close((uv_handle_t *)&ag->sigterm, on_closed);
   uv_close((uv_handle_t *)&ag->sigint, on_closed);
   uv_close((uv_handle_t *)&ag->idle, on_closed);
+  uv_close((uv_handle_t *)&ag->flush, on_closed);
   agent_local_close_all(ag);
   agent_up_close(ag);
+}
+
+#define AGENT_FLUSH_MAX_PAGES 16384u /* looked at per period: 64 MiB hashed, a few ms */
+
+static void on_flush(uv_timer_t *t) {
+  struct agent *ag = t->data;
+  uint32_t n = agent_seg_flush(ag, AGENT_FLUSH_MAX_PAGES);
+
+  if (n > 0)
+    AGENT_VLOG("background write-back: %u pages", n);
 }
 
 static void on_idle(uv_timer_t *t) {
@@ -225,6 +236,13 @@ int main(int argc, char **argv) {
   cfg.ready_fd = -1;
   agent_verbose = getenv("DSHM_AGENT_VERBOSE") != NULL && strcmp(getenv("DSHM_AGENT_VERBOSE"), "0") != 0;
   cfg.idle_ms = AGENT_DEFAULT_IDLE_MS;
+  cfg.flush_ms = 100;
+  if (getenv("DSHM_FLUSH_MS") != NULL && *getenv("DSHM_FLUSH_MS") != '\0') {
+    char *end = NULL;
+    unsigned long ms = strtoul(getenv("DSHM_FLUSH_MS"), &end, 10);
+    if (*end == '\0' && ms <= 3600000ul)
+      cfg.flush_ms = (uint32_t)ms; /* else the default, as the shim does */
+  }
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--foreground") == 0) {
@@ -295,7 +313,8 @@ int main(int argc, char **argv) {
   uv_signal_init(&loop, &ag.sigterm);
   uv_signal_init(&loop, &ag.sigint);
   uv_timer_init(&loop, &ag.idle);
-  ag.sigterm.data = ag.sigint.data = ag.idle.data = &ag;
+  uv_timer_init(&loop, &ag.flush);
+  ag.sigterm.data = ag.sigint.data = ag.idle.data = ag.flush.data = &ag;
   uv_signal_start(&ag.sigterm, on_signal, SIGTERM);
   uv_signal_start(&ag.sigint, on_signal, SIGINT);
   err = agent_up_open(&ag, why, sizeof why);
@@ -312,6 +331,8 @@ int main(int argc, char **argv) {
     agent_log("serving %s for %s (idle exit after %u ms)", cfg.sock_path, cfg.spec,
               cfg.idle_ms);
     ready(&cfg, 0, "");
+    if (cfg.flush_ms > 0)
+      uv_timer_start(&ag.flush, on_flush, cfg.flush_ms, cfg.flush_ms);
     agent_procs_changed(&ag); /* nobody yet: the idle clock runs until the first connects */
   }
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -109,7 +109,7 @@ static int handshake(struct agent *ag, int fd, char *why, size_t whylen) {
   memcpy(ag->groups_sent, m->u.hello.groups, (size_t)n * sizeof groups[0]);
   ag->groups_known = 1;
   gethostname(host, sizeof host - 1);
-  snprintf(m->u.hello.name, sizeof m->u.hello.name, "dshm-agent@%s", host);
+  snprintf(m->u.hello.name, sizeof m->u.hello.name, "dshm-agent@%.50s", host);
   m->u.hello.name_len = (uint32_t)strlen(m->u.hello.name);
   err = dshm_client_hello(fd, m, ag->cfg->have_key ? &ag->cfg->key : NULL, agent_up_reqid(ag),
                           &reason);

@@ -44,9 +44,11 @@ struct host {
 static struct host host_a, host_b;
 
 static void host_init(struct host *h, const char *name) {
-  const char *bin = getenv("DSHM_TEST_AGENT");
+  const char *bin = getenv("DSHM_TEST_AGENT_WRAP");
 
-  ck_assert_msg(bin != NULL && *bin, "DSHM_TEST_AGENT is not set (run the tests through meson)");
+  ck_assert_msg(bin != NULL && *bin && getenv("DSHM_TEST_AGENT") != NULL,
+                "DSHM_TEST_AGENT(_WRAP) is not set (run the tests through meson)");
+  setenv("DSHM_TEST_AGENT_REAL", getenv("DSHM_TEST_AGENT"), 1);
   snprintf(h->dir, sizeof h->dir, "%s/%s", test_dir, name);
   ck_assert_msg(mkdir(h->dir, 0700) == 0, "mkdir %s: %s", h->dir, strerror(errno));
   snprintf(h->dir_env, sizeof h->dir_env, "DSHM_AGENT_DIR=%s", h->dir);
@@ -217,11 +219,38 @@ static void setup(void) {
 }
 
 /* Every agent exits by itself once its last process is gone: asserted after every test. */
+/* An agent's log (host dir, *.log) must hold no sanitizer report: in the ASan build every
+ * agent runs with leak detection (agent-asan.sh) and reports into its log at exit. */
+static void assert_clean_logs(const struct host *h) {
+  DIR *d = opendir(h->dir);
+  struct dirent *e;
+
+  if (d == NULL)
+    return;
+  while ((e = readdir(d)) != NULL) {
+    char path[512], line[1024];
+    size_t len = strlen(e->d_name);
+    FILE *f;
+    if (len < 4 || strcmp(e->d_name + len - 4, ".log") != 0)
+      continue;
+    snprintf(path, sizeof path, "%s/%s", h->dir, e->d_name);
+    f = fopen(path, "r");
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+      ck_assert_msg(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error") == NULL,
+                    "%s: %s", path, line);
+    if (f != NULL)
+      fclose(f);
+  }
+  closedir(d);
+}
+
 static void teardown(void) {
   int left = await_agents_gone(test_dir, 1, AGENT_GONE_MS);
 
   ck_assert_msg(left == 0, "%d dshm-agent(s) still running %d ms after the test's last process",
                 left, AGENT_GONE_MS);
+  assert_clean_logs(&host_a);
+  assert_clean_logs(&host_b);
   h_server_stop(&srv);
   rm_rf(test_dir);
 }
@@ -460,6 +489,102 @@ START_TEST(test_agent_killed) {
 }
 END_TEST
 
+/* ---- the agent's background write-back (DSHM_FLUSH_MS) ------------------------------ */
+
+#define WPAGES  200              /* pattern pages of tests/progs/flush.c's writer */
+#define WMARKER (WPAGES + 32 - 1) /* its marker page (flush.c, GAP) */
+
+static char log_path[64]; /* the verbose server's stderr */
+
+/* A server with --verbose (DSHM_VERBOSE) whose stderr goes to a file: it logs every
+ * WRITE_DATA, background ones marked "(kept". */
+static void setup_verbose(void) {
+  int fd, saved;
+
+  ck_assert_msg(base_dir[0] != '\0', "no base directory (mkdtemp failed)");
+  snprintf(test_dir, sizeof test_dir, "%s/tXXXXXX", base_dir);
+  ck_assert_msg(mkdtemp(test_dir) != NULL, "mkdtemp: %s", strerror(errno));
+  host_init(&host_a, "hostA");
+  host_init(&host_b, "hostB");
+  snprintf(log_path, sizeof log_path, "/tmp/dshm-test-agent.XXXXXX");
+  fd = mkstemp(log_path);
+  ck_assert_int_ge(fd, 0);
+  saved = dup(STDERR_FILENO);
+  ck_assert_int_ge(saved, 0);
+  ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+  setenv("DSHM_VERBOSE", "1", 1);
+  h_server_start(&srv);
+  unsetenv("DSHM_VERBOSE");
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(fd);
+}
+
+static void teardown_verbose(void) {
+  teardown();
+  unlink(log_path);
+}
+
+/* Whether the server logged a background write-back of a run that contains page. */
+static int logged_flush_of(uint32_t page) {
+  FILE *f = fopen(log_path, "r");
+  char line[512];
+  int found = 0;
+
+  ck_assert_msg(f != NULL, "%s", log_path);
+  while (!found && fgets(line, sizeof line, f) != NULL) {
+    const char *at = strstr(line, "WRITE_DATA shm ");
+    unsigned first, count;
+    if (at != NULL && strstr(at, "(kept") != NULL &&
+        sscanf(at, "WRITE_DATA shm %*d pages %u+%u", &first, &count) == 2)
+      found = first <= page && page - first < count;
+  }
+  fclose(f);
+  return found;
+}
+
+/* A writer on host A writes WPAGES pages, then the marker page, and waits; once the server
+ * logged the agent's background write-back of the marker (the agent scans a small segment
+ * from page 0 each period, so the pattern pages went first, on the same FIFO), host A's
+ * agent is SIGKILLed: a reader on host B counts the intact pages. Without write-back
+ * (DSHM_FLUSH_MS=0) the same scenario loses them all: the test can fail. */
+static void killed_agent(int flush, const char *want) {
+  char k[16];
+  char *wr[] = {"flush", "write", KEYSTR(k, h_unique_key()), STR(WPAGES), NULL};
+  char *ck[] = {"flush", "check", k, STR(WPAGES), NULL};
+  char *noflush[] = {"DSHM_FLUSH_MS=0", NULL};
+  struct h_proc w, c;
+  struct h_result r;
+  long deadline = h_now_ms() + 20000;
+
+  spawn_on(&w, &host_a, wr, flush ? NULL : noflush);
+  h_expect_line(&w, "written", 30000);
+  while (flush && !logged_flush_of(WMARKER)) {
+    ck_assert_msg(h_now_ms() < deadline, "no background write-back of page %d within 20 s",
+                  WMARKER);
+    poll(NULL, 0, 10);
+  }
+  ck_assert_int_eq(kill(the_agent(&host_a), SIGKILL), 0);
+  ck_assert_int_eq(kill(w.pid, SIGKILL), 0);
+  h_wait(&w, &r, 10000);
+  spawn_on(&c, &host_b, ck, NULL);
+  h_wait(&c, &r, RUN_MS);
+  assert_exit0(&r, "flush check");
+  ck_assert_str_eq(r.out, want);
+  if (!flush)
+    ck_assert(!logged_flush_of(WMARKER));
+}
+
+START_TEST(test_agent_flush) {
+  killed_agent(1, "intact " STR(WPAGES) " of " STR(WPAGES) "\n");
+}
+END_TEST
+
+START_TEST(test_agent_no_flush) {
+  killed_agent(0, "intact 0 of " STR(WPAGES) "\n");
+}
+END_TEST
+
 static Suite *agent_suite(void) {
   Suite *s = suite_create("agent");
   TCase *tc = tcase_create("host");
@@ -480,6 +605,13 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_readers);
   tcase_add_test(tc, test_readers_fresh);
   tcase_add_test(tc, test_agent_killed);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("flush");
+  tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+  tcase_add_checked_fixture(tc, setup_verbose, teardown_verbose);
+  tcase_set_timeout(tc, 240);
+  tcase_add_test(tc, test_agent_flush);
+  tcase_add_test(tc, test_agent_no_flush);
   suite_add_tcase(s, tc);
   return s;
 }
