@@ -57,9 +57,20 @@ static int try_connect(const char *path) {
   return err;
 }
 
+/* The host directory: DSHM_AGENT_DIR, $XDG_RUNTIME_DIR/dshm, else /tmp/dshm-EUID with the
+ * euid of now (a process that changed uid goes to that user's agent). */
+static char host_dir[2048]; /* session lock held (session.c): one connect at a time */
+
+static void agent_dir(char *out, size_t cap) {
+  if (shim_cfg.agent_dir[0] != '\0')
+    snprintf(out, cap, "%s", shim_cfg.agent_dir);
+  else
+    snprintf(out, cap, "/tmp/dshm-%u", (unsigned)geteuid());
+}
+
 /* The host directory exists and is ours alone (a directory in /tmp could be anybody's). */
 static int dir_ready(void) {
-  const char *dir = shim_cfg.agent_dir;
+  const char *dir = host_dir;
   struct stat st;
 
   if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -138,7 +149,7 @@ static int start_agent(long deadline) {
   env = agent_env();
   argv[argc++] = bin;
   argv[argc++] = "--dir";
-  argv[argc++] = shim_cfg.agent_dir;
+  argv[argc++] = host_dir;
   argv[argc++] = "--name";
   argv[argc++] = shim_cfg.agent_name;
   argv[argc++] = "--server";
@@ -190,7 +201,7 @@ static int start_agent(long deadline) {
       shim_log("%s", msg != NULL ? msg : "the host agent could not start");
     return e > 0 ? (int)-e : -EIO;
   }
-  shim_log("the host agent %s did not start in time (see %s/%s.log)", bin, shim_cfg.agent_dir,
+  shim_log("the host agent %s did not start in time (see %s/%s.log)", bin, host_dir,
            shim_cfg.agent_name);
   return -ETIMEDOUT;
 }
@@ -200,8 +211,9 @@ int shim_agent_connect(void) {
   long deadline = mono_ms() + shim_cfg.timeout_ms;
   int fd, lfd, err;
 
-  snprintf(sock, sizeof sock, "%.2000s/%.120s.sock", shim_cfg.agent_dir, shim_cfg.agent_name);
-  snprintf(lock, sizeof lock, "%.2000s/%.120s.lock", shim_cfg.agent_dir, shim_cfg.agent_name);
+  agent_dir(host_dir, sizeof host_dir);
+  snprintf(sock, sizeof sock, "%.2000s/%.120s.sock", host_dir, shim_cfg.agent_name);
+  snprintf(lock, sizeof lock, "%.2000s/%.120s.lock", host_dir, shim_cfg.agent_name);
   for (;;) {
     fd = try_connect(sock);
     if (fd >= 0)

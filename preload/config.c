@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,12 +81,14 @@ static void load_agent(void) {
 
   shim_cfg.agent = a != NULL && *a != '\0' && strcmp(a, "0") != 0 && strcmp(a, "off") != 0;
   shim_cfg.agent_dir_given = dir != NULL && *dir != '\0';
+  /* Without DSHM_AGENT_DIR, /tmp/dshm-EUID is decided at each connect (agentlink.c): a
+   * process that changed its uid uses that user's agent. */
   if (shim_cfg.agent_dir_given)
     snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%s", dir);
   else if (xdg != NULL && *xdg == '/')
     snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%.2000s/dshm", xdg);
   else
-    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "/tmp/dshm-%u", (unsigned)geteuid());
+    shim_cfg.agent_dir[0] = '\0';
   n = (size_t)snprintf(shim_cfg.agent_name, sizeof shim_cfg.agent_name, "agent-");
   for (i = 0; shim_cfg.spec[i] != '\0' && n < 100; i++) {
     char c = shim_cfg.spec[i];
@@ -94,6 +97,18 @@ static void load_agent(void) {
     shim_cfg.agent_name[n++] = ok ? c : '_';
   }
   shim_cfg.agent_name[n] = '\0';
+  /* Processes that would prove different tokens to the server must not share an agent
+   * (the agent proves the token of the process that started it): the name carries a
+   * digest of the token setting. */
+  if (getenv("DSHM_TOKEN") != NULL || (getenv("DSHM_TOKEN_FILE") != NULL &&
+                                       *getenv("DSHM_TOKEN_FILE") != '\0')) {
+    const char *t = getenv("DSHM_TOKEN") != NULL ? getenv("DSHM_TOKEN") : getenv("DSHM_TOKEN_FILE");
+    uint64_t h = getenv("DSHM_TOKEN") != NULL ? 0x74ull : 0x66ull;
+    for (; *t != '\0'; t++)
+      h = (h ^ (uint8_t)*t) * 0x100000001b3ull;
+    snprintf(shim_cfg.agent_name + n, sizeof shim_cfg.agent_name - n, "-t%08x",
+             (unsigned)(h ^ (h >> 32)));
+  }
   snprintf(shim_cfg.agent_bin, sizeof shim_cfg.agent_bin, "%s", bin != NULL ? bin : "");
   shim_cfg.agent_idle[0] = '\0';
   if (idle != NULL && *idle != '\0') {

@@ -14,6 +14,7 @@
 #include "fork.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/shm.h>
@@ -117,20 +118,42 @@ static int has_views(void) {
 }
 
 SHIM_EXPORT pid_t fork(void) {
+  int gate[2] = {-1, -1}, saved;
   pid_t pid;
-  int saved;
+  char c = 0;
 
   shim_init();
   if (shim_real.fork == NULL)
     return (pid_t)shim_ret(-ENOSYS);
+  /* Agent mode: the child must not run before the agent knows what it inherited (its own
+   * fork or its faults would find nothing registered): it waits on this pipe until the
+   * parent's INHERITs are answered. A parent that dies meanwhile closes it: EOF. */
+  if (shim_cfg.agent && shim_session_mine() && has_views() && pipe2(gate, O_CLOEXEC) < 0)
+    gate[0] = gate[1] = -1;
   pid = shim_real.fork();
-  if (pid > 0 && shim_cfg.agent && shim_session_mine() && has_views()) {
+  if (pid > 0 && gate[1] >= 0) {
     saved = errno;
+    close(gate[0]);
     inherit(pid);
+    if (write(gate[1], &c, 1) < 0) {
+      /* the child is gone: nothing to release */
+    }
+    close(gate[1]);
+    errno = saved;
+  } else if (pid < 0 && gate[0] >= 0) {
+    saved = errno;
+    close(gate[0]);
+    close(gate[1]);
     errno = saved;
   }
   if (pid != 0)
     return pid;
+  if (gate[0] >= 0) {
+    close(gate[1]);
+    while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+      ;
+    close(gate[0]);
+  }
   /* The child, single-threaded, its memory already its own (atfork hook). A child without
    * attachments connects lazily at its first shm call, like any process. */
   saved = errno;
