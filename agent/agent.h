@@ -26,12 +26,15 @@ struct agent_cfg {
   int ready_fd;             /* spawner's pipe: "ok" or "err ERRNO message", then closed */
   uint32_t idle_ms;         /* exit this long after the last process is gone */
   uint32_t flush_ms;        /* DSHM_FLUSH_MS: background write-back period, 0 = off */
+  uint64_t max_segsz;       /* larger segments are refused (0: any the page count allows) */
+  uint32_t timeout_ms;      /* DSHM_TIMEOUT_MS: how long a lost server is tried again */
   int have_key;
   struct dshm_auth_key key;
 };
 
 struct lproc;
 struct hseg;
+struct parked;
 
 /* A SysV call forwarded to the server on behalf of a process, waiting for its reply. */
 struct fwd {
@@ -42,6 +45,7 @@ struct fwd {
   uint8_t op;
   int32_t shmid;
   int32_t shmflg;           /* ATTACH: SHM_RDONLY decides the descriptor handed out */
+  int host_last;            /* DETACH: the host's last: its reply releases the segment */
 };
 
 /* A page request of the host (READ_DATA / ACQUIRE) in flight. */
@@ -62,6 +66,17 @@ struct agent {
   } up;
   int up_open;
   int up_dead;              /* the server connection is gone: nothing more is served */
+  int up_reconn;            /* the connection dropped: making it again (DSHM_TIMEOUT_MS) */
+  uint64_t reconn_deadline; /* uv_now ms */
+  uint32_t reconn_delay;
+  uv_timer_t reconn;
+  int reconn_fd;            /* connected and handshaken, waiting for the local lowering */
+  int up_closing;           /* the old stream's close callback has not run yet */
+  int in_step, step_again;  /* resync_step is running / must run once more */
+  uint32_t resync_pending;  /* resync revocations still waiting for local processes */
+  uint8_t node_id[PROTO_NODE_ID];  /* the host's identity at the server, across reconnects */
+  uint8_t instance[PROTO_NODE_ID]; /* the server's (NODE reply) */
+  TAILQ_HEAD(, parked) parked;     /* SysV requests waiting for the reconnect */
   uint8_t *rbuf;
   size_t rlen;
   uint32_t next_reqid;
@@ -82,7 +97,7 @@ struct agent {
   uint32_t next_proc_id;
   uint64_t slots_used;      /* slots 0..63 in use; beyond, slots alias (hosttab.h) */
   /* hostseg.c */
-  TAILQ_HEAD(, hseg) segs;
+  TAILQ_HEAD(hsegs, hseg) segs;
   TAILQ_HEAD(, revoke) revokes;
   uint32_t next_lreqid;     /* reqids of our INVALIDATE/RECALL to processes */
   /* main.c */

@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "local.h"
 #include "upstream.h"
 
@@ -35,6 +36,7 @@ struct revoke {
   TAILQ_ENTRY(revoke) link;
   struct hseg *seg;         /* NULL once the segment was freed (then acked without data) */
   uint32_t up_reqid;
+  int local_only;           /* the resync's (counted in resync_pending): no answer to send */
   uint8_t op;
   int32_t shmid;
   uint32_t first, count, n; /* n: pages of the range inside the segment */
@@ -109,10 +111,12 @@ int agent_seg_get(struct agent *ag, int32_t shmid, uint64_t segsz, struct hseg *
   int err;
 
   if (s != NULL) {
+    s->dying = 0; /* attached again while its last DETACH was on its way: it lives on */
     *outp = s;
     return 0;
   }
-  if (segsz == 0 || npages > UINT32_MAX || npages > SIZE_MAX / PROTO_PAGE_SIZE)
+  if (segsz == 0 || npages > UINT32_MAX || npages > SIZE_MAX / PROTO_PAGE_SIZE ||
+      (ag->cfg->max_segsz != 0 && segsz > ag->cfg->max_segsz))
     return -EINVAL;
   s = calloc(1, sizeof *s);
   if (s == NULL)
@@ -190,6 +194,7 @@ static void write_back_all(struct agent *ag, struct hseg *s) {
     out.u.run.mode = PROTO_MODE_INVALID;
     for (i = p; i < q; i++) {
       tab_set(s, i, PROTO_MODE_INVALID, 0);
+      s->pg[i].owed = 1; /* until the DETACH after it is answered (agent_seg_release) */
       out.u.run.page[i - p] = (struct proto_page){s->pg[i].version, PROTO_PAGE_DATA,
                                                   s->data + (size_t)i * PROTO_PAGE_SIZE};
     }
@@ -218,9 +223,20 @@ int agent_seg_detach(struct agent *ag, struct hseg *s) {
     if (rv->seg == s)
       revoke_finish(ag, rv);
   }
+  /* The segment stays until the reply to the DETACH that follows proves the server stored
+   * the write-back (agent_seg_release); if the connection drops first, the resync writes
+   * it back again. */
   write_back_all(ag, s);
-  seg_free(ag, s);
+  if (ag->up_dead || ag->stopping)
+    seg_free(ag, s);
   return 1;
+}
+
+void agent_seg_release(struct agent *ag, int32_t shmid) {
+  struct hseg *s = agent_seg_find(ag, shmid);
+
+  if (s != NULL && s->dying && s->nattach == 0)
+    seg_free(ag, s);
 }
 
 /* Asks the server for page at mode, with read-ahead over the following pages that need the
@@ -263,8 +279,9 @@ void agent_seg_want(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mo
     tab_set(s, page, dshm_ht_mode(w), DSHM_HT_ERR);
     return;
   }
-  /* Something is under way for the page: remember the need and look again when it ends. */
-  if (hp->revoking || hp->fetching) {
+  /* Something is under way for the page (or the server connection is being made again):
+   * remember the need and look again when it ends. */
+  if (hp->revoking || hp->fetching || !ag->up_open) {
     if (hp->want < mode)
       hp->want = (uint8_t)mode;
     return;
@@ -278,7 +295,7 @@ static void settle(struct agent *ag, struct hseg *s, uint32_t p) {
   struct hpage *hp = &s->pg[p];
   uint32_t want = hp->want;
 
-  if (want == 0 || hp->fetching || hp->revoking || s->dying)
+  if (want == 0 || hp->fetching || hp->revoking || s->dying || !ag->up_open)
     return;
   hp->want = 0;
   agent_seg_want(ag, s, p, want);
@@ -315,6 +332,7 @@ void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_
                  (run->page[i].flags & PROTO_PAGE_DATA) ? "data" : "no data",
                  (unsigned long long)*(uint64_t *)(s->data + (size_t)p * PROTO_PAGE_SIZE));
       s->pg[p].version = run->page[i].version;
+      s->pg[p].owed = 0; /* granted after the server stored what we last sent */
       if (run->mode == PROTO_MODE_EXCLUSIVE) /* what the server has of it, for flushing */
         s->pg[p].sum = page_sum(s->data + (size_t)p * PROTO_PAGE_SIZE);
       if (tab_mode(s, p) < run->mode)
@@ -331,9 +349,16 @@ static void revoke_finish(struct agent *ag, struct revoke *rv) {
   uint32_t i;
 
   TAILQ_REMOVE(&ag->revokes, rv, link);
+  /* A page given up from EXCLUSIVE is owed until the next grant: if the server dies before
+   * storing it, the resync writes it back again (docs/protocol.md, "Reconnect"). */
+  for (i = 0; s != NULL && i < rv->n; i++)
+    if (rv->was_excl[i])
+      s->pg[rv->first + i].owed = 1;
   memset(&out.h, 0, sizeof out.h);
   out.h.reqid = rv->up_reqid; /* acks echo the server's id */
-  if (rv->op == PROTO_OP_RECALL) {
+  if (rv->local_only) {
+    /* nothing to answer */
+  } else if (rv->op == PROTO_OP_RECALL) {
     out.h.opcode = PROTO_OP_RECALL_ACK;
     out.u.run.shmid = rv->shmid;
     out.u.run.first = rv->first;
@@ -353,17 +378,20 @@ static void revoke_finish(struct agent *ag, struct revoke *rv) {
     AGENT_VLOG("ack %s shm %d page %u%s first word %llu", proto_op_name(out.h.opcode), rv->shmid,
                rv->first, rv->n && rv->was_excl[0] ? " with data" : "",
                (unsigned long long)*(uint64_t *)(s->data + (size_t)rv->first * PROTO_PAGE_SIZE));
-  (void)agent_up_send(ag, &out);
+  if (!rv->local_only)
+    (void)agent_up_send(ag, &out); /* fails quietly while reconnecting: the resync writes back */
   if (s != NULL) {
     for (i = 0; i < rv->n; i++) {
       /* Every process told lowered the page to keep: when that is INVALID none holds it. */
       if (rv->keep == PROTO_MODE_INVALID)
         atomic_fetch_and(&s->tab[rv->first + i].holders, ~rv->holders);
-      s->pg[rv->first + i].revoking = 0;
+      s->pg[rv->first + i].revoking--;
     }
     for (i = 0; i < rv->n; i++)
       settle(ag, s, rv->first + i);
   }
+  if (rv->local_only && --ag->resync_pending == 0)
+    agent_up_resync_ready(ag);
   free(rv->pending);
   free(rv);
 }
@@ -383,29 +411,35 @@ static int pending_add(struct revoke *rv, uint32_t proc, uint32_t reqid) {
   return 0;
 }
 
-void agent_seg_revoke(struct agent *ag, const struct proto_msg *m) {
-  const struct proto_range *r = &m->u.range;
+/* Lowers pages [first, first+count) of shmid to keep: the table word first (seq_cst), then
+ * every local process whose bit is in the pages' holders is asked to lower its views; the
+ * revocation completes (revoke_finish) when all did. up_reqid 0: the host's own (a resync
+ * after the server connection dropped), answered to nobody. */
+static void revoke_start(struct agent *ag, uint8_t op, uint32_t up_reqid, int32_t shmid,
+                         uint32_t first, uint32_t count, uint32_t keep) {
   struct revoke *rv = calloc(1, sizeof *rv);
-  struct hseg *s = agent_seg_find(ag, r->shmid);
+  struct hseg *s = agent_seg_find(ag, shmid);
   struct lproc *p;
   uint32_t i;
 
   if (rv == NULL) {
-    agent_log("out of memory: cannot revoke segment %d page %u; stopping", r->shmid, r->first);
+    agent_log("out of memory: cannot revoke segment %d page %u; stopping", shmid, first);
     agent_stop(ag, "out of memory");
     return;
   }
   rv->seg = s;
-  rv->up_reqid = m->h.reqid;
-  rv->op = m->h.opcode;
-  rv->shmid = r->shmid;
-  rv->first = r->first;
-  rv->count = r->count;
-  rv->keep = m->h.opcode == PROTO_OP_RECALL && r->mode == PROTO_MODE_SHARED
-                 ? PROTO_MODE_SHARED : PROTO_MODE_INVALID;
+  rv->up_reqid = up_reqid;
+  rv->local_only = up_reqid == 0;
+  rv->op = op;
+  rv->shmid = shmid;
+  rv->first = first;
+  rv->count = count;
+  rv->keep = keep;
+  if (rv->local_only)
+    ag->resync_pending++;
   TAILQ_INSERT_TAIL(&ag->revokes, rv, link);
-  if (s != NULL && r->first < s->npages)
-    rv->n = r->count < s->npages - r->first ? r->count : s->npages - r->first;
+  if (s != NULL && first < s->npages)
+    rv->n = count < s->npages - first ? count : s->npages - first;
   /* The word first (seq_cst), then the holders: a process raising concurrently either sees
    * the lower mode or has its bit read here (proto/hosttab.h). */
   for (i = 0; i < rv->n; i++) {
@@ -413,7 +447,7 @@ void agent_seg_revoke(struct agent *ag, const struct proto_msg *m) {
     rv->was_excl[i] = old == PROTO_MODE_EXCLUSIVE;
     if (old > rv->keep)
       tab_set(s, pg, rv->keep, 0);
-    s->pg[pg].revoking = 1;
+    s->pg[pg].revoking++;
     rv->holders |= atomic_load(&s->tab[pg].holders);
   }
   AGENT_VLOG("%s shm %d page %u+%u keep %u: holders %#llx", proto_op_name(rv->op), rv->shmid,
@@ -434,6 +468,14 @@ void agent_seg_revoke(struct agent *ag, const struct proto_msg *m) {
     revoke_finish(ag, rv);
   else
     AGENT_VLOG("  waiting for %u local processes", rv->npending);
+}
+
+void agent_seg_revoke(struct agent *ag, const struct proto_msg *m) {
+  const struct proto_range *r = &m->u.range;
+
+  revoke_start(ag, m->h.opcode, m->h.reqid, r->shmid, r->first, r->count,
+               m->h.opcode == PROTO_OP_RECALL && r->mode == PROTO_MODE_SHARED
+                   ? PROTO_MODE_SHARED : PROTO_MODE_INVALID);
 }
 
 void agent_seg_local_ack(struct agent *ag, uint32_t proc, uint32_t reqid) {
@@ -479,12 +521,15 @@ static void flush_run(struct agent *ag, struct hseg *s, uint32_t p, uint32_t q,
 uint32_t agent_seg_flush(struct agent *ag, uint32_t max_pages) {
   uint64_t sums[PROTO_MAX_RUN];
   uint32_t looked = 0, sent = 0;
-  struct hseg *s;
+  struct hseg *s, *last = TAILQ_LAST(&ag->segs, hsegs), *next;
 
-  TAILQ_FOREACH(s, &ag->segs, link) {
+  /* Segments in turn: one that used up a period's budget goes to the end of the list, so
+   * the next period starts with the others. */
+  for (s = TAILQ_FIRST(&ag->segs); s != NULL && looked < max_pages; s = next) {
+    next = s == last ? NULL : TAILQ_NEXT(s, link);
     uint32_t n = s->npages, p = s->flush_cursor < n ? s->flush_cursor : 0, q, scanned = 0;
 
-    while (scanned < n && looked < max_pages && !ag->up_dead) {
+    while (scanned < n && looked < max_pages && ag->up_open) {
       /* A run of EXCLUSIVE pages that changed; a page the agent is revoking or fetching is
        * left to that transaction (a recall sends its data anyway). */
       for (q = p; q < n && q - p < ag->max_run && scanned + (q - p) < n; q++) {
@@ -505,8 +550,171 @@ uint32_t agent_seg_flush(struct agent *ag, uint32_t max_pages) {
       p = q >= n ? 0 : q;
     }
     s->flush_cursor = p;
+    if (looked >= max_pages) {
+      TAILQ_REMOVE(&ag->segs, s, link);
+      TAILQ_INSERT_TAIL(&ag->segs, s, link);
+    }
   }
   return sent;
+}
+
+/* ---- the server connection dropped: resync (docs/protocol.md, "Reconnect") ---- */
+
+void agent_seg_lower_all(struct agent *ag) {
+  struct revoke *rv;
+  struct hseg *s;
+
+  /* Requests in flight are gone with the connection: asked again after the resync. */
+  TAILQ_FOREACH(s, &ag->segs, link)
+    for (uint32_t p = 0; p < s->npages; p++)
+      if (s->pg[p].fetching) {
+        if (s->pg[p].want < s->pg[p].fetching)
+          s->pg[p].want = s->pg[p].fetching;
+        s->pg[p].fetching = 0;
+      }
+  ag->npreq = 0;
+  /* Revocations under way can no longer be answered; the resync waits for them too. */
+  TAILQ_FOREACH(rv, &ag->revokes, link)
+    if (!rv->local_only) {
+      rv->local_only = 1;
+      ag->resync_pending++;
+    }
+  /* The server may have lost its record of every copy we hold: none may stay readable
+   * (a read copy is revalidated by version at its next fault). */
+  TAILQ_FOREACH(s, &ag->segs, link) {
+    uint32_t p = 0, q;
+    if (s->lost)
+      continue;
+    while (p < s->npages) {
+      if (tab_mode(s, p) == PROTO_MODE_INVALID || s->pg[p].revoking) {
+        p++;
+        continue;
+      }
+      for (q = p + 1; q < s->npages && q - p < PROTO_MAX_RUN && tab_mode(s, q) != PROTO_MODE_INVALID &&
+                      !s->pg[q].revoking;
+           q++)
+        ;
+      revoke_start(ag, PROTO_OP_INVALIDATE, 0, s->shmid, p, q - p, PROTO_MODE_INVALID);
+      p = q;
+    }
+  }
+}
+
+/* A segment the server does not have any more: its pages not present fault with SIGBUS,
+ * calls on its id fail with EIDRM (local.c). */
+static void seg_lose(struct hseg *s) {
+  agent_log("segment %d is gone after the server restarted: its pages now fault with SIGBUS",
+            s->shmid);
+  s->lost = 1;
+  for (uint32_t p = 0; p < s->npages; p++)
+    tab_set(s, p, tab_mode(s, p), DSHM_HT_ERR);
+}
+
+void agent_seg_lose_all(struct agent *ag) {
+  struct hseg *s;
+
+  TAILQ_FOREACH(s, &ag->segs, link)
+    if (!s->lost)
+      seg_lose(s);
+}
+
+int agent_seg_resync(struct agent *ag, int fd) {
+  struct proto_msg *m = calloc(2, sizeof *m);
+  struct hseg *s, *next;
+  int err = 0;
+
+  if (m == NULL)
+    return -ENOMEM;
+  for (s = TAILQ_FIRST(&ag->segs); s != NULL && err == 0; s = next) {
+    uint32_t nrw = 0, nro = 0, p, q, i, owes = 0;
+    int rc;
+    next = TAILQ_NEXT(s, link);
+    if (s->lost)
+      continue;
+    agent_proc_counts(ag, s->shmid, &nrw, &nro);
+    for (p = 0; p < s->npages && !owes; p++)
+      owes = s->pg[p].owed && s->pg[p].version;
+    /* Detached while the connection was down: registered once more if it owes data, so
+     * the write-back applies, then detached for good. */
+    if (nrw + nro == 0 && !owes) {
+      if (s->dying)
+        seg_free(ag, s);
+      continue;
+    }
+    if (nrw + nro == 0)
+      nrw = 1;
+    memset(m, 0, 2 * sizeof *m);
+    m->h.opcode = PROTO_OP_REATTACH;
+    m->h.reqid = agent_up_reqid(ag);
+    m->u.reattach.cred = (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(),
+                                             (uint32_t)getegid()};
+    m->u.reattach.shmid = s->shmid;
+    m->u.reattach.nrw = nrw;
+    m->u.reattach.nro = nro;
+    rc = dshm_client_call(fd, &m[0], &m[1]);
+    if (rc == -EINVAL || rc == -EIDRM || rc == -EACCES) {
+      seg_lose(s);
+      if (s->dying)
+        seg_free(ag, s);
+      continue;
+    }
+    if (rc < 0) {
+      err = rc;
+      break;
+    }
+    /* What the server may miss: every page given up from EXCLUSIVE since its last grant. */
+    for (p = 0; p < s->npages && err == 0; p = q) {
+      if (!s->pg[p].owed || s->pg[p].version == 0) {
+        q = p + 1;
+        continue;
+      }
+      for (q = p + 1; q < s->npages && q - p < ag->max_run && s->pg[q].owed && s->pg[q].version;
+           q++)
+        ;
+      memset(m, 0, 2 * sizeof *m);
+      m->h.opcode = PROTO_OP_WRITE_DATA;
+      m->h.reqid = agent_up_reqid(ag);
+      m->u.run.shmid = s->shmid;
+      m->u.run.first = p;
+      m->u.run.count = q - p;
+      m->u.run.mode = PROTO_MODE_INVALID;
+      for (i = p; i < q; i++)
+        m->u.run.page[i - p] = (struct proto_page){s->pg[i].version, PROTO_PAGE_DATA,
+                                                   s->data + (size_t)i * PROTO_PAGE_SIZE};
+      rc = dshm_client_call(fd, &m[0], &m[1]);
+      if (rc < 0 && rc != -EINVAL)
+        err = rc;
+      /* Taken or not (the server had given the page up), our copy is not the server's any
+       * more: the next fault fetches it. */
+      for (i = p; i < q; i++) {
+        s->pg[i].owed = 0;
+        s->pg[i].version = 0;
+      }
+    }
+    AGENT_VLOG("reconnect: segment %d re-registered (%u rw, %u ro)", s->shmid, nrw, nro);
+    if (err == 0 && s->dying) {
+      memset(m, 0, 2 * sizeof *m);
+      m->h.opcode = PROTO_OP_DETACH_SEGMENT;
+      m->h.reqid = agent_up_reqid(ag);
+      m->u.segref.cred = (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(),
+                                             (uint32_t)getegid()};
+      m->u.segref.shmid = s->shmid;
+      rc = dshm_client_call(fd, &m[0], &m[1]);
+      if (rc < 0 && rc != -EINVAL)
+        err = rc;
+      seg_free(ag, s);
+    }
+  }
+  free(m);
+  return err;
+}
+
+void agent_seg_resume(struct agent *ag) {
+  struct hseg *s;
+
+  TAILQ_FOREACH(s, &ag->segs, link)
+    for (uint32_t p = 0; p < s->npages; p++)
+      settle(ag, s, p);
 }
 
 void agent_seg_fail_all(struct agent *ag) {

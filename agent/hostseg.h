@@ -15,7 +15,9 @@ struct hpage {
   uint64_t sum;             /* EXCLUSIVE pages: hash of what the server last got of it */
   uint8_t fetching;         /* mode asked of the server and not granted yet, or 0 */
   uint8_t want;             /* highest mode local processes asked for meanwhile */
-  uint8_t revoking;         /* waiting for local processes to lower it */
+  uint8_t revoking;         /* revocations under way (waiting for local processes) */
+  uint8_t owed;             /* given up from EXCLUSIVE, not granted since: the server may
+                             * have died before storing it (written back at a resync) */
 };
 
 struct hseg {
@@ -30,15 +32,19 @@ struct hseg {
   struct hpage *pg;
   uint32_t nattach;         /* local attachments (the agent's count at the server) */
   int dying;                /* its last local attachment went: nothing new is asked */
+  int lost;                 /* the server does not have it any more (restart) */
   uint32_t flush_cursor;    /* where the next background write-back goes on */
 };
 
 struct hseg *agent_seg_find(struct agent *ag, int32_t shmid);
 /* The segment for shmid, created (memfd, table, all INVALID) if the host has none. */
 int agent_seg_get(struct agent *ag, int32_t shmid, uint64_t segsz, struct hseg **out);
-/* A local attachment less. On the last one, writes back every EXCLUSIVE page and frees the
- * segment; returns 1 then (the caller's DETACH is the host's last), else 0. */
+/* A local attachment less. On the last one, writes back every EXCLUSIVE page and returns 1:
+ * the caller's DETACH is the host's last, and its reply frees the segment
+ * (agent_seg_release). Else 0. */
 int agent_seg_detach(struct agent *ag, struct hseg *s);
+/* The reply to the host's last DETACH of shmid came: the server has everything. */
+void agent_seg_release(struct agent *ag, int32_t shmid);
 
 /* A process asks for page at mode (a fault record). */
 void agent_seg_want(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode);
@@ -52,6 +58,18 @@ void agent_seg_local_ack(struct agent *ag, uint32_t proc, uint32_t reqid);
  * since the server last got it, keeping them (WRITE_DATA mode EXCLUSIVE), looking at most
  * at max_pages pages in all. Returns how many it sent. */
 uint32_t agent_seg_flush(struct agent *ag, uint32_t max_pages);
+/* The server connection dropped: every page of the host is lowered to INVALID in every
+ * local process (resync revocations, counted in ag->resync_pending), requests in flight are
+ * forgotten (asked again after the resync). */
+void agent_seg_lower_all(struct agent *ag);
+/* The new connection (blocking fd): REATTACH of every segment with the local attachment
+ * counts, write-back of every owed page. Segments the server does not know are lost.
+ * 0 or -errno (the socket failed). */
+int agent_seg_resync(struct agent *ag, int fd);
+/* After the resync: the needs that waited are asked for. */
+void agent_seg_resume(struct agent *ag);
+/* The server is another instance (restarted without --data-dir): every segment is lost. */
+void agent_seg_lose_all(struct agent *ag);
 /* The server is gone: every page of every segment fails. */
 void agent_seg_fail_all(struct agent *ag);
 void agent_seg_free_all(struct agent *ag);

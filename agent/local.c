@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -47,6 +48,18 @@ struct latt *agent_proc_att(struct lproc *p, int32_t shmid) {
     if (p->att[i].shmid == shmid)
       return &p->att[i];
   return NULL;
+}
+
+void agent_proc_counts(struct agent *ag, int32_t shmid, uint32_t *nrw, uint32_t *nro) {
+  struct lproc *p;
+  struct latt *a;
+
+  *nrw = *nro = 0;
+  TAILQ_FOREACH(p, &ag->procs, link)
+    if ((a = agent_proc_att(p, shmid)) != NULL) {
+      *nrw += a->nrw;
+      *nro += a->nro;
+    }
 }
 
 int agent_proc_att_add(struct lproc *p, int32_t shmid, uint32_t nrw, uint32_t nro) {
@@ -184,14 +197,11 @@ static void proc_gone(struct agent *ag, struct lproc *p) {
     struct latt *a = &p->att[i];
     for (uint32_t k = 0; k < a->nrw + a->nro; k++) {
       struct hseg *s = agent_seg_find(ag, a->shmid);
-      if (s != NULL)
-        agent_seg_detach(ag, s);
+      int last = s != NULL && agent_seg_detach(ag, s);
       memset(&m.h, 0, sizeof m.h);
-      m.h.opcode = PROTO_OP_DETACH_SEGMENT;
-      m.h.reqid = agent_up_reqid(ag);
       m.u.segref.cred = (struct proto_cred){(uint32_t)p->pid, p->uid, p->gid};
       m.u.segref.shmid = a->shmid;
-      (void)agent_up_send(ag, &m);
+      (void)agent_up_detach(ag, NULL, &m, last);
     }
   }
   p->natt = 0;
@@ -391,10 +401,18 @@ static void dispatch(struct agent *ag, struct lproc *p, struct proto_msg *m,
     /* DETACH says not which attachment went: a read-only one first, as the server does. */
     a->nro > 0 ? a->nro-- : a->nrw--;
     s = agent_seg_find(ag, m->u.segref.shmid);
-    if (s != NULL)
-      agent_seg_detach(ag, s); /* the host's last: its data is written back first */
-    m->u.segref.cred = cred;
-    err = agent_up_forward(ag, p, m);
+    {
+      int lost = s != NULL && s->lost;
+      int last = s != NULL && agent_seg_detach(ag, s); /* the host's last: written back */
+      /* Reconnecting, the resync registers what is left (not this one); a lost segment
+       * is the server's no more: done here. */
+      if (ag->up_reconn || lost) {
+        reply_status(p, m, 0);
+        return;
+      }
+      m->u.segref.cred = cred;
+      err = agent_up_detach(ag, p, m, last);
+    }
     break;
   case PROTO_OP_INHERIT:
     m->u.inherit.cred = cred;
@@ -491,6 +509,50 @@ static void on_proc_event(uv_poll_t *h, int status, int events) {
     proc_read(ag, p);
 }
 
+/* The connection fd (non-blocking) of the process uc->pid: its record, created, or the one a
+ * parent's INHERIT made for it. NULL if it could not be set up (fd is closed then). */
+static struct lproc *proc_connect(struct agent *ag, int fd, const struct ucred *uc) {
+  /* A forked child whose parent already declared its inherited attachments. */
+  struct lproc *p = proc_by_pid(ag, uc->pid);
+
+  if (p != NULL && p->fd >= 0) {
+    agent_log("pid %d connected twice: closing the older connection", (int)uc->pid);
+    proc_gone(ag, p);
+    p = NULL;
+  }
+  if (p == NULL)
+    p = proc_new(ag, uc->pid);
+  if (p == NULL) {
+    close(fd);
+    return NULL;
+  }
+  if (p->ppoll_on) {
+    p->closing++;
+    p->ppoll_on = 0;
+    uv_close((uv_handle_t *)&p->ppoll, on_proc_closed);
+    close(p->pidfd);
+    p->pidfd = -1;
+  }
+  p->fd = fd;
+  p->uid = uc->uid;
+  p->gid = uc->gid;
+  if (uv_poll_init(ag->loop, &p->poll, fd) < 0) {
+    proc_gone(ag, p);
+    return NULL;
+  }
+  p->poll.data = p;
+  p->poll_on = 1;
+  uv_poll_start(&p->poll, UV_READABLE, on_proc_event);
+  return p;
+}
+
+int agent__local_adopt(struct agent *ag, int fd, pid_t pid, uid_t uid, gid_t gid) {
+  struct ucred uc = {pid, uid, gid};
+  struct lproc *p = proc_connect(ag, fd, &uc);
+
+  return p != NULL ? (int)(p->slot % 64u) : -ENOMEM;
+}
+
 static void on_accept(uv_poll_t *h, int status, int events) {
   struct agent *ag = h->data;
 
@@ -501,7 +563,6 @@ static void on_accept(uv_poll_t *h, int status, int events) {
     int fd = accept4(ag->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
     struct ucred uc;
     socklen_t len = sizeof uc;
-    struct lproc *p;
 
     if (fd < 0)
       return;
@@ -510,36 +571,15 @@ static void on_accept(uv_poll_t *h, int status, int events) {
       close(fd);
       continue;
     }
-    /* A forked child whose parent already declared its inherited attachments. */
-    p = proc_by_pid(ag, uc.pid);
-    if (p != NULL && p->fd >= 0) {
-      agent_log("pid %d connected twice: closing the older connection", (int)uc.pid);
-      proc_gone(ag, p);
-      p = NULL;
-    }
-    if (p == NULL)
-      p = proc_new(ag, uc.pid);
-    if (p == NULL) {
+    /* One agent per user (docs/security.md): only our own user's processes, or root's. The
+     * socket's mode says so already; this holds even if the file's mode was changed. */
+    if (uc.uid != geteuid() && uc.uid != 0) {
+      agent_log("refusing pid %d of uid %u: this agent serves uid %u", (int)uc.pid,
+                (unsigned)uc.uid, (unsigned)geteuid());
       close(fd);
       continue;
     }
-    if (p->ppoll_on) {
-      p->closing++;
-      p->ppoll_on = 0;
-      uv_close((uv_handle_t *)&p->ppoll, on_proc_closed);
-      close(p->pidfd);
-      p->pidfd = -1;
-    }
-    p->fd = fd;
-    p->uid = uc.uid;
-    p->gid = uc.gid;
-    if (uv_poll_init(ag->loop, &p->poll, fd) < 0) {
-      proc_gone(ag, p);
-      continue;
-    }
-    p->poll.data = p;
-    p->poll_on = 1;
-    uv_poll_start(&p->poll, UV_READABLE, on_proc_event);
+    (void)proc_connect(ag, fd, &uc);
   }
 }
 

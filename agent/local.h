@@ -50,7 +50,15 @@ struct lproc *agent_proc_find(struct agent *ag, uint32_t id);
 int agent_proc_send(struct lproc *p, struct proto_msg *m, int fd0, int fd1);
 /* The process's attachment record of shmid, or NULL. */
 struct latt *agent_proc_att(struct lproc *p, int32_t shmid);
+/* The host's local attachments of shmid, read-write and read-only (every process, the
+ * children not connected yet included). */
+void agent_proc_counts(struct agent *ag, int32_t shmid, uint32_t *nrw, uint32_t *nro);
 /* Records n more attachments of shmid (rw or not) for p. 0 or -ENOMEM. */
 int agent_proc_att_add(struct lproc *p, int32_t shmid, uint32_t nrw, uint32_t nro);
 
+/* Test seam (tests/fuzz/fuzz_agent.c): fd, a connected non-blocking SOCK_SEQPACKET socket,
+ * becomes the connection of process pid (uid, gid) as if the listener had accepted it, from
+ * the same code (SO_PASSCRED is the caller's choice). Returns the process's bit in the host
+ * table's holders (slot % 64), or -errno with fd closed. Loop thread only. */
+int agent__local_adopt(struct agent *ag, int fd, pid_t pid, uid_t uid, gid_t gid);
 #endif

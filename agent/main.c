@@ -237,6 +237,13 @@ int main(int argc, char **argv) {
   agent_verbose = getenv("DSHM_AGENT_VERBOSE") != NULL && strcmp(getenv("DSHM_AGENT_VERBOSE"), "0") != 0;
   cfg.idle_ms = AGENT_DEFAULT_IDLE_MS;
   cfg.flush_ms = 100;
+  cfg.timeout_ms = 10000;
+  if (getenv("DSHM_TIMEOUT_MS") != NULL && *getenv("DSHM_TIMEOUT_MS") != '\0') {
+    char *end = NULL;
+    unsigned long ms = strtoul(getenv("DSHM_TIMEOUT_MS"), &end, 10);
+    if (*end == '\0' && ms >= 1 && ms <= 86400000ul)
+      cfg.timeout_ms = (uint32_t)ms;
+  }
   if (getenv("DSHM_FLUSH_MS") != NULL && *getenv("DSHM_FLUSH_MS") != '\0') {
     char *end = NULL;
     unsigned long ms = strtoul(getenv("DSHM_FLUSH_MS"), &end, 10);

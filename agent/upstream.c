@@ -22,6 +22,17 @@
 #include "hostseg.h"
 #include "local.h"
 
+/* A SysV request waiting for the reconnect: its process, and its frame (kernel-verified
+ * credentials already in it). */
+struct parked {
+  TAILQ_ENTRY(parked) link;
+  uint32_t proc;
+  uint8_t op;
+  uint32_t lreqid;
+  size_t len;
+  uint8_t buf[];
+};
+
 /* One queued write: request, length and encoded frame in one allocation. */
 struct wreq {
   uv_write_t req;
@@ -84,9 +95,28 @@ static int connect_server(const struct agent_cfg *cfg, char *why, size_t whylen)
   return fd;
 }
 
-/* HELLO (+ AUTH) and NODE on the blocking socket. */
-static int handshake(struct agent *ag, int fd, char *why, size_t whylen) {
+/* NODE on the blocking socket: the host's identity (chosen once per agent), RESUMED once a
+ * resync is done; the server's instance id into instance (may be NULL). */
+static int node_call(struct agent *ag, int fd, uint32_t flags, uint8_t *instance) {
   struct proto_msg *m = calloc(2, sizeof *m);
+  int err;
+
+  if (m == NULL)
+    return -ENOMEM;
+  m->h.opcode = PROTO_OP_NODE;
+  m->h.reqid = agent_up_reqid(ag);
+  memcpy(m->u.node.id, ag->node_id, PROTO_NODE_ID);
+  m->u.node.flags = flags;
+  err = dshm_client_call(fd, &m[0], &m[1]);
+  if (err == 0 && instance != NULL)
+    memcpy(instance, m[1].u.node_reply.instance, PROTO_NODE_ID);
+  free(m);
+  return err;
+}
+
+/* HELLO (+ AUTH) and NODE on the blocking socket. */
+static int handshake(struct agent *ag, int fd, uint8_t *instance, char *why, size_t whylen) {
+  struct proto_msg *m = calloc(1, sizeof *m);
   gid_t groups[PROTO_MAX_GROUPS];
   const char *reason = NULL;
   char host[64] = "";
@@ -113,23 +143,17 @@ static int handshake(struct agent *ag, int fd, char *why, size_t whylen) {
   m->u.hello.name_len = (uint32_t)strlen(m->u.hello.name);
   err = dshm_client_hello(fd, m, ag->cfg->have_key ? &ag->cfg->key : NULL, agent_up_reqid(ag),
                           &reason);
-  if (err == 0) {
+  if (err == 0)
     ag->max_run = m->u.hello_reply.max_run >= 1 && m->u.hello_reply.max_run <= PROTO_MAX_RUN
                       ? m->u.hello_reply.max_run : 1;
-    memset(m, 0, sizeof *m);
-    m->h.opcode = PROTO_OP_NODE;
-    m->h.reqid = agent_up_reqid(ag);
-    if (getrandom(m->u.node.id, sizeof m->u.node.id, 0) != (ssize_t)sizeof m->u.node.id)
-      err = -EIO;
-    else
-      err = dshm_client_call(fd, &m[0], &m[1]);
-  }
+  free(m);
+  if (err == 0)
+    err = node_call(ag, fd, 0, instance);
   if (err == -EACCES && reason != NULL)
     snprintf(why, whylen, "server %s: %s", ag->cfg->spec, reason);
   else if (err < 0)
     snprintf(why, whylen, "handshake with %s (DSHM_SERVER) failed: %s", ag->cfg->spec,
              strerror(-err));
-  free(m);
   return err;
 }
 
@@ -140,14 +164,92 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)ag->rbuf + ag->rlen, (unsigned)(PROTO_MAX_FRAME - ag->rlen));
 }
 
-/* The server is gone: nothing can be served any more. The processes see the agent go. */
-static void up_lost(struct agent *ag, const char *why) {
-  if (ag->up_dead)
-    return;
+static void on_reconn(uv_timer_t *t);
+static void reply_err(struct lproc *p, uint8_t op, uint32_t reqid, int err);
+
+/* Every SysV call in flight fails with ENOTCONN (it may or may not have been done), as the
+ * shim's did when its own connection dropped. */
+static void fail_forwarded(struct agent *ag) {
+  for (size_t i = 0; i < ag->nfwd; i++) {
+    struct lproc *p = ag->fwd[i].proc ? agent_proc_find(ag, ag->fwd[i].proc) : NULL;
+    if (p != NULL)
+      reply_err(p, ag->fwd[i].op, ag->fwd[i].lreqid, -ENOTCONN);
+  }
+  ag->nfwd = 0;
+}
+
+static void on_up_closed(uv_handle_t *h) {
+  struct agent *ag = h->data;
+
+  ag->up_closing = 0;
+}
+
+static void close_stream(struct agent *ag) {
+  if (ag->up_open) {
+    ag->up_open = 0;
+    ag->up_closing = 1;
+    uv_close((uv_handle_t *)&ag->up.stream, on_up_closed);
+  }
+}
+
+/* The writes queued before agent_up_close are out (or failed): the stream can go. */
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  struct agent *ag = req->data;
+
+  (void)status;
+  free(req);
+  ag->up_closing = 1;
+  uv_close((uv_handle_t *)&ag->up.stream, on_up_closed);
+}
+
+/* The reconnect window closed: nothing can be served any more; the processes see the agent
+ * go (each access of theirs then gets SIGBUS). */
+static void give_up(struct agent *ag, const char *why) {
+  struct parked *k;
+
   ag->up_dead = 1;
-  agent_log("connection to %s (DSHM_SERVER) lost: %s", ag->cfg->spec, why);
+  ag->up_reconn = 0;
+  if (ag->reconn_fd >= 0)
+    close(ag->reconn_fd);
+  ag->reconn_fd = -1;
+  agent_log("connection to %s (DSHM_SERVER) lost for good: %s", ag->cfg->spec, why);
+  while ((k = TAILQ_FIRST(&ag->parked)) != NULL) {
+    struct lproc *p = agent_proc_find(ag, k->proc);
+    TAILQ_REMOVE(&ag->parked, k, link);
+    if (p != NULL)
+      reply_err(p, k->op, k->lreqid, -ENOTCONN);
+    free(k);
+  }
   agent_seg_fail_all(ag);
   agent_stop(ag, "the server connection is lost");
+}
+
+/* The connection dropped: the host's pages are lowered everywhere on the host, and the
+ * agent connects again for at most DSHM_TIMEOUT_MS (docs/protocol.md, "Reconnect"). */
+static void up_lost(struct agent *ag, const char *why) {
+  if (ag->up_dead || ag->up_reconn || ag->stopping)
+    return;
+  agent_log("connection to %s (DSHM_SERVER) lost: %s; reconnecting", ag->cfg->spec, why);
+  close_stream(ag);
+  fail_forwarded(ag);
+  ag->rlen = 0;
+  ag->up_reconn = 1;
+  ag->reconn_fd = -1;
+  ag->reconn_delay = 10;
+  ag->reconn_deadline = uv_now(ag->loop) + ag->cfg->timeout_ms;
+  agent_up_resync_ready(ag); /* starts lowering the host's pages */
+  uv_timer_start(&ag->reconn, on_reconn, 0, 0);
+}
+
+static void reply_err(struct lproc *p, uint8_t op, uint32_t reqid, int err) {
+  struct proto_msg r;
+
+  memset(&r.h, 0, sizeof r.h);
+  r.h.opcode = op;
+  r.h.flags = PROTO_F_REPLY;
+  r.h.reqid = reqid;
+  r.h.status = proto_err_from_errno(err);
+  (void)agent_proc_send(p, &r, -1, -1);
 }
 
 static void take_fwd(struct agent *ag, size_t i) {
@@ -220,6 +322,8 @@ static void on_reply(struct agent *ag, struct proto_msg *m) {
       struct fwd f = ag->fwd[i];
       struct lproc *p = f.proc ? agent_proc_find(ag, f.proc) : NULL;
       take_fwd(ag, i);
+      if (f.host_last)
+        agent_seg_release(ag, f.shmid); /* its write-back is stored (FIFO) */
       if (f.op == PROTO_OP_ATTACH_SEGMENT && m->h.status == 0 && p == NULL && f.proc != 0) {
         detach_for(ag, f.shmid, f.pid); /* the process died waiting: undo */
         return;
@@ -267,7 +371,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   ag->rlen += (size_t)nread;
-  while (!ag->up_dead) {
+  while (ag->up_open) {
     ssize_t n = proto_frame(ag->rbuf + off, ag->rlen - off, &in.h);
     if (n == 0)
       break;
@@ -278,40 +382,59 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     on_message(ag, &in);
     off += (size_t)n;
   }
+  if (!ag->up_open)
+    return; /* lost while dispatching: the buffer belongs to the next connection */
   /* A frame never exceeds PROTO_MAX_FRAME: after the move a partial one always fits. */
   memmove(ag->rbuf, ag->rbuf + off, ag->rlen - off);
   ag->rlen -= off;
 }
 
+/* Hands the handshaken blocking socket fd to the loop. 0 or a libuv error. */
+static int start_stream(struct agent *ag, int fd) {
+  struct timeval zero = {0, 0};
+  int err;
+
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
+  if (ag->cfg->unix_path[0] != '\0') {
+    err = uv_pipe_init(ag->loop, &ag->up.pipe, 0);
+    if (err == 0)
+      err = uv_pipe_open(&ag->up.pipe, fd);
+  } else {
+    err = uv_tcp_init(ag->loop, &ag->up.tcp);
+    if (err == 0)
+      err = uv_tcp_open(&ag->up.tcp, fd);
+  }
+  if (err < 0)
+    return err;
+  ag->up_open = 1;
+  ag->up.stream.data = ag;
+  ag->rlen = 0;
+  err = uv_read_start(&ag->up.stream, on_alloc, on_read);
+  if (err < 0)
+    close_stream(ag);
+  return err;
+}
+
 int agent_up_open(struct agent *ag, char *why, size_t whylen) {
-  struct timeval tv = {10, 0}, zero = {0, 0};
+  struct timeval tv = {10, 0};
   int fd, err;
 
   ag->rbuf = malloc(PROTO_MAX_FRAME);
-  if (ag->rbuf == NULL)
+  ag->reconn_fd = -1;
+  TAILQ_INIT(&ag->parked);
+  if (ag->rbuf == NULL || uv_timer_init(ag->loop, &ag->reconn) < 0)
     return -ENOMEM;
+  ag->reconn.data = ag;
+  if (getrandom(ag->node_id, sizeof ag->node_id, 0) != (ssize_t)sizeof ag->node_id)
+    return -EIO;
   fd = connect_server(ag->cfg, why, whylen);
   if (fd < 0)
     return fd;
   /* Bound the handshake: a peer that is not a dshm server must not hang us. */
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  err = handshake(ag, fd, why, whylen);
+  err = handshake(ag, fd, ag->instance, why, whylen);
   if (err == 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
-    if (ag->cfg->unix_path[0] != '\0') {
-      err = uv_pipe_init(ag->loop, &ag->up.pipe, 0);
-      if (err == 0)
-        err = uv_pipe_open(&ag->up.pipe, fd);
-    } else {
-      err = uv_tcp_init(ag->loop, &ag->up.tcp);
-      if (err == 0)
-        err = uv_tcp_open(&ag->up.tcp, fd);
-    }
-    if (err == 0) {
-      ag->up_open = 1;
-      ag->up.stream.data = ag;
-      err = uv_read_start(&ag->up.stream, on_alloc, on_read);
-    }
+    err = start_stream(ag, fd);
     if (err < 0)
       snprintf(why, whylen, "cannot use the server connection: %s", uv_strerror(err));
   }
@@ -320,14 +443,123 @@ int agent_up_open(struct agent *ag, char *why, size_t whylen) {
   return err;
 }
 
-static void on_up_closed(uv_handle_t *h) {
-  (void)h;
+/* The resync on the new connection, once every local view is down. */
+static void finish_reconnect(struct agent *ag) {
+  int fd = ag->reconn_fd, err;
+  struct parked *k;
+
+  ag->reconn_fd = -1;
+  err = agent_seg_resync(ag, fd);
+  if (err == 0)
+    err = node_call(ag, fd, PROTO_NODE_RESUMED, NULL);
+  if (err == 0)
+    err = start_stream(ag, fd);
+  if (err < 0) {
+    close(fd);
+    agent_log("reconnect to %s: resync failed (%s); trying again", ag->cfg->spec,
+              strerror(err < 0 && err > -4096 ? -err : EIO));
+    uv_timer_start(&ag->reconn, on_reconn, ag->reconn_delay, 0);
+    return;
+  }
+  ag->up_reconn = 0;
+  agent_log("reconnected to %s (DSHM_SERVER)", ag->cfg->spec);
+  agent_seg_resume(ag);
+  /* The calls that waited, in their order. */
+  while ((k = TAILQ_FIRST(&ag->parked)) != NULL) {
+    struct lproc *p = agent_proc_find(ag, k->proc);
+    struct proto_msg *m = &rep;
+    TAILQ_REMOVE(&ag->parked, k, link);
+    if (p != NULL && proto_frame(k->buf, k->len, &m->h) == (ssize_t)k->len &&
+        proto_decode(m, k->buf + PROTO_HDR_SIZE, m->h.length) == 0 &&
+        (err = agent_up_forward(ag, p, m)) < 0)
+      reply_err(p, k->op, k->lreqid, err);
+    free(k);
+  }
+}
+
+void agent_up_resync_ready(struct agent *ag) {
+  if (!ag->up_reconn)
+    return;
+  if (ag->in_step) {
+    ag->step_again = 1;
+    return;
+  }
+  ag->in_step = 1;
+  do {
+    ag->step_again = 0;
+    if (ag->resync_pending == 0)
+      agent_seg_lower_all(ag); /* pages left readable (a recall that kept SHARED) go too */
+  } while (ag->step_again);
+  ag->in_step = 0;
+  if (ag->resync_pending == 0 && ag->reconn_fd >= 0)
+    finish_reconnect(ag);
+}
+
+static void on_reconn(uv_timer_t *t) {
+  struct agent *ag = t->data;
+  uint8_t inst[PROTO_NODE_ID];
+  char why[700] = "";
+  struct timeval tv;
+  uint64_t now = uv_now(ag->loop), left;
+  int fd, err;
+
+  if (!ag->up_reconn || ag->reconn_fd >= 0)
+    return;
+  if (ag->up_closing) { /* the old stream's handle is not free yet */
+    uv_timer_start(&ag->reconn, on_reconn, 1, 0);
+    return;
+  }
+  left = ag->reconn_deadline > now ? ag->reconn_deadline - now : 1;
+  fd = connect_server(ag->cfg, why, sizeof why);
+  err = fd;
+  if (fd >= 0) {
+    tv.tv_sec = (time_t)(left / 1000);
+    tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    err = handshake(ag, fd, inst, why, sizeof why);
+    if (err < 0)
+      close(fd);
+  }
+  if (err < 0) {
+    if (uv_now(ag->loop) + ag->reconn_delay >= ag->reconn_deadline) {
+      give_up(ag, why[0] ? why : strerror(-err));
+      return;
+    }
+    uv_timer_start(&ag->reconn, on_reconn, ag->reconn_delay, 0);
+    ag->reconn_delay = ag->reconn_delay * 2 > 500 ? 500 : ag->reconn_delay * 2;
+    return;
+  }
+  /* Another instance (restarted without --data-dir): it has none of our segments. */
+  if (memcmp(inst, ag->instance, sizeof inst) != 0) {
+    agent_seg_lose_all(ag);
+    memcpy(ag->instance, inst, sizeof inst);
+  }
+  ag->reconn_fd = fd;
+  agent_up_resync_ready(ag);
 }
 
 void agent_up_close(struct agent *ag) {
-  if (ag->up_open) {
-    ag->up_open = 0;
-    uv_close((uv_handle_t *)&ag->up.stream, on_up_closed);
+  uv_shutdown_t *req = ag->up_open ? malloc(sizeof *req) : NULL;
+  struct parked *k;
+
+  /* What is queued (write-backs, DETACHes) still goes out: shutdown waits for the pending
+   * writes, then the stream is closed. */
+  if (req != NULL) {
+    req->data = ag;
+    if (uv_shutdown(req, &ag->up.stream, on_shutdown) == 0)
+      ag->up_open = 0; /* nothing more is queued; on_shutdown closes it */
+    else
+      free(req);
+  }
+  close_stream(ag);
+  if (ag->reconn_fd >= 0)
+    close(ag->reconn_fd);
+  ag->reconn_fd = -1;
+  ag->up_reconn = 0;
+  uv_close((uv_handle_t *)&ag->reconn, NULL);
+  while ((k = TAILQ_FIRST(&ag->parked)) != NULL) {
+    TAILQ_REMOVE(&ag->parked, k, link);
+    free(k);
   }
 }
 
@@ -433,12 +665,47 @@ static int fwd_add(struct agent *ag, const struct fwd *f) {
   return 0;
 }
 
+/* A call on the id of a segment the server lost in a restart: that id may name another
+ * segment now (docs/shim.md, "Server lost mid-run"). */
+static int names_lost(struct agent *ag, const struct proto_msg *m) {
+  struct hseg *s = NULL;
+
+  if (m->h.opcode == PROTO_OP_REMOVE_SEGMENT)
+    s = agent_seg_find(ag, m->u.segref.shmid);
+  else if (m->h.opcode == PROTO_OP_SHMCTL && m->u.shmctl.cmd != IPC_INFO &&
+           m->u.shmctl.cmd != SHM_INFO && m->u.shmctl.cmd != SHM_STAT &&
+           m->u.shmctl.cmd != SHM_STAT_ANY)
+    s = agent_seg_find(ag, m->u.shmctl.shmid);
+  return s != NULL && s->lost;
+}
+
+int agent_up_park(struct agent *ag, struct lproc *p, struct proto_msg *m) {
+  ssize_t n = proto_encoded_size(m);
+  struct parked *k;
+
+  if (n < 0)
+    return (int)n;
+  k = malloc(sizeof *k + (size_t)n);
+  if (k == NULL)
+    return -ENOMEM;
+  k->proc = p->id;
+  k->op = m->h.opcode;
+  k->lreqid = m->h.reqid;
+  k->len = (size_t)proto_encode(k->buf, (size_t)n, m);
+  TAILQ_INSERT_TAIL(&ag->parked, k, link);
+  return 0;
+}
+
 int agent_up_forward(struct agent *ag, struct lproc *p, struct proto_msg *m) {
   struct fwd f = {0};
   int err;
 
   if (ag->up_dead)
     return -ENOTCONN;
+  if (ag->up_reconn)
+    return agent_up_park(ag, p, m); /* sent once the resync is done */
+  if (names_lost(ag, m))
+    return -EIDRM;
   err = sync_groups(ag, p->pid);
   if (err < 0)
     return err;
@@ -454,6 +721,32 @@ int agent_up_forward(struct agent *ag, struct lproc *p, struct proto_msg *m) {
   err = fwd_add(ag, &f);
   if (err < 0)
     return err;
+  m->h.reqid = f.reqid;
+  m->h.flags = 0;
+  m->h.status = 0;
+  err = agent_up_send(ag, m);
+  if (err < 0)
+    ag->nfwd--;
+  return err;
+}
+
+int agent_up_detach(struct agent *ag, struct lproc *p, struct proto_msg *m, int last) {
+  struct fwd f = {0};
+  int err;
+
+  if (!ag->up_open)
+    return -ENOTCONN; /* the resync counts what is left */
+  f.reqid = agent_up_reqid(ag);
+  f.proc = p != NULL ? p->id : 0;
+  f.pid = m->u.segref.cred.pid;
+  f.lreqid = m->h.reqid;
+  f.op = PROTO_OP_DETACH_SEGMENT;
+  f.shmid = m->u.segref.shmid;
+  f.host_last = last;
+  err = fwd_add(ag, &f);
+  if (err < 0)
+    return err;
+  m->h.opcode = PROTO_OP_DETACH_SEGMENT;
   m->h.reqid = f.reqid;
   m->h.flags = 0;
   m->h.status = 0;

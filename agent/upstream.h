@@ -21,9 +21,21 @@ uint32_t agent_up_reqid(struct agent *ag);
  * answers with it). */
 int agent_up_forward(struct agent *ag, struct lproc *p, struct proto_msg *m);
 
+/* DETACH of shmid for the process pid (p if it waits for the reply, else NULL); last: the
+ * host's last local attachment went (hostseg.c). 0 or -errno. */
+int agent_up_detach(struct agent *ag, struct lproc *p, struct proto_msg *m, int last);
+
 /* The host's page request: READ_DATA (mode SHARED) or ACQUIRE for pages [first, first+count). */
 int agent_up_page_request(struct agent *ag, int32_t shmid, uint32_t first, uint32_t count,
                           uint32_t mode, const uint64_t *versions);
+
+/* The resync's local revocations are all done (hostseg.c): the reconnect can finish. */
+void agent_up_resync_ready(struct agent *ag);
+
+/* While the server connection is made again, the SysV request m of p waits (agent_up_forward
+ * does this itself); it is forwarded once the resync is done, or answered ENOTCONN. 0 or
+ * -errno. */
+int agent_up_park(struct agent *ag, struct lproc *p, struct proto_msg *m);
 
 /* A process went away: its forwarded calls get no reply (an ATTACH that succeeds for it is
  * undone). */

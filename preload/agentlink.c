@@ -21,6 +21,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +34,12 @@ extern char **environ;
 #ifndef DSHM_LIBEXECDIR
 #define DSHM_LIBEXECDIR "/usr/local/libexec"
 #endif
+
+/* The kernel's euid, not libc's: a wrapper such as fakeroot answers geteuid() with 0, and the
+ * agent directory and the agent's owner are about who we really are. */
+static uid_t real_euid(void) {
+  return (uid_t)syscall(SYS_geteuid);
+}
 
 static long mono_ms(void) {
   struct timespec ts;
@@ -65,7 +72,7 @@ static void agent_dir(char *out, size_t cap) {
   if (shim_cfg.agent_dir[0] != '\0')
     snprintf(out, cap, "%s", shim_cfg.agent_dir);
   else
-    snprintf(out, cap, "/tmp/dshm-%u", (unsigned)geteuid());
+    snprintf(out, cap, "/tmp/dshm-%u", (unsigned)real_euid());
 }
 
 /* The host directory exists and is ours alone (a directory in /tmp could be anybody's). */
@@ -77,9 +84,10 @@ static int dir_ready(void) {
     shim_log("cannot create the agent directory %s: %s", dir, strerror(errno));
     return -errno;
   }
-  if (lstat(dir, &st) < 0)
+  /* The kernel's answer (a raw call): a wrapper such as fakeroot fakes owners in lstat. */
+  if (syscall(SYS_newfstatat, AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return -errno;
-  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+  if (!S_ISDIR(st.st_mode) || st.st_uid != real_euid() || (st.st_mode & 077) != 0) {
     shim_log("agent directory %s is not a directory of ours with mode 0700: refusing it "
              "(set DSHM_AGENT_DIR)", dir);
     return -EACCES;
@@ -206,6 +214,21 @@ static int start_agent(long deadline) {
   return -ETIMEDOUT;
 }
 
+/* The agent must run as our user (or root): else the socket is an impostor's. fd or
+ * -EACCES (fd closed, after a message). */
+static int peer_is_ours(int fd, const char *sock) {
+  struct ucred uc;
+  socklen_t len = sizeof uc;
+
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 &&
+      (uc.uid == real_euid() || uc.uid == 0))
+    return fd;
+  shim_log("the agent at %s runs as uid %u, not as us (uid %u): refusing it", sock,
+           (unsigned)uc.uid, (unsigned)real_euid());
+  close(fd);
+  return -EACCES;
+}
+
 int shim_agent_connect(void) {
   char sock[PATH_MAX], lock[PATH_MAX];
   long deadline = mono_ms() + shim_cfg.timeout_ms;
@@ -214,17 +237,18 @@ int shim_agent_connect(void) {
   agent_dir(host_dir, sizeof host_dir);
   snprintf(sock, sizeof sock, "%.2000s/%.120s.sock", host_dir, shim_cfg.agent_name);
   snprintf(lock, sizeof lock, "%.2000s/%.120s.lock", host_dir, shim_cfg.agent_name);
+  /* The directory first: a socket in a directory that is not ours alone may be anybody's. */
+  err = dir_ready();
+  if (err < 0)
+    return err;
   for (;;) {
     fd = try_connect(sock);
     if (fd >= 0)
-      return fd;
+      return peer_is_ours(fd, sock);
     if (fd != -ENOENT && fd != -ECONNREFUSED) {
       shim_log("cannot connect to the host agent at %s: %s", sock, strerror(-fd));
       return fd;
     }
-    err = dir_ready();
-    if (err < 0)
-      return err;
     lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lfd < 0 || flock(lfd, LOCK_EX) < 0) {
       err = -errno;
@@ -237,7 +261,7 @@ int shim_agent_connect(void) {
     err = fd >= 0 ? 0 : start_agent(deadline);
     close(lfd);
     if (fd >= 0)
-      return fd;
+      return peer_is_ours(fd, sock);
     if (err < 0 && err != -EADDRINUSE)
       return err;
     if (mono_ms() >= deadline) {

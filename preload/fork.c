@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/shm.h>
@@ -135,7 +136,7 @@ SHIM_EXPORT pid_t fork(void) {
     saved = errno;
     close(gate[0]);
     inherit(pid);
-    if (write(gate[1], &c, 1) < 0) {
+    if (syscall(SYS_write, gate[1], &c, 1) < 0) {
       /* the child is gone: nothing to release */
     }
     close(gate[1]);
@@ -150,7 +151,7 @@ SHIM_EXPORT pid_t fork(void) {
     return pid;
   if (gate[0] >= 0) {
     close(gate[1]);
-    while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+    while (syscall(SYS_read, gate[0], &c, 1) < 0 && errno == EINTR)
       ;
     close(gate[0]);
   }

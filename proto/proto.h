@@ -105,7 +105,8 @@ enum proto_op {
   X(E2BIG,     18, E2BIG)        \
   X(ERANGE,    19, ERANGE)       \
   X(ETIMEDOUT, 20, ETIMEDOUT)    \
-  X(EBADMSG,   21, EBADMSG)
+  X(EBADMSG,   21, EBADMSG)      \
+  X(ENOTCONN,  22, ENOTCONN)
 
 enum proto_err {
 #define PROTO__ERR_ENUM(name, code, e) PROTO_##name = code,
