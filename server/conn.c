@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "peercred.h"
 #include "server.h"
 
 /* One queued write: the request, its length and the encoded frame in one allocation. */
@@ -375,58 +376,79 @@ struct srv_conn *srv__conn_new_detached(struct srv_server *s) {
   return conn_register(s, c, 0) < 0 ? NULL : c;
 }
 
-/* Names a TCP peer "address:port" for the log lines. */
-static void tcp_peer(struct srv_conn *c) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
+/* Names a socket address "address:port" (IPv6 in brackets) for the log lines. */
+static void name_addr(const struct sockaddr_storage *ss, char *out, size_t cap) {
   char name[64] = "?";
 
-  if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) < 0)
-    return;
-  if (ss.ss_family == AF_INET6) {
-    uv_ip6_name((struct sockaddr_in6 *)&ss, name, sizeof name);
-    snprintf(c->addr, sizeof c->addr, "[%s]:%d", name,
-             ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+  if (ss->ss_family == AF_INET6) {
+    uv_ip6_name((const struct sockaddr_in6 *)ss, name, sizeof name);
+    snprintf(out, cap, "[%s]:%d", name, ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
   } else {
-    uv_ip4_name((struct sockaddr_in *)&ss, name, sizeof name);
-    snprintf(c->addr, sizeof c->addr, "%s:%d", name,
-             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    uv_ip4_name((const struct sockaddr_in *)ss, name, sizeof name);
+    snprintf(out, cap, "%s:%d", name, ntohs(((const struct sockaddr_in *)ss)->sin_port));
   }
 }
 
-#ifndef SO_PEERGROUPS
-#define SO_PEERGROUPS 59 /* Linux 4.13 */
-#endif
+/* A TCP peer: named for the log lines and, when the connection is on this host (a loopback
+ * address at either end), the owner of its socket asked of the kernel (docs/security.md,
+ * "Who the server believes"): root may claim any identity, anyone else is its own uid, its
+ * gid and groups read at HELLO. Any other peer is believed (with the token, if any). 0, or
+ * -errno after a log line: the connection is refused rather than its claims believed. */
+static int tcp_peer(struct srv_conn *c) {
+  struct sockaddr_storage ours, peer;
+  int len = sizeof peer, err;
+  uint32_t uid, ino;
 
-/* A Unix peer's identity from the kernel, taken at connect (docs/security.md): pid, uid
- * and gid from SO_PEERCRED, supplementary groups from SO_PEERGROUPS. A peer that was root
- * at connect may claim any identity (root can become anyone); any other peer's claims are
- * ignored. 0, or -errno (the connection is then refused). */
+  err = uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&peer, &len);
+  if (err == 0) {
+    len = sizeof ours;
+    err = uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ours, &len);
+  }
+  if (err < 0) {
+    srv_log("node %u: cannot read the connection's addresses: %s", c->node, uv_strerror(err));
+    return err;
+  }
+  name_addr(&peer, c->addr, sizeof c->addr);
+  if (!srv_peercred_tcp_is_local((struct sockaddr *)&ours, (struct sockaddr *)&peer))
+    return 0;
+  err = srv_peercred_tcp_owner((struct sockaddr *)&ours, (struct sockaddr *)&peer, &uid, &ino);
+  if (err < 0) {
+    srv_log("node %u (%s): cannot tell who owns the local peer's socket (sock_diag: %s): "
+            "refusing it rather than believing its claims", c->node, c->addr, strerror(-err));
+    return err;
+  }
+  if (uid == 0) {
+    c->kernel_root = 1; /* root could become anyone: as on the Unix socket */
+    return 0;
+  }
+  c->kernel_ids = 1;
+  c->peer.uid = uid;
+  c->owner_ino = ino;
+  return 0;
+}
+
+/* A Unix peer's identity from the kernel, taken at connect (docs/security.md): uid, gid
+ * (and the pid, for the log lines) from SO_PEERCRED, groups from SO_PEERGROUPS. Root may
+ * claim any identity; any other peer's claims are ignored. 0, or -errno (refused). */
 static int unix_peer(struct srv_conn *c) {
-  gid_t groups[PROTO_MAX_GROUPS];
-  struct ucred uc;
-  socklen_t len = sizeof uc;
+  struct srv_peercred pc;
   uv_os_fd_t fd;
-  uint32_t i;
+  int err;
 
   if (uv_fileno(&c->h.handle, &fd) < 0)
     return -EBADF;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
-    return -errno;
-  snprintf(c->addr, sizeof c->addr, "unix pid %d uid %u", (int)uc.pid, (unsigned)uc.uid);
-  c->peer.pid = (uint32_t)uc.pid;
-  c->peer.uid = (uint32_t)uc.uid;
-  c->peer.gid = (uint32_t)uc.gid;
-  if (uc.uid == 0)
+  err = srv_peercred_unix(fd, &pc);
+  if (err < 0)
+    return err;
+  snprintf(c->addr, sizeof c->addr, "unix pid %u uid %u", pc.pid, pc.uid);
+  c->peer.uid = pc.uid;
+  c->peer.gid = pc.gid;
+  if (pc.uid == 0) {
+    c->kernel_root = 1;
     return 0;
-  len = sizeof groups;
-  /* More than PROTO_MAX_GROUPS fails with ERANGE: refused rather than checked with a
-   * subset (a group can also deny, through the group bits of a mode). */
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-    return -errno;
-  c->peer.ngroups = (uint32_t)(len / sizeof groups[0]);
-  for (i = 0; i < c->peer.ngroups; i++)
-    c->peer.groups[i] = (uint32_t)groups[i];
+  }
+  c->peer.ngroups = pc.ngroups;
+  memcpy(c->peer.groups, pc.groups, pc.ngroups * sizeof pc.groups[0]);
   c->kernel_ids = 1;
   return 0;
 }
@@ -449,7 +471,11 @@ void srv_conn_accept(struct srv_server *s, uv_stream_t *listener) {
       return;
     }
   } else {
-    tcp_peer(c);
+    err = tcp_peer(c);
+    if (err < 0) {
+      srv__conn_close(c, "the kernel cannot vouch for the local peer (refused)");
+      return;
+    }
     uv_tcp_nodelay(&c->h.tcp, 1); /* request/reply traffic: latency over batching */
   }
   err = uv_read_start(&c->h.stream, on_alloc, on_read);

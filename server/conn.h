@@ -21,7 +21,8 @@ enum srv_conn_state {
   SRV_CONN_CLOSING,  /* uv_close called; teardown runs in the close callback */
 };
 
-/* The peer as it introduced itself in HELLO. */
+/* The peer: as it introduced itself in HELLO, or as the kernel vouches for it (kernel_ids;
+ * the pid is then still the claimed one, docs/security.md "Who the server believes"). */
 struct srv_peer {
   uint32_t pid, uid, gid;
   uint32_t ngroups;
@@ -48,7 +49,11 @@ struct srv_conn {
   int discard_output;        /* test seam (fuzzing): no socket, replies are dropped */
   char addr[80];             /* the peer for log lines: "1.2.3.4:5678", "unix pid 12 uid 3" */
   int is_unix;               /* accepted on the --unix listener */
-  int kernel_ids;            /* unix peer not root at connect: SO_PEERCRED ids, claims ignored */
+  int kernel_ids;            /* a non-root peer on this host: uid, gid, groups from the kernel,
+                                claims ignored (the claimed pid is kept) */
+  int kernel_root;           /* the kernel says the peer is root: its claims are believed */
+  uint32_t owner_ino;        /* loopback TCP, kernel_ids: the peer socket's inode, whose
+                                owner's gid and groups are read at HELLO; 0 once read */
   uint32_t hello_reqid;      /* HELLO's reqid, for the reply after AUTH */
   uint8_t snonce[PROTO_NONCE_SIZE]; /* this connection's challenge */
   uint32_t npending;         /* page requests held by directories (--max-pending) */

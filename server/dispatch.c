@@ -7,23 +7,51 @@
 #include <sys/ipc.h>
 
 #include "log.h"
+#include "peercred.h"
 #include "server.h"
 
 typedef int (*handler_fn)(struct srv_conn *c, struct proto_msg *m, const char **why);
 
-/* Who makes a request: its claimed ids, except on a Unix socket whose peer was not root at
- * connect, where the kernel's (docs/security.md). */
+/* Who makes a request: its claimed ids, except for a non-root peer the kernel vouches for
+ * (Unix socket, loopback TCP), whose uid, gid and groups are the kernel's (docs/security.md,
+ * "Who the server believes"). The pid is always the claimed one: a host agent forwards the
+ * calls of many local processes over one connection and names each caller, so that
+ * shm_cpid and shm_lpid are theirs; a pid grants nothing. */
 static struct srv_cred cred_of(const struct srv_conn *c, const struct proto_cred *pc) {
   struct srv_cred cr = {
     .pid = pc->pid, .uid = pc->uid, .gid = pc->gid,
     .ngroups = c->peer.ngroups, .groups = c->peer.groups,
   };
   if (c->kernel_ids) {
-    cr.pid = c->peer.pid;
     cr.uid = c->peer.uid;
     cr.gid = c->peer.gid;
   }
   return cr;
+}
+
+/* A loopback TCP peer that is not root: its gid and groups, now that HELLO names the
+ * process that probably holds the socket (a hint, checked in /proc; else the user
+ * database). 0, or -errno after a log line: the connection is refused. */
+static int owner_groups(struct srv_conn *c, uint32_t hint_pid) {
+  struct srv_peercred pc;
+  int src = srv_peercred_tcp_groups(c->peer.uid, c->owner_ino, hint_pid, &pc);
+
+  if (src < 0) {
+    srv_log("node %u (%s): cannot read the groups of uid %u, the owner of the local peer's "
+            "socket (%s): refusing it rather than believing its claims", c->node, c->addr,
+            c->peer.uid, src == -ERANGE ? "more than 64 supplementary groups"
+                         : src == -ENOENT ? "not held by the pid it names, and no passwd entry"
+                                          : strerror(-src));
+    return src;
+  }
+  c->owner_ino = 0;
+  c->peer.gid = pc.gid;
+  c->peer.ngroups = pc.ngroups;
+  memcpy(c->peer.groups, pc.groups, pc.ngroups * sizeof pc.groups[0]);
+  SRV_VLOG("node %u: uid %u from the kernel, gid %u and %u supplementary group(s) from %s",
+           c->node, c->peer.uid, c->peer.gid, c->peer.ngroups,
+           src == SRV_PEERCRED_PROC ? "the process holding the socket" : "the user database");
+  return 0;
 }
 
 static void reply_init(struct proto_msg *r, const struct proto_msg *m) {
@@ -53,7 +81,10 @@ static void hello_done(struct srv_conn *c) {
   r.u.hello_reply.max_run = srv_config_max_run(c->srv->cfg);
   srv_log("node %u: hello from %s (%s) pid %u uid %u gid %u%s%s", c->node,
           c->peer.name[0] ? c->peer.name : "-", c->addr[0] ? c->addr : "-", c->peer.pid,
-          c->peer.uid, c->peer.gid, c->kernel_ids ? " (kernel-verified)" : "",
+          c->peer.uid, c->peer.gid,
+          c->kernel_ids    ? " (kernel-verified)"
+          : c->kernel_root ? " (kernel-verified root: claims believed)"
+                           : "",
           c->srv->cfg->auth ? " (token proven)" : "");
   (void)srv__conn_send(c, &r);
 }
@@ -67,17 +98,22 @@ static int on_hello(struct srv_conn *c, struct proto_msg *m, const char **why) {
     return -EPROTO;
   }
   if (c->kernel_ids) {
-    /* SO_PEERCRED and SO_PEERGROUPS already filled the identity: claims are ignored. */
+    /* The kernel gave the identity (SO_PEERCRED, or sock_diag and the owner's groups now):
+     * claims are ignored. */
+    if (c->owner_ino != 0 && owner_groups(c, he->pid) < 0) {
+      *why = "the kernel cannot vouch for the local peer's groups (refused)";
+      return -EACCES;
+    }
     if (he->uid != c->peer.uid || he->gid != c->peer.gid)
       srv_log("node %u (%s): ignoring claimed uid %u gid %u", c->node, c->addr, he->uid,
               he->gid);
   } else {
-    c->peer.pid = he->pid;
     c->peer.uid = he->uid;
     c->peer.gid = he->gid;
     c->peer.ngroups = he->ngroups;
     memcpy(c->peer.groups, he->groups, he->ngroups * sizeof he->groups[0]);
   }
+  c->peer.pid = he->pid; /* informational, even from a verified peer (cred_of) */
   /* Printable only: the name goes into log lines. */
   for (uint32_t i = 0; i <= he->name_len; i++) {
     char ch = he->name[i];

@@ -14,6 +14,10 @@
  * is bounded (SO_RCVTIMEO, 20 s): a server that neither answers nor closes fails the test. */
 int rc_connect(const struct h_server *s);
 
+/* Connects over TCP to 127.0.0.1:port with the same options; the fd or -errno (no Check
+ * calls: usable in a forked child, e.g. one that became another user). */
+int rc_connect_tcp(int port);
+
 /* Connects to a Unix socket with the same read bound; the fd or -errno (no Check calls:
  * usable in a forked child). */
 int rc_connect_unix(const char *path);

@@ -1,17 +1,21 @@
 /* test_security.c - a real dshm-server's security (issue #4): the refusal to serve a network
  * without a token, token challenge-response with real preloaded programs and raw peers
  * (wrong, missing, unfinished and replayed proofs), the Unix socket listener with
- * kernel-verified identities and stale socket files, and --max-pending under a flood. */
+ * kernel-verified identities and stale socket files, --max-pending under a flood, and
+ * (issue 8) loopback TCP peers whose identity the kernel gives: a raw client and a program
+ * under fakeroot that claim root get what the kernel gives them. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -26,6 +30,14 @@
 
 #define TOKEN "c2VjcmV0LXRva2VuLWZvci10ZXN0cw=="
 #define NOBODY 65534
+#define CHILD_GID 4000   /* the unprivileged child of the loopback test: its gid, */
+#define GRP_HAVE 5000    /* the supplementary group it has, */
+#define GRP_CLAIM 6000   /* and one it only claims */
+#define FAKE_PID 424242  /* a pid claimed in requests: kept, it grants nothing */
+#define UNKNOWN_ID 54321 /* a uid and gid without passwd or group entries */
+/* The harness's sanitizer options for programs (harness.c): in the sanitizer build the
+ * preloaded libraries come before the ASan runtime. */
+#define CLIENT_ASAN "verify_asan_link_order=0:handle_segv=0:allow_user_segv_handler=1:detect_leaks=0"
 
 /* ---- a server with our own arguments; its stderr goes to a file we can read ---- */
 
@@ -214,6 +226,27 @@ static int rc_stat(int fd, struct proto_cred c, int32_t shmid, struct proto_ds *
     return -proto_err_to_errno(r.h.status);
   *ds = r.u.shmctl_reply.ds;
   return 0;
+}
+
+/* IPC_SET of uid, gid and mode; 0 or -errno. */
+static int rc_set(int fd, struct proto_cred c, int32_t shmid, uint32_t uid, uint32_t gid,
+                  uint32_t mode) {
+  struct proto_msg m = rc_msg(PROTO_OP_SHMCTL, 13), r;
+  m.u.shmctl = (struct proto_shmctl){.cred = c, .shmid = shmid, .cmd = IPC_SET, .uid = uid,
+                                     .gid = gid, .mode = mode};
+  if (rc_send_msg(fd, &m) < 0 || rc_reply(fd, 13, &r) < 0)
+    return -EPIPE;
+  return r.h.status ? -proto_err_to_errno(r.h.status) : 0;
+}
+
+/* GROUPS with one group; 0 when acknowledged. */
+static int rc_groups(int fd, uint32_t group) {
+  struct proto_msg m = rc_msg(PROTO_OP_GROUPS, 14), r;
+  m.u.groups.ngroups = 1;
+  m.u.groups.groups[0] = group;
+  if (rc_send_msg(fd, &m) < 0 || rc_reply(fd, 14, &r) < 0)
+    return -EPIPE;
+  return r.h.status ? -proto_err_to_errno(r.h.status) : 0;
 }
 
 static void run_tool(const struct srv *s, const char *server, char *const argv[],
@@ -533,10 +566,358 @@ START_TEST(unix_peer_identity_from_kernel) {
     _exit(nobody_child(s.unix_path, rootid));
   ck_assert_int_eq(waitpid(pid, &status, 0), pid);
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
-  /* Over TCP the same claim is believed: that is the TCP trust model. */
+  /* Over loopback TCP the same claim is believed: the kernel says this peer is root. */
   ck_assert_int_eq(rc_attach(fd, cred_of(0, 0), rootid), 0);
   close(fd);
   h_server_stop(&s.h);
+}
+END_TEST
+
+/* ---- loopback TCP: the kernel says who the peer is (issue 8) ---- */
+
+/* Three segments, the same in the kernel and at the server: root's 0600, one of group
+ * GRP_HAVE and one of group GRP_CLAIM (both 0060, owned by root). */
+struct segset {
+  int32_t root, have, claim;
+};
+
+static void kernel_segments(struct segset *k) {
+  struct shmid_ds ds;
+  int32_t *ids[] = {&k->root, &k->have, &k->claim};
+  gid_t gids[] = {0, GRP_HAVE, GRP_CLAIM};
+
+  for (int i = 0; i < 3; i++) {
+    *ids[i] = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    ck_assert_int_ge(*ids[i], 0);
+    ck_assert_int_eq(shmctl(*ids[i], IPC_STAT, &ds), 0);
+    ds.shm_perm.gid = gids[i];
+    ds.shm_perm.mode = i == 0 ? 0600 : 0060;
+    ck_assert_int_eq(shmctl(*ids[i], IPC_SET, &ds), 0);
+  }
+}
+
+static void kernel_segments_rm(const struct segset *k) {
+  shmctl(k->root, IPC_RMID, NULL);
+  shmctl(k->have, IPC_RMID, NULL);
+  shmctl(k->claim, IPC_RMID, NULL);
+}
+
+static void server_segments(int fd, struct segset *d) {
+  int32_t *ids[] = {&d->root, &d->have, &d->claim};
+  uint32_t gids[] = {0, GRP_HAVE, GRP_CLAIM};
+
+  for (int i = 0; i < 3; i++) {
+    *ids[i] = rc_create(fd, cred_of(0, 0), IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    ck_assert_int_ge(*ids[i], 0);
+    ck_assert_int_eq(rc_set(fd, cred_of(0, 0), *ids[i], 0, gids[i], i == 0 ? 0600 : 0060), 0);
+  }
+}
+
+/* shmat (read-write) and IPC_STAT in the kernel: 0 or -errno. */
+static int kernel_attach(int32_t id) {
+  void *p = shmat(id, NULL, 0);
+  if (p == (void *)-1)
+    return -errno;
+  shmdt(p);
+  return 0;
+}
+
+static int kernel_stat(int32_t id) {
+  struct shmid_ds ds;
+  return shmctl(id, IPC_STAT, &ds) < 0 ? -errno : 0;
+}
+
+static int kernel_set(int32_t id) {
+  struct shmid_ds ds = {.shm_perm = {.uid = NOBODY, .gid = CHILD_GID, .mode = 0666}};
+  return shmctl(id, IPC_SET, &ds) < 0 ? -errno : 0;
+}
+
+/* HELLO claiming root (uid 0, gid 0, group GRP_CLAIM) and naming hello_pid; 0 if answered. */
+static int hello_as_root(int fd, uint32_t hello_pid) {
+  struct proto_msg m = rc_hello(0, 0), r;
+
+  m.u.hello.pid = hello_pid;
+  m.u.hello.ngroups = 1;
+  m.u.hello.groups[0] = GRP_CLAIM;
+  if (rc_send_msg(fd, &m) < 0 || rc_reply(fd, 1, &r) < 0 || r.h.status != 0)
+    return -1;
+  return 0;
+}
+
+/* In a child that became nobody (gid CHILD_GID, group GRP_HAVE): a raw client over loopback
+ * TCP claims root everywhere (HELLO, every request's cred, GROUPS) and gets, call for call,
+ * what the kernel gives the same process for the same segments. Exit codes say what
+ * failed. */
+static int loopback_child(int port, const struct segset *k, const struct segset *d) {
+  struct proto_cred root = {FAKE_PID, 0, 0};
+  gid_t have = GRP_HAVE;
+  struct proto_ds ds;
+  int fd, id;
+
+  if (setgroups(1, &have) < 0 || setgid(CHILD_GID) < 0 || setuid(NOBODY) < 0)
+    return 10;
+  /* The oracle, first: what the kernel gives this process. */
+  if (kernel_attach(k->root) != -EACCES || kernel_stat(k->root) != -EACCES ||
+      kernel_attach(k->have) != 0 || kernel_attach(k->claim) != -EACCES ||
+      kernel_set(k->root) != -EPERM)
+    return 11;
+
+  fd = rc_connect_tcp(port);
+  if (fd < 0)
+    return 12;
+  if (hello_as_root(fd, (uint32_t)getpid()) < 0)
+    return 13;
+  /* What it creates is nobody's, of its own gid; the pid it names is kept. */
+  id = rc_create(fd, root, IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+  if (id < 0)
+    return 14;
+  if (rc_stat(fd, root, id, &ds) < 0)
+    return 15;
+  if (ds.uid != NOBODY || ds.cuid != NOBODY || ds.gid != CHILD_GID || ds.cgid != CHILD_GID)
+    return 16; /* the claim was believed */
+  if (ds.cpid != FAKE_PID)
+    return 17;
+  /* Root's segment: EACCES and EPERM, as from the kernel. */
+  if (rc_attach(fd, root, d->root) != kernel_attach(k->root) ||
+      rc_stat(fd, root, d->root, &ds) != kernel_stat(k->root) ||
+      rc_set(fd, root, d->root, NOBODY, CHILD_GID, 0666) != kernel_set(k->root))
+    return 18;
+  /* Its real group opens the group segment; the claimed one does not, even after GROUPS. */
+  if (rc_attach(fd, root, d->have) != kernel_attach(k->have))
+    return 19;
+  if (rc_attach(fd, root, d->claim) != kernel_attach(k->claim))
+    return 20;
+  if (rc_groups(fd, GRP_CLAIM) != 0 || rc_attach(fd, root, d->claim) != -EACCES)
+    return 21;
+  close(fd);
+
+  /* A HELLO naming a process that does not hold the socket (pid 1): the groups come from
+   * the user database (nobody's: nogroup), never from the claims. */
+  fd = rc_connect_tcp(port);
+  if (fd < 0)
+    return 22;
+  if (hello_as_root(fd, 1) < 0)
+    return 23;
+  id = rc_create(fd, root, IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+  if (id < 0 || rc_stat(fd, root, id, &ds) < 0)
+    return 24;
+  if (ds.uid != NOBODY || ds.cgid != NOBODY)
+    return 25;
+  if (rc_attach(fd, root, d->root) != -EACCES || rc_attach(fd, root, d->claim) != -EACCES)
+    return 26;
+  close(fd);
+  return 0;
+}
+
+/* In a child that became a uid without a passwd entry: naming its own pid in HELLO, its
+ * groups are read from /proc and it is served as itself; naming another pid, nothing
+ * vouches for its groups and the connection is refused, not believed. */
+static int unknown_uid_child(int port) {
+  struct proto_cred root = {FAKE_PID, 0, 0};
+  struct proto_ds ds;
+  int fd, id;
+
+  if (setgroups(0, NULL) < 0 || setgid(UNKNOWN_ID) < 0 || setuid(UNKNOWN_ID) < 0)
+    return 10;
+  fd = rc_connect_tcp(port);
+  if (fd < 0 || hello_as_root(fd, (uint32_t)getpid()) < 0)
+    return 11;
+  id = rc_create(fd, root, IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+  if (id < 0 || rc_stat(fd, root, id, &ds) < 0)
+    return 12;
+  if (ds.uid != UNKNOWN_ID || ds.cgid != UNKNOWN_ID)
+    return 13;
+  close(fd);
+  fd = rc_connect_tcp(port);
+  if (fd < 0)
+    return 14;
+  if (hello_as_root(fd, 1) == 0)
+    return 15; /* served: what would it have been checked as? */
+  if (rc_wait_closed(fd) < 0)
+    return 16;
+  close(fd);
+  return 0;
+}
+
+START_TEST(loopback_peer_identity_from_kernel) {
+  const char *const args[] = {"--port", "0", "--verbose", NULL};
+  struct srv s = {0};
+  struct segset k, d;
+  struct proto_ds ds;
+  char log[65536];
+  int fd, status;
+  pid_t pid;
+
+  if (getuid() != 0) {
+    printf("test_security: SKIP loopback_peer_identity_from_kernel: not root, cannot become "
+           "another user\n");
+    return;
+  }
+  srv_start(&s, args, 1);
+  /* Root, through a raw client over loopback: the kernel says root, its claims stand. */
+  fd = rc_connect(&s.h);
+  ck_assert_int_eq(rc_plain_hello(fd, 0, 0), 0);
+  server_segments(fd, &d);
+  kernel_segments(&k);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0)
+    _exit(loopback_child(s.h.port, &k, &d));
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  kernel_segments_rm(&k);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+  if (getpwuid(UNKNOWN_ID) == NULL) {
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+      _exit(unknown_uid_child(s.h.port));
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "unknown uid child %#x",
+                  status);
+  } else {
+    printf("test_security: SKIP the unknown-uid case: uid %d has a passwd entry here\n",
+           UNKNOWN_ID);
+  }
+  /* The same requests from root are granted. */
+  ck_assert_int_eq(rc_attach(fd, cred_of(0, 0), d.root), 0);
+  ck_assert_int_eq(rc_stat(fd, cred_of(0, 0), d.root, &ds), 0);
+  ck_assert_uint_eq(ds.uid, 0);
+  /* Root may claim another user, as on the Unix socket: it could become them. */
+  ck_assert_int_eq(rc_attach(fd, cred_of(NOBODY, NOBODY), d.root), -EACCES);
+  close(fd);
+  h_server_stop(&s.h);
+  slurp(s.log, log, sizeof log);
+  ck_assert_msg(strstr(log, "(kernel-verified root: claims believed)"), "%s", log);
+  ck_assert_msg(strstr(log, "uid 65534 gid 4000 (kernel-verified)"), "%s", log);
+  ck_assert_msg(strstr(log, "ignoring claimed uid 0 gid 0"), "%s", log);
+  ck_assert_msg(strstr(log, "uid 65534 from the kernel, gid 4000 and 1 supplementary "
+                            "group(s) from the process holding the socket"), "%s", log);
+  ck_assert_msg(strstr(log, "uid 65534 from the kernel, gid 65534 and 1 supplementary "
+                            "group(s) from the user database"), "%s", log);
+  ck_assert_msg(getpwuid(UNKNOWN_ID) != NULL ||
+                    strstr(log, "cannot read the groups of uid 54321, the owner of the local "
+                                "peer's socket (not held by the pid it names, and no passwd "
+                                "entry): refusing it rather than believing its claims"),
+                "%s", log);
+}
+END_TEST
+
+/* fakeroot's path, or NULL when it is not installed. */
+static const char *find_fakeroot(void) {
+  static char path[4096];
+  const char *env = getenv("PATH");
+  char dirs[4096], *save = NULL;
+
+  snprintf(dirs, sizeof dirs, "%s", env ? env : "/usr/bin:/bin");
+  for (char *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+    snprintf(path, sizeof path, "%s/fakeroot", d);
+    if (access(path, X_OK) == 0)
+      return path;
+  }
+  return NULL;
+}
+
+/* Runs "shmtool get KEY" through fakeroot as user `as` (no supplementary groups): natively,
+ * or with the shim appended to fakeroot's own LD_PRELOAD inside the session and DSHM_SERVER
+ * = server. */
+static void fakeroot_get(const char *fakeroot, uid_t as, const char *server, const char *key,
+                         struct h_result *r) {
+  const char *script = server ? "LD_PRELOAD=\"$DSHM_TEST_SHIM${LD_PRELOAD:+:$LD_PRELOAD}\" "
+                                "exec \"$@\""
+                              : "exec \"$@\"";
+  char tool[4096];
+  struct h_proc p;
+  int out[2], err[2];
+
+  snprintf(tool, sizeof tool, "%s/shmtool", getenv("DSHM_TEST_PROGS"));
+  ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+  ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+  p.pid = fork();
+  ck_assert_int_ge(p.pid, 0);
+  if (p.pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(err[1], STDERR_FILENO);
+    if (as != 0 && (setgroups(0, NULL) < 0 || setgid(as) < 0 || setuid(as) < 0))
+      _exit(126);
+    if (chdir("/") < 0)
+      _exit(126);
+    setenv("ASAN_OPTIONS", CLIENT_ASAN, 1);
+    unsetenv("LD_PRELOAD");
+    if (server != NULL) {
+      setenv("DSHM_SERVER", server, 1);
+      setenv("DSHM_TEST_SHIM", getenv("DSHM_TEST_PRELOAD"), 1);
+    }
+    execl(fakeroot, "fakeroot", "--", "/bin/sh", "-c", script, "sh", tool, "get", key,
+          (char *)NULL);
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  p.out_fd = out[0];
+  p.err_fd = err[0];
+  h_wait(&p, r, 60000);
+}
+
+/* An unprivileged user runs a program under fakeroot (getuid() says 0, so the shim claims
+ * root) against root's 0600 segment: EACCES, exactly as the kernel answers the same program
+ * under fakeroot; root itself gets in. */
+START_TEST(fakeroot_gets_what_the_kernel_gives) {
+  const char *const args[] = {"--port", "0", NULL};
+  const char *fakeroot = find_fakeroot();
+  struct h_result nat, shim;
+  struct srv s = {0};
+  char key[32], log[16384];
+  int kid, fd;
+
+  if (fakeroot == NULL) {
+    printf("test_security: SKIP fakeroot_gets_what_the_kernel_gives: fakeroot is not "
+           "installed (`make deps` installs it, Makefile DEB_PKGS)\n");
+    return;
+  }
+  if (getuid() != 0) {
+    printf("test_security: SKIP fakeroot_gets_what_the_kernel_gives: not root, cannot "
+           "become another user\n");
+    return;
+  }
+  srv_start(&s, args, 1);
+  snprintf(key, sizeof key, "%d", h_unique_key());
+  /* Root's segment of that key, 0600, in the kernel and at the server. */
+  kid = shmget((key_t)atoi(key), 4096, IPC_CREAT | IPC_EXCL | 0600);
+  ck_assert_int_ge(kid, 0);
+  fd = rc_connect(&s.h);
+  ck_assert_int_eq(rc_plain_hello(fd, 0, 0), 0);
+  ck_assert_int_ge(rc_create(fd, cred_of(0, 0), atoi(key), 4096, IPC_CREAT | IPC_EXCL | 0600), 0);
+
+  fakeroot_get(fakeroot, NOBODY, NULL, key, &nat);
+  fakeroot_get(fakeroot, NOBODY, s.h.addr, key, &shim);
+  shmctl(kid, IPC_RMID, NULL);
+  ck_assert_msg(WIFEXITED(nat.status) && WEXITSTATUS(nat.status) == 1 &&
+                    strstr(nat.err, "shmtool: shmget: Permission denied"),
+                "native under fakeroot: %#x %s", nat.status, nat.err);
+  ck_assert_msg(WIFEXITED(shim.status) && WEXITSTATUS(shim.status) == 1,
+                "dshm under fakeroot: %#x; stdout: %s stderr: %s", shim.status, shim.out,
+                shim.err);
+  ck_assert_str_eq(shim.out, nat.out);
+  ck_assert_str_eq(shim.err, nat.err);
+
+  /* Root under fakeroot is root: it gets in. */
+  fakeroot_get(fakeroot, 0, s.h.addr, key, &shim);
+  ck_assert_msg(WIFEXITED(shim.status) && WEXITSTATUS(shim.status) == 0,
+                "root under fakeroot: %#x %s", shim.status, shim.err);
+  ck_assert_str_eq(shim.out, "value 0\n");
+  close(fd);
+  h_server_stop(&s.h);
+  /* The shim did talk to the server, claiming root, and was not believed. */
+  slurp(s.log, log, sizeof log);
+  /* (In agent mode the one who says hello is nobody's agent.) */
+  ck_assert_msg((strstr(log, "hello from shmtool") || strstr(log, "hello from dshm-agent")) &&
+                    strstr(log, "uid 65534 gid 65534 (kernel-verified)"),
+                "%s", log);
+  /* Direct mode: the shim's claim of root was seen and ignored. Agent mode: the agent runs
+   * outside fakeroot (it is started without LD_PRELOAD) and claims what it is. */
+  ck_assert_msg(strstr(log, "ignoring claimed uid 0 gid 0") || strstr(log, "hello from dshm-agent"),
+                "%s", log);
 }
 END_TEST
 
@@ -719,6 +1100,8 @@ int main(void) {
   tcase_add_test(tc, challenge_timeout_and_replay);
   tcase_add_test(tc, unix_socket_preloaded);
   tcase_add_test(tc, unix_peer_identity_from_kernel);
+  tcase_add_test(tc, loopback_peer_identity_from_kernel);
+  tcase_add_test(tc, fakeroot_gets_what_the_kernel_gives);
   tcase_add_test(tc, unix_stale_socket);
   tcase_add_test(tc, max_pending_backpressure);
   tcase_add_test(tc, max_frame_small);

@@ -56,8 +56,8 @@ static void feed(struct srv_conn *c, struct proto_msg m) {
   srv__conn_feed(c, buf, (size_t)n);
 }
 
-/* A connection past HELLO. With kpid != 0 it is a Unix peer whose ids the kernel gave
- * (pid kpid, uid 1000, gid 100): its claims are ignored. */
+/* A connection past HELLO. With kpid != 0 it is a peer whose ids the kernel gave (pid
+ * kpid, uid 2000, gid 300): its claimed uid and gid are ignored, its claimed pid is kept. */
 static struct srv_conn *ready_conn(uint32_t kpid) {
   struct srv_conn *c = srv__conn_new_detached(&srv);
   struct proto_msg m = msg(PROTO_OP_HELLO, 1);
@@ -66,8 +66,8 @@ static struct srv_conn *ready_conn(uint32_t kpid) {
   if (kpid != 0) {
     c->kernel_ids = 1;
     c->peer.pid = kpid;
-    c->peer.uid = 1000;
-    c->peer.gid = 100;
+    c->peer.uid = 2000;
+    c->peer.gid = 300;
   }
   m.u.hello = (struct proto_hello){.pid = parent.pid, .uid = parent.uid, .gid = parent.gid};
   feed(c, m);
@@ -142,17 +142,23 @@ START_TEST(inherit_counts_on_the_connection) {
 }
 END_TEST
 
-START_TEST(inherit_uses_the_kernel_pid) {
+/* A kernel-verified peer (a host agent forwarding its processes' calls): the kernel's uid
+ * and gid, the claimed pid (informational: shm_cpid and shm_lpid name the real caller). */
+START_TEST(kernel_ids_keep_the_claimed_pid) {
   struct srv_conn *c = ready_conn(777);
   int32_t id = create(c, 0600);
   struct srv_seg *s = srv_seg_lookup(&srv.segs, id);
 
+  ck_assert_uint_eq(c->peer.pid, parent.pid);
+  ck_assert_uint_eq(s->shm_perm.cuid, 2000); /* not the claimed 1000 */
+  ck_assert_uint_eq(s->shm_perm.cgid, 300);
+  ck_assert_uint_eq(s->shm_cpid, parent.pid);
   segop(c, PROTO_OP_ATTACH_SEGMENT, id);
   s->shm_lpid = 0;
   inherit(c, id, 1, 0);
   ck_assert(is_open(c));
   ck_assert_uint_eq(s->shm_nattch, 2);
-  ck_assert_uint_eq(s->shm_lpid, 777); /* the claimed 4242 is ignored */
+  ck_assert_uint_eq(s->shm_lpid, parent.pid); /* the claimed 4242, not the kernel's 777 */
 }
 END_TEST
 
@@ -206,7 +212,7 @@ static Suite *dispatch_suite(void) {
 
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, inherit_counts_on_the_connection);
-  tcase_add_test(tc, inherit_uses_the_kernel_pid);
+  tcase_add_test(tc, kernel_ids_keep_the_claimed_pid);
   tcase_add_test(tc, inherit_without_attachment_fails);
   tcase_add_test(tc, inherit_on_a_removed_segment);
   suite_add_tcase(s, tc);
