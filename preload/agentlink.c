@@ -64,15 +64,12 @@ static int try_connect(const char *path) {
   return err;
 }
 
-/* The host directory: DSHM_AGENT_DIR, $XDG_RUNTIME_DIR/dshm, else /tmp/dshm-EUID with the
- * euid of now (a process that changed uid goes to that user's agent). */
+/* The user's directory in the host directory (DSHM_AGENT_DIR, $XDG_RUNTIME_DIR, else /tmp):
+ * dshm-EUID with the euid of now (a process that changed uid goes to that user's agent). */
 static char host_dir[2048]; /* session lock held (session.c): one connect at a time */
 
 static void agent_dir(char *out, size_t cap) {
-  if (shim_cfg.agent_dir[0] != '\0')
-    snprintf(out, cap, "%s", shim_cfg.agent_dir);
-  else
-    snprintf(out, cap, "/tmp/dshm-%u", (unsigned)real_euid());
+  snprintf(out, cap, "%.2000s/dshm-%u", shim_cfg.agent_dir, (unsigned)real_euid());
 }
 
 /* The host directory exists and is ours alone (a directory in /tmp could be anybody's). */

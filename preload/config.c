@@ -80,15 +80,14 @@ static void load_agent(void) {
   size_t i, n = 0;
 
   shim_cfg.agent = a != NULL && *a != '\0' && strcmp(a, "0") != 0 && strcmp(a, "off") != 0;
-  shim_cfg.agent_dir_given = dir != NULL && *dir != '\0';
-  /* Without DSHM_AGENT_DIR, /tmp/dshm-EUID is decided at each connect (agentlink.c): a
-   * process that changed its uid uses that user's agent. */
-  if (shim_cfg.agent_dir_given)
-    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%s", dir);
+  /* The user's own directory under it (dshm-EUID) is decided at each connect (agentlink.c):
+   * a process that changed its uid uses that user's agent. */
+  if (dir != NULL && *dir != '\0')
+    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%.2000s", dir);
   else if (xdg != NULL && *xdg == '/')
-    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%.2000s/dshm", xdg);
+    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%.2000s", xdg);
   else
-    shim_cfg.agent_dir[0] = '\0';
+    snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "/tmp");
   n = (size_t)snprintf(shim_cfg.agent_name, sizeof shim_cfg.agent_name, "agent-");
   for (i = 0; shim_cfg.spec[i] != '\0' && n < 100; i++) {
     char c = shim_cfg.spec[i];

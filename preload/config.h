@@ -22,8 +22,8 @@ struct shim_config {
   int flush_ms;    /* DSHM_FLUSH_MS: background write-back period, 0 = off (flush.c) */
   /* The host agent (agentlink.c, docs/design.md "The node is the host"). */
   int agent;       /* DSHM_AGENT=1: talk to the host agent, not to the server */
-  char agent_dir[2048];  /* DSHM_AGENT_DIR, else $XDG_RUNTIME_DIR/dshm, else /tmp/dshm-EUID */
-  int agent_dir_given;   /* set explicitly (not one of the defaults) */
+  char agent_dir[2048];  /* the host directory: DSHM_AGENT_DIR, else $XDG_RUNTIME_DIR, else
+                          * /tmp; each user's agent lives in its dshm-EUID (agentlink.c) */
   char agent_name[128];  /* "agent-" + DSHM_SERVER made file-name safe */
   char agent_bin[2048];  /* DSHM_AGENT_BIN, else found beside the library (agentlink.c) */
   char agent_idle[16];   /* DSHM_AGENT_IDLE_MS, passed to the agent it starts */

@@ -35,7 +35,8 @@ static char test_dir[128]; /* base_dir/tXXXXXX: this test's hosts */
 
 /* One host: a DSHM_AGENT_DIR and the environment that puts a process on it. */
 struct host {
-  char dir[192];
+  char base[192];           /* DSHM_AGENT_DIR */
+  char dir[192];            /* the agent's directory in it: dshm-EUID */
   char dir_env[224];
   char bin_env[4200];
   char *env[5];
@@ -49,9 +50,10 @@ static void host_init(struct host *h, const char *name) {
   ck_assert_msg(bin != NULL && *bin && getenv("DSHM_TEST_AGENT") != NULL,
                 "DSHM_TEST_AGENT(_WRAP) is not set (run the tests through meson)");
   setenv("DSHM_TEST_AGENT_REAL", getenv("DSHM_TEST_AGENT"), 1);
-  snprintf(h->dir, sizeof h->dir, "%s/%s", test_dir, name);
-  ck_assert_msg(mkdir(h->dir, 0700) == 0, "mkdir %s: %s", h->dir, strerror(errno));
-  snprintf(h->dir_env, sizeof h->dir_env, "DSHM_AGENT_DIR=%s", h->dir);
+  snprintf(h->base, sizeof h->base, "%s/%s", test_dir, name);
+  ck_assert_msg(mkdir(h->base, 0700) == 0, "mkdir %s: %s", h->base, strerror(errno));
+  snprintf(h->dir, sizeof h->dir, "%.150s/dshm-%u", h->base, (unsigned)geteuid());
+  snprintf(h->dir_env, sizeof h->dir_env, "DSHM_AGENT_DIR=%s", h->base);
   snprintf(h->bin_env, sizeof h->bin_env, "DSHM_AGENT_BIN=%s", bin);
   h->env[0] = "DSHM_AGENT=1";
   h->env[1] = h->dir_env;
