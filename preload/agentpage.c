@@ -29,6 +29,7 @@
 #include "config.h"
 #include "real.h"
 #include "session.h"
+#include "vma.h"
 
 #define WAIT_SLICE_MS 100 /* a sleeper looks again this often (agent or segment gone) */
 
@@ -146,8 +147,23 @@ static int raise_view(struct shim_seg *sg, uint32_t p, uintptr_t vstart, int vfl
     }
   }
   busy_drop(w, mode, rc < 0);
+  if (mode != (s & SHIM_PG_MODE))
+    shim__vma_note(sg, p, s & SHIM_PG_MODE, mode);
   shim_real.pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
+}
+
+/* Called from the fault handler after a raise: past the mapping budget, the I/O thread
+ * drops cold runs (vma.c) and this thread waits for that, so the views never run far past
+ * DSHM_MAX_MAPS. */
+static void budget_wait(void) {
+  for (int tries = 0; tries < 3 && shim__vma_over(); tries++) {
+    uint32_t g = atomic_load(&shim__vma_trims);
+    struct shim_fault_rec r = {SHIM_REC_TRIM, 0, 0, 0};
+    if (shim_session_post_fault(&r) < 0)
+      return;
+    futex_wait((_Atomic uint32_t *)&shim__vma_trims, g, 0, WAIT_SLICE_MS);
+  }
 }
 
 int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write) {
@@ -175,6 +191,8 @@ int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write) {
       rc = raise_view(sg, hit->page, hit->vstart, hit->flags, want);
       if (rc != 0) {
         shim_cache_release(hit);
+        if (rc > 0)
+          budget_wait();
         return rc > 0 ? 0 : -1;
       }
       continue; /* lowered meanwhile: look again */
@@ -220,6 +238,8 @@ static int raise_all(struct shim_seg *sg, uint32_t p, uint32_t want) {
       mode = hm;
   }
   busy_drop(w, mode, rc < 0);
+  if (mode != (s & SHIM_PG_MODE))
+    shim__vma_note(sg, p, s & SHIM_PG_MODE, mode);
   return rc;
 }
 
@@ -280,8 +300,11 @@ void shim_agent_lower(struct shim_seg *sg, uint32_t first, uint32_t count, uint3
         ;
       shim_cache_protect(sg, first + i, j - i, keep);
     }
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
       busy_drop(&sg->state[first + i], old[i] > keep ? keep : old[i], 0);
+      if (old[i] > keep)
+        shim__vma_note(sg, first + i, old[i], keep);
+    }
     first += n;
     count -= n;
   }

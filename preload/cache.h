@@ -53,7 +53,8 @@ struct shim_seg {
   uint64_t *version;        /* npages versions (0 = no data); under the cache lock */
   uint32_t *pin;            /* npages pin counts (pin.h: readers low 16 bits, writers high);
                              * under the cache lock */
-  uint32_t nruns;           /* runs of equal mode over the pages (vma.c); under the lock */
+  _Atomic uint32_t nruns;   /* runs of equal mode over the pages (vma.c); changed under the
+                             * lock, or (agent mode) by a fault handler raising a page */
   int nviews;               /* under the cache lock */
   atomic_int lost;          /* the server no longer has it (restart without --data-dir):
                              * calls on its id fail with EIDRM */

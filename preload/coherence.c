@@ -19,6 +19,7 @@
 #include "agentpage.h"
 #include "config.h"
 #include "pin.h"
+#include "vma.h"
 
 atomic_int shim__exiting;
 
@@ -72,6 +73,10 @@ void shim__coh_fault(const struct shim_fault_rec *r) {
   uint32_t limit, n, i;
   int err;
 
+  if (r->kind == SHIM_REC_TRIM) {
+    shim__vma_trim();
+    return;
+  }
   if (r->seg >= SHIM_MAX_SEGS)
     return;
   sg = &shim__segs[r->seg];

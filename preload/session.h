@@ -19,6 +19,7 @@ struct shim_fault_rec {
 #define SHIM_REC_WAKE  0u /* only wakes the I/O thread (queued output) */
 #define SHIM_REC_READ  1u
 #define SHIM_REC_WRITE 2u
+#define SHIM_REC_TRIM  3u /* agent mode: the views passed the mapping budget (vma.c) */
 
 /* A thread waiting for the reply to one request. */
 struct shim_waiter {

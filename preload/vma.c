@@ -15,7 +15,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -47,7 +50,34 @@ void shim__vma_note(struct shim_seg *sg, uint32_t page, uint32_t oldm, uint32_t 
     before += mode_at(sg, page + 1) != oldm;
     after += mode_at(sg, page + 1) != newm;
   }
-  sg->nruns = (uint32_t)((int64_t)sg->nruns + after - before);
+  atomic_fetch_add(&sg->nruns, (uint32_t)(after - before));
+}
+
+atomic_uint shim__vma_trims;
+
+/* Lock-free and async-signal-safe (no budget read from the environment here: the first
+ * view's shim__vma_room did that). An estimate: other threads may be changing runs. */
+int shim__vma_over(void) {
+  uint64_t t = 0;
+  int i;
+
+  if (budget == 0)
+    return 0;
+  for (i = 0; i < SHIM_MAX_SEGS; i++) {
+    struct shim_seg *sg = &shim__segs[i];
+    if (atomic_load(&sg->used))
+      t += (uint64_t)atomic_load(&sg->nruns) *
+           (uint64_t)__atomic_load_n(&sg->nviews, __ATOMIC_RELAXED);
+  }
+  return t > budget;
+}
+
+void shim__vma_trim(void) {
+  pthread_mutex_lock(&shim__cache_lock);
+  shim__vma_room(NULL, 0, 0, 0);
+  pthread_mutex_unlock(&shim__cache_lock);
+  atomic_fetch_add(&shim__vma_trims, 1);
+  syscall(SYS_futex, (uint32_t *)&shim__vma_trims, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 uint32_t shim__vma_budget(void) {

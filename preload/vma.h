@@ -2,6 +2,7 @@
 #ifndef DSHM_SHIM_VMA_H
 #define DSHM_SHIM_VMA_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct shim_seg;
@@ -22,5 +23,13 @@ void shim__vma_room(struct shim_seg *keep, uint32_t first, uint32_t count, uint3
 int shim__vma_enomem(struct shim_seg *keep, uint32_t first, uint32_t count);
 /* The budget in mappings (for tests and diagnostics). */
 uint32_t shim__vma_budget(void);
+
+/* Agent mode, where fault handlers raise views without the cache lock (agentpage.c): */
+/* Lock-free, async-signal-safe: 1 if the views' mappings seem to pass the budget. */
+int shim__vma_over(void);
+/* I/O thread, no lock held: trims (shim__vma_room), then counts one more trim in
+ * shim__vma_trims and wakes the handlers waiting for it. */
+void shim__vma_trim(void);
+extern atomic_uint shim__vma_trims;
 
 #endif /* DSHM_SHIM_VMA_H */
