@@ -79,7 +79,9 @@ static void load_agent(void) {
   const char *xdg = getenv("XDG_RUNTIME_DIR");
   size_t i, n = 0;
 
-  shim_cfg.agent = a != NULL && *a != '\0' && strcmp(a, "0") != 0 && strcmp(a, "off") != 0;
+  /* The host agent is the default; DSHM_AGENT=0 keeps the direct mode (every process a
+   * node of its own) while it lasts. */
+  shim_cfg.agent = a == NULL || *a == '\0' || (strcmp(a, "0") != 0 && strcmp(a, "off") != 0);
   /* The user's own directory under it (dshm-EUID) is decided at each connect (agentlink.c):
    * a process that changed its uid uses that user's agent. */
   if (dir != NULL && *dir != '\0')
