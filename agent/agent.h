@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "client.h"
 #include "proto.h"
 
 #define AGENT_DEFAULT_IDLE_MS 2000u
@@ -21,8 +22,7 @@ struct agent_cfg {
   char sock_path[PATH_MAX];
   char pid_path[PATH_MAX];
   char spec[256];           /* DSHM_SERVER as given */
-  char host[256], port[32]; /* TCP server */
-  char unix_path[108];      /* or unix:PATH */
+  struct dshm_addr addr;    /* the server, parsed */
   int ready_fd;             /* spawner's pipe: "ok" or "err ERRNO message", then closed */
   uint32_t idle_ms;         /* exit this long after the last process is gone */
   uint32_t flush_ms;        /* DSHM_FLUSH_MS: background write-back period, 0 = off */

@@ -105,42 +105,6 @@ static void on_signal(uv_signal_t *h, int signum) {
   agent_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-/* Splits DSHM_SERVER as the shim does: unix:PATH, [v6]:port, host:port or host. */
-static int parse_server(struct agent_cfg *c) {
-  const char *s = c->spec, *host = s, *port = "8080", *colon;
-  size_t hlen;
-
-  if (strncmp(s, "unix:", 5) == 0) {
-    if (s[5] == '\0' || strlen(s + 5) >= sizeof c->unix_path)
-      return -EINVAL;
-    strcpy(c->unix_path, s + 5);
-    return 0;
-  }
-  if (*s == '[') {
-    const char *end = strchr(s, ']');
-    if (end == NULL || (end[1] != ':' && end[1] != '\0'))
-      return -EINVAL;
-    host = s + 1;
-    hlen = (size_t)(end - host);
-    if (end[1] == ':')
-      port = end + 2;
-  } else {
-    colon = strrchr(s, ':');
-    if (colon != NULL && strchr(s, ':') == colon) {
-      hlen = (size_t)(colon - s);
-      port = colon + 1;
-    } else {
-      hlen = strlen(s);
-    }
-  }
-  if (hlen == 0 || hlen >= sizeof c->host || *port == '\0' || strlen(port) >= sizeof c->port)
-    return -EINVAL;
-  memcpy(c->host, host, hlen);
-  c->host[hlen] = '\0';
-  snprintf(c->port, sizeof c->port, "%s", port);
-  return 0;
-}
-
 static int usage(void) {
   fprintf(stderr, "usage: dshm-agent --dir DIR --name NAME --server SPEC [--ready-fd FD] "
                   "[--idle-ms MS] [--foreground]\n");
@@ -281,7 +245,7 @@ int main(int argc, char **argv) {
   if (!foreground && daemonize(&cfg) < 0)
     return 1;
 
-  err = parse_server(&cfg) < 0 ? -EINVAL : 0;
+  err = dshm_client_parse_addr(cfg.spec, "8080", &cfg.addr) < 0 ? -EINVAL : 0;
   if (err < 0)
     snprintf(why, sizeof why, "bad DSHM_SERVER '%s' (expected host:port, [ipv6]:port or "
                               "unix:PATH)", cfg.spec);

@@ -50,48 +50,13 @@ uint32_t agent_up_reqid(struct agent *ag) {
 }
 
 static int connect_server(const struct agent_cfg *cfg, char *why, size_t whylen) {
-  struct addrinfo hints, *res = NULL, *ai;
-  int fd = -1, err = -EHOSTUNREACH, gai, one = 1;
+  const char *reason = NULL;
+  int fd = dshm_client_connect(&cfg->addr, &reason);
 
-  if (cfg->unix_path[0] != '\0') {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-      return -errno;
-    memcpy(a.sun_path, cfg->unix_path, strlen(cfg->unix_path) + 1);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
-      return fd;
-    err = -errno;
-    close(fd);
-    snprintf(why, whylen, "cannot connect to %s (DSHM_SERVER): %s", cfg->spec, strerror(-err));
-    return err;
-  }
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  gai = getaddrinfo(cfg->host, cfg->port, &hints, &res);
-  if (gai != 0) {
-    snprintf(why, whylen, "cannot resolve %s (DSHM_SERVER): %s", cfg->spec, gai_strerror(gai));
-    return gai == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-  }
-  for (ai = res; ai != NULL; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      err = -errno;
-      continue;
-    }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-      break;
-    err = -errno;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) {
-    snprintf(why, whylen, "cannot connect to %s (DSHM_SERVER): %s", cfg->spec, strerror(-err));
-    return err;
-  }
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (fd < 0 && reason != NULL)
+    snprintf(why, whylen, "cannot resolve %s (DSHM_SERVER): %s", cfg->spec, reason);
+  else if (fd < 0)
+    snprintf(why, whylen, "cannot connect to %s (DSHM_SERVER): %s", cfg->spec, strerror(-fd));
   return fd;
 }
 
@@ -395,7 +360,7 @@ static int start_stream(struct agent *ag, int fd) {
   int err;
 
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
-  if (ag->cfg->unix_path[0] != '\0') {
+  if (ag->cfg->addr.unix_path[0] != '\0') {
     err = uv_pipe_init(ag->loop, &ag->up.pipe, 0);
     if (err == 0)
       err = uv_pipe_open(&ag->up.pipe, fd);

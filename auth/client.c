@@ -3,9 +3,95 @@
 #include "client.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int dshm_client_parse_addr(const char *s, const char *default_port, struct dshm_addr *a) {
+  const char *host = s, *port = default_port, *colon;
+  size_t hlen;
+
+  memset(a, 0, sizeof *a);
+  if (strncmp(s, "unix:", 5) == 0) {
+    if (s[5] == '\0' || strlen(s + 5) >= sizeof a->unix_path)
+      return -EINVAL;
+    memcpy(a->unix_path, s + 5, strlen(s + 5) + 1);
+    return 0;
+  }
+  if (*s == '[') {
+    const char *end = strchr(s, ']');
+    if (end == NULL || (end[1] != ':' && end[1] != '\0'))
+      return -EINVAL;
+    host = s + 1;
+    hlen = (size_t)(end - host);
+    if (end[1] == ':')
+      port = end + 2;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon != NULL && strchr(s, ':') == colon) {
+      hlen = (size_t)(colon - s);
+      port = colon + 1;
+    } else {
+      hlen = strlen(s);
+    }
+  }
+  if (hlen == 0 || hlen >= sizeof a->host || *port == '\0' || strlen(port) >= sizeof a->port)
+    return -EINVAL;
+  memcpy(a->host, host, hlen);
+  a->host[hlen] = '\0';
+  memcpy(a->port, port, strlen(port) + 1);
+  return 0;
+}
+
+int dshm_client_connect(const struct dshm_addr *a, const char **why) {
+  struct addrinfo hints, *res = NULL, *ai;
+  int fd = -1, err = -EHOSTUNREACH, gai, one = 1;
+
+  *why = NULL;
+  if (a->unix_path[0] != '\0') {
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      return -errno;
+    memcpy(un.sun_path, a->unix_path, strlen(a->unix_path) + 1);
+    if (connect(fd, (struct sockaddr *)&un, sizeof un) == 0)
+      return fd;
+    err = -errno;
+    close(fd);
+    return err;
+  }
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  gai = getaddrinfo(a->host, a->port, &hints, &res);
+  if (gai != 0) {
+    *why = gai_strerror(gai);
+    return gai == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+  }
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = -errno;
+      continue;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+      break;
+    err = -errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0)
+    return err;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
 
 int dshm_client_send_all(int fd, const void *buf, size_t len) {
   const uint8_t *p = buf;

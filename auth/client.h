@@ -10,6 +10,22 @@
 #include "auth.h"
 #include "proto.h"
 
+/* A server address as DSHM_SERVER spells it: host:port, [v6addr]:port, host, or unix:PATH. */
+struct dshm_addr {
+  char host[256];      /* brackets removed */
+  char port[32];
+  char unix_path[108]; /* unix:PATH, else "" */
+};
+
+/* Parses spec (port default_port when it names none). 0 or -EINVAL. A bare IPv6 literal
+ * with several colons and no brackets is taken as a host. */
+int dshm_client_parse_addr(const char *spec, const char *default_port, struct dshm_addr *a);
+
+/* Connects to a (TCP with TCP_NODELAY, trying every address the name resolves to, or the
+ * Unix socket), close-on-exec. A socket, or -errno with *why set to the resolver's message
+ * when the name did not resolve (else NULL: strerror says it). */
+int dshm_client_connect(const struct dshm_addr *a, const char **why);
+
 /* Writes / reads exactly len bytes on a blocking socket. 0, -ECONNRESET (peer closed),
  * -ETIMEDOUT (SO_RCVTIMEO expired) or -errno. */
 int dshm_client_send_all(int fd, const void *p, size_t len);

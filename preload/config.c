@@ -1,6 +1,8 @@
 /* config.c - owns the environment configuration (DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS, DSHM_FLUSH_MS) and diagnostics. */
 #include "config.h"
 
+#include "client.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -11,46 +13,17 @@
 
 struct shim_config shim_cfg;
 
-/* Splits "host:port", "[v6]:port", "host" or "[v6]" into cfg->host / cfg->port.
- * A bare IPv6 literal with several colons and no brackets is taken as a host. */
-static int parse_server(const char *s, struct shim_config *cfg) {
-  const char *host = s, *port = SHIM_DEFAULT_PORT, *colon;
-  size_t hlen;
+/* Splits DSHM_SERVER (auth/client.c) into cfg->host / port / unix_path. */
+static int parse_server(const char *spec, struct shim_config *cfg) {
+  struct dshm_addr a;
+  int err = dshm_client_parse_addr(spec, SHIM_DEFAULT_PORT, &a);
 
-  cfg->unix_path[0] = '\0';
-  if (strncmp(s, "unix:", 5) == 0) {
-    if (s[5] == '\0' || strlen(s + 5) >= sizeof cfg->unix_path)
-      return -EINVAL;
-    strcpy(cfg->unix_path, s + 5);
-    return 0;
+  if (err == 0) {
+    memcpy(cfg->host, a.host, sizeof cfg->host);
+    memcpy(cfg->port, a.port, sizeof cfg->port);
+    memcpy(cfg->unix_path, a.unix_path, sizeof cfg->unix_path);
   }
-
-  if (*s == '[') {
-    const char *end = strchr(s, ']');
-    if (end == NULL)
-      return -EINVAL;
-    host = s + 1;
-    hlen = (size_t)(end - host);
-    if (end[1] == ':')
-      port = end + 2;
-    else if (end[1] != '\0')
-      return -EINVAL;
-  } else {
-    colon = strrchr(s, ':');
-    if (colon != NULL && strchr(s, ':') == colon) {
-      hlen = (size_t)(colon - s);
-      port = colon + 1;
-    } else {
-      hlen = strlen(s);
-    }
-  }
-  if (hlen == 0 || hlen >= sizeof cfg->host || *port == '\0' ||
-      strlen(port) >= sizeof cfg->port)
-    return -EINVAL;
-  memcpy(cfg->host, host, hlen);
-  cfg->host[hlen] = '\0';
-  snprintf(cfg->port, sizeof cfg->port, "%s", port);
-  return 0;
+  return err;
 }
 
 /* DSHM_FLUSH_MS: 0 (off) or 1..SHIM_MAX_FLUSH_MS; anything else keeps the default. */

@@ -361,21 +361,6 @@ static int hello(int fd) {
   return err;
 }
 
-/* Connects to DSHM_SERVER=unix:PATH. A socket or -errno. */
-static int connect_unix(void) {
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
-
-  if (fd < 0)
-    return -errno;
-  memcpy(a.sun_path, shim_cfg.unix_path, strlen(shim_cfg.unix_path) + 1);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
-    return fd;
-  err = -errno;
-  close(fd);
-  return err;
-}
-
 /* One request and its reply on the blocking socket fd (the handshake, and the I/O thread
  * while it reconnects, before it polls again). Frames that are not the reply are skipped:
  * the server sends nothing else to a node that holds no page yet. 0, -errno of the reply's
@@ -405,8 +390,10 @@ static int node_hello(int fd, uint32_t flags, uint8_t *instance) {
 
 /* Returns a connected socket or -errno, and prints the reason once. Lock held. */
 static int connect_server(void) {
-  struct addrinfo hints, *res = NULL, *ai;
-  int fd = -1, err = -EHOSTUNREACH, gai, one = 1;
+  const struct dshm_addr a = {.host = "", .port = "", .unix_path = ""};
+  struct dshm_addr addr = a;
+  const char *why = NULL;
+  int fd;
 
   if (shim_cfg.spec_err < 0) {
     if (!S.warned++ || shim_cfg.debug)
@@ -414,41 +401,16 @@ static int connect_server(void) {
                shim_cfg.spec);
     return shim_cfg.spec_err;
   }
-  if (shim_cfg.unix_path[0] != '\0') {
-    fd = connect_unix();
-    if (fd < 0 && (!S.warned++ || shim_cfg.debug))
+  memcpy(addr.host, shim_cfg.host, sizeof addr.host);
+  memcpy(addr.port, shim_cfg.port, sizeof addr.port);
+  memcpy(addr.unix_path, shim_cfg.unix_path, sizeof addr.unix_path);
+  fd = dshm_client_connect(&addr, &why);
+  if (fd < 0 && (!S.warned++ || shim_cfg.debug)) {
+    if (why != NULL)
+      shim_log("cannot resolve %s (DSHM_SERVER): %s", shim_cfg.spec, why);
+    else
       shim_log("cannot connect to %s (DSHM_SERVER): %s", shim_cfg.spec, strerror(-fd));
-    return fd;
   }
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  gai = getaddrinfo(shim_cfg.host, shim_cfg.port, &hints, &res);
-  if (gai != 0) {
-    err = gai == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-    if (!S.warned++ || shim_cfg.debug)
-      shim_log("cannot resolve %s (DSHM_SERVER): %s", shim_cfg.spec, gai_strerror(gai));
-    return err;
-  }
-  for (ai = res; ai != NULL; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      err = -errno;
-      continue;
-    }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-      break;
-    err = -errno;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) {
-    if (!S.warned++ || shim_cfg.debug)
-      shim_log("cannot connect to %s (DSHM_SERVER): %s", shim_cfg.spec, strerror(-err));
-    return err;
-  }
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
 }
 
