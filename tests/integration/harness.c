@@ -255,3 +255,37 @@ int h_read_line(int fd, char *buf, size_t cap, int timeout_ms) {
 int h_wait_exit(pid_t pid, int *status, int timeout_ms) {
   return wait_pid(pid, status, timeout_ms);
 }
+
+void h_server_start_logged(struct h_server *s, char *log_path) {
+  int fd, saved;
+
+  strcpy(log_path, "/tmp/dshm-test-log.XXXXXX");
+  fd = mkstemp(log_path);
+  ck_assert_int_ge(fd, 0);
+  saved = dup(STDERR_FILENO);
+  ck_assert_int_ge(saved, 0);
+  ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+  setenv("DSHM_VERBOSE", "1", 1);
+  h_server_start(s);
+  unsetenv("DSHM_VERBOSE");
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(fd);
+}
+
+int h_logged_flush_of(const char *log_path, unsigned page) {
+  FILE *f = fopen(log_path, "r");
+  char line[512];
+  int found = 0;
+
+  ck_assert_msg(f != NULL, "%s", log_path);
+  while (!found && fgets(line, sizeof line, f) != NULL) {
+    const char *at = strstr(line, "WRITE_DATA shm ");
+    unsigned first, count;
+    if (at != NULL && strstr(at, "(kept") != NULL &&
+        sscanf(at, "WRITE_DATA shm %*d pages %u+%u", &first, &count) == 2)
+      found = first <= page && page - first < count;
+  }
+  fclose(f);
+  return found;
+}

@@ -65,6 +65,14 @@ int h_unique_key(void);
  * the differential tests must not leave segments behind in the machine. */
 void h_kernel_forget(const char *key);
 
+/* A server with --verbose (DSHM_VERBOSE) whose stderr goes to a new file, named into
+ * log_path (a buffer of at least 32 bytes; the caller unlinks it): it logs every
+ * WRITE_DATA it receives, background write-backs marked "(kept". */
+void h_server_start_logged(struct h_server *s, char *log_path);
+/* Whether the server log at log_path holds a background write-back (WRITE_DATA keeping
+ * the pages) of a run that contains page. Fails the test if the log cannot be read. */
+int h_logged_flush_of(const char *log_path, unsigned page);
+
 /* CLOCK_MONOTONIC in milliseconds. */
 long h_now_ms(void);
 /* Reads one line (without the newline) from fd within timeout_ms; 0, or -1 on EOF or timeout. */

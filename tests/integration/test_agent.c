@@ -498,28 +498,14 @@ END_TEST
 
 static char log_path[64]; /* the verbose server's stderr */
 
-/* A server with --verbose (DSHM_VERBOSE) whose stderr goes to a file: it logs every
- * WRITE_DATA, background ones marked "(kept". */
+/* A server whose log the tests read (harness.h, h_server_start_logged). */
 static void setup_verbose(void) {
-  int fd, saved;
-
   ck_assert_msg(base_dir[0] != '\0', "no base directory (mkdtemp failed)");
   snprintf(test_dir, sizeof test_dir, "%s/tXXXXXX", base_dir);
   ck_assert_msg(mkdtemp(test_dir) != NULL, "mkdtemp: %s", strerror(errno));
   host_init(&host_a, "hostA");
   host_init(&host_b, "hostB");
-  snprintf(log_path, sizeof log_path, "/tmp/dshm-test-agent.XXXXXX");
-  fd = mkstemp(log_path);
-  ck_assert_int_ge(fd, 0);
-  saved = dup(STDERR_FILENO);
-  ck_assert_int_ge(saved, 0);
-  ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-  setenv("DSHM_VERBOSE", "1", 1);
-  h_server_start(&srv);
-  unsetenv("DSHM_VERBOSE");
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  close(fd);
+  h_server_start_logged(&srv, log_path);
 }
 
 static void teardown_verbose(void) {
@@ -527,22 +513,8 @@ static void teardown_verbose(void) {
   unlink(log_path);
 }
 
-/* Whether the server logged a background write-back of a run that contains page. */
 static int logged_flush_of(uint32_t page) {
-  FILE *f = fopen(log_path, "r");
-  char line[512];
-  int found = 0;
-
-  ck_assert_msg(f != NULL, "%s", log_path);
-  while (!found && fgets(line, sizeof line, f) != NULL) {
-    const char *at = strstr(line, "WRITE_DATA shm ");
-    unsigned first, count;
-    if (at != NULL && strstr(at, "(kept") != NULL &&
-        sscanf(at, "WRITE_DATA shm %*d pages %u+%u", &first, &count) == 2)
-      found = first <= page && page - first < count;
-  }
-  fclose(f);
-  return found;
+  return h_logged_flush_of(log_path, page);
 }
 
 /* A writer on host A writes WPAGES pages, then the marker page, and waits; once the server

@@ -29,23 +29,8 @@ static void teardown(void) {
     unlink(log_path);
 }
 
-/* A server with --verbose (DSHM_VERBOSE) whose stderr goes to a file the test can read:
- * it logs every WRITE_DATA it receives. */
 static void setup_verbose(void) {
-  int fd, saved;
-
-  snprintf(log_path, sizeof log_path, "/tmp/dshm-test-flush.XXXXXX");
-  fd = mkstemp(log_path);
-  ck_assert_int_ge(fd, 0);
-  saved = dup(STDERR_FILENO);
-  ck_assert_int_ge(saved, 0);
-  ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-  setenv("DSHM_VERBOSE", "1", 1);
-  h_server_start(&srv);
-  unsetenv("DSHM_VERBOSE");
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  close(fd);
+  h_server_start_logged(&srv, log_path);
 }
 
 static long now_ms(void) {
@@ -54,23 +39,8 @@ static long now_ms(void) {
   return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* Whether the server logged a background write-back (WRITE_DATA keeping the pages) of a
- * run that contains page. */
 static int logged_flush_of(uint32_t page) {
-  FILE *f = fopen(log_path, "r");
-  char line[512];
-  int found = 0;
-
-  ck_assert_msg(f != NULL, "%s", log_path);
-  while (!found && fgets(line, sizeof line, f) != NULL) {
-    const char *at = strstr(line, "WRITE_DATA shm ");
-    unsigned first, count;
-    if (at != NULL && strstr(at, "(kept") != NULL &&
-        sscanf(at, "WRITE_DATA shm %*d pages %u+%u", &first, &count) == 2)
-      found = first <= page && page - first < count;
-  }
-  fclose(f);
-  return found;
+  return h_logged_flush_of(log_path, page);
 }
 
 /* Waits (bounded) for logged_flush_of(page): a condition, polled at 10 ms. */
