@@ -85,6 +85,23 @@ static void busy_drop(_Atomic uint32_t *w, uint32_t mode, int err) {
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+/* BUSY held: sets our bit in the page's holders, THEN reads the host's word (the Dekker
+ * handshake with the agent's lowering, proto/hosttab.h), and returns the word. The bit is
+ * read again after the word: the agent clears the bits of the processes it told once a
+ * revocation is complete, and that clearing can land between our setting and our reading
+ * (we took BUSY right after our own lowering for it, before its acknowledgement reached the
+ * agent); a word read then may already be a later grant's, with our bit gone. */
+static uint32_t announce(struct dshm_hostpage *hp) {
+  uint64_t bit = dshm_ht_bit(atomic_load(&shim__agent_slot));
+  uint32_t h;
+
+  do {
+    atomic_fetch_or(&hp->holders, bit);
+    h = atomic_load(&hp->word);
+  } while (!(atomic_load(&hp->holders) & bit));
+  return h;
+}
+
 /* Async-signal-safe: the fault record, one SOCK_SEQPACKET message (one send(2) is one whole
  * message, whoever else writes to the socket). 0 or -1. */
 static int send_record(int32_t shmid, uint32_t page, int write) {
@@ -132,8 +149,7 @@ static int raise_view(struct shim_seg *sg, uint32_t p, uintptr_t vstart, int vfl
   shim_real.pthread_sigmask(SIG_BLOCK, &all, &old);
   s = busy_take(w);
   mode = s & SHIM_PG_MODE;
-  atomic_fetch_or(&hp->holders, dshm_ht_bit(atomic_load(&shim__agent_slot)));
-  h = atomic_load(&hp->word);
+  h = announce(hp);
   hm = dshm_ht_mode(h);
   if (h & DSHM_HT_ERR) {
     rc = -1;
@@ -227,8 +243,7 @@ static int raise_all(struct shim_seg *sg, uint32_t p, uint32_t want) {
   uint32_t s = busy_take(w), mode = s & SHIM_PG_MODE, h, hm;
   int rc = 0;
 
-  atomic_fetch_or(&hp->holders, dshm_ht_bit(atomic_load(&shim__agent_slot)));
-  h = atomic_load(&hp->word);
+  h = announce(hp);
   hm = dshm_ht_mode(h);
   if (h & DSHM_HT_ERR) {
     rc = -1;
