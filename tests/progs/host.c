@@ -688,12 +688,59 @@ static int cmd_flag(key_t key, long rounds, int role) {
   return shmdt(s) == 0 ? 0 : fail("shmdt");
 }
 
+/* storm KEY PARTIES THREADS: THREADS threads of this process and of the other PARTIES-1
+ * processes running the same meet at a barrier (page 0), then all read the storm page at
+ * once; prints "storm value V". The host agent must ask the server for that page once. */
+#define STORM_PAGE 40 /* beyond any read-ahead or write-ahead of the barrier page */
+
+struct storm {
+  uint64_t *w;
+  long arrivals;
+  uint64_t value;
+};
+
+static void *storm_thread(void *arg) {
+  struct storm *st = arg;
+  long spins = 0;
+
+  __atomic_fetch_add(&st->w[0], 1, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(&st->w[0], __ATOMIC_ACQUIRE) < (uint64_t)st->arrivals)
+    if (++spins % 1024 == 0)
+      sched_yield();
+  st->value = __atomic_load_n(&st->w[STORM_PAGE * (PAGE / 8)], __ATOMIC_ACQUIRE);
+  return NULL;
+}
+
+static int cmd_storm(key_t key, long parties, long threads) {
+  struct storm st[64];
+  pthread_t tid[64];
+  uint64_t *w = attach(key, (STORM_PAGE + 1) * PAGE, IPC_CREAT, 0, NULL);
+
+  if (w == NULL)
+    return 1;
+  if (threads < 1 || threads > 64 || parties < 1)
+    return 2;
+  for (long t = 0; t < threads; t++) {
+    st[t] = (struct storm){w, parties * threads, 0};
+    if (pthread_create(&tid[t], NULL, storm_thread, &st[t]) != 0)
+      return fail("pthread_create");
+  }
+  for (long t = 0; t < threads; t++)
+    pthread_join(tid[t], NULL);
+  for (long t = 1; t < threads; t++)
+    if (st[t].value != st[0].value)
+      return fail("threads read different values");
+  printf("storm value %" PRIu64 "\n", st[0].value);
+  return shmdt(w) < 0 ? fail("shmdt") : 0;
+}
+
 static int usage(void) {
   fprintf(stderr,
           "usage: host counter KEY N ROUNDS | sum KEY | mutex KEY NPROC ROUNDS [reattach] |\n"
           "       sem KEY NITEMS | exitwrite KEY PAGES | verify KEY PAGES |\n"
           "       killwrite KEY PAGES | rmidfork KEY | forks KEY N |\n"
-          "       readers KEY MB NPROC [fresh] | flag KEY ROUNDS ROLE\n");
+          "       readers KEY MB NPROC [fresh] | flag KEY ROUNDS ROLE |\n"
+          "       storm KEY PARTIES THREADS\n");
   return 2;
 }
 
@@ -727,6 +774,8 @@ int main(int argc, char **argv) {
     return cmd_forks(key, atol(argv[3]));
   if (!strcmp(cmd, "readers") && (argc == 5 || (argc == 6 && !strcmp(argv[5], "fresh"))))
     return cmd_readers(key, atol(argv[3]), atol(argv[4]), argc == 6);
+  if (!strcmp(cmd, "storm") && argc == 5)
+    return cmd_storm(key, atol(argv[3]), atol(argv[4]));
   if (!strcmp(cmd, "flag") && argc == 5)
     return cmd_flag(key, atol(argv[3]), atoi(argv[4]));
   return usage();
