@@ -444,10 +444,11 @@ static void proc_read(struct agent *ag, struct lproc *p) {
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
       return;
-    if (n <= 0) {
+    if (n < 0) {
       proc_gone(ag, p);
       return;
     }
+    /* Before anything else: an empty message (read as n == 0) may carry descriptors too. */
     for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
       if (c->cmsg_level != SOL_SOCKET)
         continue;
@@ -456,6 +457,10 @@ static void proc_read(struct agent *ag, struct lproc *p) {
       else if (c->cmsg_type == SCM_RIGHTS) /* nobody sends us descriptors: drop them */
         for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++)
           close(((int *)CMSG_DATA(c))[k]);
+    }
+    if (n == 0) {
+      proc_gone(ag, p);
+      return;
     }
     /* One message is one whole frame; anything else ends the connection. */
     if ((mh.msg_flags & MSG_TRUNC) || proto_frame(rbuf, (size_t)n, &in.h) != n ||

@@ -1,6 +1,7 @@
 /* mkseeds.c - writes the fuzzers' seed corpus: valid frames of every opcode (requests and
- * replies) for fuzz_proto, and scripted multi-peer sessions for fuzz_server.
- * Usage: mkseeds PROTO_DIR SERVER_DIR (both must exist). */
+ * replies) for fuzz_proto, scripted multi-peer sessions for fuzz_server, and for fuzz_agent
+ * scripts that drive a host agent from both sides (processes and server) into deep states.
+ * Usage: mkseeds PROTO_DIR SERVER_DIR [AGENT_DIR] (they must exist). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,13 +398,337 @@ static void server_seeds(const char *dir) {
   put_file(dir, "auth-unasked", &cur);
 }
 
+/* ---- fuzz_agent: records of the processes (P), the server (S) and events (EV) ---- */
+
+#define P(pp)       ((uint8_t)(pp))                      /* process pp sends a message */
+#define PM(pp, n)   ((uint8_t)(0x20 | (n) << 2 | (pp)))  /* ... answering the agent's nth latest */
+#define PF(pp)      ((uint8_t)(0xC0 | (pp)))             /* ... with a descriptor */
+#define S           ((uint8_t)0x40)                      /* the server sends bytes */
+#define SM(n)       ((uint8_t)(0x60 | (n)))              /* ... a reply to the nth latest request */
+#define EV(op, pp)  ((uint8_t)(0x80 | (op) << 2 | (pp))) /* an event */
+
+enum { EV_HANGUP, EV_CONNECT, EV_PAUSE, EV_FLUSH, EV_SRV_HANGUP, EV_SRV_PAUSE, EV_STOP, EV_HOLD,
+       EV_STORE };
+
+/* Pid table indexes of fuzz_agent (INHERIT's child, EV_CONNECT's byte). */
+enum { PID_SELF, PID_INIT, PID_ZOMBIE, PID_NONE, PID_GROUPS };
+
+static void raw(struct buf *b, uint8_t sel, const void *p, size_t n) {
+  b->b[b->n++] = sel;
+  b->b[b->n++] = (uint8_t)(n >> 8);
+  b->b[b->n++] = (uint8_t)n;
+  memcpy(b->b + b->n, p, n);
+  b->n += n;
+}
+
+static void ev(struct buf *b, uint8_t op, uint8_t pp, uint8_t a0, uint8_t a1, uint8_t a2,
+               uint8_t a3) {
+  uint8_t a[4] = {a0, a1, a2, a3};
+
+  raw(b, EV(op, pp), a, sizeof a);
+}
+
+/* A reply of the server to the agent's latest request of its opcode: the page data is left
+ * out of the record (the target pads the frame to the length its header says). */
+static void reply(struct buf *b, struct proto_msg m) {
+  struct buf *one = malloc(sizeof *one);
+  size_t data = 0;
+
+  m.h.flags |= PROTO_F_REPLY;
+  if (m.h.status == 0 && (m.h.opcode == PROTO_OP_READ_DATA || m.h.opcode == PROTO_OP_ACQUIRE))
+    for (uint32_t i = 0; i < m.u.run.count; i++)
+      data += m.u.run.page[i].flags & PROTO_PAGE_DATA ? PROTO_PAGE_SIZE : 0;
+  one->n = 0;
+  frame(one, &m);
+  raw(b, SM(0), one->b, one->n - data);
+  free(one);
+}
+
+static struct proto_msg status(uint8_t op, int32_t st) {
+  struct proto_msg m = msg(op, 0);
+
+  m.h.flags = PROTO_F_REPLY;
+  m.h.status = st;
+  return m;
+}
+
+static struct proto_msg attach_reply(int32_t shmid, uint64_t segsz) {
+  struct proto_msg m = status(PROTO_OP_ATTACH_SEGMENT, 0);
+
+  m.u.attach_reply = (struct proto_attach_reply){shmid, segsz};
+  return m;
+}
+
+/* A fault record, as the shim's signal handler sends it. */
+static struct proto_msg fault(int32_t shmid, uint32_t pg, int write) {
+  return run(write ? PROTO_OP_ACQUIRE : PROTO_OP_READ_DATA, 0, shmid, pg, 1,
+             write ? PROTO_MODE_EXCLUSIVE : PROTO_MODE_SHARED, 0);
+}
+
+/* The shim's answer to an INVALIDATE or RECALL (INVALIDATE_ACK for both). */
+static struct proto_msg lowered(int32_t shmid, uint32_t first, uint32_t count) {
+  return range(PROTO_OP_INVALIDATE_ACK, 0, shmid, first, count, PROTO_MODE_INVALID);
+}
+
+static struct proto_msg child(int32_t shmid, uint32_t nrw, uint32_t nro, uint32_t pid) {
+  struct proto_msg m = inherit(shmid, nrw, nro);
+
+  m.u.inherit.child = pid;
+  return m;
+}
+
+/* pp attaches shmid of npages through the server, maps it and holds every page. */
+static void attached(struct buf *b, uint8_t pp, int32_t shmid, uint32_t npages, int flg) {
+  rec(b, P(pp), attach(shmid, flg));
+  reply(b, attach_reply(shmid, (uint64_t)npages * PROTO_PAGE_SIZE));
+  ev(b, EV_HOLD, pp, 0, 0, 0, 0);
+}
+
+/* The server's grant of pages [first, first+count) at mode, with data and versions. */
+static struct proto_msg grant(int32_t shmid, uint32_t first, uint32_t count, uint32_t mode) {
+  struct proto_msg m = run(mode == PROTO_MODE_EXCLUSIVE ? PROTO_OP_ACQUIRE : PROTO_OP_READ_DATA,
+                           0, shmid, first, count, mode, 1);
+
+  for (uint32_t i = 0; i < count; i++)
+    m.u.run.page[i].version = 100 + first + i;
+  return m;
+}
+
+static void agent_seeds(const char *dir) {
+  static const uint8_t garbage[] = "GET / HTTP/1.0\r\nHost: dshm\r\n\r\n"; /* > a header */
+  static struct buf one;
+  struct proto_msg m;
+
+  /* One process through a page's life: create, attach, a read fault granted with data
+   * (read-ahead), a write fault granted, a store and a background write-back (one page at
+   * a time, then all), a RECALL that keeps SHARED and an INVALIDATE (each lowered by the
+   * process), IPC_STAT, detach (write-back of the host's pages), remove; PINGs. */
+  cur.n = 0;
+  rec(&cur, P(0), hello());
+  rec(&cur, P(0), create(0x1234, 3 * PROTO_PAGE_SIZE, IPC_CREAT | 0600));
+  m = status(PROTO_OP_CREATE_SEGMENT, 0);
+  m.u.create_reply.shmid = 7;
+  reply(&cur, m);
+  rec(&cur, P(0), attach(7, 0));
+  reply(&cur, attach_reply(7, 3 * PROTO_PAGE_SIZE));
+  ev(&cur, EV_HOLD, 0, 0, 0, 0, 0x40);
+  rec(&cur, P(0), fault(7, 0, 0));
+  reply(&cur, grant(7, 0, 3, PROTO_MODE_SHARED));
+  rec(&cur, P(0), fault(7, 1, 1));
+  reply(&cur, grant(7, 1, 2, PROTO_MODE_EXCLUSIVE));
+  ev(&cur, EV_STORE, 0, 0, 1, 0, 0);
+  ev(&cur, EV_STORE, 0, 0, 2, 0, 0);
+  ev(&cur, EV_FLUSH, 0, 1, 0, 0, 0);
+  ev(&cur, EV_FLUSH, 0, 0, 0, 0, 0);
+  rec(&cur, S, range(PROTO_OP_RECALL, 900, 7, 1, 1, PROTO_MODE_SHARED));
+  rec(&cur, PM(0, 0), lowered(7, 1, 1));
+  rec(&cur, S, range(PROTO_OP_INVALIDATE, 901, 7, 0, 3, PROTO_MODE_INVALID));
+  rec(&cur, PM(0, 0), lowered(7, 0, 3));
+  rec(&cur, P(0), fault(7, 2, 1)); /* asked again after the recall */
+  reply(&cur, grant(7, 2, 1, PROTO_MODE_EXCLUSIVE));
+  rec(&cur, P(0), shmctl_req(7, IPC_STAT));
+  m = status(PROTO_OP_SHMCTL, 0);
+  m.u.shmctl_reply.ds.segsz = 3 * PROTO_PAGE_SIZE;
+  m.u.shmctl_reply.ds.nattch = 1;
+  reply(&cur, m);
+  rec(&cur, P(0), segref(PROTO_OP_DETACH_SEGMENT, 7));
+  reply(&cur, status(PROTO_OP_DETACH_SEGMENT, 0));
+  rec(&cur, P(0), segref(PROTO_OP_REMOVE_SEGMENT, 7));
+  reply(&cur, status(PROTO_OP_REMOVE_SEGMENT, 0));
+  rec(&cur, S, ping());
+  rec(&cur, P(0), ping());
+  put_file(dir, "page-life", &cur);
+
+  /* Two processes share a page; a RECALL goes to both, one answers, the other disappears
+   * before it does (its hang-up completes the recall); one whose socket is full (a small
+   * buffer, not read) gets its INVALIDATEs late; one hangs up while its ATTACH is at the
+   * server (the success is undone); one hangs up in the same loop iteration as another's
+   * call (read first). */
+  cur.n = 0;
+  rec(&cur, P(0), hello());
+  rec(&cur, P(1), hello());
+  attached(&cur, 0, 9, 2, 0);
+  attached(&cur, 1, 9, 2, SHM_RDONLY);
+  rec(&cur, P(0), fault(9, 0, 1));
+  reply(&cur, grant(9, 0, 2, PROTO_MODE_EXCLUSIVE));
+  rec(&cur, P(1), fault(9, 1, 0));
+  rec(&cur, P(1), fault(9, 1, 1)); /* read-only: not asked */
+  rec(&cur, S, range(PROTO_OP_RECALL, 902, 9, 0, 2, PROTO_MODE_INVALID));
+  rec(&cur, PM(0, 0), lowered(9, 0, 2));
+  ev(&cur, EV_HANGUP, 1, 0, 0, 0, 0);
+  ev(&cur, EV_CONNECT, 2, 0x40 | PID_ZOMBIE, 0, 0, 0);
+  attached(&cur, 2, 9, 2, 0);
+  ev(&cur, EV_PAUSE, 2, 0, 0, 0, 0);
+  for (uint32_t i = 0; i < 8; i++) {
+    rec(&cur, P(2), fault(9, i & 1, 0));
+    reply(&cur, grant(9, i & 1, 1, PROTO_MODE_SHARED));
+    rec(&cur, S, range(PROTO_OP_INVALIDATE, 910 + i, 9, 0, 2, PROTO_MODE_INVALID));
+  }
+  ev(&cur, EV_PAUSE, 2, 0, 0, 0, 0);
+  for (uint8_t i = 0; i < 8; i++)
+    rec(&cur, PM(2, 7 - i), lowered(9, 0, 2));
+  rec(&cur, P(3), attach(9, 0));
+  ev(&cur, EV_HANGUP, 3, 0, 0, 0, 0);
+  reply(&cur, attach_reply(9, 2 * PROTO_PAGE_SIZE));
+  ev(&cur, EV_CONNECT, 1, PID_INIT, 0, 0, 0);
+  attached(&cur, 1, 9, 2, 0);
+  raw(&cur, EV(9, 0), "\2", 1);
+  rec(&cur, P(0), shmctl_req(9, IPC_STAT));
+  ev(&cur, EV_HANGUP, 1, 0, 0, 0, 0);
+  reply(&cur, status(PROTO_OP_SHMCTL, PROTO_EIDRM));
+  ev(&cur, EV_HANGUP, 0, 0, 0, 0, 0);
+  ev(&cur, EV_HANGUP, 2, 0, 0, 0, 0);
+  put_file(dir, "vanish-mid-recall", &cur);
+
+  /* A forked child's attachments: declared for a child that is alive and connects later
+   * (init's pid), for one that is dead already (its pidfd fires at once), for a pid that
+   * does not exist (ESRCH), on a segment the parent does not have (EINVAL); one the server
+   * refuses. */
+  cur.n = 0;
+  attached(&cur, 0, 11, 1, 0);
+  rec(&cur, P(0), child(11, 1, 0, PID_INIT));
+  reply(&cur, status(PROTO_OP_INHERIT, 0));
+  rec(&cur, P(0), child(11, 0, 2, PID_ZOMBIE));
+  reply(&cur, status(PROTO_OP_INHERIT, 0));
+  rec(&cur, P(0), child(11, 1, 0, PID_NONE));
+  rec(&cur, P(0), child(12, 1, 0, PID_INIT));
+  ev(&cur, EV_CONNECT, 1, PID_INIT, 0, 0, 0);
+  rec(&cur, P(1), hello());
+  rec(&cur, P(1), fault(11, 0, 1));
+  reply(&cur, grant(11, 0, 1, PROTO_MODE_EXCLUSIVE));
+  rec(&cur, P(1), segref(PROTO_OP_DETACH_SEGMENT, 11));
+  reply(&cur, status(PROTO_OP_DETACH_SEGMENT, 0));
+  rec(&cur, P(0), child(11, 1, 1, PID_INIT)); /* a second child with the same pid */
+  reply(&cur, status(PROTO_OP_INHERIT, PROTO_ENOENT));
+  ev(&cur, EV_HANGUP, 0, 0, 0, 0, 0);
+  put_file(dir, "inherit", &cur);
+
+  /* The server connection breaks (garbage) with a page EXCLUSIVE and a read in flight:
+   * the host lowers its pages (calls made meanwhile wait), reconnects, re-registers the
+   * segment and writes back what it gave up; the read is asked again. The connection
+   * breaks again while the process detaches (the resync writes back, then detaches); the
+   * server comes back as another instance (the segment is lost), then stays down (the agent
+   * gives up and stops; the call that waited fails). */
+  cur.n = 0;
+  attached(&cur, 0, 13, 2, 0);
+  attached(&cur, 1, 14, 1, 0);
+  rec(&cur, P(0), fault(13, 0, 1));
+  reply(&cur, grant(13, 0, 1, PROTO_MODE_EXCLUSIVE));
+  rec(&cur, P(1), fault(14, 0, 1));
+  reply(&cur, grant(14, 0, 1, PROTO_MODE_EXCLUSIVE));
+  ev(&cur, EV_STORE, 0, 0, 0, 1, 0);
+  rec(&cur, P(0), fault(13, 1, 0));
+  ev(&cur, EV_CONNECT, 2, PID_GROUPS, 0, 0, 0); /* other groups: GROUPS before its calls */
+  rec(&cur, P(2), create(0x98, PROTO_PAGE_SIZE, IPC_CREAT | 0600));
+  reply(&cur, status(PROTO_OP_CREATE_SEGMENT, PROTO_ENOSPC));
+  raw(&cur, S, garbage, sizeof garbage - 1);
+  rec(&cur, P(0), shmctl_req(13, IPC_STAT));
+  rec(&cur, P(2), create(0x97, PROTO_PAGE_SIZE, IPC_CREAT | 0600));
+  rec(&cur, PM(0, 0), lowered(13, 0, 1));
+  rec(&cur, PM(1, 0), lowered(14, 0, 1));
+  reply(&cur, status(PROTO_OP_SHMCTL, PROTO_EIDRM));
+  reply(&cur, grant(13, 1, 1, PROTO_MODE_SHARED));
+  rec(&cur, P(1), fault(14, 0, 1));
+  reply(&cur, grant(14, 0, 1, PROTO_MODE_EXCLUSIVE));
+  rec(&cur, S, range(PROTO_OP_RECALL, 920, 14, 0, 1, PROTO_MODE_INVALID));
+  rec(&cur, PM(1, 0), lowered(14, 0, 1));
+  raw(&cur, S, garbage, sizeof garbage - 1);
+  rec(&cur, P(1), segref(PROTO_OP_DETACH_SEGMENT, 14));
+  rec(&cur, PM(0, 0), lowered(13, 1, 1));
+  ev(&cur, EV_SRV_HANGUP, 0, 1 | 2, 0, 0, 0);
+  rec(&cur, PM(0, 0), lowered(13, 0, 2));
+  rec(&cur, P(0), fault(13, 0, 0));
+  rec(&cur, P(0), segref(PROTO_OP_DETACH_SEGMENT, 13));
+  ev(&cur, EV_SRV_HANGUP, 0, 4, 0, 0, 0);
+  attached(&cur, 0, 15, 1, 0);
+  ev(&cur, EV_SRV_HANGUP, 0, 8, 0, 0, 0);
+  rec(&cur, P(0), create(0x99, PROTO_PAGE_SIZE, IPC_CREAT | 0600));
+  put_file(dir, "reconnect", &cur);
+
+  /* What the agent must refuse or survive: a reply-flagged message, an opcode processes do
+   * not send, a descriptor, credentials of another process, a truncated message, an empty
+   * one (with a descriptor too); from the server: error replies, a reply nobody waits for,
+   * requests it never sends, revocations of unknown segments and out of range, a segment
+   * too big and one of size 0. */
+  cur.n = 0;
+  rec(&cur, P(0), ping());
+  m = ping();
+  m.h.flags = PROTO_F_REPLY;
+  rec(&cur, P(0), m);
+  rec(&cur, P(1), node(0));
+  rec(&cur, PF(2), hello());
+  ev(&cur, EV_CONNECT, 3, 0x80 | PID_NONE, 0, 0, 0);
+  rec(&cur, P(3), hello());
+  ev(&cur, EV_CONNECT, 0, 0x80 | PID_SELF, 0, 0, 0);
+  ev(&cur, EV_CONNECT, 1, PID_SELF, 0, 0, 0); /* the same pid twice: the older one goes */
+  rec(&cur, P(1), hello());
+  ev(&cur, EV_CONNECT, 0, 0x80 | PID_SELF, 0, 0, 0);
+  rec(&cur, P(0), attach(15, 0));
+  reply(&cur, attach_reply(15, (uint64_t)1 << 40)); /* 1 TiB: above the target's bound */
+  rec(&cur, P(0), attach(15, 0));
+  reply(&cur, attach_reply(15, 0));
+  rec(&cur, P(0), attach(16, 0));
+  reply(&cur, status(PROTO_OP_ATTACH_SEGMENT, PROTO_EACCES));
+  rec(&cur, P(0), segref(PROTO_OP_DETACH_SEGMENT, 16));
+  rec(&cur, P(0), segref(PROTO_OP_REMOVE_SEGMENT, 16));
+  reply(&cur, status(PROTO_OP_REMOVE_SEGMENT, PROTO_EPERM));
+  m = status(PROTO_OP_SHMCTL, PROTO_EINVAL);
+  m.h.reqid = 77777;
+  rec(&cur, S, m);
+  rec(&cur, S, hello());
+  rec(&cur, S, range(PROTO_OP_INVALIDATE, 904, 555, 0, 1, PROTO_MODE_INVALID));
+  attached(&cur, 0, 17, 1, 0);
+  rec(&cur, S, range(PROTO_OP_RECALL, 905, 17, 0, 256, PROTO_MODE_SHARED));
+  rec(&cur, S, range(PROTO_OP_RECALL, 906, 17, 5, 1, PROTO_MODE_INVALID));
+  rec(&cur, P(0), fault(17, 9, 0));
+  m = run(PROTO_OP_ACQUIRE, 0, 17, 0, 1, PROTO_MODE_EXCLUSIVE, 0);
+  one.n = 0;
+  frame(&one, &m);
+  proto_put_u32(one.b + PROTO_HDR_SIZE + 12, 3); /* a mode that does not exist */
+  raw(&cur, P(0), one.b, one.n);
+  rec(&cur, P(0), run(PROTO_OP_WRITE_DATA, 1, 17, 0, 1, PROTO_MODE_INVALID, 1)); /* too long */
+  raw(&cur, P(1), "", 0);
+  raw(&cur, PF(2), "", 0);
+  put_file(dir, "violations", &cur);
+
+  /* Write-back against a server that does not read: a 16-page write fault, stores, a
+   * background write-back and the last detach queue up behind it; it reads again; then
+   * the same, and it hangs up with the agent's writes pending; SIGTERM. */
+  cur.n = 0;
+  attached(&cur, 0, 19, 64, 0);
+  rec(&cur, P(0), fault(19, 0, 1));
+  reply(&cur, grant(19, 0, 16, PROTO_MODE_EXCLUSIVE));
+  for (uint8_t pg = 0; pg < 16; pg += 3)
+    ev(&cur, EV_STORE, 0, 0, pg, pg, 0);
+  ev(&cur, EV_SRV_PAUSE, 0, 0, 0, 0, 0);
+  ev(&cur, EV_FLUSH, 0, 0, 0, 0, 0);
+  rec(&cur, P(0), segref(PROTO_OP_DETACH_SEGMENT, 19));
+  ev(&cur, EV_SRV_PAUSE, 0, 0, 0, 0, 0);
+  reply(&cur, status(PROTO_OP_DETACH_SEGMENT, 0));
+  attached(&cur, 0, 20, 64, 0);
+  rec(&cur, P(0), fault(20, 16, 1));
+  reply(&cur, grant(20, 16, 16, PROTO_MODE_EXCLUSIVE));
+  ev(&cur, EV_SRV_PAUSE, 0, 0, 0, 0, 0);
+  for (uint8_t i = 0; i < 8; i++) {
+    ev(&cur, EV_STORE, 0, 0, 16 + i, i, 0);
+    ev(&cur, EV_FLUSH, 0, 0, 0, 0, 0);
+  }
+  ev(&cur, EV_SRV_HANGUP, 0, 0, 0, 0, 0);
+  rec(&cur, PM(0, 0), lowered(20, 16, 16));
+  ev(&cur, EV_STOP, 0, 0, 0, 0, 0);
+  rec(&cur, P(0), hello());
+  put_file(dir, "backpressure", &cur);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: mkseeds PROTO_DIR SERVER_DIR\n");
+  if (argc != 3 && argc != 4) {
+    fprintf(stderr, "usage: mkseeds PROTO_DIR SERVER_DIR [AGENT_DIR]\n");
     return 2;
   }
   memset(page, 0x5a, sizeof page);
   proto_seeds(argv[1]);
   server_seeds(argv[2]);
+  if (argc == 4)
+    agent_seeds(argv[3]);
   return 0;
 }
