@@ -46,6 +46,7 @@ struct fwd {
   int32_t shmid;
   int32_t shmflg;           /* ATTACH: SHM_RDONLY decides the descriptor handed out */
   int host_last;            /* DETACH: the host's last: its reply releases the segment */
+  uint32_t child, nrw, nro; /* INHERIT: counted for the child when the server accepts it */
 };
 
 /* A page request of the host (READ_DATA / ACQUIRE) in flight. */

@@ -643,6 +643,13 @@ int agent_seg_resync(struct agent *ag, int fd) {
     }
     if (nrw + nro == 0)
       nrw = 1;
+    if (nrw + nro > PROTO_MAX_REATTACH) {
+      /* More than one REATTACH can carry: nattch is short by the rest (logged). */
+      agent_log("segment %d: %u local attachments, re-registered as %u", s->shmid, nrw + nro,
+                PROTO_MAX_REATTACH);
+      nro = nro > PROTO_MAX_REATTACH ? PROTO_MAX_REATTACH : nro;
+      nrw = PROTO_MAX_REATTACH - nro;
+    }
     memset(m, 0, 2 * sizeof *m);
     m->h.opcode = PROTO_OP_REATTACH;
     m->h.reqid = agent_up_reqid(ag);

@@ -34,7 +34,7 @@ struct lproc *agent_proc_find(struct agent *ag, uint32_t id) {
   return NULL;
 }
 
-static struct lproc *proc_by_pid(struct agent *ag, pid_t pid) {
+struct lproc *agent_proc_by_pid(struct agent *ag, pid_t pid) {
   struct lproc *p;
 
   TAILQ_FOREACH(p, &ag->procs, link)
@@ -176,8 +176,12 @@ int agent_proc_send(struct lproc *p, struct proto_msg *m, int fd0, int fd1) {
   f->fds[0] = fd0 >= 0 ? fd0 : fd1;
   f->fds[1] = fd0 >= 0 ? fd1 : -1;
   STAILQ_INSERT_TAIL(&p->out, f, link);
-  if (flush_out(p) < 0)
-    return -ECONNRESET; /* the process is going away: its hang-up is read next */
+  if (flush_out(p) < 0) {
+    /* Not sendable (gone, or a message it cannot take): nothing later could pass it.
+     * Shut the socket down: its hang-up is read next, and that tears the process down. */
+    shutdown(p->fd, SHUT_RDWR);
+    return -ECONNRESET;
+  }
   update_poll(p);
   return 0;
 }
@@ -296,11 +300,10 @@ static int on_inherit(struct agent *ag, struct lproc *p, struct proto_msg *m) {
   const struct proto_inherit *q = &m->u.inherit;
   struct hseg *s = agent_seg_find(ag, q->shmid);
   struct lproc *c;
-  int err;
 
   if (agent_proc_att(p, q->shmid) == NULL || s == NULL)
     return -EINVAL;
-  c = proc_by_pid(ag, (pid_t)q->child);
+  c = agent_proc_by_pid(ag, (pid_t)q->child);
   if (c == NULL) {
     int pfd = pidfd_of((pid_t)q->child);
     if (pfd < 0)
@@ -319,10 +322,7 @@ static int on_inherit(struct agent *ag, struct lproc *p, struct proto_msg *m) {
       uv_poll_start(&c->ppoll, UV_READABLE, on_pidfd);
     }
   }
-  err = agent_proc_att_add(c, q->shmid, q->nrw, q->nro);
-  if (err < 0)
-    return err;
-  s->nattach += q->nrw + q->nro;
+  /* The attachments become the child's when the server accepts them (upstream.c). */
   return agent_up_forward(ag, p, m);
 }
 
@@ -518,7 +518,7 @@ static void on_proc_event(uv_poll_t *h, int status, int events) {
  * parent's INHERIT made for it. NULL if it could not be set up (fd is closed then). */
 static struct lproc *proc_connect(struct agent *ag, int fd, const struct ucred *uc) {
   /* A forked child whose parent already declared its inherited attachments. */
-  struct lproc *p = proc_by_pid(ag, uc->pid);
+  struct lproc *p = agent_proc_by_pid(ag, uc->pid);
 
   if (p != NULL && p->fd >= 0) {
     agent_log("pid %d connected twice: closing the older connection", (int)uc->pid);

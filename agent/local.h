@@ -46,6 +46,8 @@ int agent_local_listen(struct agent *ag);
 void agent_local_close_all(struct agent *ag);
 
 struct lproc *agent_proc_find(struct agent *ag, uint32_t id);
+/* The live record of pid (connected, or a child whose parent declared it), or NULL. */
+struct lproc *agent_proc_by_pid(struct agent *ag, pid_t pid);
 /* Sends m to p (with up to two descriptors, -1 for none; they are closed once sent). */
 int agent_proc_send(struct lproc *p, struct proto_msg *m, int fd0, int fd1);
 /* The process's attachment record of shmid, or NULL. */

@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,6 +202,13 @@ int main(int argc, char **argv) {
   agent_verbose = getenv("DSHM_AGENT_VERBOSE") != NULL && strcmp(getenv("DSHM_AGENT_VERBOSE"), "0") != 0;
   cfg.idle_ms = AGENT_DEFAULT_IDLE_MS;
   cfg.flush_ms = 100;
+  {
+    /* A segment larger than the machine's memory and swap could never be used whole:
+     * refuse it (ENOMEM) rather than size the per-page records from a server's word. */
+    struct sysinfo si;
+    if (sysinfo(&si) == 0)
+      cfg.max_segsz = ((uint64_t)si.totalram + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+  }
   cfg.timeout_ms = 10000;
   if (getenv("DSHM_TIMEOUT_MS") != NULL && *getenv("DSHM_TIMEOUT_MS") != '\0') {
     char *end = NULL;

@@ -42,6 +42,7 @@ struct wreq {
 
 static struct proto_msg in;  /* decoded input: 6 KiB, single-threaded */
 static struct proto_msg rep; /* replies built here */
+static struct proto_msg parked_msg; /* a parked call, decoded again to be sent */
 
 uint32_t agent_up_reqid(struct agent *ag) {
   if (++ag->next_reqid == 0)
@@ -158,13 +159,30 @@ static void close_stream(struct agent *ag) {
 }
 
 /* The writes queued before agent_up_close are out (or failed): the stream can go. */
+#define AGENT_DRAIN_MS 2000u /* stopping: how long the server may take to read our last writes */
+
+/* The last writes are out, failed, or took too long: the stream and the timer go. */
+static void drain_done(struct agent *ag) {
+  if (!uv_is_closing((uv_handle_t *)&ag->up.stream)) {
+    ag->up_closing = 1;
+    uv_close((uv_handle_t *)&ag->up.stream, on_up_closed);
+  }
+  if (!uv_is_closing((uv_handle_t *)&ag->reconn))
+    uv_close((uv_handle_t *)&ag->reconn, NULL);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status) {
   struct agent *ag = req->data;
 
   (void)status;
   free(req);
-  ag->up_closing = 1;
-  uv_close((uv_handle_t *)&ag->up.stream, on_up_closed);
+  drain_done(ag);
+}
+
+static void on_drain_deadline(uv_timer_t *t) {
+  agent_log("the server did not take our last writes within %u ms: closing anyway",
+            AGENT_DRAIN_MS);
+  drain_done(t->data);
 }
 
 /* The reconnect window closed: nothing can be served any more; the processes see the agent
@@ -272,12 +290,33 @@ static void attach_done(struct agent *ag, struct lproc *p, const struct fwd *f,
   (void)agent_proc_send(p, m, dfd, tfd);
 }
 
+/* The server answered an INHERIT: only now are the child's attachments the host's (a refused
+ * one, or one lost with the connection, is not counted); a child that is gone meanwhile
+ * is detached again. */
+static void inherit_done(struct agent *ag, const struct fwd *f, int ok) {
+  struct lproc *c = ok ? agent_proc_by_pid(ag, (pid_t)f->child) : NULL;
+  struct hseg *s = agent_seg_find(ag, f->shmid);
+
+  if (!ok)
+    return;
+  if (c != NULL && s != NULL && agent_proc_att_add(c, f->shmid, f->nrw, f->nro) == 0) {
+    s->nattach += f->nrw + f->nro;
+    return;
+  }
+  for (uint32_t k = 0; k < f->nrw + f->nro; k++)
+    detach_for(ag, f->shmid, f->child);
+}
+
 static void on_reply(struct agent *ag, struct proto_msg *m) {
   size_t i;
 
   for (i = 0; i < ag->npreq; i++)
     if (ag->preq[i].reqid == m->h.reqid) {
       struct preq q = ag->preq[i];
+      if (m->h.opcode != (q.mode == PROTO_MODE_EXCLUSIVE ? PROTO_OP_ACQUIRE : PROTO_OP_READ_DATA)) {
+        up_lost(ag, "a reply that does not match its request");
+        return;
+      }
       ag->preq[i] = ag->preq[--ag->npreq];
       agent_seg_grant(ag, &q, m);
       return;
@@ -286,7 +325,16 @@ static void on_reply(struct agent *ag, struct proto_msg *m) {
     if (ag->fwd[i].reqid == m->h.reqid) {
       struct fwd f = ag->fwd[i];
       struct lproc *p = f.proc ? agent_proc_find(ag, f.proc) : NULL;
+      if (m->h.opcode != f.op || m->h.length > PROTO_SMALL_MAX) {
+        up_lost(ag, "a reply that does not match its request");
+        return;
+      }
       take_fwd(ag, i);
+      if (f.op == PROTO_OP_INHERIT) {
+        inherit_done(ag, &f, m->h.status == 0);
+        if (p == NULL)
+          return;
+      }
       if (f.host_last)
         agent_seg_release(ag, f.shmid); /* its write-back is stored (FIFO) */
       if (f.op == PROTO_OP_ATTACH_SEGMENT && m->h.status == 0 && p == NULL && f.proc != 0) {
@@ -421,6 +469,10 @@ static void finish_reconnect(struct agent *ag) {
     err = start_stream(ag, fd);
   if (err < 0) {
     close(fd);
+    if (uv_now(ag->loop) + ag->reconn_delay >= ag->reconn_deadline) {
+      give_up(ag, "the resync kept failing");
+      return;
+    }
     agent_log("reconnect to %s: resync failed (%s); trying again", ag->cfg->spec,
               strerror(err < 0 && err > -4096 ? -err : EIO));
     uv_timer_start(&ag->reconn, on_reconn, ag->reconn_delay, 0);
@@ -432,7 +484,7 @@ static void finish_reconnect(struct agent *ag) {
   /* The calls that waited, in their order. */
   while ((k = TAILQ_FIRST(&ag->parked)) != NULL) {
     struct lproc *p = agent_proc_find(ag, k->proc);
-    struct proto_msg *m = &rep;
+    struct proto_msg *m = &parked_msg; /* not rep: forwarding may fill that (GROUPS) */
     TAILQ_REMOVE(&ag->parked, k, link);
     if (p != NULL && proto_frame(k->buf, k->len, &m->h) == (ssize_t)k->len &&
         proto_decode(m, k->buf + PROTO_HDR_SIZE, m->h.length) == 0 &&
@@ -509,19 +561,24 @@ void agent_up_close(struct agent *ag) {
 
   /* What is queued (write-backs, DETACHes) still goes out: shutdown waits for the pending
    * writes, then the stream is closed. */
+  uv_timer_stop(&ag->reconn);
   if (req != NULL) {
     req->data = ag;
-    if (uv_shutdown(req, &ag->up.stream, on_shutdown) == 0)
-      ag->up_open = 0; /* nothing more is queued; on_shutdown closes it */
-    else
+    if (uv_shutdown(req, &ag->up.stream, on_shutdown) == 0) {
+      ag->up_open = 0; /* nothing more is queued; drain_done closes it */
+      uv_timer_start(&ag->reconn, on_drain_deadline, AGENT_DRAIN_MS, 0);
+    } else {
       free(req);
+      req = NULL;
+    }
   }
   close_stream(ag);
   if (ag->reconn_fd >= 0)
     close(ag->reconn_fd);
   ag->reconn_fd = -1;
   ag->up_reconn = 0;
-  uv_close((uv_handle_t *)&ag->reconn, NULL);
+  if (req == NULL)
+    uv_close((uv_handle_t *)&ag->reconn, NULL);
   while ((k = TAILQ_FIRST(&ag->parked)) != NULL) {
     TAILQ_REMOVE(&ag->parked, k, link);
     free(k);
@@ -682,6 +739,11 @@ int agent_up_forward(struct agent *ag, struct lproc *p, struct proto_msg *m) {
   if (m->h.opcode == PROTO_OP_ATTACH_SEGMENT) {
     f.shmid = m->u.attach.shmid;
     f.shmflg = m->u.attach.shmflg;
+  } else if (m->h.opcode == PROTO_OP_INHERIT) {
+    f.shmid = m->u.inherit.shmid;
+    f.child = m->u.inherit.child;
+    f.nrw = m->u.inherit.nrw;
+    f.nro = m->u.inherit.nro;
   }
   err = fwd_add(ag, &f);
   if (err < 0)
