@@ -174,6 +174,13 @@ static void seg_free(struct agent *ag, struct hseg *s) {
  * most max_run pages, the data copied out as each message is encoded. */
 static void revoke_finish(struct agent *ag, struct revoke *rv);
 
+/* An EXCLUSIVE page written since the server last got it (its grant's data or a background
+ * write-back): the digest says. */
+static int changed(const struct hseg *s, uint32_t p) {
+  return tab_mode(s, p) == PROTO_MODE_EXCLUSIVE &&
+         page_sum(s->data + (size_t)p * PROTO_PAGE_SIZE) != s->pg[p].sum;
+}
+
 static void write_back_all(struct agent *ag, struct hseg *s) {
   uint32_t p = 0, q, i;
 
@@ -182,8 +189,13 @@ static void write_back_all(struct agent *ag, struct hseg *s) {
       p++;
       continue;
     }
-    for (q = p + 1; q < s->npages && q - p < ag->max_run && tab_mode(s, q) == PROTO_MODE_EXCLUSIVE;
-         q++)
+    /* Unchanged: the server has it; the DETACH that follows ends our ownership. */
+    if (!changed(s, p)) {
+      tab_set(s, p, PROTO_MODE_INVALID, 0);
+      p++;
+      continue;
+    }
+    for (q = p + 1; q < s->npages && q - p < ag->max_run && changed(s, q); q++)
       ;
     memset(&out.h, 0, sizeof out.h);
     out.h.opcode = PROTO_OP_WRITE_DATA;
