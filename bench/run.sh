@@ -1,10 +1,13 @@
 #!/bin/bash
-# run.sh: runs native shm, dshm, the loopback TCP floor and Redis in one go and prints them side by side with ratios.
+# run.sh: runs native shm, dshm (direct and agent mode), the loopback TCP floor and Redis in one go and prints them side by side with ratios.
 #
 # usage: bench/run.sh BUILD_DIR
 # Builds nothing: expects BUILD_DIR/bench/{shm_bench,net_bench}, and for the dshm
-# column BUILD_DIR/server/dshm-server and BUILD_DIR/preload/libdshm_preload.so.
-# Starts its own dshm-server and redis-server on free loopback ports and stops them.
+# columns BUILD_DIR/server/dshm-server, BUILD_DIR/preload/libdshm_preload.so and (agent
+# mode) BUILD_DIR/agent/dshm-agent. Starts its own dshm-server and redis-server on free
+# loopback ports and stops them; two host directories stand for two hosts in agent mode,
+# and their agents are stopped at the end too. Native segments use keys derived from this
+# script's pid and are removed at the end whatever happened.
 set -u
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -15,19 +18,51 @@ SHM=$B/bench/shm_bench
 NET=$B/bench/net_bench
 SERVER=$B/server/dshm-server
 SHIM=$B/preload/libdshm_preload.so
+AGENT=$B/agent/dshm-agent
 [ -x "$SHM" ] && [ -x "$NET" ] || die "build the bench first: ninja -C $B"
 
 TMP=$(mktemp -d /tmp/dshm-bench.XXXXXX)
+HOST_A=$TMP/hostA # agent mode: one DSHM_AGENT_DIR per "host"
+HOST_B=$TMP/hostB
+mkdir -m 700 "$HOST_A" "$HOST_B"
 PIDS=()
+
+# Keys of this run: KEY0 + 0..63 (natively they are removed by number at the end).
+KEY0=$((0x64000000 | (($$ & 0xffff) << 8)))
+key() { printf '%#x' $((KEY0 + $1)); }
+
+# The agents of our two host directories (they detach from us: found by their pid files,
+# and killed only if that pid is still a dshm-agent serving one of our directories).
+stop_agents() {
+  local f pid i live
+  for i in $(seq 30); do
+    live=0
+    for f in "$HOST_A"/*.pid "$HOST_B"/*.pid "$HOST_A"/*/*.pid "$HOST_B"/*/*.pid; do
+      [ -f "$f" ] || continue
+      pid=$(head -c 16 "$f" | tr -dc 0-9)
+      [ -n "$pid" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null |
+        grep -q "dshm-agent.*$TMP" || continue
+      live=1
+      kill "$pid" 2>/dev/null
+    done
+    [ $live -eq 0 ] && return 0
+    sleep 0.1
+  done
+  note "a dshm-agent of $TMP did not stop"
+}
+
 cleanup() {
+  stop_agents
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  for i in $(seq 0 63); do ipcrm -M "$(key "$i")" 2>/dev/null; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 NOTES=()
+TIMES=() # "phase seconds", for the footer
 note() { NOTES+=("$*"); echo "run.sh: $*" >&2; }
 
 # Waits up to 10 s for a line matching $2 in file $1; prints the line.
@@ -40,38 +75,117 @@ await_line() {
   return 1
 }
 
-# Every phase is bounded (a normal one takes seconds): a wedged peer must not hang
-# the run past its two-minute budget.
+T_START=$(date +%s)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg) # the VM is shared: say how busy it was
+BUDGET=170 # s: the whole run stays within about three minutes
+
+# Every phase is bounded (a normal one takes seconds, PHASE_S at most): a wedged peer
+# must not hang the run, and no phase starts or runs past the run's budget.
+PHASE_S=45
 phase() {
   local out=$1; shift
+  local left=$((T_START + BUDGET - $(date +%s)))
+  if [ $left -lt 5 ]; then
+    note "$out skipped: the run is past its ${BUDGET} s budget"
+    return 1
+  fi
   echo "run.sh: $out ..." >&2
-  timeout 45 "$@" >"$TMP/$out" 2>"$TMP/$out.err" && return 0
-  local rc=$?
+  local t0=$(date +%s) rc=0
+  timeout $((left < PHASE_S ? left : PHASE_S)) "$@" >"$TMP/$out" 2>"$TMP/$out.err" || rc=$?
+  TIMES+=("$out $(($(date +%s) - t0))")
+  [ $rc -eq 0 ] && return 0
   note "$out failed (exit $rc$([ $rc -eq 124 ] && echo ', timed out')): $(tail -n 3 "$TMP/$out.err" | tr '\n' ' ')"
   return 1
 }
 
-T_START=$(date +%s)
-
 phase tcp "$NET" tcp-rtt && phase tcp-x "$NET" tcp-rtt-xcpu && cat "$TMP/tcp-x" >>"$TMP/tcp" &&
   phase tcp-b "$NET" tcp-bulk && cat "$TMP/tcp-b" >>"$TMP/tcp"
 
-phase native "$SHM" all
+# The shapes of the agent-mode tests (shm_bench's usage says what each knob is).
+TOUCH_BYTES=$((16 << 20)) # first touch: 4096 pages, each touched once a round, 2 rounds timed
+MEM_BYTES=$((256 << 20))  # one segment read by MEM_READERS processes of one host
+MEM_READERS=4
+RV_ROUNDS=200             # revocation samples per K, one fresh page each (64 pages apart)
+RV_BYTES=$(((RV_ROUNDS + 2) * 64 * 4096))
+RV_KS="1 2 4 8"
 
-# dshm: the same program, the same arguments, with the shim preloaded.
+phase native "$SHM" all "$(key 0)"
+PHASE_S=90 phase native-mem "$SHM" mem "$(key 3)" $MEM_BYTES 64 9 2000 200 $MEM_READERS
+
+# A failed agent-mode phase: what the agents logged last.
+agent_note() {
+  local f
+  for f in "$HOST_A"/*.log "$HOST_B"/*.log "$HOST_A"/*/*.log "$HOST_B"/*/*.log; do
+    [ -f "$f" ] && note "$1: ${f#"$TMP"/} ends: $(tail -n 3 "$f" | tr '\n' ' ')"
+  done
+}
+
+# dshm: the same program, the same arguments, with the shim preloaded. Direct mode (every
+# process its own node: the "dshm" column), then agent mode on one host (HOST_A) and on
+# two (readers or B side on HOST_B), all against one server.
 if [ -x "$SERVER" ] && [ -f "$SHIM" ]; then
   "$SERVER" --port 0 >"$TMP/server.log" 2>&1 &
   PIDS+=($!)
+  spid=$!
   line=$(await_line "$TMP/server.log" 'listening on') || true
   port=$(sed -nE 's/.*listening on [^ ]*:([0-9]+).*/\1/p' <<<"$line")
   if [ -n "$port" ]; then
-    phase dshm env DSHM_SERVER="127.0.0.1:$port" LD_PRELOAD="$SHIM" "$SHM" all ||
-      note "dshm-server $(kill -0 "${PIDS[-1]}" 2>/dev/null && echo 'still running' ||
+    # The mode is always said: agent mode is the shim's default since 2026-12-01.
+    DSHM=(DSHM_SERVER="127.0.0.1:$port" LD_PRELOAD="$SHIM")
+    DIRECT=("${DSHM[@]}" DSHM_AGENT=0)
+    ON_A=("${DSHM[@]}" DSHM_AGENT=1 DSHM_AGENT_DIR="$HOST_A" DSHM_AGENT_BIN="$AGENT"
+      DSHM_AGENT_IDLE_MS=1000)
+    ON_B=("${DSHM[@]}" DSHM_AGENT=1 DSHM_AGENT_DIR="$HOST_B" DSHM_AGENT_BIN="$AGENT"
+      DSHM_AGENT_IDLE_MS=1000)
+    PEER_ON_B="SHM_BENCH_PEER_ENV=DSHM_AGENT_DIR=$HOST_B" # pingpong's B, revoke's writer
+    phase dshm env "${DIRECT[@]}" "$SHM" all "$(key 8)" ||
+      note "dshm-server $(kill -0 $spid 2>/dev/null && echo 'still running' ||
         echo 'had exited'); its log ends: $(tail -n 5 "$TMP/server.log" | tr '\n' ' ')"
+    if [ -x "$AGENT" ]; then
+      # Two hosts: the phases of "all", the segment filled on A and read on B.
+      a=$(key 10)
+      ok=1
+      if phase a2-fill env "${ON_A[@]}" "$SHM" fill "$a"; then
+        phase a2-fault env "${ON_B[@]}" "$SHM" fault "$a" || ok=0
+        phase a2-seqread env "${ON_B[@]}" "$SHM" seqread "$a" || ok=0
+        phase a2-calls env "${ON_B[@]}" "$SHM" calls "$a" || ok=0
+      else
+        ok=0
+      fi
+      phase a2-rm env "${ON_A[@]}" "$SHM" rm "$a" || ok=0
+      phase a2-pp env "${ON_A[@]}" "$PEER_ON_B" "$SHM" pingpong "$(key 11)" || ok=0
+      cat "$TMP"/a2-{fill,fault,seqread,calls,pp} >"$TMP/agent2" 2>/dev/null
+      # One host. Each agent figure right after its native counterpart: on this shared VM
+      # the load moves within a run, and the spinning ping-pong is bimodal with it.
+      phase native-pp "$SHM" pingpong "$(key 2)"
+      phase a1-pp env "${ON_A[@]}" "$SHM" pingpong "$(key 12)" || ok=0
+      phase native-touch "$SHM" touch "$(key 4)" $TOUCH_BYTES 1 3
+      phase native-sigsegv "$SHM" sigsegv 0 $TOUCH_BYTES 1 3
+      phase a1-touch env "${ON_A[@]}" "$SHM" touch "$(key 13)" $TOUCH_BYTES 1 3 || ok=0
+      PHASE_S=90 phase a1-mem env "${ON_A[@]}" \
+        SHM_BENCH_RSS="agent=@$HOST_A/*.pid|$HOST_A/*/*.pid server=$spid" \
+        "$SHM" mem "$(key 14)" $MEM_BYTES 64 9 2000 200 $MEM_READERS || ok=0
+      [ $ok -eq 1 ] || agent_note "agent mode"
+    else
+      note "agent mode not measured: $AGENT not built"
+    fi
+    PHASE_S=90 phase d-mem env "${DIRECT[@]}" SHM_BENCH_RSS="server=$spid" \
+      "$SHM" mem "$(key 15)" $MEM_BYTES 64 9 2000 200 $MEM_READERS
+    # Revocations, the three modes of one K together: K readers (on A), the writer (on B).
+    ok=1
+    for k in $RV_KS; do
+      rv=($RV_BYTES 64 $RV_ROUNDS 2000 200 $k)
+      phase native-rv$k "$SHM" revoke "$(key $((16 + k)))" "${rv[@]}"
+      [ -x "$AGENT" ] && { phase a2-rv$k env "${ON_A[@]}" "$PEER_ON_B" "$SHM" revoke \
+        "$(key $((32 + k)))" "${rv[@]}" || ok=0; }
+      phase d-rv$k env "${DIRECT[@]}" "$SHM" revoke "$(key $((48 + k)))" "${rv[@]}"
+    done
+    [ $ok -eq 1 ] || agent_note "agent mode, revocations"
   else
     note "dshm-server did not report a port: $(tail -n 3 "$TMP/server.log" | tr '\n' ' ')"
   fi
-  kill "${PIDS[-1]}" 2>/dev/null
+  stop_agents
+  kill $spid 2>/dev/null
 else
   note "dshm not measured: $SERVER or $SHIM not built"
 fi
@@ -112,8 +226,9 @@ echo
 echo "dshm benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
   "$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n1), Linux $(uname -r)"
 echo "all traffic on 127.0.0.1; latencies in microseconds (us), throughput in MB/s (10^6 B/s)"
+echo "load average (1, 5, 15 min): $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
-row "" "native shm" "dshm" "TCP floor" "Redis"
+row "" "native shm" "dshm direct" "TCP floor" "Redis"
 row "read fault, 1 page, median (us)" "$(cell native fault_us median)" "$(cell dshm fault_us median)" \
   "$(cell tcp tcp_rtt_us median)" "$(cell redis redis_getrange_us median)"
 row "read fault, 1 page, p99 (us)" "$(cell native fault_us p99)" "$(cell dshm fault_us p99)" \
@@ -138,6 +253,7 @@ cat <<'TXT'
 read fault, 1 page: a fault that fetches exactly one 4 KiB page (the next page is
   already held, so no read-ahead). scattered: every 64th page, so under dshm each
   fault also fetches the shim's read-ahead (the following pages not held yet).
+dshm direct: DSHM_AGENT=0, every process a node of its own (the agent-mode tables follow).
 TCP floor: a 4 KiB echo round trip between two processes pinned to one CPU (all
   latency rows; the same pinned to two CPUs is below) and one 64 MiB stream.
 Redis: GETRANGE of one 4 KiB page; ping-pong = SETRANGE + polling GETRANGE;
@@ -164,13 +280,166 @@ printf '%-38s %12s %12s %12s\n' "cold sequential read throughput" \
   "$(ratio "$d_s" "$(get redis redis_bulk_MBps value)")"
 echo "(latency: >1x means dshm is slower; throughput: <1x means dshm is slower)"
 
+# ---- agent mode ----
+row6() {
+  local l
+  l=$(printf '%-38s %12s %12s %12s %12s %8s' "$@")
+  echo "${l%"${l##*[! ]}"}" # without the blanks of empty columns
+}
+# num A B: A/B as a plain number, empty when either is missing.
+num() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b + 0 != 0) printf "%.4f", a / b }'
+}
+# sum A B: A+B, empty when either is missing.
+sum() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.2f", a + b }'; }
+# mib KIB: KiB as MiB, "-" when missing.
+mib() { awk -v k="$1" 'BEGIN { if (k == "") print "-"; else printf "%.1f", k / 1024 }'; }
+# met RATIO GOAL: yes/no/-.
+met() { awk -v r="$1" -v g="$2" 'BEGIN { print (r == "" ? "-" : r + 0 <= g + 0 ? "yes" : "no") }'; }
+or_dash() { printf '%s' "${1:--}"; }
+
+# The native side of the first-touch goal: a minor fault plus a SIGSEGV round trip.
+n_touch=$(sum "$(get native-touch touch_us median)" "$(get native-sigsegv sigsegv_us median)")
+n_touch99=$(sum "$(get native-touch touch_us p99)" "$(get native-sigsegv sigsegv_us p99)")
+# Host memory: the readers' Pss of the segment, plus the agent in agent mode.
+n_pss=$(get native-mem mem_readers pss_seg_kib)
+a_pss=$(get a1-mem mem_readers pss_seg_kib)
+d_pss=$(get d-mem mem_readers pss_seg_kib)
+a_arss=$(get a1-mem mem_agent rss_kib)
+a_apss=$(get a1-mem mem_agent pss_kib)
+a_host=$(sum "$a_pss" "$a_arss")
+a_host_pss=$(sum "$a_pss" "$a_apss")
+
+r_pp=$(num "$(get a1-pp pingpong_us median)" "$(get native-pp pingpong_us median)")
+r_touch=$(num "$(get a1-touch touch_us median)" "$n_touch")
+r_mem=$(num "$a_host" "$n_pss")
+r_mem_pss=$(num "$a_host_pss" "$n_pss")
+
+echo
+echo "agent mode (DSHM_AGENT=1), one host: the processes share one dshm-agent"
+row6 "" "native shm" "agent" "direct" "agent/native" "goal"
+row6 "write ping-pong A->B->A, median (us)" "$(cell native-pp pingpong_us median)" \
+  "$(cell a1-pp pingpong_us median)" "$(cell dshm pingpong_us median)" "$(ratio "$r_pp" 1)" "<= 2x"
+row6 "write ping-pong A->B->A, p99 (us)" "$(cell native-pp pingpong_us p99)" \
+  "$(cell a1-pp pingpong_us p99)" "$(cell dshm pingpong_us p99)" \
+  "$(ratio "$(get a1-pp pingpong_us p99)" "$(get native-pp pingpong_us p99)")" ""
+row6 "first touch, host-held page, med (us)" "$(or_dash "$n_touch")" \
+  "$(cell a1-touch touch_us median)" "-" "$(ratio "$r_touch" 1)" "<= 3x"
+row6 "first touch, host-held page, p99 (us)" "$(or_dash "$n_touch99")" \
+  "$(cell a1-touch touch_us p99)" "-" "$(ratio "$(get a1-touch touch_us p99)" "$n_touch99")" ""
+row6 "  native minor fault, median (us)" "$(cell native-touch touch_us median)" "" "" "" ""
+row6 "  native SIGSEGV round trip, med (us)" "$(cell native-sigsegv sigsegv_us median)" "" "" "" ""
+row6 "$MEM_READERS readers, $((MEM_BYTES >> 20)) MiB: host memory (MiB)" "$(mib "$n_pss")" \
+  "$(mib "$a_host")" "$(mib "$d_pss")" "$(ratio "$r_mem" 1)" "<= 1.1x"
+row6 "  readers' Pss of the segment (MiB)" "$(mib "$n_pss")" "$(mib "$a_pss")" "$(mib "$d_pss")" "" ""
+row6 "  agent RSS (MiB)" "-" "$(mib "$a_arss")" "-" "" ""
+row6 "  host memory with agent Pss (MiB)" "$(mib "$n_pss")" "$(mib "$a_host_pss")" \
+  "$(mib "$d_pss")" "$(ratio "$r_mem_pss" 1)" "<= 1.1x"
+row6 "  server RSS growth (MiB)" "-" "$(mib "$(get a1-mem mem_server growth_kib)")" \
+  "$(mib "$(get d-mem mem_server growth_kib)")" "" ""
+cat <<TXT
+ping-pong: native and agent measured one after the other (direct: the first table's).
+first touch: a process reads each page of a ${TOUCH_BYTES} B segment once (2 timed rounds,
+  each on a fresh attach) while another process of the host holds it. Native: the sum of
+  a minor fault (the same test on kernel shm) and a SIGSEGV round trip (the handler
+  mprotects the page back; the retried load finds it mapped).
+host memory: the readers' Pss of their mappings of the segment, all attached, plus the
+  agent's RSS (the brief's measure; it counts the agent's own mapping of the host copy
+  twice) or its Pss. Native: the readers' Pss. Direct: each reader holds its own copy.
+TXT
+
+echo
+echo "agent mode, two hosts (segment filled on A, read on B; ping-pong A on A, B on B)"
+row6 "" "native shm" "direct" "agent" "agent/direct" ""
+rem_worse=0 rem_n=0 rem_worst="" rem_worst_r=0
+# rem LABEL FIELD NAME HIGHER_IS_BETTER: one row of the remote comparison.
+rem() {
+  local d a r
+  d=$(get dshm "$2" "$3")
+  a=$(get agent2 "$2" "$3")
+  r=$(num "$a" "$d")
+  row6 "$1" "$(cell native "$2" "$3")" "$(or_dash "$d")" "$(or_dash "$a")" "$(ratio "$a" "$d")" ""
+  [ -n "$r" ] || return 0
+  [ "$4" = 1 ] && r=$(num 1 "$r") # throughput: how many times slower
+  rem_n=$((rem_n + 1))
+  if awk -v r="$r" 'BEGIN { exit !(r > 1.1) }'; then
+    rem_worse=$((rem_worse + 1))
+    if awk -v r="$r" -v w="$rem_worst_r" 'BEGIN { exit !(r > w) }'; then
+      rem_worst="$1" rem_worst_r=$r
+    fi
+  fi
+}
+rem "read fault, 1 page, median (us)" fault_us median 0
+rem "read fault, 1 page, p99 (us)" fault_us p99 0
+rem "read fault, 1 page, settled, med (us)" fault_settled_us median 0
+rem "read fault, 1 page, settled, p99 (us)" fault_settled_us p99 0
+rem "scattered read fault, median (us)" fault_scattered_us median 0
+rem "scattered read fault, p99 (us)" fault_scattered_us p99 0
+rem "write ping-pong A->B->A, median (us)" pingpong_us median 0
+rem "write ping-pong A->B->A, p99 (us)" pingpong_us p99 0
+rem "cold sequential read 64 MiB (MB/s)" seqread_MBps value 1
+rem "sequential fill 64 MiB + detach (MB/s)" fill_MBps value 1
+rem "shmget of a key, median (us)" shmget_us median 0
+rem "shmat 64 MiB, median (us)" shmat_us median 0
+rem "shmdt 64 MiB, median (us)" shmdt_us median 0
+echo "(agent/direct: latency >1x or throughput <1x means agent mode is slower)"
+
+echo
+echo "revocation: a process on host B writes a page that K processes on host A have read;"
+echo "B's write-fault latency (us). Direct mode: the K readers are K nodes."
+row6 "" "native shm" "agent" "direct" "agent/direct" ""
+for k in $RV_KS; do
+  for f in median p99; do
+    row6 "K = $k, $f" "$(cell native-rv$k revoke_us $f)" "$(cell a2-rv$k revoke_us $f)" \
+      "$(cell d-rv$k revoke_us $f)" \
+      "$(ratio "$(get a2-rv$k revoke_us $f)" "$(get d-rv$k revoke_us $f)")" ""
+  done
+done
+# per_holder PREFIX: the least-squares slope of the median over K (us per further holder).
+per_holder() {
+  local k v pts=""
+  for k in $RV_KS; do
+    v=$(get "$1$k" revoke_us median)
+    pts="$pts $k ${v:-NA}"
+  done
+  awk -v pts="$pts" 'BEGIN {
+    n = split(pts, v, " "); m = 0
+    for (i = 1; i + 1 <= n; i += 2) if (v[i + 1] != "NA") { x[++m] = v[i]; y[m] = v[i + 1] }
+    if (m < 2) { print "-"; exit }
+    for (i = 1; i <= m; i++) { sx += x[i]; sy += y[i] }
+    for (i = 1; i <= m; i++) { num += (x[i] - sx / m) * (y[i] - sy / m); den += (x[i] - sx / m) ^ 2 }
+    printf "%.1f", num / den }'
+}
+echo "each further holder adds (least-squares slope of the medians over K = ${RV_KS// /, }):"
+echo "  agent $(per_holder a2-rv) us per local process, direct $(per_holder d-rv) us per node"
+echo
+printf '%-44s %10s %8s %5s\n' "goals (agent mode)" "measured" "goal" "met"
+printf '%-44s %10s %8s %5s\n' "local ping-pong / native" "$(ratio "$r_pp" 1)" "<= 2x" \
+  "$(met "$r_pp" 2)"
+printf '%-44s %10s %8s %5s\n' "first touch / (minor fault + SIGSEGV)" "$(ratio "$r_touch" 1)" \
+  "<= 3x" "$(met "$r_touch" 3)"
+printf '%-44s %10s %8s %5s\n' "host memory / native (Pss + agent RSS)" "$(ratio "$r_mem" 1)" \
+  "<= 1.1x" "$(met "$r_mem" 1.1)"
+printf '%-44s %10s %8s %5s\n' "host memory / native (Pss + agent Pss)" "$(ratio "$r_mem_pss" 1)" \
+  "<= 1.1x" "$(met "$r_mem_pss" 1.1)"
+printf '%-44s %10s %8s %5s\n' "remote figures >10% worse than direct" "$rem_worse of $rem_n" "0" \
+  "$([ $rem_n -gt 0 ] && { [ $rem_worse -eq 0 ] && echo yes || echo no; } || echo -)"
+[ -n "$rem_worst" ] && echo "  worst: $rem_worst, $(ratio "$rem_worst_r" 1) slower in agent mode"
+
 if [ ${#NOTES[@]} -gt 0 ]; then
   echo
   printf 'note: %s\n' "${NOTES[@]}"
 fi
 echo
+echo "seconds per phase: ${TIMES[*]/ /=}" | fold -s -w 90 | sed 's/ *$//'
 echo "raw results ($(($(date +%s) - T_START)) s):"
-for f in tcp native dshm redis; do
-  [ -f "$TMP/$f" ] && sed "s/^result /$f /" "$TMP/$f"
+for f in tcp native native-mem dshm agent2 native-pp a1-pp native-touch native-sigsegv a1-touch \
+  a1-mem d-mem redis; do
+  [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
+done
+for k in $RV_KS; do
+  for f in native-rv$k a2-rv$k d-rv$k; do
+    [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
+  done
 done
 exit 0

@@ -1,6 +1,9 @@
-/* shm_bench: a plain SysV shared-memory program that measures read faults, write ping-pong and cold sequential reads (run natively or under the dshm shim). */
+/* shm_bench: a plain SysV shared-memory program that measures faults, write ping-pong, sequential reads, SysV call times, first touches, readers' memory and revocations (run natively or under the dshm shim). */
 #include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -10,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +32,7 @@ struct shm_opts {
   unsigned rounds;      /* attach/detach rounds in the fault test; round 0 is warm-up */
   unsigned pp_iters;    /* measured ping-pong round trips */
   unsigned pp_warmup;   /* unmeasured ping-pong round trips before them */
+  unsigned nproc;       /* processes: mem readers, revoke holders */
 };
 
 static const struct shm_opts shm_defaults = {
@@ -36,6 +41,7 @@ static const struct shm_opts shm_defaults = {
   .rounds = 9,
   .pp_iters = 2000,
   .pp_warmup = 200,
+  .nproc = 4,
 };
 
 /* The one page two processes bounce between them. */
@@ -118,6 +124,28 @@ static size_t plan_isolated(struct touch *t, size_t npages, unsigned stride, uns
   return n;
 }
 
+/* As plan_isolated, with the last page of the successor's read-ahead window touched too,
+ * untimed, before the timed page. A host agent publishes the pages of a grant one by one as
+ * it copies them in, so the successor's fault returns after the first of them and the timed
+ * fault would otherwise wait behind the rest of that copy; this one times the fetch alone. */
+#define RA_PAGES 64u /* read-ahead window: the faulting page and the 63 after it */
+static size_t plan_settled(struct touch *t, size_t npages, unsigned stride, unsigned r,
+                           uintptr_t base) {
+  (void)stride;
+  size_t align = (FA_PAGES - (base / BENCH_PAGE) % FA_PAGES) % FA_PAGES;
+  size_t q = 1 + r % 7;
+  size_t n = 0;
+  for (size_t b = 0;; b += ISO_BLOCK) {
+    size_t pg = b + align + FA_PAGES * q - 1;
+    if (pg + RA_PAGES >= npages)
+      break;
+    t[n++] = (struct touch){pg + 1, 0};
+    t[n++] = (struct touch){pg + RA_PAGES, 0};
+    t[n++] = (struct touch){pg, 1};
+  }
+  return n;
+}
+
 typedef size_t (*plan_fn)(struct touch *t, size_t npages, unsigned stride, unsigned r,
                           uintptr_t base);
 
@@ -174,7 +202,9 @@ static int cmd_fault(key_t key, const struct shm_opts *o) {
   /* An isolated round times 1/128 of the pages, a scattered one 1/64: twice the
    * rounds give about as many samples. */
   int rc = run_faults(id, "fault_us", plan_isolated, 2 * o->rounds - 1, o);
-  return rc ? rc : run_faults(id, "fault_scattered_us", plan_scattered, o->rounds, o);
+  if (!rc)
+    rc = run_faults(id, "fault_scattered_us", plan_scattered, o->rounds, o);
+  return rc ? rc : run_faults(id, "fault_settled_us", plan_settled, o->rounds, o);
 }
 
 static int cmd_seqread(key_t key, const struct shm_opts *o) {
@@ -274,13 +304,88 @@ static int cmd_pp_peer(key_t key, const struct shm_opts *o) {
   return 0;
 }
 
-static int spawn_self(pid_t *pid, char *const argv[]) {
-  int err = posix_spawn(pid, "/proc/self/exe", NULL, NULL, argv, environ);
+/* The environment of a peer: ours, with every NAME=VALUE of SHM_BENCH_PEER_ENV (separated by
+ * spaces) replacing or adding NAME. This is how run.sh puts a peer on another dshm host
+ * (another DSHM_AGENT_DIR) while this program knows nothing of dshm. */
+struct peer_env {
+  char *buf;  /* SHM_BENCH_PEER_ENV, cut into its entries */
+  char **env; /* NULL-terminated */
+};
+
+static void peer_env_free(struct peer_env *pe) {
+  free(pe->buf);
+  free(pe->env);
+}
+
+static int peer_env_make(struct peer_env *pe) {
+  const char *spec = getenv("SHM_BENCH_PEER_ENV");
+  size_t n = 0, k = 0, nadd = 0;
+  char *add[64], *save = NULL;
+
+  while (environ[n])
+    n++;
+  pe->buf = strdup(spec ? spec : "");
+  pe->env = calloc(n + 64 + 1, sizeof(*pe->env));
+  if (!pe->buf || !pe->env) {
+    peer_env_free(pe);
+    *pe = (struct peer_env){NULL, NULL};
+    errno = ENOMEM;
+    return -1;
+  }
+  for (char *t = strtok_r(pe->buf, " \t\n", &save); t && nadd < 64;
+       t = strtok_r(NULL, " \t\n", &save))
+    if (strchr(t, '=') && t[0] != '=')
+      add[nadd++] = t;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strcspn(environ[i], "=");
+    int replaced = 0;
+    for (size_t j = 0; j < nadd && !replaced; j++)
+      replaced = strncmp(add[j], environ[i], len + 1) == 0;
+    if (!replaced)
+      pe->env[k++] = environ[i];
+  }
+  for (size_t j = 0; j < nadd; j++)
+    pe->env[k++] = add[j];
+  pe->env[k] = NULL;
+  return 0;
+}
+
+/* Spawns this program with argv; with peer, in the peer's environment (peer_env_make); fd3
+ * and fd4, when >= 0, become the child's descriptors 3 and 4 (a control channel). */
+static int spawn_bench(pid_t *pid, char *const argv[], int peer, int fd3, int fd4) {
+  posix_spawn_file_actions_t fa;
+  struct peer_env pe = {NULL, NULL};
+  int err;
+
+  if (peer && peer_env_make(&pe) < 0)
+    return -1;
+  posix_spawn_file_actions_init(&fa);
+  /* Through descriptors out of the way first, so that neither dup2 can clobber the other's
+   * source; dup2 clears close-on-exec. */
+  if (fd3 >= 0)
+    posix_spawn_file_actions_adddup2(&fa, fd3, 200);
+  if (fd4 >= 0)
+    posix_spawn_file_actions_adddup2(&fa, fd4, 201);
+  if (fd3 >= 0) {
+    posix_spawn_file_actions_adddup2(&fa, 200, 3);
+    posix_spawn_file_actions_addclose(&fa, 200);
+  }
+  if (fd4 >= 0) {
+    posix_spawn_file_actions_adddup2(&fa, 201, 4);
+    posix_spawn_file_actions_addclose(&fa, 201);
+  }
+  err = posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, peer ? pe.env : environ);
+  posix_spawn_file_actions_destroy(&fa);
+  peer_env_free(&pe);
   if (err) {
     errno = err;
     return -1;
   }
   return 0;
+}
+
+static int spawn_self(pid_t *pid, char *const argv[]) {
+  return spawn_bench(pid, argv, 0, -1, -1);
 }
 
 static int wait_child(pid_t pid, const char *what) {
@@ -294,6 +399,9 @@ static int wait_child(pid_t pid, const char *what) {
   return 0;
 }
 
+#define NOPTS 7 /* KEY and the six knobs, as a child's argv[2..8] */
+#define OPTS_ARGV(a) a[0], a[1], a[2], a[3], a[4], a[5], a[6]
+
 static void fmt_opts(char buf[][32], key_t key, const struct shm_opts *o) {
   snprintf(buf[0], 32, "%#x", (unsigned)key);
   snprintf(buf[1], 32, "%zu", o->seg_bytes);
@@ -301,6 +409,7 @@ static void fmt_opts(char buf[][32], key_t key, const struct shm_opts *o) {
   snprintf(buf[3], 32, "%u", o->rounds);
   snprintf(buf[4], 32, "%u", o->pp_iters);
   snprintf(buf[5], 32, "%u", o->pp_warmup);
+  snprintf(buf[6], 32, "%u", o->nproc);
 }
 
 /* Runs "shm_bench CMD KEY opts..." as a fresh process (exec, never a bare fork:
@@ -309,9 +418,9 @@ static void fmt_opts(char buf[][32], key_t key, const struct shm_opts *o) {
 static int run_phase(const char *cmd, key_t key, const struct shm_opts *o) {
   /* Says where a hung or failed run stopped. */
   fprintf(stderr, "shm_bench: phase %s\n", cmd);
-  char a[6][32];
+  char a[NOPTS][32];
   fmt_opts(a, key, o);
-  char *argv[] = {"shm_bench", (char *)cmd, a[0], a[1], a[2], a[3], a[4], a[5], NULL};
+  char *argv[] = {"shm_bench", (char *)cmd, OPTS_ARGV(a), NULL};
   pid_t pid;
   if (spawn_self(&pid, argv) < 0)
     return die_errno("posix_spawn");
@@ -320,11 +429,12 @@ static int run_phase(const char *cmd, key_t key, const struct shm_opts *o) {
 
 /* Side A: spawn B, then time A->B->A round trips on one shared word. */
 static int cmd_pingpong(key_t key, const struct shm_opts *o) {
-  char a[6][32];
+  char a[NOPTS][32];
   fmt_opts(a, key, o);
-  char *argv[] = {"shm_bench", "pp-peer", a[0], a[1], a[2], a[3], a[4], a[5], NULL};
+  char *argv[] = {"shm_bench", "pp-peer", OPTS_ARGV(a), NULL};
   pid_t pid;
-  if (spawn_self(&pid, argv) < 0)
+  /* B in the peer's environment: on another host when run.sh says so. */
+  if (spawn_bench(&pid, argv, 1, -1, -1) < 0)
     return die_errno("posix_spawn");
   int rc = 1, id = -1;
   pp_pin(0);
@@ -371,6 +481,594 @@ static int cmd_rm(key_t key) {
   return shmctl(id, IPC_RMID, NULL) < 0 ? die_errno("rm: shmctl") : 0;
 }
 
+/* SysV call times on the existing segment KEY: shmget of its key, then shmat and shmdt of
+ * the whole segment (nothing touched), CALLS_ITERS times after CALLS_WARMUP. */
+#define CALLS_ITERS 200u
+#define CALLS_WARMUP 20u
+static int cmd_calls(key_t key) {
+  double get[CALLS_ITERS], at[CALLS_ITERS], dt[CALLS_ITERS];
+  for (unsigned i = 0; i < CALLS_WARMUP + CALLS_ITERS; i++) {
+    uint64_t t0 = bench_now_ns();
+    int id = shmget(key, 0, 0);
+    uint64_t t1 = bench_now_ns();
+    if (id < 0)
+      return die_errno("calls: shmget");
+    void *p = shmat(id, NULL, 0);
+    uint64_t t2 = bench_now_ns();
+    if (p == (void *)-1)
+      return die_errno("calls: shmat");
+    if (shmdt(p) < 0)
+      return die_errno("calls: shmdt");
+    uint64_t t3 = bench_now_ns();
+    if (i < CALLS_WARMUP)
+      continue;
+    get[i - CALLS_WARMUP] = (double)(t1 - t0) / 1e3;
+    at[i - CALLS_WARMUP] = (double)(t2 - t1) / 1e3;
+    dt[i - CALLS_WARMUP] = (double)(t3 - t2) / 1e3;
+  }
+  bench_print_lat("shmget_us", get, CALLS_ITERS);
+  bench_print_lat("shmat_us", at, CALLS_ITERS);
+  bench_print_lat("shmdt_us", dt, CALLS_ITERS);
+  return 0;
+}
+
+/* First touches of pages another process of the host holds. The holder creates KEY, writes
+ * every word (word i = i) and stays attached while a fresh toucher (same environment, so the
+ * same dshm host) reads one word on every stride-th page once per round; each round
+ * re-attaches, so every touch is the first of its page in that view. Natively each touch is
+ * a minor fault, whatever the stride (SysV shm mappings get no fault-around: strides 1 and 16
+ * time the same); under the shim's agent mode it is the SIGSEGV, the raise of the view to
+ * what the host holds and that minor fault. */
+static int cmd_touch(key_t key, const struct shm_opts *o) {
+  int id = shmget(key, o->seg_bytes, IPC_CREAT | IPC_EXCL | 0600);
+  if (id < 0)
+    return die_errno("touch: shmget");
+  uint64_t *w = shmat(id, NULL, 0);
+  int rc = 1;
+  if (w == (void *)-1) {
+    die_errno("touch: shmat");
+    goto out;
+  }
+  for (size_t i = 0; i < o->seg_bytes / sizeof(*w); i++)
+    w[i] = i;
+  rc = run_phase("touch-peer", key, o);
+  shmdt(w);
+out:
+  shmctl(id, IPC_RMID, NULL);
+  return rc;
+}
+
+static int cmd_touch_peer(key_t key, const struct shm_opts *o) {
+  size_t npages = o->seg_bytes / BENCH_PAGE, n = 0;
+  int id = shmget(key, 0, 0), rc = 1;
+  double *lat = calloc(npages * o->rounds, sizeof(*lat));
+  if (id < 0 || !lat) {
+    free(lat);
+    return die_errno("touch-peer: shmget");
+  }
+  for (unsigned r = 0; r < o->rounds; r++) {
+    const volatile uint64_t *w = shmat(id, NULL, SHM_RDONLY);
+    if (w == (void *)-1) {
+      die_errno("touch-peer: shmat");
+      goto out;
+    }
+    for (size_t pg = (r * 7u) % o->stride; pg < npages; pg += o->stride) {
+      size_t word = pg * (BENCH_PAGE / sizeof(uint64_t));
+      uint64_t t0 = bench_now_ns();
+      uint64_t v = w[word];
+      uint64_t t1 = bench_now_ns();
+      if (v != word) {
+        fprintf(stderr, "shm_bench: touch: word %zu holds %" PRIu64 "\n", word, v);
+        shmdt((const void *)w);
+        goto out;
+      }
+      if (r > 0)
+        lat[n++] = (double)(t1 - t0) / 1e3;
+    }
+    shmdt((const void *)w);
+  }
+  bench_print_lat("touch_us", lat, n);
+  rc = 0;
+out:
+  free(lat);
+  return rc;
+}
+
+/* The view of the SIGSEGV round trip: the handler raises a page of it, nothing else. */
+static uintptr_t segv_base;
+static size_t segv_len;
+
+/* Called from the SIGSEGV handler: only mprotect, restores errno. A fault outside the view
+ * restores the default action, so the retry kills the process as it should. */
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+  uintptr_t a = (uintptr_t)si->si_addr;
+  int saved = errno;
+  (void)uc;
+  if (a - segv_base < segv_len) {
+    mprotect((void *)(a & ~(uintptr_t)(BENCH_PAGE - 1)), BENCH_PAGE, PROT_READ | PROT_WRITE);
+  } else {
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigaction(sig, &dfl, NULL);
+  }
+  errno = saved;
+}
+
+/* The SIGSEGV round trip (native only): a private SysV segment, every page populated; per
+ * sample one page is made PROT_NONE (untimed), then touched (timed): the signal, a handler
+ * that mprotects the page back, the return and the retried load, which finds the page mapped
+ * (no minor fault in it). Every stride-th page, `rounds` times. */
+static int cmd_sigsegv(const struct shm_opts *o) {
+  size_t npages = o->seg_bytes / BENCH_PAGE, n = 0;
+  int id = shmget(IPC_PRIVATE, o->seg_bytes, IPC_CREAT | 0600), rc = 1;
+  if (id < 0)
+    return die_errno("sigsegv: shmget");
+  volatile uint64_t *w = shmat(id, NULL, 0);
+  shmctl(id, IPC_RMID, NULL); /* gone with the last detach, whatever happens */
+  if (w == (void *)-1)
+    return die_errno("sigsegv: shmat");
+  double *lat = calloc(npages * o->rounds, sizeof(*lat));
+  if (!lat) {
+    die_errno("sigsegv: calloc");
+    goto out;
+  }
+  for (size_t i = 0; i < o->seg_bytes / sizeof(*w); i++)
+    w[i] = i;
+  segv_base = (uintptr_t)w;
+  segv_len = o->seg_bytes;
+  struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_RESTART};
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGSEGV, &sa, NULL) < 0) {
+    die_errno("sigsegv: sigaction");
+    goto out;
+  }
+  for (unsigned r = 0; r < o->rounds; r++)
+    for (size_t pg = (r * 7u) % o->stride; pg < npages; pg += o->stride) {
+      size_t word = pg * (BENCH_PAGE / sizeof(uint64_t));
+      if (mprotect((void *)(segv_base + pg * BENCH_PAGE), BENCH_PAGE, PROT_NONE) < 0) {
+        die_errno("sigsegv: mprotect");
+        goto out;
+      }
+      uint64_t t0 = bench_now_ns();
+      uint64_t v = w[word];
+      uint64_t t1 = bench_now_ns();
+      if (v != word) {
+        fprintf(stderr, "shm_bench: sigsegv: word %zu holds %" PRIu64 "\n", word, v);
+        goto out;
+      }
+      if (r > 0)
+        lat[n++] = (double)(t1 - t0) / 1e3;
+    }
+  bench_print_lat("sigsegv_us", lat, n);
+  rc = 0;
+out:
+  shmdt((const void *)w);
+  free(lat);
+  return rc;
+}
+
+/* Reads a control record of len bytes from fd, waiting at most ms (< 0: forever). 1 read,
+ * 0 end of file or timeout, -1 error. */
+static int ctl_read(int fd, void *buf, size_t len, int ms) {
+  size_t got = 0;
+  while (got < len) {
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    int pr = poll(&pf, 1, ms);
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr <= 0)
+      return pr < 0 ? -1 : 0;
+    ssize_t k = read(fd, (char *)buf + got, len - got);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return k < 0 ? -1 : 0;
+    got += (size_t)k;
+  }
+  return 1;
+}
+
+static int ctl_write(int fd, const void *buf, size_t len) {
+  /* Records are far below PIPE_BUF: one write is one record, whoever else writes. */
+  ssize_t k;
+  do
+    k = write(fd, buf, len);
+  while (k < 0 && errno == EINTR);
+  return k == (ssize_t)len ? 0 : -1;
+}
+
+#define CTL_MS 30000 /* a child that does not answer within this has failed */
+
+/* Waits for n one-byte acks ('k') on fd. */
+static int ctl_acks(int fd, unsigned n, const char *what) {
+  for (unsigned i = 0; i < n; i++) {
+    char c = 0;
+    if (ctl_read(fd, &c, 1, CTL_MS) != 1 || c != 'k') {
+      fprintf(stderr, "shm_bench: %s: a child failed or did not answer\n", what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Another process whose memory the mem test reports: SHM_BENCH_RSS="NAME=PID" or
+ * "NAME=@GLOB|GLOB..." (a pid file, looked up when measured), separated by spaces. */
+struct watch {
+  char name[32];
+  char spec[256];
+  long rss0_kib; /* VmRSS before the test, -1 if not running then */
+};
+
+#define MAX_WATCH 4
+
+static int parse_watch(struct watch *w) {
+  const char *env = getenv("SHM_BENCH_RSS");
+  int n = 0;
+  while (env && *env && n < MAX_WATCH) {
+    size_t len = strcspn(env, " ");
+    const char *eq = memchr(env, '=', len);
+    if (eq && eq > env && (size_t)(eq - env) < sizeof(w[n].name) &&
+        len - (size_t)(eq - env) - 1 < sizeof(w[n].spec)) {
+      snprintf(w[n].name, sizeof(w[n].name), "%.*s", (int)(eq - env), env);
+      snprintf(w[n].spec, sizeof(w[n].spec), "%.*s", (int)(len - (size_t)(eq - env) - 1),
+               eq + 1);
+      w[n++].rss0_kib = -1;
+    }
+    env += len;
+    env += strspn(env, " ");
+  }
+  return n;
+}
+
+/* The pid a watch names: a number, or "@GLOB|GLOB..." (the first file found holds it). */
+static pid_t watch_pid(const struct watch *w) {
+  if (w->spec[0] != '@')
+    return (pid_t)atol(w->spec);
+  char pats[sizeof(w->spec)], *save = NULL;
+  pid_t pid = 0;
+  snprintf(pats, sizeof(pats), "%s", w->spec + 1);
+  for (char *pat = strtok_r(pats, "|", &save); pat && !pid; pat = strtok_r(NULL, "|", &save)) {
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0) {
+      FILE *f = fopen(g.gl_pathv[0], "r");
+      long v = 0;
+      if (f && fscanf(f, "%ld", &v) == 1)
+        pid = (pid_t)v;
+      if (f)
+        fclose(f);
+    }
+    globfree(&g);
+  }
+  return pid;
+}
+
+/* The value in kB of the line "field: N kB" of /proc/PID/file, or -1. */
+static long proc_kib(pid_t pid, const char *file, const char *field) {
+  char path[64], line[256];
+  size_t flen = strlen(field);
+  long v = -1;
+  snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof(line), f))
+    if (!strncmp(line, field, flen) && line[flen] == ':') {
+      v = atol(line + flen + 1);
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+/* Pss (kB) of every mapping of pid backed by the same file as the one containing addr: the
+ * segment's view, and any other view of the same memory (the shim's own, under dshm).
+ * -1 when addr is not mapped. */
+static long seg_pss_kib(pid_t pid, uintptr_t addr) {
+  char path[64], line[512];
+  struct {
+    unsigned long dev_major, dev_minor, ino;
+    long pss;
+  } *m = NULL;
+  size_t n = 0, cap = 0;
+  long hit = -1, sum = -1;
+  snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof(line), f)) {
+    unsigned long lo, hi, off, maj, min, ino;
+    if (sscanf(line, "%lx-%lx %*s %lx %lx:%lx %lu", &lo, &hi, &off, &maj, &min, &ino) == 6) {
+      if (n == cap) {
+        cap = cap ? 2 * cap : 64;
+        void *nm = realloc(m, cap * sizeof(*m));
+        if (!nm)
+          goto out;
+        m = nm;
+      }
+      m[n].dev_major = maj;
+      m[n].dev_minor = min;
+      m[n].ino = ino;
+      m[n].pss = 0;
+      if (addr >= lo && addr < hi)
+        hit = (long)n;
+      n++;
+    } else if (n > 0 && !strncmp(line, "Pss:", 4)) {
+      m[n - 1].pss = atol(line + 4);
+    }
+  }
+  if (hit >= 0 && m[hit].ino != 0) {
+    sum = 0;
+    for (size_t i = 0; i < n; i++)
+      if (m[i].ino == m[hit].ino && m[i].dev_major == m[hit].dev_major &&
+          m[i].dev_minor == m[hit].dev_minor)
+        sum += m[i].pss;
+  }
+out:
+  fclose(f);
+  free(m);
+  return sum;
+}
+
+/* What a mem reader reports once it has read every page. */
+struct mem_report {
+  int64_t pid;
+  uint64_t addr;
+};
+
+/* Memory of nproc readers of one segment: "fill" creates KEY (seg_bytes, word i = i) and
+ * detaches; nproc fresh readers (same environment: one dshm host) attach it read-only and
+ * read a word of every page; with all of them attached, this process sums their Pss for the
+ * segment's mappings (/proc/PID/smaps) and reports the processes named in SHM_BENCH_RSS
+ * (the host's agent, the server). Then the readers go and "rm" removes the segment. */
+static int cmd_mem(key_t key, const struct shm_opts *o) {
+  struct watch w[MAX_WATCH];
+  int nw = parse_watch(w), rc = 1, rep[2] = {-1, -1}, hold[2] = {-1, -1};
+  unsigned spawned = 0;
+  pid_t *kids = calloc(o->nproc, sizeof(*kids));
+  struct mem_report *r = calloc(o->nproc, sizeof(*r));
+  long pss_seg = 0, pss_all = 0;
+  char a[NOPTS][32];
+  char *argv[] = {"shm_bench", "mem-reader", OPTS_ARGV(a), NULL};
+
+  fmt_opts(a, key, o);
+  if (!kids || !r) {
+    die_errno("mem: calloc");
+    goto out;
+  }
+  for (int i = 0; i < nw; i++) {
+    pid_t pid = watch_pid(&w[i]);
+    if (pid > 0)
+      w[i].rss0_kib = proc_kib(pid, "status", "VmRSS");
+  }
+  if (run_phase("fill", key, o))
+    goto rm;
+  if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) {
+    die_errno("mem: pipe");
+    goto release;
+  }
+  for (; spawned < o->nproc; spawned++)
+    if (spawn_bench(&kids[spawned], argv, 0, hold[0], rep[1]) < 0) {
+      die_errno("mem: posix_spawn");
+      goto release;
+    }
+  close(rep[1]);
+  rep[1] = -1;
+  for (unsigned i = 0; i < o->nproc; i++)
+    if (ctl_read(rep[0], &r[i], sizeof(r[i]), CTL_MS) != 1) {
+      fprintf(stderr, "shm_bench: mem: a reader failed or did not report\n");
+      goto release;
+    }
+  /* Every reader has read everything and is still attached: each page has all its mappers. */
+  for (unsigned i = 0; i < o->nproc; i++) {
+    long seg = seg_pss_kib((pid_t)r[i].pid, (uintptr_t)r[i].addr);
+    long all = proc_kib((pid_t)r[i].pid, "smaps_rollup", "Pss");
+    if (seg < 0 || all < 0) {
+      fprintf(stderr, "shm_bench: mem: no smaps of reader %" PRId64 "\n", r[i].pid);
+      goto release;
+    }
+    pss_seg += seg;
+    pss_all += all;
+  }
+  printf("result mem_readers pss_seg_kib=%ld pss_all_kib=%ld n=%u seg_kib=%zu\n", pss_seg,
+         pss_all, o->nproc, o->seg_bytes >> 10);
+  for (int i = 0; i < nw; i++) {
+    pid_t pid = watch_pid(&w[i]);
+    long rss = pid > 0 ? proc_kib(pid, "status", "VmRSS") : -1;
+    long pss = pid > 0 ? proc_kib(pid, "smaps_rollup", "Pss") : -1;
+    if (rss < 0)
+      fprintf(stderr, "shm_bench: mem: %s (%s) is not running\n", w[i].name, w[i].spec);
+    else
+      printf("result mem_%s rss_kib=%ld pss_kib=%ld rss0_kib=%ld growth_kib=%ld\n", w[i].name,
+             rss, pss, w[i].rss0_kib, w[i].rss0_kib >= 0 ? rss - w[i].rss0_kib : rss);
+  }
+  rc = 0;
+release:
+  /* Closing hold[1] is the readers' end of file: they detach and exit. */
+  for (int i = 0; i < 2; i++) {
+    if (hold[i] >= 0)
+      close(hold[i]);
+    if (rep[i] >= 0)
+      close(rep[i]);
+  }
+  for (unsigned i = 0; i < spawned; i++)
+    if (wait_child(kids[i], "mem reader"))
+      rc = 1;
+rm:
+  if (run_phase("rm", key, o))
+    rc = 1;
+out:
+  free(kids);
+  free(r);
+  return rc;
+}
+
+static int cmd_mem_reader(key_t key, const struct shm_opts *o) {
+  int id = shmget(key, 0, 0);
+  if (id < 0)
+    return die_errno("mem-reader: shmget");
+  const volatile uint64_t *w = shmat(id, NULL, SHM_RDONLY);
+  if (w == (void *)-1)
+    return die_errno("mem-reader: shmat");
+  for (size_t pg = 0; pg < o->seg_bytes / BENCH_PAGE; pg++) {
+    size_t word = pg * (BENCH_PAGE / sizeof(uint64_t));
+    uint64_t v = w[word];
+    if (v != word) {
+      fprintf(stderr, "shm_bench: mem-reader: word %zu holds %" PRIu64 "\n", word, v);
+      return 1;
+    }
+  }
+  struct mem_report r = {.pid = getpid(), .addr = (uintptr_t)w};
+  if (ctl_write(4, &r, sizeof(r)) < 0)
+    return die_errno("mem-reader: report");
+  char c;
+  while (ctl_read(3, &c, 1, -1) > 0) /* held until the measuring process lets go */
+    ;
+  shmdt((const void *)w);
+  return 0;
+}
+
+/* One round of the revocation test: a reader checks that word 0 of page holds value, the
+ * writer stores value there (timed). */
+struct rv_cmd {
+  uint32_t page;
+  uint32_t pad;
+  uint64_t value;
+};
+
+#define RV_STRIDE 64u /* pages between two rounds' pages: past either side's read-ahead */
+#define RV_WARMUP 2u
+
+/* The cost of a revocation against the number of processes holding the page: nproc readers
+ * (this environment: one dshm host) read page P, then a writer (the peer's environment:
+ * another host when run.sh says so) stores to P, timed. Under the agent the server
+ * invalidates the readers' host, whose agent has every reader lower its own view before it
+ * answers. A fresh page each round (RV_STRIDE apart); the last step checks every store. */
+static int cmd_revoke(key_t key, const struct shm_opts *o) {
+  unsigned k = o->nproc, total = o->rounds + RV_WARMUP, spawned = 0;
+  int ack[2] = {-1, -1}, rc = 1;
+  int *cfd = calloc(k + 1, sizeof(*cfd));
+  pid_t *kids = calloc(k + 1, sizeof(*kids));
+  char a[NOPTS][32];
+  char *rargv[] = {"shm_bench", "rv-reader", OPTS_ARGV(a), NULL};
+  char *wargv[] = {"shm_bench", "rv-writer", OPTS_ARGV(a), NULL};
+
+  fmt_opts(a, key, o);
+  if (!cfd || !kids) {
+    die_errno("revoke: calloc");
+    goto out;
+  }
+  if ((size_t)total * RV_STRIDE > o->seg_bytes / BENCH_PAGE) {
+    fprintf(stderr, "shm_bench: revoke: SEG_BYTES must hold (ROUNDS + %u) * %u pages\n",
+            RV_WARMUP, RV_STRIDE);
+    goto out;
+  }
+  if (pipe2(ack, O_CLOEXEC) < 0) {
+    die_errno("revoke: pipe");
+    goto out;
+  }
+  for (; spawned <= k; spawned++) {
+    int c[2];
+    if (pipe2(c, O_CLOEXEC) < 0) {
+      die_errno("revoke: pipe");
+      goto stop;
+    }
+    int err = spawn_bench(&kids[spawned], spawned < k ? rargv : wargv, spawned == k, c[0], ack[1]);
+    close(c[0]);
+    cfd[spawned] = c[1];
+    if (err < 0) {
+      close(c[1]);
+      die_errno("revoke: posix_spawn");
+      goto stop;
+    }
+  }
+  close(ack[1]);
+  ack[1] = -1;
+  if (ctl_acks(ack[0], k + 1, "revoke: attach"))
+    goto stop;
+  for (unsigned r = 0; r < total; r++) {
+    struct rv_cmd rd = {.page = r * RV_STRIDE, .value = 0};
+    struct rv_cmd wr = {.page = r * RV_STRIDE, .value = r + 1};
+    for (unsigned i = 0; i < k; i++)
+      if (ctl_write(cfd[i], &rd, sizeof(rd)) < 0)
+        goto stop;
+    if (ctl_acks(ack[0], k, "revoke: read") || ctl_write(cfd[k], &wr, sizeof(wr)) < 0 ||
+        ctl_acks(ack[0], 1, "revoke: write"))
+      goto stop;
+  }
+  for (unsigned r = 0; r < total; r++) {
+    struct rv_cmd chk = {.page = r * RV_STRIDE, .value = r + 1};
+    if (ctl_write(cfd[0], &chk, sizeof(chk)) < 0 || ctl_acks(ack[0], 1, "revoke: check"))
+      goto stop;
+  }
+  rc = 0;
+stop:
+  /* End of file on its control pipe stops a child: the writer then prints its figures. */
+  for (unsigned i = 0; i < spawned; i++)
+    close(cfd[i]);
+  for (int i = 0; i < 2; i++)
+    if (ack[i] >= 0)
+      close(ack[i]);
+  for (unsigned i = 0; i < spawned; i++)
+    if (wait_child(kids[i], i < k ? "revoke reader" : "revoke writer"))
+      rc = 1;
+out:
+  free(cfd);
+  free(kids);
+  return rc;
+}
+
+/* The control loop of a revocation child: attaches KEY (creating it if it is first), says
+ * 'k', then answers every command with 'k' after doing it (store when write, else check). */
+static int rv_child(key_t key, const struct shm_opts *o, int write) {
+  const char *who = write ? "rv-writer" : "rv-reader";
+  size_t npages = o->seg_bytes / BENCH_PAGE;
+  int id = shmget(key, o->seg_bytes, IPC_CREAT | 0600), rc = 1;
+  double *lat = calloc(o->rounds ? o->rounds : 1, sizeof(*lat));
+  unsigned n = 0, seen = 0;
+  if (id < 0 || !lat) {
+    free(lat);
+    return die_errno(who);
+  }
+  volatile uint64_t *w = shmat(id, NULL, write ? 0 : SHM_RDONLY);
+  if (w == (void *)-1) {
+    free(lat);
+    return die_errno(who);
+  }
+  if (ctl_write(4, "k", 1) < 0)
+    goto out;
+  for (;;) {
+    struct rv_cmd c;
+    int got = ctl_read(3, &c, sizeof(c), -1);
+    if (got == 0)
+      break;
+    if (got < 0 || c.page >= npages)
+      goto out;
+    size_t word = (size_t)c.page * (BENCH_PAGE / sizeof(uint64_t));
+    if (write) {
+      uint64_t t0 = bench_now_ns();
+      w[word] = c.value;
+      uint64_t t1 = bench_now_ns();
+      if (seen++ >= RV_WARMUP && n < o->rounds)
+        lat[n++] = (double)(t1 - t0) / 1e3;
+    } else if (w[word] != c.value) {
+      fprintf(stderr, "shm_bench: %s: page %u holds %" PRIu64 ", want %" PRIu64 "\n", who,
+              c.page, (uint64_t)w[word], c.value);
+      ctl_write(4, "e", 1);
+      goto out;
+    }
+    if (ctl_write(4, "k", 1) < 0)
+      goto out;
+  }
+  if (write)
+    bench_print_lat("revoke_us", lat, n);
+  rc = 0;
+out:
+  shmdt((const void *)w);
+  if (write)
+    shmctl(id, IPC_RMID, NULL);
+  free(lat);
+  return rc;
+}
+
 /* Every phase in its own process; this one never touches shared memory itself. */
 static int cmd_all(key_t key, const struct shm_opts *o) {
   int rc = run_phase("fill", key, o);
@@ -378,6 +1076,8 @@ static int cmd_all(key_t key, const struct shm_opts *o) {
     rc = run_phase("fault", key, o);
   if (!rc)
     rc = run_phase("seqread", key, o);
+  if (!rc)
+    rc = run_phase("calls", key, o);
   int rm = run_phase("rm", key, o);
   if (!rc)
     rc = run_phase("pingpong", key + 1, o);
@@ -386,10 +1086,20 @@ static int cmd_all(key_t key, const struct shm_opts *o) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: shm_bench all|fill|fault|seqread|pingpong|rm "
-          "[KEY [SEG_BYTES [STRIDE [ROUNDS [PP_ITERS [PP_WARMUP]]]]]]\n"
-          "  all runs fill, fault, seqread, rm (segment KEY) and pingpong (KEY+1),\n"
-          "  each in a fresh process. Output lines start with \"result\".\n");
+          "usage: shm_bench CMD [KEY [SEG_BYTES [STRIDE [ROUNDS [PP_ITERS [PP_WARMUP [NPROC]]]]]]]\n"
+          "  all       fill, fault, seqread, calls, rm (segment KEY), pingpong (KEY+1),\n"
+          "            each in a fresh process\n"
+          "  fill | fault | seqread | calls | rm | pingpong   one of those phases\n"
+          "  touch     a holder fills KEY, a fresh process reads every STRIDE-th page once a\n"
+          "            round (ROUNDS, the first a warm-up): first-touch time per page\n"
+          "  sigsegv   SIGSEGV round trip on every STRIDE-th page of a private segment\n"
+          "  mem       fill KEY, NPROC readers read every page; their Pss for the segment and\n"
+          "            the VmRSS/Pss of SHM_BENCH_RSS=\"NAME=PID NAME=@PIDFILE_GLOB[|GLOB..] ...\"\n"
+          "  revoke    NPROC readers read a page, a writer (in the peer's environment) stores\n"
+          "            to it, timed; ROUNDS pages, %u apart (SEG_BYTES must hold them)\n"
+          "SHM_BENCH_PEER_ENV=\"NAME=VALUE ...\": extra environment of pingpong's B side and of\n"
+          "revoke's writer. Output lines start with \"result\".\n",
+          RV_STRIDE);
 }
 
 static int parse_ul(const char *s, unsigned long long min, unsigned long long *out) {
@@ -403,14 +1113,14 @@ static int parse_ul(const char *s, unsigned long long min, unsigned long long *o
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2 || argc > 8) {
+  if (argc < 2 || argc > 2 + NOPTS) {
     usage();
     return 2;
   }
   struct shm_opts o = shm_defaults;
   /* Default key: unlikely to collide with anything else on the machine. */
   key_t key = (key_t)(0x64730000u | ((unsigned)getpid() & 0xfffe));
-  unsigned long long v[6];
+  unsigned long long v[NOPTS];
   for (int i = 2; i < argc; i++)
     if (parse_ul(argv[i], i == 2 ? 0 : 1, &v[i - 2]) < 0) {
       usage();
@@ -428,6 +1138,8 @@ int main(int argc, char **argv) {
     o.pp_iters = (unsigned)v[4];
   if (argc > 7)
     o.pp_warmup = (unsigned)v[5];
+  if (argc > 8)
+    o.nproc = (unsigned)v[6];
   if (o.seg_bytes % BENCH_PAGE || o.seg_bytes / BENCH_PAGE < o.stride) {
     fprintf(stderr, "shm_bench: SEG_BYTES must be a multiple of 4096 and >= STRIDE pages\n");
     return 2;
@@ -450,6 +1162,24 @@ int main(int argc, char **argv) {
     return cmd_pp_peer(key, &o);
   if (!strcmp(cmd, "rm"))
     return cmd_rm(key);
+  if (!strcmp(cmd, "calls"))
+    return cmd_calls(key);
+  if (!strcmp(cmd, "touch"))
+    return cmd_touch(key, &o);
+  if (!strcmp(cmd, "touch-peer"))
+    return cmd_touch_peer(key, &o);
+  if (!strcmp(cmd, "sigsegv"))
+    return cmd_sigsegv(&o);
+  if (!strcmp(cmd, "mem"))
+    return cmd_mem(key, &o);
+  if (!strcmp(cmd, "mem-reader"))
+    return cmd_mem_reader(key, &o);
+  if (!strcmp(cmd, "revoke"))
+    return cmd_revoke(key, &o);
+  if (!strcmp(cmd, "rv-reader"))
+    return rv_child(key, &o, 0);
+  if (!strcmp(cmd, "rv-writer"))
+    return rv_child(key, &o, 1);
   usage();
   return 2;
 }
