@@ -85,8 +85,16 @@ static void on_flush(uv_timer_t *t) {
 static void on_idle(uv_timer_t *t) {
   struct agent *ag = t->data;
 
-  if (ag->nprocs == 0)
-    agent_stop(ag, "no local process left");
+  if (ag->nprocs != 0)
+    return;
+  /* Idle, but the host still owes the server something: a segment whose last DETACH has
+   * not been answered, or a reconnect whose resync will write pages back. Leaving now would
+   * lose them: look again later (a reconnect that fails stops the agent itself). */
+  if (!TAILQ_EMPTY(&ag->segs) || ag->up_reconn) {
+    uv_timer_start(&ag->idle, on_idle, 100, 0);
+    return;
+  }
+  agent_stop(ag, "no local process left");
 }
 
 #define AGENT_FIRST_WAIT_MS 5000u /* the process that started us connects right after "ok" */

@@ -581,6 +581,47 @@ START_TEST(test_fault_storm) {
 }
 END_TEST
 
+/* A process writes, the server is SIGKILLed, the process detaches (the agent keeps what it
+ * owes: the host's last detach could not be written back) and exits. The idle agent must
+ * not leave while it owes the server data: it is still there after five idle periods, and
+ * once the server is back (same port, its data directory) its resync writes the pages back:
+ * a reader on host B sees every byte. */
+START_TEST(test_idle_agent_keeps_owed_data) {
+  char k[16], go[256], data[256];
+  char *wr[] = {"host", "writedetach", KEYSTR(k, h_unique_key()), "8", go, NULL};
+  char *ck[] = {"host", "verify", k, "8", NULL};
+  char *slow[] = {"DSHM_TIMEOUT_MS=20000", NULL};
+  char *extra[] = {"--data-dir", data, NULL};
+  struct h_proc w;
+  struct h_result r;
+  pid_t agent;
+  int port, fd;
+
+  snprintf(go, sizeof go, "%s/go", test_dir);
+  snprintf(data, sizeof data, "%s/data", test_dir);
+  ck_assert_int_eq(mkdir(data, 0700), 0);
+  h_server_stop(&srv);
+  h_server_start_args(&srv, 0, extra);
+  port = srv.port;
+  spawn_on(&w, &host_a, wr, slow);
+  h_expect_line(&w, "written", RUN_MS);
+  agent = the_agent(&host_a);
+  h_server_kill(&srv);
+  fd = open(go, O_CREAT | O_WRONLY, 0600);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  h_wait(&w, &r, RUN_MS);
+  assert_exit0(&r, "writedetach");
+  ck_assert_str_eq(r.out, "detached\n"); /* "written" was read above */
+  /* Five idle periods: a condition on time itself (the agent must outlive them). */
+  for (long end = h_now_ms() + 5 * IDLE_MS; h_now_ms() < end;)
+    poll(NULL, 0, 20);
+  ck_assert_msg(kill(agent, 0) == 0, "the idle agent left while it owed the server data");
+  h_server_start_args(&srv, port, extra);
+  run_on(&host_b, ck, "verify ok\n", &r);
+}
+END_TEST
+
 START_TEST(test_agent_flush) {
   killed_agent(1, "intact " STR(WPAGES) " of " STR(WPAGES) "\n");
 }
@@ -611,6 +652,7 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_readers);
   tcase_add_test(tc, test_readers_fresh);
   tcase_add_test(tc, test_agent_killed);
+  tcase_add_test(tc, test_idle_agent_keeps_owed_data);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);

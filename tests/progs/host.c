@@ -422,6 +422,27 @@ static int cmd_killwrite(key_t key, long pages) {
     pause();
 }
 
+/* writedetach KEY PAGES GO: writes the pattern, says "written", waits (bounded, 60 s) for
+ * the file GO to exist, detaches, says "detached". */
+static int cmd_writedetach(key_t key, long pages, const char *go) {
+  unsigned char *s = attach(key, (size_t)pages * PAGE, IPC_CREAT, 0, NULL);
+
+  if (s == NULL)
+    return 1;
+  write_pattern(s, (size_t)pages);
+  printf("written\n");
+  fflush(stdout);
+  for (int i = 0; access(go, F_OK) != 0; i++) {
+    if (i == 6000)
+      return fail("no go file");
+    usleep(10000);
+  }
+  if (shmdt(s) < 0)
+    return fail("shmdt");
+  printf("detached\n");
+  return 0;
+}
+
 /* IPC_STAT as one normalized line, or the error. */
 static void print_stat(const char *what, int id) {
   struct shmid_ds ds;
@@ -740,7 +761,7 @@ static int usage(void) {
           "       sem KEY NITEMS | exitwrite KEY PAGES | verify KEY PAGES |\n"
           "       killwrite KEY PAGES | rmidfork KEY | forks KEY N |\n"
           "       readers KEY MB NPROC [fresh] | flag KEY ROUNDS ROLE |\n"
-          "       storm KEY PARTIES THREADS\n");
+          "       storm KEY PARTIES THREADS | writedetach KEY PAGES GOFILE\n");
   return 2;
 }
 
@@ -774,6 +795,8 @@ int main(int argc, char **argv) {
     return cmd_forks(key, atol(argv[3]));
   if (!strcmp(cmd, "readers") && (argc == 5 || (argc == 6 && !strcmp(argv[5], "fresh"))))
     return cmd_readers(key, atol(argv[3]), atol(argv[4]), argc == 6);
+  if (!strcmp(cmd, "writedetach") && argc == 5)
+    return cmd_writedetach(key, atol(argv[3]), argv[4]);
   if (!strcmp(cmd, "storm") && argc == 5)
     return cmd_storm(key, atol(argv[3]), atol(argv[4]));
   if (!strcmp(cmd, "flag") && argc == 5)
