@@ -116,6 +116,9 @@ extern int agent_verbose; /* DSHM_AGENT_VERBOSE=1: per-page traffic in the log *
       agent_log(__VA_ARGS__);  \
   } while (0)
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An agent of cfg on loop, with its signal and timer handles made (not started) and
+ * nothing connected. */
+void agent_init(struct agent *ag, uv_loop_t *loop, struct agent_cfg *cfg);
 /* The number of local processes changed: arms or disarms the idle exit. */
 void agent_procs_changed(struct agent *ag);
 /* Stops accepting, closes everything; uv_run then returns. */

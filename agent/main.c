@@ -114,6 +114,21 @@ static void on_signal(uv_signal_t *h, int signum) {
   agent_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+void agent_init(struct agent *ag, uv_loop_t *loop, struct agent_cfg *cfg) {
+  memset(ag, 0, sizeof *ag);
+  ag->loop = loop;
+  ag->cfg = cfg;
+  ag->listen_fd = -1;
+  TAILQ_INIT(&ag->procs);
+  TAILQ_INIT(&ag->segs);
+  TAILQ_INIT(&ag->revokes);
+  uv_signal_init(loop, &ag->sigterm);
+  uv_signal_init(loop, &ag->sigint);
+  uv_timer_init(loop, &ag->idle);
+  uv_timer_init(loop, &ag->flush);
+  ag->sigterm.data = ag->sigint.data = ag->idle.data = ag->flush.data = ag;
+}
+
 static int usage(void) {
   fprintf(stderr, "usage: dshm-agent --dir DIR --name NAME --server SPEC [--ready-fd FD] "
                   "[--idle-ms MS] [--foreground]\n");
@@ -291,17 +306,7 @@ int main(int argc, char **argv) {
     ready(&cfg, err, why);
     return 1;
   }
-  ag.loop = &loop;
-  ag.cfg = &cfg;
-  ag.listen_fd = -1;
-  TAILQ_INIT(&ag.procs);
-  TAILQ_INIT(&ag.segs);
-  TAILQ_INIT(&ag.revokes);
-  uv_signal_init(&loop, &ag.sigterm);
-  uv_signal_init(&loop, &ag.sigint);
-  uv_timer_init(&loop, &ag.idle);
-  uv_timer_init(&loop, &ag.flush);
-  ag.sigterm.data = ag.sigint.data = ag.idle.data = ag.flush.data = &ag;
+  agent_init(&ag, &loop, &cfg);
   uv_signal_start(&ag.sigterm, on_signal, SIGTERM);
   uv_signal_start(&ag.sigint, on_signal, SIGINT);
   err = agent_up_open(&ag, why, sizeof why);

@@ -783,19 +783,8 @@ static void agent_start(void) {
   char why[700] = "";
   int fd;
 
-  memset(&ag, 0, sizeof ag);
-  ag.loop = &loop;
-  ag.cfg = &cfg;
-  ag.listen_fd = -1;
-  TAILQ_INIT(&ag.procs);
-  TAILQ_INIT(&ag.segs);
-  TAILQ_INIT(&ag.revokes);
   /* As main() does, but the signal handles are never started (libFuzzer has SIGINT). */
-  uv_signal_init(&loop, &ag.sigterm);
-  uv_signal_init(&loop, &ag.sigint);
-  uv_timer_init(&loop, &ag.idle);
-  uv_timer_init(&loop, &ag.flush);
-  ag.sigterm.data = ag.sigint.data = ag.idle.data = ag.flush.data = &ag;
+  agent_init(&ag, &loop, &cfg);
   pthread_mutex_lock(&hp.mu);
   hp.initial = 1;
   hp.instance = 1;
