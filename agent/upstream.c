@@ -244,11 +244,9 @@ static void detach_for(struct agent *ag, int32_t shmid, uint32_t pid) {
   struct proto_msg m;
 
   memset(&m.h, 0, sizeof m.h);
-  m.h.opcode = PROTO_OP_DETACH_SEGMENT;
-  m.h.reqid = agent_up_reqid(ag);
   m.u.segref.cred = (struct proto_cred){pid, 0, 0};
   m.u.segref.shmid = shmid;
-  (void)agent_up_send(ag, &m);
+  (void)agent_up_detach(ag, NULL, &m, 0);
 }
 
 /* ATTACH succeeded for p: the host's segment, the process's record, and its descriptors:

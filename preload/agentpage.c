@@ -133,38 +133,43 @@ static int send_record(int32_t shmid, uint32_t page, int write) {
   }
 }
 
-/* Raises page p in the view at vstart (vflags) to what the host holds, if that is enough
- * for want. 1 done, 0 the host does not hold enough (any more), -1 failed (SIGBUS). */
-static int raise_view(struct shim_seg *sg, uint32_t p, uintptr_t vstart, int vflags,
-                      uint32_t want) {
+/* Raises page p of sg to what the host holds, if that is enough for want: in the view at
+ * vstart (vflags) only, or (vstart 0, cache lock held) in every view of sg. 1 done, 0 the
+ * host does not hold enough (any more), -1 failed (SIGBUS). The one place that raises: BUSY,
+ * then the holders bit and the word (announce), then the mprotect. */
+static int raise_page(struct shim_seg *sg, uint32_t p, uint32_t want, uintptr_t vstart,
+                      int vflags) {
   _Atomic uint32_t *w = &sg->state[p];
-  struct dshm_hostpage *hp = &sg->host[p];
-  uint32_t s, h, hm, mode;
-  sigset_t all, old;
+  uint32_t s = busy_take(w), mode = s & SHIM_PG_MODE, h = announce(&sg->host[p]);
+  uint32_t hm = dshm_ht_mode(h);
   int rc = 0;
 
-  /* No signal handler may run on this thread while it holds BUSY: one that touched the
-   * page would wait for BUSY forever. */
-  sigfillset(&all);
-  shim_real.pthread_sigmask(SIG_BLOCK, &all, &old);
-  s = busy_take(w);
-  mode = s & SHIM_PG_MODE;
-  h = announce(hp);
-  hm = dshm_ht_mode(h);
   if (h & DSHM_HT_ERR) {
     rc = -1;
   } else if (hm >= want) {
-    if (mprotect((void *)(vstart + (uintptr_t)p * SHIM_PAGE), SHIM_PAGE, prot_of(hm, vflags)) < 0)
-      rc = -1;
-    else {
-      rc = 1;
-      if (hm > mode)
-        mode = hm;
-    }
+    int err = vstart != 0 ? mprotect((void *)(vstart + (uintptr_t)p * SHIM_PAGE), SHIM_PAGE,
+                                     prot_of(hm, vflags))
+                          : shim_cache_protect(sg, p, 1, hm);
+    rc = err < 0 ? -1 : 1;
+    if (rc > 0 && hm > mode)
+      mode = hm;
   }
   busy_drop(w, mode, rc < 0);
   if (mode != (s & SHIM_PG_MODE))
     shim__vma_note(sg, p, s & SHIM_PG_MODE, mode);
+  return rc;
+}
+
+/* The fault handler's raise of the faulting view. No signal handler may run on this thread
+ * while it holds BUSY: one that touched the page would wait for BUSY forever. */
+static int raise_view(struct shim_seg *sg, uint32_t p, uintptr_t vstart, int vflags,
+                      uint32_t want) {
+  sigset_t all, old;
+  int rc;
+
+  sigfillset(&all);
+  shim_real.pthread_sigmask(SIG_BLOCK, &all, &old);
+  rc = raise_page(sg, p, want, vstart, vflags);
   shim_real.pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
 }
@@ -182,6 +187,29 @@ static void budget_wait(void) {
   }
 }
 
+/* The host does not hold page p of sg well enough (word h): asks the agent (again after
+ * every change of the page that left it short, sent_gen tracking that) and announces WAIT.
+ * 1: sleep on the word h | WAIT for *slice ms; 0: the word moved, look again; -1: no
+ * answer can come (the record cannot be sent, or the deadline passed). */
+static int ask(struct shim_seg *sg, uint32_t p, int write, uint32_t h, uint32_t *sent_gen,
+               long deadline, long *slice) {
+  _Atomic uint32_t *hw = &sg->host[p].word;
+  long left;
+
+  if ((h >> DSHM_HT_GEN_SHIFT) != *sent_gen) {
+    if (send_record(sg->shmid, p, write) < 0)
+      return -1;
+    *sent_gen = h >> DSHM_HT_GEN_SHIFT;
+  }
+  if (!(h & DSHM_HT_WAIT) && !atomic_compare_exchange_strong(hw, &h, h | DSHM_HT_WAIT))
+    return 0;
+  left = deadline - now_ms();
+  if (left <= 0)
+    return -1;
+  *slice = left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
+  return 1;
+}
+
 int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write) {
   uint32_t want = write ? PROTO_MODE_EXCLUSIVE : PROTO_MODE_SHARED;
   long deadline = now_ms() + shim_cfg.timeout_ms;
@@ -190,8 +218,8 @@ int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write) {
   for (;;) {
     struct shim_seg *sg = hit->seg;
     _Atomic uint32_t *hw = &sg->host[hit->page].word;
-    uint32_t h = atomic_load(hw), gen = h >> DSHM_HT_GEN_SHIFT;
-    long left;
+    uint32_t h = atomic_load(hw);
+    long slice;
     int rc;
 
     if (atomic_load(&shim__dead) || (atomic_load(&sg->state[hit->page]) & SHIM_PG_ERR) ||
@@ -213,49 +241,17 @@ int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write) {
       }
       continue; /* lowered meanwhile: look again */
     }
-    /* Ask the agent, again after every change of the page that left it short. */
-    if (gen != sent_gen) {
-      if (send_record(sg->shmid, hit->page, write) < 0) {
-        shim_cache_release(hit);
-        return -1;
-      }
-      sent_gen = gen;
-    }
-    if (!(h & DSHM_HT_WAIT) && !atomic_compare_exchange_strong(hw, &h, h | DSHM_HT_WAIT))
+    rc = ask(sg, hit->page, write, h, &sent_gen, deadline, &slice);
+    if (rc == 0)
       continue;
-    left = deadline - now_ms();
-    if (left <= 0) {
-      shim_cache_release(hit);
-      return -1;
-    }
     /* Not holding the segment while asleep: a detach must not wait for the server. */
     shim_cache_release(hit);
-    futex_wait(hw, h | DSHM_HT_WAIT, 1, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
+    if (rc < 0)
+      return -1;
+    futex_wait(hw, h | DSHM_HT_WAIT, 1, slice);
     if (shim_cache_lookup(addr, hit) < 0)
       return 0; /* the view is gone: the retry decides whose fault it is */
   }
-}
-
-/* Cache lock held: raises page p in every view of sg to the host's mode if enough. */
-static int raise_all(struct shim_seg *sg, uint32_t p, uint32_t want) {
-  _Atomic uint32_t *w = &sg->state[p];
-  struct dshm_hostpage *hp = &sg->host[p];
-  uint32_t s = busy_take(w), mode = s & SHIM_PG_MODE, h, hm;
-  int rc = 0;
-
-  h = announce(hp);
-  hm = dshm_ht_mode(h);
-  if (h & DSHM_HT_ERR) {
-    rc = -1;
-  } else if (hm >= want) {
-    rc = shim_cache_protect(sg, p, 1, hm) < 0 ? -1 : 1;
-    if (rc > 0 && hm > mode)
-      mode = hm;
-  }
-  busy_drop(w, mode, rc < 0);
-  if (mode != (s & SHIM_PG_MODE))
-    shim__vma_note(sg, p, s & SHIM_PG_MODE, mode);
-  return rc;
 }
 
 int shim_agent_page_ready(int slot, unsigned gen, uint32_t pg, int write) {
@@ -266,7 +262,7 @@ int shim_agent_page_ready(int slot, unsigned gen, uint32_t pg, int write) {
     struct shim_seg *sg = &shim__segs[slot];
     _Atomic uint32_t *hw;
     uint32_t h;
-    long left;
+    long slice;
     int rc;
 
     if (!atomic_load(&sg->used) || atomic_load(&sg->gen) != gen || atomic_load(&sg->dying) ||
@@ -278,23 +274,18 @@ int shim_agent_page_ready(int slot, unsigned gen, uint32_t pg, int write) {
       return -EFAULT;
     if (dshm_ht_mode(h) >= want) {
       /* Every view: the kernel may use the buffer through any of them. */
-      rc = raise_all(sg, pg, want);
+      rc = raise_page(sg, pg, want, 0, 0);
       if (rc != 0)
         return rc > 0 ? 0 : -EFAULT;
       continue;
     }
-    if ((h >> DSHM_HT_GEN_SHIFT) != sent_gen) {
-      if (send_record(sg->shmid, pg, write) < 0)
-        return -EFAULT;
-      sent_gen = h >> DSHM_HT_GEN_SHIFT;
-    }
-    if (!(h & DSHM_HT_WAIT) && !atomic_compare_exchange_strong(hw, &h, h | DSHM_HT_WAIT))
+    rc = ask(sg, pg, write, h, &sent_gen, deadline, &slice);
+    if (rc == 0)
       continue;
-    left = deadline - now_ms();
-    if (left <= 0)
+    if (rc < 0)
       return -EFAULT;
     pthread_mutex_unlock(&shim__cache_lock);
-    futex_wait(hw, h | DSHM_HT_WAIT, 1, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
+    futex_wait(hw, h | DSHM_HT_WAIT, 1, slice);
     pthread_mutex_lock(&shim__cache_lock);
   }
 }
