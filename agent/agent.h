@@ -72,6 +72,8 @@ struct agent {
   uint32_t reconn_delay;
   uv_timer_t reconn;
   int reconn_fd;            /* connected and handshaken, waiting for the local lowering */
+  uv_timer_t resync_step;   /* runs agent_up_resync_ready from the loop, never from a caller's
+                             * middle (a resync may free a segment that caller still uses) */
   int up_closing;           /* the old stream's close callback has not run yet */
   int in_step, step_again;  /* resync_step is running / must run once more */
   uint32_t resync_pending;  /* resync revocations still waiting for local processes */

@@ -403,7 +403,7 @@ static void revoke_finish(struct agent *ag, struct revoke *rv) {
       settle(ag, s, rv->first + i);
   }
   if (rv->local_only && --ag->resync_pending == 0)
-    agent_up_resync_ready(ag);
+    agent_up_resync_soon(ag); /* not now: our caller may still use the segment it frees */
   free(rv->pending);
   free(rv);
 }

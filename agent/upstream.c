@@ -333,20 +333,21 @@ static void on_reply(struct agent *ag, struct proto_msg *m) {
         if (p == NULL)
           return;
       }
-      if (f.host_last)
-        agent_seg_release(ag, f.shmid); /* its write-back is stored (FIFO) */
       if (f.op == PROTO_OP_ATTACH_SEGMENT && m->h.status == 0 && p == NULL && f.proc != 0) {
         detach_for(ag, f.shmid, f.pid); /* the process died waiting: undo */
         return;
       }
-      if (p == NULL)
-        return;
-      if (f.op == PROTO_OP_ATTACH_SEGMENT && m->h.status == 0) {
+      if (p != NULL && f.op == PROTO_OP_ATTACH_SEGMENT && m->h.status == 0) {
         attach_done(ag, p, &f, m);
         return;
       }
-      m->h.reqid = f.lreqid;
-      (void)agent_proc_send(p, m, -1, -1);
+      if (p != NULL) {
+        m->h.reqid = f.lreqid;
+        (void)agent_proc_send(p, m, -1, -1);
+      }
+      /* After the answer: freeing a large host copy takes a while, nobody need wait. */
+      if (f.host_last)
+        agent_seg_release(ag, f.shmid); /* its write-back is stored (FIFO) */
       return;
     }
   /* WRITE_DATA and GROUPS replies, and DETACHes nobody waits for. */
@@ -510,6 +511,15 @@ void agent_up_resync_ready(struct agent *ag) {
     finish_reconnect(ag);
 }
 
+static void on_resync_step(uv_timer_t *t) {
+  agent_up_resync_ready(t->data);
+}
+
+void agent_up_resync_soon(struct agent *ag) {
+  if (ag->up_reconn)
+    uv_timer_start(&ag->resync_step, on_resync_step, 0, 0);
+}
+
 static void on_reconn(uv_timer_t *t) {
   struct agent *ag = t->data;
   uint8_t inst[PROTO_NODE_ID];
@@ -560,6 +570,8 @@ void agent_up_close(struct agent *ag) {
   /* What is queued (write-backs, DETACHes) still goes out: shutdown waits for the pending
    * writes, then the stream is closed. */
   uv_timer_stop(&ag->reconn);
+  if (!uv_is_closing((uv_handle_t *)&ag->resync_step))
+    uv_close((uv_handle_t *)&ag->resync_step, NULL);
   if (req != NULL) {
     req->data = ag;
     if (uv_shutdown(req, &ag->up.stream, on_shutdown) == 0) {

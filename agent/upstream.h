@@ -29,8 +29,10 @@ int agent_up_detach(struct agent *ag, struct lproc *p, struct proto_msg *m, int 
 int agent_up_page_request(struct agent *ag, int32_t shmid, uint32_t first, uint32_t count,
                           uint32_t mode, const uint64_t *versions);
 
-/* The resync's local revocations are all done (hostseg.c): the reconnect can finish. */
+/* The resync's local revocations are all done (hostseg.c): the reconnect can finish.
+ * agent_up_resync_soon does it from the loop (for callers in the middle of a step). */
 void agent_up_resync_ready(struct agent *ag);
+void agent_up_resync_soon(struct agent *ag);
 
 /* While the server connection is made again, the SysV request m of p waits (agent_up_forward
  * does this itself); it is forwarded once the resync is done, or answered ENOTCONN. 0 or
