@@ -31,6 +31,7 @@ struct hseg {
   struct dshm_hostpage *tab;
   struct hpage *pg;
   uint32_t nattach;         /* local attachments (the agent's count at the server) */
+  uint32_t nexcl;           /* pages the table says EXCLUSIVE (tab_set keeps it) */
   int dying;                /* its last local attachment went: nothing new is asked */
   int lost;                 /* the server does not have it any more (restart) */
   uint32_t flush_cursor;    /* where the next background write-back goes on */

@@ -434,9 +434,11 @@ int agent_up_open(struct agent *ag, char *why, size_t whylen) {
   ag->rbuf = malloc(PROTO_MAX_FRAME);
   ag->reconn_fd = -1;
   TAILQ_INIT(&ag->parked);
-  if (ag->rbuf == NULL || uv_timer_init(ag->loop, &ag->reconn) < 0)
+  if (ag->rbuf == NULL || uv_timer_init(ag->loop, &ag->reconn) < 0 ||
+      uv_timer_init(ag->loop, &ag->resync_step) < 0)
     return -ENOMEM;
   ag->reconn.data = ag;
+  ag->resync_step.data = ag;
   if (getrandom(ag->node_id, sizeof ag->node_id, 0) != (ssize_t)sizeof ag->node_id)
     return -EIO;
   fd = connect_server(ag->cfg, why, whylen);
