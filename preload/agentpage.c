@@ -1,4 +1,4 @@
-/* agentpage.c - owns, in agent mode, the protections of this process's views.
+/* agentpage.c - the page engine: owns the protections of this process's views.
  *
  * The host's copy of a segment is the agent's memfd, which every view maps; the host page
  * table (proto/hosttab.h) says what the host holds. Per page the process keeps one word
@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pin.h"
 #include "real.h"
 #include "session.h"
 #include "vma.h"
@@ -50,18 +51,6 @@ static void futex_wait(_Atomic uint32_t *w, uint32_t val, int shared, long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
   syscall(SYS_futex, (uint32_t *)w, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
-}
-
-static int prot_of(uint32_t mode, int vflags) {
-  int prot;
-
-  if (mode == PROTO_MODE_INVALID)
-    return PROT_NONE;
-  prot = mode == PROTO_MODE_EXCLUSIVE && !(vflags & SHIM_VIEW_RDONLY) ? PROT_READ | PROT_WRITE
-                                                                       : PROT_READ;
-  if (vflags & SHIM_VIEW_EXEC)
-    prot |= PROT_EXEC;
-  return prot;
 }
 
 /* Takes BUSY on page p's word (waiting while another thread has it). Returns the word. */
@@ -152,7 +141,7 @@ static int raise_page(struct shim_seg *sg, uint32_t p, uint32_t want, uintptr_t 
     rc = -1;
   } else if (hm >= want) {
     int err = vstart != 0 ? mprotect((void *)(vstart + (uintptr_t)p * SHIM_PAGE), SHIM_PAGE,
-                                     prot_of(hm, vflags))
+                                     shim_prot_of(hm, vflags))
                           : shim_cache_protect(sg, p, 1, hm);
     rc = err < 0 ? -1 : 1;
     if (rc > 0 && hm > mode)
@@ -192,7 +181,7 @@ static void raise_ahead(struct shim_seg *sg, uint32_t p, uintptr_t vstart, int v
     for (j = i + 1; j < n && mode[j] == mode[i]; j++)
       ;
     if (mprotect((void *)(vstart + (uintptr_t)(p + 1 + i) * SHIM_PAGE), (size_t)(j - i) * SHIM_PAGE,
-                 prot_of(mode[i], vflags)) < 0)
+                 shim_prot_of(mode[i], vflags)) < 0)
       for (uint32_t k = i; k < j; k++)
         mode[k] = PROTO_MODE_INVALID; /* left as it was: a later fault retries it */
   }
@@ -382,3 +371,36 @@ void shim__agent_request_locked(const struct proto_msg *m) {
   a.u.range = *r;
   (void)shim__session_enqueue(&a);
 }
+
+void shim_agent_request(const struct proto_msg *m) {
+  pthread_mutex_lock(&shim__cache_lock);
+  if (!shim__pin_defer(m))
+    shim__agent_request_locked(m);
+  pthread_mutex_unlock(&shim__cache_lock);
+}
+
+void shim_agent_dead(void) {
+  pthread_mutex_lock(&shim__cache_lock);
+  for (int i = 0; i < SHIM_MAX_SEGS; i++) {
+    struct shim_seg *sg = &shim__segs[i];
+    if (!atomic_load(&sg->used) || sg->host == NULL)
+      continue;
+    shim_agent_lower(sg, 0, sg->npages, PROTO_MODE_INVALID);
+    for (uint32_t p = 0; p < sg->npages; p++)
+      shim_cache_set_bits(sg, p, SHIM_PG_ERR);
+  }
+  pthread_mutex_unlock(&shim__cache_lock);
+}
+
+/* A record from the I/O thread's pipe: the fault handler's mapping-budget trim (vma.c). */
+static void on_record(const struct shim_fault_rec *r) {
+  if (r->kind == SHIM_REC_TRIM)
+    shim__vma_trim();
+}
+
+const struct shim_session_ops shim_page_engine = {
+    .request = shim_agent_request,
+    .record = on_record,
+    .turn = shim__pin_retry,
+    .lost = shim_agent_dead,
+};

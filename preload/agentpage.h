@@ -1,4 +1,4 @@
-/* agentpage.h - agent mode: this process's views of the host's pages. A process raises its
+/* agentpage.h - the page engine: this process's views of the host's pages. A process raises its
  * own views up to what the host holds (no message), asks the agent for what the host lacks,
  * and lowers its views when the agent asks (docs/design.md, "The node is the host"). */
 #ifndef DSHM_SHIM_AGENTPAGE_H
@@ -9,6 +9,7 @@
 
 #include "cache.h"
 #include "proto.h"
+#include "session.h"
 
 /* The agent connection, for fault records sent straight from the fault handler (-1: none),
  * and this process's slot (its bit in the holders of the host page table). */
@@ -30,7 +31,18 @@ int shim_agent_page_ready(int slot, unsigned gen, uint32_t pg, int write);
  * agent's INVALIDATE/RECALL, or the DSHM_MAX_MAPS budget dropping cold pages). */
 void shim_agent_lower(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t keep);
 
-/* I/O thread, cache lock held: an INVALIDATE or RECALL of the agent: lower, then answer. */
+/* I/O thread: an INVALIDATE or RECALL of the agent: lower, then answer. Pages pinned by an
+ * I/O call keep their mode until it returns (pin.c defers the request and replays it with
+ * shim__agent_request_locked, cache lock held). */
+void shim_agent_request(const struct proto_msg *m);
 void shim__agent_request_locked(const struct proto_msg *m);
+
+/* The engine's side of the transport (session.h), registered by lifecycle.c. */
+extern const struct shim_session_ops shim_page_engine;
+
+/* I/O thread: the agent is gone. The host's memory is no longer kept coherent with
+ * anything, so every view goes down and every access gets SIGBUS, as the processes of a
+ * crashed host would die (docs/shim.md). */
+void shim_agent_dead(void);
 
 #endif /* DSHM_SHIM_AGENTPAGE_H */

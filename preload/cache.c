@@ -38,12 +38,11 @@ void shim_futex_wake(_Atomic uint32_t *w) {
   syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-static int prot_of(uint32_t mode, int vflags) {
+int shim_prot_of(uint32_t mode, int vflags) {
   int prot;
 
   switch (mode) {
-  case PROTO_MODE_SHARED:
-  case SHIM_MODE_CLEAN:      prot = PROT_READ; break; /* the next write marks it dirty */
+  case PROTO_MODE_SHARED:    prot = PROT_READ; break;
   case PROTO_MODE_EXCLUSIVE: prot = (vflags & SHIM_VIEW_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE; break;
   default:                   return PROT_NONE;
   }
@@ -67,30 +66,16 @@ struct shim_seg *shim_cache_seg_find(int shmid, int dying_ok) {
   return dying_ok ? dying : NULL;
 }
 
-/* Agent mode: maps the host page table instead of making a copy of our own. */
-static int seg_new_agent(struct shim_seg *sg, uint64_t npages, int tabfd) {
-  void *t = mmap(NULL, DSHM_HT_SIZE(npages), PROT_READ | PROT_WRITE, MAP_SHARED, tabfd, 0);
-
-  if (t == MAP_FAILED)
-    return -errno;
-  sg->host = t;
-  sg->memfd = -1;
-  sg->priv = NULL;
-  return 0;
-}
-
 int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **out) {
   struct shim_seg *sg = NULL;
   uint64_t npages = (segsz + SHIM_PAGE - 1) / SHIM_PAGE;
-  size_t bytes;
-  char name[32];
+  void *t;
   int i, err;
 
   /* The page index is a u32 on the wire; the rounding above cannot overflow for sizes the
    * server accepts, but refuse anything a u32 page index or size_t cannot address. */
-  if (segsz == 0 || npages > UINT32_MAX || npages > SIZE_MAX / SHIM_PAGE)
+  if (segsz == 0 || npages > UINT32_MAX || npages > SIZE_MAX / SHIM_PAGE || tabfd < 0)
     return -EINVAL;
-  bytes = (size_t)npages * SHIM_PAGE;
   for (i = 0; i < SHIM_MAX_SEGS && sg == NULL; i++)
     if (!atomic_load(&shim__segs[i].used))
       sg = &shim__segs[i];
@@ -98,43 +83,22 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **o
     return -EMFILE;
 
   atomic_store(&sg->lost, 0);
-  sg->host = NULL;
-  if (tabfd >= 0) {
-    err = seg_new_agent(sg, npages, tabfd);
-    if (err < 0)
-      return err;
-  } else {
-    snprintf(name, sizeof name, "dshm:%d", shmid);
-    sg->memfd = memfd_create(name, MFD_CLOEXEC);
-    if (sg->memfd < 0)
-      return -errno;
-    if (ftruncate(sg->memfd, (off_t)bytes) < 0) {
-      err = -errno;
-      goto fail_fd;
-    }
-    sg->priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, sg->memfd, 0);
-    if (sg->priv == MAP_FAILED) {
-      err = -errno;
-      goto fail_fd;
-    }
-  }
+  /* The host page table: what the host holds (the data itself is the memfd each view maps). */
+  t = mmap(NULL, DSHM_HT_SIZE(npages), PROT_READ | PROT_WRITE, MAP_SHARED, tabfd, 0);
+  if (t == MAP_FAILED)
+    return -errno;
+  sg->host = t;
   /* mmap, not malloc: the fault handler reads these words, and mmap memory is zeroed
-   * (= INVALID, version 0). */
+   * (= INVALID). */
   sg->state = mmap(NULL, (size_t)npages * sizeof *sg->state, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sg->state == MAP_FAILED) {
     err = -errno;
-    goto fail_priv;
-  }
-  sg->version = calloc((size_t)npages, sizeof *sg->version);
-  if (sg->version == NULL) {
-    err = -ENOMEM;
-    goto fail_state;
+    goto fail_host;
   }
   sg->pin = calloc((size_t)npages, sizeof *sg->pin);
   if (sg->pin == NULL) {
     err = -ENOMEM;
-    free(sg->version);
     goto fail_state;
   }
   sg->nruns = 1;
@@ -151,37 +115,21 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **o
 
 fail_state:
   munmap((void *)sg->state, (size_t)npages * sizeof *sg->state);
-fail_priv:
-  if (sg->priv != NULL)
-    munmap(sg->priv, bytes);
-fail_fd:
-  if (sg->memfd >= 0)
-    close(sg->memfd);
-  if (sg->host != NULL)
-    munmap(sg->host, DSHM_HT_SIZE(npages));
+fail_host:
+  munmap(sg->host, DSHM_HT_SIZE(npages));
   sg->host = NULL;
   return err;
 }
 
 void shim_cache_seg_free(struct shim_seg *sg) {
-  size_t bytes = (size_t)sg->npages * SHIM_PAGE;
-
   atomic_store(&sg->used, 0);
-  free(sg->version);
   free(sg->pin);
   munmap((void *)sg->state, (size_t)sg->npages * sizeof *sg->state);
-  if (sg->priv != NULL)
-    munmap(sg->priv, bytes);
-  if (sg->memfd >= 0)
-    close(sg->memfd);
   if (sg->host != NULL)
     munmap(sg->host, DSHM_HT_SIZE(sg->npages));
   sg->host = NULL;
-  sg->version = NULL;
   sg->pin = NULL;
   sg->state = NULL;
-  sg->priv = NULL;
-  sg->memfd = -1;
 }
 
 void shim_cache_seg_kill(struct shim_seg *sg) {
@@ -204,26 +152,10 @@ void shim_cache_seg_quiesce(struct shim_seg *sg) {
     nanosleep(&ts, NULL);
 }
 
-/* Applies the current page modes of sg to a freshly mapped view, one mprotect per run. */
-static int view_apply(struct shim_seg *sg, uint8_t *base, int vflags) {
-  uint32_t p = 0, q;
-
-  while (p < sg->npages) {
-    uint32_t mode = atomic_load(&sg->state[p]) & SHIM_PG_MODE;
-    for (q = p + 1; q < sg->npages && (atomic_load(&sg->state[q]) & SHIM_PG_MODE) == mode; q++)
-      ;
-    if (mode != PROTO_MODE_INVALID &&
-        mprotect(base + (size_t)p * SHIM_PAGE, (size_t)(q - p) * SHIM_PAGE, prot_of(mode, vflags)) < 0)
-      return -errno;
-    p = q;
-  }
-  return 0;
-}
-
 int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int flags,
                         void **out) {
   size_t len = (size_t)sg->npages * SHIM_PAGE;
-  int mflags = MAP_SHARED, v, err;
+  int mflags = MAP_SHARED, v;
   uint8_t *base;
 
   for (v = 0; v < SHIM_MAX_VIEWS && atomic_load(&views[v].start) != 0; v++)
@@ -232,7 +164,7 @@ int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int 
     return -EMFILE;
   if (addr != NULL)
     mflags |= fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE;
-  base = mmap(addr, len, PROT_NONE, mflags, fd >= 0 ? fd : sg->memfd, 0);
+  base = mmap(addr, len, PROT_NONE, mflags, fd, 0);
   if (base == MAP_FAILED)
     return errno == EEXIST ? -EINVAL : -errno; /* shmat reports an occupied range as EINVAL */
   if (addr != NULL && base != addr) {
@@ -241,13 +173,8 @@ int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int 
     return -EINVAL;
   }
   shim__vma_room(NULL, 0, 0, sg->nruns); /* the new view brings sg's runs as VMAs */
-  /* Agent mode: a new view starts with no access and its faults raise it to what the host
-   * holds (agentpage.c); lowering covers every view whatever it has. */
-  err = sg->host != NULL ? 0 : view_apply(sg, base, flags);
-  if (err < 0) {
-    munmap(base, len);
-    return err;
-  }
+  /* A new view starts with no access and its faults raise it to what the host holds
+   * (agentpage.c); lowering covers every view whatever it has. */
   /* Publish (seqlock writer, serialized by the cache lock): seq odd, fields, seq even,
    * start last so a reader that sees start also sees the rest. */
   atomic_fetch_add(&views[v].seq, 1);
@@ -286,11 +213,10 @@ void shim_cache_view_remove(int v) {
   atomic_fetch_add(&views[v].seq, 1);
   atomic_store(&views[v].start, 0);
   atomic_fetch_add(&views[v].seq, 1);
-  /* Agent mode: a fault handler may be raising a page of this view (it holds an inflight
-   * reference only for that, never while it sleeps): it must be done before the range can
-   * be reused by anything else. */
-  if (sg->host != NULL)
-    shim_cache_seg_quiesce(sg);
+  /* A fault handler may be raising a page of this view (it holds an inflight reference only
+   * for that, never while it sleeps): it must be done before the range can be reused by
+   * anything else. */
+  shim_cache_seg_quiesce(sg);
   munmap(base, len);
   sg->nviews--;
   atomic_fetch_sub(&shim__nviews, 1);
@@ -306,7 +232,7 @@ int shim_cache_protect(struct shim_seg *sg, uint32_t first, uint32_t count, uint
     if (start == 0 || atomic_load(&views[v].seg) != idx)
       continue;
     uint8_t *at = (uint8_t *)start + (size_t)first * SHIM_PAGE;
-    int prot = prot_of(mode, atomic_load(&views[v].flags));
+    int prot = shim_prot_of(mode, atomic_load(&views[v].flags));
     int rc = mprotect(at, (size_t)count * SHIM_PAGE, prot);
     /* ENOMEM: the process is out of VMAs (vm.max_map_count). Drop what can be dropped
      * to INVALID, which merges runs, and try once more. */
@@ -459,71 +385,10 @@ void shim_cache_seg_fail(struct shim_seg *sg) {
     shim_cache_set_bits(sg, p, SHIM_PG_ERR);
 }
 
-/* Maps every view of segment idx over itself: fresh memfd fd, or (fd < 0) private
- * anonymous memory that shares nothing. 0 or -errno. */
-static int fork_remap_views(int idx, int fd) {
-  int v, hw = atomic_load(&views_hw), err = 0;
-
-  for (v = 0; v < hw; v++) {
-    void *start = (void *)atomic_load(&views[v].start), *p;
-    size_t len = atomic_load(&views[v].len);
-    if (start == NULL || atomic_load(&views[v].seg) != idx)
-      continue;
-    if (fd >= 0)
-      p = mmap(start, len, PROT_NONE, MAP_SHARED | MAP_FIXED, fd, 0);
-    else
-      p = mmap(start, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-    if (p == MAP_FAILED && err == 0)
-      err = -errno;
-  }
-  return err;
-}
-
-/* A fresh copy of sg for the forked child. 0 or -errno (then nothing is shared either). */
-static int fork_seg(struct shim_seg *sg) {
-  size_t bytes = (size_t)sg->npages * SHIM_PAGE;
-  int idx = (int)(sg - shim__segs), fd, err = 0;
-  uint8_t *priv = MAP_FAILED;
-  uint32_t p;
-
-  fd = memfd_create("dshm:fork", MFD_CLOEXEC);
-  if (fd < 0 || ftruncate(fd, (off_t)bytes) < 0)
-    err = -errno;
-  if (err == 0) {
-    priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (priv == MAP_FAILED)
-      err = -errno;
-  }
-  if (err == 0)
-    err = fork_remap_views(idx, fd);
-  if (err < 0) {
-    /* Never leave the parent's pages visible: private memory, every fault a SIGBUS. */
-    fork_remap_views(idx, -1);
-    if (priv != MAP_FAILED)
-      munmap(priv, bytes);
-    priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (fd >= 0)
-      close(fd);
-    fd = -1;
-  }
-  munmap(sg->priv, bytes);
-  close(sg->memfd);
-  sg->priv = priv == MAP_FAILED ? NULL : priv;
-  sg->memfd = fd;
-  for (p = 0; p < sg->npages; p++) {
-    atomic_store(&sg->state[p], err < 0 ? SHIM_PG_ERR : 0u);
-    sg->version[p] = 0;
-    sg->pin[p] = 0; /* pinned by threads the child does not have */
-  }
-  sg->nruns = 1; /* one PROT_NONE mapping per view */
-  atomic_store(&sg->inflight, 0);
-  return err;
-}
-
-/* Agent mode, in the forked child: the memory stays the host's (the child maps what the
+/* In the forked child: the memory stays the host's (the child maps what the
  * parent mapped), but the child holds nothing until its own faults raise its views with
  * its own bit in the host table's holders. */
-static void fork_seg_agent(struct shim_seg *sg) {
+static void fork_seg(struct shim_seg *sg) {
   int idx = (int)(sg - shim__segs), v, hw = atomic_load(&views_hw);
   uint32_t p;
 
@@ -557,10 +422,6 @@ void shim_cache_fork_child(void) {
       }
       atomic_store(&sg->dying, 0);
     }
-    if (sg->host != NULL)
-      fork_seg_agent(sg);
-    else if (fork_seg(sg) < 0)
-      shim_log("fork: segment %d cannot get a copy of its own in the child: its pages "
-               "will fault with SIGBUS", sg->shmid);
+    fork_seg(sg);
   }
 }

@@ -1,4 +1,4 @@
-/* cache.h - the per-process page cache: segments (memfd, private view, page states) and views. */
+/* cache.h - the process's segments (host page table, per-page view states, pins) and views. */
 #ifndef DSHM_SHIM_CACHE_H
 #define DSHM_SHIM_CACHE_H
 
@@ -14,25 +14,12 @@
 #define SHIM_MAX_VIEWS 1024  /* attachments at once in one process */
 #define SHIM_PAGE      PROTO_PAGE_SIZE
 
-/* Page state word (one _Atomic uint32_t per page, also the futex faulting threads wait on). */
-#define SHIM_PG_MODE  0x03u  /* PROTO_MODE_INVALID / SHARED / EXCLUSIVE, or SHIM_MODE_CLEAN */
-#define SHIM_PG_REQ_R 0x04u  /* a read fault asked the I/O thread for the page */
-#define SHIM_PG_REQ_W 0x08u  /* a write fault asked the I/O thread for ownership */
-#define SHIM_PG_WAIT  0x10u  /* somebody sleeps on the word: wake on change */
-#define SHIM_PG_ERR   0x20u  /* the server refused the page: faults get SIGBUS */
-#define SHIM_PG_OWED  0x40u  /* lowered from EXCLUSIVE with its data sent, and no grant since:
-                              * after a reconnect it is written back again (the server may
-                              * have died before storing it) */
-#define SHIM_PG_BUSY  0x80u  /* agent mode: a thread is changing this page's views (agentpage.c) */
-#define SHIM_PG_REQ   (SHIM_PG_REQ_R | SHIM_PG_REQ_W)
-
-/* A fourth page mode, never on the wire: EXCLUSIVE at the server (this node still owns the
- * page) but written back since the last write and mapped read-only, so that the next write
- * faults and is upgraded locally to EXCLUSIVE (dirty) without asking the server (flush.c).
- * It ranks above EXCLUSIVE: a grant never lowers it, and `mode >= PROTO_MODE_EXCLUSIVE`
- * means "owned". Its data is at the server: a RECALL_ACK for it carries none, and write-backs
- * (shmdt, exit, DSHM_MAX_MAPS drops) skip it or drop it silently, as a SHARED copy. */
-#define SHIM_MODE_CLEAN 3u
+/* Page state word (one _Atomic uint32_t per page): the highest mode any view of this process
+ * may have, and BUSY while a thread changes the views of the page (agentpage.c). */
+#define SHIM_PG_MODE  0x03u  /* PROTO_MODE_INVALID / SHARED / EXCLUSIVE */
+#define SHIM_PG_WAIT  0x10u  /* somebody waits for BUSY to drop: wake on change */
+#define SHIM_PG_ERR   0x20u  /* the page can never be served: faults get SIGBUS */
+#define SHIM_PG_BUSY  0x80u  /* a thread is changing this page's views */
 
 /* View flags. */
 #define SHIM_VIEW_RDONLY 0x1  /* SHM_RDONLY: never more than PROT_READ */
@@ -46,15 +33,12 @@ struct shim_seg {
   int shmid;
   uint64_t segsz;
   uint32_t npages;
-  int memfd;                /* direct mode: this process's copy; -1 in agent mode */
-  uint8_t *priv;            /* direct mode: library-private read-write view of the memfd */
-  struct dshm_hostpage *host; /* agent mode: the host page table (proto/hosttab.h), or NULL */
+  struct dshm_hostpage *host; /* the host page table (proto/hosttab.h) */
   _Atomic uint32_t *state;  /* npages page state words */
-  uint64_t *version;        /* npages versions (0 = no data); under the cache lock */
   uint32_t *pin;            /* npages pin counts (pin.h: readers low 16 bits, writers high);
                              * under the cache lock */
   _Atomic uint32_t nruns;   /* runs of equal mode over the pages (vma.c); changed under the
-                             * lock, or (agent mode) by a fault handler raising a page */
+                             * lock, or by a fault handler raising a page */
   int nviews;               /* under the cache lock */
   atomic_int lost;          /* the server no longer has it (restart without --data-dir):
                              * calls on its id fail with EIDRM */
@@ -92,13 +76,15 @@ struct shim_vrange {
   int flags;                /* the view's SHIM_VIEW_* */
 };
 
+/* The protection a view with flags vflags (SHIM_VIEW_*) gets for a page at mode. No lock. */
+int shim_prot_of(uint32_t mode, int vflags);
+
 /* All of the following need shim__cache_lock held, unless stated otherwise. */
 
 /* The live segment with this shmid (a dying one only if dying_ok), or NULL. */
 struct shim_seg *shim_cache_seg_find(int shmid, int dying_ok);
-/* A new segment, all pages INVALID. Direct mode (tabfd < 0): a memfd of segsz rounded up to
- * pages and its private view. Agent mode: the host page table tabfd is mapped (the data is
- * the agent's memfd, mapped by each view). */
+/* A new segment, all pages INVALID: the host page table tabfd is mapped (the data is the
+ * agent's memfd, mapped by each view). */
 int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **out);
 /* Frees the segment's resources. Precondition: no views, dying set, inflight 0. */
 void shim_cache_seg_free(struct shim_seg *sg);
@@ -107,9 +93,9 @@ void shim_cache_seg_kill(struct shim_seg *sg);
 /* Waits (sleeping, without the lock) until no fault handler uses the segment. */
 void shim_cache_seg_quiesce(struct shim_seg *sg);
 
-/* Maps a view of sg (of fd, or of sg->memfd when fd < 0) at addr (NULL = anywhere; fixed
- * means MAP_FIXED instead of MAP_FIXED_NOREPLACE), gives it the current page protections
- * (agent mode: none; its faults raise it) and publishes it. */
+/* Maps a view of sg (of the agent's memfd fd) at addr (NULL = anywhere; fixed means
+ * MAP_FIXED instead of MAP_FIXED_NOREPLACE), with no access (its faults raise it), and
+ * publishes it. */
 int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int flags,
                         void **out);
 /* The view that starts exactly at addr, or -1. */
@@ -141,11 +127,11 @@ int shim_cache_views(struct shim_view_info *out, int max);
 /* Every page of sg becomes INVALID|ERR: its faults get SIGBUS (the segment cannot be served). */
 void shim_cache_seg_fail(struct shim_seg *sg);
 
-/* In the child of fork (single thread, both locks held, before the application runs):
- * every inherited segment gets a fresh memfd and private view, every view is mapped over the
- * inherited one at the same address with PROT_NONE, every page becomes INVALID with version
- * 0, so nothing is shared with the parent's memory and all data comes from the server.
- * Segments left without views (a detach was in flight in the parent) are freed. */
+/* In the child of fork (single thread, both locks held, before the application runs): the
+ * inherited views keep mapping the host's memory but lose all access (PROT_NONE), every page
+ * word becomes INVALID and no pin holds: the child raises its own views with its own bit in
+ * the host table's holders. Segments left without views (a detach was in flight in the
+ * parent) are freed. */
 void shim_cache_fork_child(void);
 /* Lock-free and async-signal-safe: 1 if [p, p+len) may overlap a published view. */
 int shim_cache_overlaps(uintptr_t p, size_t len);

@@ -1,7 +1,6 @@
-/* config.c - owns the environment configuration (DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS, DSHM_FLUSH_MS) and diagnostics. */
+/* config.c - owns the environment configuration (DSHM_SERVER, DSHM_DEBUG, DSHM_TIMEOUT_MS,
+ * DSHM_AGENT_*) and diagnostics. */
 #include "config.h"
-
-#include "client.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,37 +12,6 @@
 
 struct shim_config shim_cfg;
 
-/* Splits DSHM_SERVER (auth/client.c) into cfg->host / port / unix_path. */
-static int parse_server(const char *spec, struct shim_config *cfg) {
-  struct dshm_addr a;
-  int err = dshm_client_parse_addr(spec, SHIM_DEFAULT_PORT, &a);
-
-  if (err == 0) {
-    memcpy(cfg->host, a.host, sizeof cfg->host);
-    memcpy(cfg->port, a.port, sizeof cfg->port);
-    memcpy(cfg->unix_path, a.unix_path, sizeof cfg->unix_path);
-  }
-  return err;
-}
-
-/* DSHM_FLUSH_MS: 0 (off) or 1..SHIM_MAX_FLUSH_MS; anything else keeps the default. */
-static void load_flush_ms(void) {
-  const char *f = getenv("DSHM_FLUSH_MS");
-  char *end = NULL;
-  long ms;
-
-  shim_cfg.flush_ms = SHIM_DEFAULT_FLUSH_MS;
-  if (f == NULL || *f == '\0')
-    return;
-  errno = 0;
-  ms = strtol(f, &end, 10);
-  if (errno == 0 && *end == '\0' && ms >= 0 && ms <= SHIM_MAX_FLUSH_MS)
-    shim_cfg.flush_ms = (int)ms;
-  else
-    shim_log("ignoring DSHM_FLUSH_MS='%s' (want 0..%d), using %d", f, SHIM_MAX_FLUSH_MS,
-             SHIM_DEFAULT_FLUSH_MS);
-}
-
 /* DSHM_AGENT, DSHM_AGENT_DIR, DSHM_AGENT_BIN, DSHM_AGENT_IDLE_MS. The agent's files are
  * named after the server, so that one directory can serve several servers. */
 static void load_agent(void) {
@@ -52,9 +20,10 @@ static void load_agent(void) {
   const char *xdg = getenv("XDG_RUNTIME_DIR");
   size_t i, n = 0;
 
-  /* The host agent is the default; DSHM_AGENT=0 keeps the direct mode (every process a
-   * node of its own) while it lasts. */
-  shim_cfg.agent = a == NULL || *a == '\0' || (strcmp(a, "0") != 0 && strcmp(a, "off") != 0);
+  /* Direct mode (every process a node of its own) is gone: say so to whoever still asks. */
+  if (a != NULL && (strcmp(a, "0") == 0 || strcmp(a, "off") == 0))
+    shim_log("DSHM_AGENT=%s: direct mode was removed; processes always share their host's "
+             "agent (docs/design.md)", a);
   /* The user's own directory under it (dshm-EUID) is decided at each connect (agentlink.c):
    * a process that changed its uid uses that user's agent. */
   if (dir != NULL && *dir != '\0')
@@ -99,15 +68,14 @@ void shim_config_load(void) {
   const char *s = getenv("DSHM_SERVER");
   const char *d = getenv("DSHM_DEBUG");
   const char *t = getenv("DSHM_TIMEOUT_MS");
-  const char *tok = getenv("DSHM_TOKEN");
-  const char *tokf = getenv("DSHM_TOKEN_FILE");
   char *end = NULL;
   long ms;
 
+  /* The agent parses and checks it (and says what is wrong with it); here it names the
+   * agent that serves it. */
   if (s == NULL || *s == '\0')
     s = SHIM_DEFAULT_SERVER;
   snprintf(shim_cfg.spec, sizeof shim_cfg.spec, "%s", s);
-  shim_cfg.spec_err = parse_server(s, &shim_cfg);
   shim_cfg.debug = d != NULL && *d != '\0' && strcmp(d, "0") != 0;
   /* Positive milliseconds up to a day; anything else keeps the default (said once). */
   shim_cfg.timeout_ms = SHIM_DEFAULT_TIMEOUT_MS;
@@ -120,15 +88,6 @@ void shim_config_load(void) {
       shim_log("ignoring DSHM_TIMEOUT_MS='%s' (want 1..86400000), using %d", t,
                SHIM_DEFAULT_TIMEOUT_MS);
   }
-  /* DSHM_TOKEN wins over DSHM_TOKEN_FILE; only the derived key is kept. */
-  shim_cfg.token_set = tok != NULL;
-  shim_cfg.token_err = 0;
-  if (tok != NULL)
-    shim_cfg.token_err = dshm_auth_key_from_token(&shim_cfg.token_key, tok, strlen(tok));
-  shim_cfg.token_file[0] = '\0';
-  if (tok == NULL && tokf != NULL && *tokf != '\0')
-    snprintf(shim_cfg.token_file, sizeof shim_cfg.token_file, "%s", tokf);
-  load_flush_ms();
   load_agent();
 }
 

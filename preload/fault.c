@@ -19,7 +19,6 @@
 
 #include "agentpage.h"
 #include "cache.h"
-#include "coherence.h"
 #include "config.h"
 #include "real.h"
 #include "session.h"
@@ -35,16 +34,6 @@ static void self_kill(int sig) {
   syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 }
 
-/* A thread that faults while the process exits is parked until exit_group takes it:
- * the server may already have forgotten us, and a SIGBUS would turn a clean exit into a
- * crash. */
-static void park(void) {
-  static _Atomic uint32_t never;
-
-  for (;;)
-    shim_futex_wait(&never, 0);
-}
-
 /* The page can never be served (session lost, server refused, no answer within
  * DSHM_TIMEOUT_MS): the kernel's answer to touching a mapping that has no backing is
  * SIGBUS (BUS_ADRERR at the address), to the application's SIGBUS handler if it has one,
@@ -54,8 +43,6 @@ static void deliver_sigbus(void *addr) {
   siginfo_t si;
   sigset_t set;
 
-  if (atomic_load(&shim__exiting))
-    park();
   /* As the kernel's force_sig: an ignored or blocked SIGBUS from a fault is not. */
   if (shim_real.sigaction(SIGBUS, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN) {
     memset(&cur, 0, sizeof cur);
@@ -72,20 +59,6 @@ static void deliver_sigbus(void *addr) {
   si.si_addr = addr;
   if (syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), SIGBUS, &si) < 0)
     self_kill(SIGBUS);
-}
-
-static long now_ms(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
-  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* FUTEX_WAIT for at most ms milliseconds. */
-static void futex_wait_ms(_Atomic uint32_t *w, uint32_t val, long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-  syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
 }
 
 /* Whether the faulting access was a write. */
@@ -109,54 +82,6 @@ static int is_fetch(void *ctx) {
   (void)ctx;
   return 0;
 #endif
-}
-
-/* Brings the page to the needed mode, waiting at most DSHM_TIMEOUT_MS for the server.
- * 0: retry the instruction; -1: SIGBUS. */
-static int page_wait(const struct shim_hit *hit, int write) {
-  struct shim_seg *sg = hit->seg;
-  _Atomic uint32_t *w = &sg->state[hit->page];
-  uint32_t req = write ? SHIM_PG_REQ_W : SHIM_PG_REQ_R;
-  long deadline = now_ms() + shim_cfg.timeout_ms, left;
-
-  for (;;) {
-    uint32_t s = atomic_load(w), mode = s & SHIM_PG_MODE, ns;
-
-    if (atomic_load(&shim__dead))
-      return -1;
-    if (atomic_load(&sg->dying))
-      return 0; /* detached under our feet: the retry faults as not ours */
-    if (s & SHIM_PG_ERR)
-      return -1;
-    if (write ? mode == PROTO_MODE_EXCLUSIVE : mode != PROTO_MODE_INVALID)
-      return 0;
-    if (!(s & SHIM_PG_REQ)) {
-      /* First to want the page: the CAS makes exactly one thread send the request. */
-      ns = s | req | SHIM_PG_WAIT;
-      if (!atomic_compare_exchange_strong(w, &s, ns))
-        continue;
-      struct shim_fault_rec r = {write ? SHIM_REC_WRITE : SHIM_REC_READ,
-                                 (uint32_t)(sg - shim__segs), atomic_load(&sg->gen), hit->page};
-      if (shim_session_post_fault(&r) < 0)
-        return -1;
-    } else if (!(s & SHIM_PG_WAIT)) {
-      ns = s | SHIM_PG_WAIT;
-      if (!atomic_compare_exchange_strong(w, &s, ns))
-        continue;
-    } else {
-      ns = s;
-    }
-    /* Re-check after announcing WAIT: whoever sets dead/dying changes every word with WAIT
-     * after setting the flag, so either we see the flag here or FUTEX_WAIT returns. */
-    if (atomic_load(&shim__dead) || atomic_load(&sg->dying))
-      continue;
-    /* The request stays pending (its grant is installed whenever it comes); only this
-     * thread stops waiting for it. */
-    left = deadline - now_ms();
-    if (left <= 0)
-      return -1;
-    futex_wait_ms(w, ns, left);
-  }
 }
 
 /* Not our fault: do what the kernel would have done with the application's action. */
@@ -212,13 +137,7 @@ static void on_segv(int sig, siginfo_t *si, void *ctx) {
      * application's bug: the kernel's SIGSEGV. */
     if (!(write && (hit.flags & SHIM_VIEW_RDONLY)) &&
         !(is_fetch(ctx) && !(hit.flags & SHIM_VIEW_EXEC))) {
-      int rc;
-      if (hit.seg->host != NULL) {
-        rc = shim_agent_fault(&hit, (uintptr_t)si->si_addr, write); /* releases hit */
-      } else {
-        rc = page_wait(&hit, write);
-        shim_cache_release(&hit);
-      }
+      int rc = shim_agent_fault(&hit, (uintptr_t)si->si_addr, write); /* releases hit */
       if (rc < 0)
         deliver_sigbus(si->si_addr);
       errno = saved;

@@ -1,17 +1,15 @@
-/* fork.c - owns fork(): the child of a process with attachments becomes a node of its own.
+/* fork.c - owns fork(): the child shares its parent's host memory, as with the kernel.
  *
- * The work is split in two halves. Inside fork (the pthread_atfork child hook, lifecycle.c)
- * the child's memory is made its own: fresh memfds mapped over the inherited views, every
- * page INVALID, the parent's connection closed. That part needs no server and also runs for
- * a fork that does not come through this wrapper. Then, before fork() returns in the child,
- * the child connects, says HELLO, starts its I/O thread and registers every inherited
- * attachment (nattch grows at fork, as with the kernel). The parent's dirty pages need no
- * write-back: the child's first fault on one makes the server recall it from the parent.
+ * The inherited views map the host's memfd, so the child sees the same memory with no
+ * work. Inside fork (the pthread_atfork child hook, lifecycle.c) the parent's connection is
+ * closed in the child. In the parent, before fork() returns, the agent learns that the
+ * child inherited our attachments (INHERIT, one per segment: nattch grows at fork, as with
+ * the kernel) while the child waits on a pipe; then the child connects to the agent (its
+ * own slot) before fork() returns in it.
  *
  * vfork and posix_spawn are not wrapped: their child shares the parent's memory and only
  * execs or _exits, and exec.c recognizes it (it is not the session's process).
  */
-#include "fork.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,44 +26,9 @@
 #include "real.h"
 #include "session.h"
 
-void shim__fork_reattach(void) {
-  struct shim_view_info *vi = malloc(SHIM_MAX_VIEWS * sizeof *vi);
-  struct proto_msg *m = calloc(2, sizeof *m);
-  int i, n = 0, rc;
-
-  if (vi == NULL || m == NULL) {
-    shim_log("fork: out of memory registering the inherited attachments");
-    goto out;
-  }
-  pthread_mutex_lock(&shim__cache_lock);
-  n = shim_cache_views(vi, SHIM_MAX_VIEWS);
-  pthread_mutex_unlock(&shim__cache_lock);
-  for (i = 0; i < n; i++) {
-    memset(m, 0, 2 * sizeof *m);
-    m[0].h.opcode = PROTO_OP_ATTACH_SEGMENT;
-    m[0].u.attach.cred = (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(),
-                                             (uint32_t)getegid()};
-    m[0].u.attach.shmid = vi[i].shmid;
-    m[0].u.attach.shmflg = (vi[i].flags & SHIM_VIEW_RDONLY) ? SHM_RDONLY : 0;
-    rc = shim_session_call(&m[0], &m[1]);
-    if (rc < 0) {
-      struct shim_seg *sg = &shim__segs[vi[i].seg];
-      shim_log("fork: the child cannot attach segment %d again (%s): its pages will fault "
-               "with SIGBUS", vi[i].shmid, strerror(-rc));
-      pthread_mutex_lock(&shim__cache_lock);
-      if (atomic_load(&sg->used) && sg->shmid == vi[i].shmid)
-        shim_cache_seg_fail(sg);
-      pthread_mutex_unlock(&shim__cache_lock);
-    }
-  }
-out:
-  free(vi);
-  free(m);
-}
-
-/* Agent mode, in the parent right after fork: the child shares our memory already; the
- * agent learns (INHERIT, one per segment) that it inherited our attachments, and the server
- * counts them, before fork() returns here, as the kernel counts them at fork. */
+/* In the parent right after fork: the child shares our memory already; the agent learns
+ * (INHERIT, one per segment) that it inherited our attachments, and the server counts them,
+ * before fork() returns here, as the kernel counts them at fork. */
 static void inherit(pid_t child) {
   struct shim_view_info *vi = malloc(SHIM_MAX_VIEWS * sizeof *vi);
   struct proto_msg *m = calloc(2, sizeof *m);
@@ -126,10 +89,10 @@ SHIM_EXPORT pid_t fork(void) {
   shim_init();
   if (shim_real.fork == NULL)
     return (pid_t)shim_ret(-ENOSYS);
-  /* Agent mode: the child must not run before the agent knows what it inherited (its own
-   * fork or its faults would find nothing registered): it waits on this pipe until the
-   * parent's INHERITs are answered. A parent that dies meanwhile closes it: EOF. */
-  if (shim_cfg.agent && shim_session_mine() && has_views() && pipe2(gate, O_CLOEXEC) < 0)
+  /* The child must not run before the agent knows what it inherited (its own fork or its
+   * faults would find nothing registered): it waits on this pipe until the parent's
+   * INHERITs are answered. A parent that dies meanwhile closes it: EOF. */
+  if (shim_session_mine() && has_views() && pipe2(gate, O_CLOEXEC) < 0)
     gate[0] = gate[1] = -1;
   pid = shim_real.fork();
   if (pid > 0 && gate[1] >= 0) {
@@ -155,8 +118,8 @@ SHIM_EXPORT pid_t fork(void) {
       ;
     close(gate[0]);
   }
-  /* The child, single-threaded, its memory already its own (atfork hook). A child without
-   * attachments connects lazily at its first shm call, like any process. */
+  /* The child, single-threaded. A child without attachments connects lazily at its first
+   * shm call, like any process. */
   saved = errno;
   if (shim_session_forked() && has_views())
     (void)shim_session_ensure(); /* a failure was logged; the pages then fault with SIGBUS */

@@ -1,4 +1,4 @@
-/* lifecycle.c - owns the library's init (real symbols, config, handler), exit flush and fork hooks. */
+/* lifecycle.c - owns the library's init (real symbols, config, handler) and fork hooks. */
 #include "lifecycle.h"
 
 #include <errno.h>
@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agentpage.h"
 #include "cache.h"
-#include "coherence.h"
 #include "config.h"
 #include "fault.h"
 #include "real.h"
@@ -17,28 +17,23 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int init_err;
 
-/* Fork: the cache lock, then the session lock (the order every path takes them in), then
- * shm.c's groups lock (a leaf), so the child starts with all consistent and owned by its
- * only thread. */
+/* Fork: the cache lock, then the session lock (the order every path takes them in), so the
+ * child starts with all consistent and owned by its only thread. */
 static void atfork_prepare(void) {
   pthread_mutex_lock(&shim__cache_lock);
   shim_session_atfork_prepare();
-  shim__shm_atfork_prepare();
 }
 
 static void atfork_parent(void) {
-  shim__shm_atfork_parent();
   shim_session_atfork_parent();
   pthread_mutex_unlock(&shim__cache_lock);
 }
 
-/* The child inherits the attachments (SysV semantics) with memory of its own: fresh
- * memfds at the same addresses, every page INVALID (cache.c), no share of the parent's
- * connection; fork.c then gives it a session of its own before fork() returns. */
+/* The child inherits the attachments (SysV semantics): the same host memory at the same
+ * addresses (cache.c), no share of the parent's connection; fork.c then gives it a
+ * session of its own before fork() returns. */
 static void atfork_child(void) {
-  shim__shm_atfork_child();
   shim_session_atfork_child();
-  shim__coh_fork_child();
   shim_cache_fork_child();
   pthread_mutex_unlock(&shim__cache_lock);
 }
@@ -46,6 +41,7 @@ static void atfork_child(void) {
 static void init_once(void) {
   int err;
 
+  shim_session_set_ops(&shim_page_engine); /* the transport reports to the page engine */
   shim_config_load();
   shim_route_load();
   if (shim_real_resolve() < 0)
@@ -75,8 +71,5 @@ __attribute__((constructor)) static void shim_ctor(void) {
   shim_init();
 }
 
-/* Normal exit (return from main, exit(3)): nothing written by this process is lost.
- * _exit, a fatal signal or a crash lose what was not written back yet (protocol.md). */
-__attribute__((destructor)) static void shim_dtor(void) {
-  shim_coh_exit();
-}
+/* No exit hook: what a process wrote is in its host's memory, and the agent detaches it when
+ * its connection closes (exit, _exit, a crash or SIGKILL alike), as the kernel does. */

@@ -1,4 +1,4 @@
-/* lifecycle.h - library init (once, from the constructor or the first wrapper), exit, fork. */
+/* lifecycle.h - library init (once, from the constructor or the first wrapper), fork. */
 #ifndef DSHM_SHIM_LIFECYCLE_H
 #define DSHM_SHIM_LIFECYCLE_H
 
@@ -6,11 +6,5 @@
  * libraries' constructors may call us before ours ran). Returns 0 if the shim can serve
  * shm calls, or -errno why not. */
 int shim_init(void);
-
-/* shm.c's fork hooks: its supplementary-groups record is locked across fork so the child
- * never inherits it held by a thread that does not exist there. */
-void shim__shm_atfork_prepare(void);
-void shim__shm_atfork_parent(void);
-void shim__shm_atfork_child(void);
 
 #endif /* DSHM_SHIM_LIFECYCLE_H */

@@ -20,7 +20,6 @@
 
 #include "agentpage.h"
 #include "cache.h"
-#include "coherence.h"
 #include "session.h"
 
 /* A deferred server request (I/O thread only, plus the count read by pinners). */
@@ -146,50 +145,7 @@ static void wake_io(void) {
 /* Cache lock held on entry and exit (dropped while sleeping). Brings page pg of run r to
  * the run's mode. 0, or -EFAULT if that can never happen. */
 static int page_ready(const struct shim_pin_run *r, uint32_t pg) {
-  int write = r->level == SHIM_PIN_EXCL;
-  uint32_t req = write ? SHIM_PG_REQ_W : SHIM_PG_REQ_R;
-
-  if (shim__segs[r->slot].host != NULL)
-    return shim_agent_page_ready(r->slot, r->gen, pg, write);
-
-  for (;;) {
-    struct shim_seg *sg = run_seg(r);
-    _Atomic uint32_t *w;
-    uint32_t s, mode, ns;
-    int post = 0;
-
-    if (sg == NULL || atomic_load(&shim__dead))
-      return -EFAULT;
-    w = &sg->state[pg];
-    s = atomic_load(w);
-    mode = s & SHIM_PG_MODE;
-    if (s & SHIM_PG_ERR)
-      return -EFAULT;
-    if (write ? mode == PROTO_MODE_EXCLUSIVE : mode != PROTO_MODE_INVALID)
-      return 0;
-    /* The fault handler's protocol (fault.c): the first to want the page sends the record. */
-    if (!(s & SHIM_PG_REQ)) {
-      ns = s | req | SHIM_PG_WAIT;
-      post = 1;
-    } else {
-      ns = s | SHIM_PG_WAIT;
-    }
-    if (ns != s && !atomic_compare_exchange_strong(w, &s, ns))
-      continue;
-    pthread_mutex_unlock(&shim__cache_lock);
-    if (post) {
-      struct shim_fault_rec rec = {write ? SHIM_REC_WRITE : SHIM_REC_READ, (uint32_t)r->slot,
-                                   r->gen, pg};
-      if (shim_session_post_fault(&rec) < 0) {
-        pthread_mutex_lock(&shim__cache_lock);
-        return -EFAULT;
-      }
-    }
-    /* Whoever sets dead or dying changes every word with WAIT afterwards (fault.c). */
-    if (!atomic_load(&shim__dead))
-      shim_futex_wait(w, ns);
-    pthread_mutex_lock(&shim__cache_lock);
-  }
+  return shim_agent_page_ready(r->slot, r->gen, pg, r->level == SHIM_PIN_EXCL);
 }
 
 int shim_pin_acquire(struct shim_pinset *ps) {
@@ -312,7 +268,7 @@ void shim__pin_retry(void) {
     replay.u.range = dq[i].r;
     memmove(&dq[i], &dq[i + 1], (ndq - i - 1) * sizeof *dq);
     ndq--;
-    shim__coh_server_request_locked(&replay);
+    shim__agent_request_locked(&replay);
   }
   atomic_store(&ndeferred, (int)ndq);
   pthread_mutex_unlock(&shim__cache_lock);

@@ -1,4 +1,4 @@
-/* pin.h - pins segment pages for the duration of an I/O call and defers the server's requests for them. */
+/* pin.h - pins segment pages for the duration of an I/O call and defers the agent's requests for them. */
 #ifndef DSHM_SHIM_PIN_H
 #define DSHM_SHIM_PIN_H
 

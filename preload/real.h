@@ -18,11 +18,6 @@ struct shim_real {
   __sighandler_t (*sysv_signal)(int, __sighandler_t);
   int (*sighold)(int);
   pid_t (*fork)(void);
-  int (*execve)(const char *, char *const[], char *const[]);
-  int (*execv)(const char *, char *const[]);
-  int (*execvp)(const char *, char *const[]);
-  int (*execvpe)(const char *, char *const[], char *const[]);
-  int (*fexecve)(int, char *const[], char *const[]);
   /* The kernel's SysV calls, for keys and ids that are not networked (route.c). */
   int (*shmget)(key_t, size_t, int);
   void *(*shmat)(int, const void *, int);

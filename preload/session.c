@@ -1,43 +1,33 @@
-/* session.c - owns the server connection: connect + HELLO, the I/O thread, output queue, replies. */
+/* session.c - owns the connection to the host agent: connect + HELLO, the I/O thread, the
+ * output queue, replies to waiting threads; the agent's page requests go to agentpage.c. */
 #include "session.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "agentlink.h"
 #include "agentpage.h"
-#include "coherence.h"
 #include "config.h"
-#include "flush.h"
-#include "fork.h"
-#include "pin.h"
 #include "real.h"
 
-/* S_RECONN: the connection dropped and the I/O thread is connecting again; requests queue
- * (and wait, bounded by DSHM_TIMEOUT_MS) instead of failing. */
-enum { S_NONE, S_UP, S_DEAD, S_FORKED, S_RECONN };
+enum { S_NONE, S_UP, S_DEAD, S_FORKED };
 
 /* An encoded frame waiting to be written. */
 struct frame {
   struct frame *next;
   size_t len, off;
-  int has_cred;           /* agent mode: sent with these SCM_CREDENTIALS (the kernel checks
-                           * them: the agent believes them) */
+  int has_cred;           /* sent with these SCM_CREDENTIALS (the kernel checks them: the
+                           * agent believes them) */
   struct ucred cred;
   uint8_t buf[];
 };
@@ -50,16 +40,16 @@ static struct {
   int pipe_rd;
   struct frame *out_head, *out_tail;
   struct shim_waiter *waiters;
-  int warned;
-  uint32_t max_run;
   pid_t pid; /* the process that opened the session (a vfork child is not it) */
-  uint8_t node_id[PROTO_NODE_ID];  /* this process's identity across reconnects */
-  uint8_t instance[PROTO_NODE_ID]; /* the server's, from the NODE reply */
-} S = {PTHREAD_MUTEX_INITIALIZER, S_NONE, -1, -1, NULL, NULL, NULL, 0, PROTO_MAX_RUN, 0,
-       {0}, {0}};
-static pthread_cond_t settled = PTHREAD_COND_INITIALIZER; /* S_RECONN ended */
-static int rx_fds[2] = {-1, -1}; /* agent mode: descriptors that came with the frame being
-                                  * dispatched (I/O thread); a waiter may take them */
+} S = {PTHREAD_MUTEX_INITIALIZER, S_NONE, -1, -1, NULL, NULL, NULL, 0};
+static int rx_fds[2] = {-1, -1}; /* descriptors that came with the frame being dispatched
+                                  * (I/O thread); a waiter may take them */
+
+static const struct shim_session_ops *ops;
+
+void shim_session_set_ops(const struct shim_session_ops *o) {
+  ops = o;
+}
 
 atomic_int shim__dead;
 static atomic_int pipe_wr = -1;    /* read by the fault handler */
@@ -74,10 +64,6 @@ uint32_t shim__session_reqid(void) {
     id = atomic_fetch_add(&next_reqid, 1) + 1;
   while (id == 0);
   return id;
-}
-
-uint32_t shim__session_max_run(void) {
-  return S.max_run;
 }
 
 int shim_session_mine(void) {
@@ -151,7 +137,7 @@ static int encode(struct proto_msg *m, struct frame **out) {
   f->off = 0;
   f->next = NULL;
   f->has_cred = 0;
-  if (shim_cfg.agent && !(m->h.flags & PROTO_F_REPLY) && msg_cred(m) != NULL) {
+  if (!(m->h.flags & PROTO_F_REPLY) && msg_cred(m) != NULL) {
     const struct proto_cred *c = msg_cred(m);
     f->has_cred = 1;
     f->cred = (struct ucred){(pid_t)c->pid, (uid_t)c->uid, (gid_t)c->gid};
@@ -176,7 +162,7 @@ int shim__session_enqueue(struct proto_msg *m) {
   if (err < 0)
     return err;
   pthread_mutex_lock(&S.lock);
-  if (S.state != S_UP && S.state != S_RECONN) {
+  if (S.state != S_UP) {
     pthread_mutex_unlock(&S.lock);
     free(f);
     return -ENOTCONN;
@@ -205,7 +191,7 @@ int shim_session_submit(struct proto_msg *req, struct shim_waiter *w) {
   if (err < 0)
     return err;
   pthread_mutex_lock(&S.lock);
-  if (S.state != S_UP && S.state != S_RECONN) {
+  if (S.state != S_UP) {
     pthread_mutex_unlock(&S.lock);
     free(f);
     return -ENOTCONN;
@@ -289,131 +275,6 @@ int shim_session_call(struct proto_msg *req, struct proto_msg *reply) {
 
 /* ---- connecting ---------------------------------------------------------------------- */
 
-/* An authentication failure: one line naming the variables, EACCES for the caller. */
-static int auth_fail(const char *msg) {
-  if (!S.warned++ || shim_cfg.debug)
-    shim_log("server %s: %s", shim_cfg.spec, msg);
-  return -EACCES;
-}
-
-/* The key to prove, from DSHM_TOKEN or DSHM_TOKEN_FILE: 1, 0 when neither is set, or
- * -EACCES after a message. */
-static int token_key(struct dshm_auth_key *key) {
-  char why[4200], msg[4300];
-
-  if (shim_cfg.token_set) {
-    if (shim_cfg.token_err < 0)
-      return auth_fail("DSHM_TOKEN is empty or longer than 4096 bytes");
-    *key = shim_cfg.token_key;
-    return 1;
-  }
-  if (shim_cfg.token_file[0] == '\0')
-    return 0;
-  if (dshm_auth_key_from_file(key, shim_cfg.token_file, why, sizeof why) < 0) {
-    snprintf(msg, sizeof msg, "DSHM_TOKEN_FILE: %s", why);
-    return auth_fail(msg);
-  }
-  return 1;
-}
-
-/* HELLO on the still-blocking socket, before the I/O thread exists; with a token, the
- * challenge-response in the middle. */
-static int hello(int fd) {
-  struct proto_msg *m = calloc(1, sizeof *m);
-  gid_t groups[PROTO_MAX_GROUPS];
-  struct dshm_auth_key key;
-  const char *why = NULL;
-  char host[64] = "";
-  int n, err, i, have_key;
-
-  if (m == NULL)
-    return -ENOMEM;
-  have_key = token_key(&key);
-  if (have_key < 0) {
-    free(m);
-    return have_key;
-  }
-  m->h.opcode = PROTO_OP_HELLO;
-  m->h.reqid = shim__session_reqid();
-  m->u.hello.pid = (uint32_t)getpid();
-  m->u.hello.uid = (uint32_t)geteuid();
-  m->u.hello.gid = (uint32_t)getegid();
-  n = getgroups(PROTO_MAX_GROUPS, groups);
-  if (n < 0)
-    n = 0; /* more than PROTO_MAX_GROUPS: claim none rather than a wrong subset */
-  m->u.hello.ngroups = (uint32_t)n;
-  for (i = 0; i < n; i++)
-    m->u.hello.groups[i] = (uint32_t)groups[i];
-  gethostname(host, sizeof host - 1);
-  snprintf(m->u.hello.name, sizeof m->u.hello.name, "%s@%s", program_invocation_short_name, host);
-  m->u.hello.name_len = (uint32_t)strlen(m->u.hello.name);
-
-  err = dshm_client_hello(fd, m, have_key ? &key : NULL, shim__session_reqid(), &why);
-  if (err == -EACCES && why != NULL)
-    err = auth_fail(why);
-  if (err == 0) {
-    if (m->u.hello_reply.max_run >= 1 && m->u.hello_reply.max_run <= PROTO_MAX_RUN)
-      S.max_run = m->u.hello_reply.max_run;
-    shim_debug("connected to %s as node %u", shim_cfg.spec, m->u.hello_reply.node);
-  }
-  dshm_auth_key_wipe(&key);
-  free(m);
-  return err;
-}
-
-/* One request and its reply on the blocking socket fd (the handshake, and the I/O thread
- * while it reconnects, before it polls again). Frames that are not the reply are skipped:
- * the server sends nothing else to a node that holds no page yet. 0, -errno of the reply's
- * status, or -errno of the socket. */
-int shim__session_sync_call(int fd, struct proto_msg *req, struct proto_msg *reply) {
-  req->h.reqid = shim__session_reqid();
-  return dshm_client_call(fd, req, reply);
-}
-
-/* NODE: says who we are (a fresh random id per process) and learns the server's instance
- * id; with PROTO_NODE_RESUMED, that a reconnect is complete. */
-static int node_hello(int fd, uint32_t flags, uint8_t *instance) {
-  struct proto_msg *m = calloc(2, sizeof *m);
-  int err;
-
-  if (m == NULL)
-    return -ENOMEM;
-  m[0].h.opcode = PROTO_OP_NODE;
-  memcpy(m[0].u.node.id, S.node_id, PROTO_NODE_ID);
-  m[0].u.node.flags = flags;
-  err = shim__session_sync_call(fd, &m[0], &m[1]);
-  if (err == 0 && instance != NULL)
-    memcpy(instance, m[1].u.node_reply.instance, PROTO_NODE_ID);
-  free(m);
-  return err;
-}
-
-/* Returns a connected socket or -errno, and prints the reason once. Lock held. */
-static int connect_server(void) {
-  const struct dshm_addr a = {.host = "", .port = "", .unix_path = ""};
-  struct dshm_addr addr = a;
-  const char *why = NULL;
-  int fd;
-
-  if (shim_cfg.spec_err < 0) {
-    if (!S.warned++ || shim_cfg.debug)
-      shim_log("bad DSHM_SERVER '%s' (expected host:port, [ipv6]:port or unix:PATH)",
-               shim_cfg.spec);
-    return shim_cfg.spec_err;
-  }
-  memcpy(addr.host, shim_cfg.host, sizeof addr.host);
-  memcpy(addr.port, shim_cfg.port, sizeof addr.port);
-  memcpy(addr.unix_path, shim_cfg.unix_path, sizeof addr.unix_path);
-  fd = dshm_client_connect(&addr, &why);
-  if (fd < 0 && (!S.warned++ || shim_cfg.debug)) {
-    if (why != NULL)
-      shim_log("cannot resolve %s (DSHM_SERVER): %s", shim_cfg.spec, why);
-    else
-      shim_log("cannot connect to %s (DSHM_SERVER): %s", shim_cfg.spec, strerror(-fd));
-  }
-  return fd;
-}
-
 static void *io_main(void *arg);
 
 /* One request and its reply on the blocking SOCK_SEQPACKET socket to the agent: a message is
@@ -440,7 +301,7 @@ static int agent_call(int fd, struct proto_msg *req, struct proto_msg *reply) {
   return reply->h.status != 0 ? -proto_err_to_errno(reply->h.status) : 0;
 }
 
-/* Agent mode: HELLO to the host agent on the still-blocking SOCK_SEQPACKET socket; its reply
+/* HELLO to the host agent on the still-blocking SOCK_SEQPACKET socket; its reply
  * carries our slot (our bit in the holders of the host page table). */
 static int agent_hello(int fd) {
   struct proto_msg *m = calloc(2, sizeof *m);
@@ -458,26 +319,26 @@ static int agent_hello(int fd) {
   err = agent_call(fd, &m[0], &m[1]);
   if (err == 0) {
     atomic_store(&shim__agent_slot, m[1].u.hello_reply.node);
-    S.max_run = PROTO_MAX_RUN;
     shim_debug("connected to the host agent as slot %u", m[1].u.hello_reply.node);
   }
   free(m);
   return err;
 }
 
-/* Lock held. Connects, says HELLO, starts the I/O thread. */
+/* Lock held. Connects to the host agent, says HELLO, starts the I/O thread. */
 static int session_open(void) {
   struct timeval tv = {10, 0}, zero = {0, 0};
   int fd, err = 0, p[2] = {-1, -1};
   sigset_t all, old;
   pthread_t th;
 
-  fd = shim_cfg.agent ? shim_agent_connect() : connect_server();
+  fd = shim_agent_connect();
   if (fd < 0)
     return fd;
   /* An agent that was stopping when we connected closes us at once: start anew, a few
-   * times (its socket file is gone by then). */
-  for (int tries = 0; shim_cfg.agent && tries < 5; tries++) {
+   * times (its socket file is gone by then). Bounded: a peer that does not answer must not
+   * hang the caller. */
+  for (int tries = 0; tries < 5; tries++) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     err = agent_hello(fd);
     if (err != -ECONNRESET && err != -EPIPE)
@@ -487,22 +348,8 @@ static int session_open(void) {
     if (fd < 0)
       return fd;
   }
-  /* Bound the handshake: a peer that is not a dshm server must not hang the caller. */
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  /* A new process (or forked child) is a new node: a fresh identity. */
-  if (getrandom(S.node_id, sizeof S.node_id, 0) != (ssize_t)sizeof S.node_id)
-    for (size_t i = 0; i < sizeof S.node_id; i++)
-      S.node_id[i] = (uint8_t)(rand() ^ (int)getpid());
-  if (shim_cfg.agent) {
-    /* said HELLO above: the agent knows us from the kernel (no token, no NODE) */
-  } else {
-    err = hello(fd);
-    if (err == 0)
-      err = node_hello(fd, 0, S.instance);
-  }
   if (err < 0) {
-    if (err != -EACCES) /* authentication failures said why already */
-      shim_log("handshake with %s (DSHM_SERVER) failed: %s", shim_cfg.spec, strerror(-err));
+    shim_log("handshake with the host agent failed: %s", strerror(-err));
     goto fail;
   }
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
@@ -515,8 +362,7 @@ static int session_open(void) {
   S.pid = getpid();
   S.pipe_rd = p[0];
   atomic_store(&pipe_wr, p[1]);
-  if (shim_cfg.agent)
-    atomic_store(&shim__agent_fd, fd);
+  atomic_store(&shim__agent_fd, fd);
   atomic_store(&shim__dead, 0);
   S.state = S_UP;
   /* The I/O thread inherits a full mask: no application signal ever lands on it. */
@@ -542,50 +388,24 @@ fail:
   return err;
 }
 
-/* Lock held. Waits (at most DSHM_TIMEOUT_MS) while the I/O thread reconnects, so that a
- * call made meanwhile sees the outcome (a segment lost in the restart, docs/shim.md). */
-static void settle(void) {
-  struct timespec dl;
-
-  if (S.state != S_RECONN)
-    return;
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += shim_cfg.timeout_ms / 1000;
-  dl.tv_nsec += (long)(shim_cfg.timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
-  while (S.state == S_RECONN && pthread_cond_timedwait(&settled, &S.lock, &dl) == 0)
-    ;
-}
-
 int shim_session_ensure(void) {
-  int err = 0, forked = 0;
+  int err = 0;
 
   pthread_mutex_lock(&S.lock);
-  settle();
   switch (S.state) {
   case S_UP:
     break;
   case S_NONE:
-    err = session_open();
-    break;
   case S_FORKED:
-    /* A forked child becomes a node of its own: its own connection, then every inherited
-     * attachment is registered again (fork.c), as the kernel counts them. */
+    /* A forked child has a connection of its own; the parent declared the attachments it
+     * inherited to the agent before fork() returned (fork.c). */
     err = session_open();
-    forked = err == 0;
     break;
-  case S_RECONN:
-    break; /* requests queue until the I/O thread has reconnected */
   default:
-    err = -ENOTCONN; /* the reconnect window closed: the session is lost for good */
+    err = -ENOTCONN; /* the agent is gone: the session is lost for good */
     break;
   }
   pthread_mutex_unlock(&S.lock);
-  if (forked && !shim_cfg.agent) /* agent mode: the parent declared them (fork.c) */
-    shim__fork_reattach();
   return err;
 }
 
@@ -607,12 +427,11 @@ static void session_die(int err) {
 
   pthread_mutex_lock(&S.lock);
   S.state = S_DEAD;
-  pthread_cond_broadcast(&settled);
   atomic_store(&shim__dead, 1);
   atomic_store(&shim__agent_fd, -1);
   while ((w = S.waiters) != NULL) {
     S.waiters = w->next;
-    w->err = -ENOTCONN; /* one errno for "the server is gone" (README) */
+    w->err = -ENOTCONN; /* one errno for "the agent (or its server) is gone" (README) */
     w->done = 1;
     pthread_cond_signal(&w->cond);
   }
@@ -625,8 +444,8 @@ static void session_die(int err) {
     close(S.fd);
   S.fd = -1;
   pthread_mutex_unlock(&S.lock);
-  shim_log("connection to %s (DSHM_SERVER) lost: %s", shim_cfg.spec, strerror(-err));
-  shim__coh_dead();
+  shim_log("connection to the host agent lost: %s", strerror(-err));
+  ops->lost();
 }
 
 /* A reply for a synchronous waiter. I/O thread. Returns 1 if one matched. */
@@ -654,28 +473,28 @@ static int deliver(const struct proto_msg *m) {
 /* One decoded frame. I/O thread. */
 static void dispatch(struct proto_msg *m) {
   if (m->h.flags & PROTO_F_REPLY) {
-    if (!shim__coh_reply(m) && !deliver(m))
+    if (!deliver(m))
       shim_debug("reply %s #%u matches no request", proto_op_name(m->h.opcode), m->h.reqid);
     return;
   }
   switch (m->h.opcode) {
   case PROTO_OP_INVALIDATE:
   case PROTO_OP_RECALL:
-    shim__coh_server_request(m);
+    ops->request(m);
     break;
   case PROTO_OP_PING:
     m->h.flags = PROTO_F_REPLY;
     shim__session_enqueue(m);
     break;
   default:
-    shim_debug("ignoring unexpected %s from the server", proto_op_name(m->h.opcode));
+    shim_debug("ignoring unexpected %s from the host agent", proto_op_name(m->h.opcode));
     break;
   }
 }
 
-/* Agent mode: one SOCK_SEQPACKET message is one whole frame, maybe with descriptors (an
- * ATTACH reply's memfd and host page table). 0 or -errno. */
-static int do_read_agent(uint8_t *rbuf, struct proto_msg *m) {
+/* One SOCK_SEQPACKET message is one whole frame, maybe with descriptors (an ATTACH reply's
+ * memfd and host page table). Reads what the socket has. 0 or -errno. */
+static int do_read(uint8_t *rbuf, struct proto_msg *m) {
   for (;;) {
     union {
       char buf[CMSG_SPACE(4 * sizeof(int))];
@@ -712,37 +531,6 @@ static int do_read_agent(uint8_t *rbuf, struct proto_msg *m) {
         close(rx_fds[k]);
         rx_fds[k] = -1;
       }
-  }
-}
-
-/* Reads what the socket has and dispatches every complete frame. 0 or -errno. */
-static int do_read(uint8_t *rbuf, size_t *rlen, struct proto_msg *m) {
-  if (shim_cfg.agent)
-    return do_read_agent(rbuf, m);
-  for (;;) {
-    ssize_t n = recv(S.fd, rbuf + *rlen, PROTO_MAX_FRAME - *rlen, 0);
-    size_t off = 0;
-
-    if (n == 0)
-      return -ECONNRESET;
-    if (n < 0)
-      return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-    *rlen += (size_t)n;
-    for (;;) {
-      ssize_t f = proto_frame(rbuf + off, *rlen - off, &m->h);
-      if (f == 0)
-        break;
-      if (f < 0 || proto_decode(m, rbuf + off + PROTO_HDR_SIZE, m->h.length) < 0) {
-        shim_log("bad message from the server (%s)", f < 0 ? strerror((int)-f) : "payload");
-        return -EPROTO;
-      }
-      dispatch(m);
-      off += (size_t)f;
-    }
-    /* A frame never exceeds PROTO_MAX_FRAME, so after this move the rest of a partial
-     * frame always fits in the buffer. */
-    memmove(rbuf, rbuf + off, *rlen - off);
-    *rlen -= off;
   }
 }
 
@@ -808,188 +596,35 @@ static void drain_pipe(void) {
   while ((n = read(S.pipe_rd, recs, sizeof recs)) > 0)
     for (i = 0; i < (size_t)n / sizeof recs[0]; i++)
       if (recs[i].kind != SHIM_REC_WAKE)
-        shim__coh_fault(&recs[i]);
+        ops->record(&recs[i]);
   atomic_store(&poke_pending, 0);
-}
-
-/* Lock held. 1 if a queued, not yet started frame carries reqid. */
-static int frame_queued(uint32_t reqid) {
-  struct frame *f;
-
-  for (f = S.out_head; f != NULL; f = f->next)
-    if (f->off == 0 && proto_get_u32(f->buf + 8) == reqid)
-      return 1;
-  return 0;
-}
-
-/* The connection dropped. Lock held. Requests of waiting threads that never left stay
- * queued for the next connection; everything else in the queue goes (acks and page
- * requests belong to the old connection: coherence re-sends what matters), and a waiter
- * whose request did leave fails with ENOTCONN (it may or may not have been done). */
-static void lose_connection(void) {
-  struct frame *f, *keep = NULL, **kt = &keep, *last = NULL;
-  struct shim_waiter **pp, *w;
-
-  while ((f = S.out_head) != NULL) {
-    uint32_t reqid = proto_get_u32(f->buf + 8);
-    S.out_head = f->next;
-    f->next = NULL;
-    for (w = S.waiters; w != NULL && w->reqid != reqid; w = w->next)
-      ;
-    if (f->off == 0 && w != NULL) {
-      *kt = last = f;
-      kt = &f->next;
-    } else {
-      free(f);
-    }
-  }
-  S.out_head = keep;
-  S.out_tail = last;
-  for (pp = &S.waiters; (w = *pp) != NULL;) {
-    if (frame_queued(w->reqid)) {
-      pp = &w->next;
-      continue;
-    }
-    *pp = w->next;
-    w->err = -ENOTCONN; /* one errno for "the server went away" (README) */
-    w->done = 1;
-    pthread_cond_signal(&w->cond);
-  }
-  if (S.fd >= 0)
-    close(S.fd);
-  S.fd = -1;
-  S.state = S_RECONN;
-}
-
-static long mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* The I/O thread, after the connection failed with err: connects again with backoff for
- * at most DSHM_TIMEOUT_MS, says HELLO and NODE (same identity), re-registers the
- * attachments and writes back what the server may miss (coherence.c), says RESUMED, and
- * goes on with the queued requests and the faults that were waiting. 0, or -errno when
- * the window closed (the session then dies as without reconnect). docs/protocol.md,
- * "Reconnect". */
-static int reconnect(int err) {
-  long deadline = mono_ms() + shim_cfg.timeout_ms, delay = 10;
-
-  /* Agent mode: the agent's loss is the host's; its processes are not resumed (docs). */
-  if (shim_cfg.agent) {
-    shim_log("connection to the host agent lost: %s", strerror(-err));
-    return err;
-  }
-  uint8_t inst[PROTO_NODE_ID];
-  struct timeval tv;
-  int fd = -1;
-
-  shim_log("connection to %s (DSHM_SERVER) lost: %s; reconnecting", shim_cfg.spec,
-           strerror(-err));
-  pthread_mutex_lock(&S.lock);
-  lose_connection();
-  pthread_mutex_unlock(&S.lock);
-  for (;;) {
-    fd = connect_server();
-    if (fd >= 0) {
-      long left = deadline - mono_ms();
-      tv.tv_sec = left > 0 ? left / 1000 : 0;
-      tv.tv_usec = left > 0 ? (left % 1000) * 1000 : 1000;
-      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      err = hello(fd);
-      if (err == 0)
-        err = node_hello(fd, 0, inst);
-      if (err == 0)
-        break;
-      close(fd);
-      fd = -1;
-    } else {
-      err = fd;
-    }
-    if (mono_ms() + delay >= deadline)
-      return err;
-    usleep((useconds_t)delay * 1000);
-    delay = delay * 2 > 500 ? 500 : delay * 2;
-  }
-  err = shim__coh_resync(fd, memcmp(inst, S.instance, sizeof inst) == 0);
-  if (err == 0)
-    err = node_hello(fd, PROTO_NODE_RESUMED, NULL);
-  if (err == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
-    err = -errno;
-  if (err < 0) {
-    close(fd);
-    return err;
-  }
-  tv.tv_sec = tv.tv_usec = 0;
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  pthread_mutex_lock(&S.lock);
-  memcpy(S.instance, inst, sizeof inst);
-  S.fd = fd;
-  S.state = S_UP;
-  pthread_cond_broadcast(&settled);
-  pthread_mutex_unlock(&S.lock);
-  shim_log("reconnected to %s (DSHM_SERVER)", shim_cfg.spec);
-  shim__coh_resume(); /* the page requests that were in flight */
-  return 0;
-}
-
-/* Milliseconds poll may sleep before the next background write-back is due (-1: none),
- * running it first when it is due. I/O thread, no lock held. */
-static int flush_due(long *next) {
-  long now;
-
-  if (shim_cfg.flush_ms == 0 || shim_cfg.agent) /* agent mode: the data is the host's */
-    return -1;
-  now = mono_ms();
-  if (*next == 0 || now >= *next) {
-    if (*next != 0) {
-      unsigned n = shim__flush_once();
-      if (n > 0)
-        shim_debug("background write-back: %u pages", n);
-    }
-    *next = now + shim_cfg.flush_ms;
-  }
-  return (int)(*next - now);
 }
 
 static void *io_main(void *arg) {
   uint8_t *rbuf = malloc(PROTO_MAX_FRAME);
   struct proto_msg *m = malloc(sizeof *m);
-  size_t rlen = 0;
-  long next_flush = 0;
   int pending_out = 1, err = 0;
 
   (void)arg;
   on_io_thread = 1;
   if (rbuf == NULL || m == NULL)
     err = -ENOMEM;
-  for (;;) {
-    if (err < 0) {
-      /* The server went away: try again, unless this is a dying process or a copy. */
-      /* Also while exiting: the exit flush waits for this to write back what the server
-       * may have missed (coherence.c, shim_coh_detach). */
-      if (err == -ENOMEM || getpid() != S.pid || (err = reconnect(err)) < 0)
-        break;
-      rlen = 0;
-      pending_out = 1;
-    }
+  /* The agent's loss is the host's: its processes are not resumed (docs/shim.md). */
+  while (err == 0) {
     struct pollfd pfd[2] = {
       {S.fd, (short)(POLLIN | (pending_out ? POLLOUT : 0)), 0},
       {S.pipe_rd, POLLIN, 0},
     };
-    if (poll(pfd, 2, flush_due(&next_flush)) < 0) {
+    if (poll(pfd, 2, -1) < 0) {
       if (errno != EINTR)
         err = -errno;
       continue;
     }
     if (pfd[1].revents & POLLIN)
       drain_pipe();
-    shim__pin_retry(); /* server requests that waited for an I/O call's pins */
+    ops->turn(); /* e.g. agent requests that waited for an I/O call's pins */
     if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-      err = do_read(rbuf, &rlen, m);
-    if (err == 0)
-      flush_due(&next_flush); /* also when busy: poll's timeout alone may never expire */
+      err = do_read(rbuf, m);
     if (err == 0) {
       pending_out = do_write();
       if (pending_out < 0)

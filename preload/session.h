@@ -1,4 +1,5 @@
-/* session.h - the connection to dshm-server: lazy connect and HELLO, the I/O thread, replies. */
+/* session.h - the connection to the host agent: lazy connect and HELLO, the I/O thread,
+ * replies. */
 #ifndef DSHM_SHIM_SESSION_H
 #define DSHM_SHIM_SESSION_H
 
@@ -17,9 +18,18 @@ struct shim_fault_rec {
   uint32_t page;
 };
 #define SHIM_REC_WAKE  0u /* only wakes the I/O thread (queued output) */
-#define SHIM_REC_READ  1u
-#define SHIM_REC_WRITE 2u
-#define SHIM_REC_TRIM  3u /* agent mode: the views passed the mapping budget (vma.c) */
+#define SHIM_REC_TRIM  3u /* the views passed the mapping budget (vma.c) */
+
+/* What the transport reports, and to whom: the page engine's entry points (agentpage.c
+ * fills this in; lifecycle.c registers it before any session opens). The transport only
+ * connects, frames, queues and matches replies; it never touches a page. All I/O thread. */
+struct shim_session_ops {
+  void (*request)(const struct proto_msg *m);    /* the agent's INVALIDATE or RECALL */
+  void (*record)(const struct shim_fault_rec *r); /* a record from the pipe (not WAKE) */
+  void (*turn)(void);                             /* every turn, before reading: deferred work */
+  void (*lost)(void);                             /* the agent is gone, for good */
+};
+void shim_session_set_ops(const struct shim_session_ops *ops);
 
 /* A thread waiting for the reply to one request. */
 struct shim_waiter {
@@ -29,7 +39,7 @@ struct shim_waiter {
   int err;                 /* 0, or -errno if the reply will never come */
   struct proto_hdr hdr;    /* the reply's header */
   struct proto_msg *reply; /* if not NULL, receives the whole decoded reply */
-  int fds[2];              /* agent mode: descriptors that came with the reply, or -1 */
+  int fds[2];              /* descriptors that came with the reply, or -1 */
   pthread_cond_t cond;
 };
 
@@ -37,7 +47,7 @@ struct shim_waiter {
 extern atomic_int shim__dead;
 
 /* Connects (first call, again after a failed attempt, or in a forked child) and says
- * HELLO; in a forked child, then registers the inherited attachments. 0 or -errno. */
+ * HELLO. 0 or -errno. */
 int shim_session_ensure(void);
 
 /* Synchronous request: assigns req->h.reqid, sends, waits for the reply at most
@@ -58,17 +68,13 @@ int shim_session_wait(struct shim_waiter *w, int timeout_ms);
  * Any thread; messages leave in the order they were queued. 0 or -errno. */
 int shim__session_enqueue(struct proto_msg *m);
 uint32_t shim__session_reqid(void);
-/* The largest run the server accepts (HELLO reply). */
-uint32_t shim__session_max_run(void);
 /* 1 if the session is up and was opened by this process (not a vfork child sharing it). */
 int shim_session_mine(void);
 /* 1 in a forked child that has not opened its own session yet. */
 int shim_session_forked(void);
 
-/* One request and its reply, blocking, on fd (I/O thread while it reconnects). 0 or -errno. */
-int shim__session_sync_call(int fd, struct proto_msg *req, struct proto_msg *reply);
-
-/* Called from the SIGSEGV handler: async-signal-safe (one write(2)). 0 or -errno. */
+/* A record for the I/O thread (the fault handler's mapping-budget trim): async-signal-safe
+ * (one write(2)). 0 or -errno. */
 int shim_session_post_fault(const struct shim_fault_rec *r);
 
 /* pthread_atfork hooks (lifecycle.c orders them with the cache lock). */

@@ -13,7 +13,6 @@
 
 #include "boundary.h"
 #include "cache.h"
-#include "coherence.h"
 #include "config.h"
 #include "lifecycle.h"
 #include "real.h"
@@ -43,76 +42,6 @@ static struct proto_cred cred_now(void) {
   return (struct proto_cred){(uint32_t)getpid(), (uint32_t)geteuid(), (uint32_t)getegid()};
 }
 
-/* The supplementary groups the server last heard of (-1: not known, send them). */
-static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
-static gid_t groups_sent[PROTO_MAX_GROUPS];
-static int ngroups_sent = -1;
-
-/* Permissions are checked with the caller's groups at the time of each call, like its
- * euid/egid in every cred: when getgroups() differs from what the server has, a GROUPS
- * message goes first (docs/protocol.md). More than PROTO_MAX_GROUPS groups: the first
- * ones only (docs/compatibility.md). 0 or -errno. */
-static int sync_groups(void) {
-  gid_t now[PROTO_MAX_GROUPS];
-  struct proto_msg *m;
-  int n = getgroups(PROTO_MAX_GROUPS, now), same, err;
-
-  if (n < 0) {
-    n = getgroups(0, NULL) > 0 ? 0 : -1; /* EINVAL: more than we can carry */
-    if (n == 0) {
-      gid_t *all = calloc((size_t)getgroups(0, NULL) + 1, sizeof *all);
-      int k = all ? getgroups(getgroups(0, NULL), all) : -1;
-      if (k > 0)
-        memcpy(now, all, sizeof now);
-      n = k > 0 ? (int)PROTO_MAX_GROUPS : 0;
-      free(all);
-    } else {
-      n = 0;
-    }
-  }
-  pthread_mutex_lock(&groups_lock);
-  same = ngroups_sent == n && memcmp(groups_sent, now, (size_t)n * sizeof now[0]) == 0;
-  if (!same) {
-    memcpy(groups_sent, now, (size_t)n * sizeof now[0]);
-    ngroups_sent = n;
-  }
-  pthread_mutex_unlock(&groups_lock);
-  if (same)
-    return 0;
-  m = calloc(1, sizeof *m);
-  if (m == NULL)
-    err = -ENOMEM;
-  else {
-    m->h.opcode = PROTO_OP_GROUPS;
-    m->u.groups.ngroups = (uint32_t)n;
-    for (int i = 0; i < n; i++)
-      m->u.groups.groups[i] = (uint32_t)now[i];
-    err = shim_session_call(m, NULL);
-    free(m);
-  }
-  if (err < 0) {
-    pthread_mutex_lock(&groups_lock);
-    ngroups_sent = -1; /* try again with the next call */
-    pthread_mutex_unlock(&groups_lock);
-  }
-  return err;
-}
-
-void shim__shm_atfork_prepare(void) {
-  pthread_mutex_lock(&groups_lock);
-}
-
-void shim__shm_atfork_parent(void) {
-  pthread_mutex_unlock(&groups_lock);
-}
-
-/* The child's session starts with its own HELLO: resend the groups with its first call
- * rather than trust a record that described the parent's connection. */
-void shim__shm_atfork_child(void) {
-  ngroups_sent = -1;
-  pthread_mutex_unlock(&groups_lock);
-}
-
 /* Connects if needed and runs one request. reply may be NULL; fds (may be NULL) receive the
  * descriptors of an agent's reply. 0 or -errno. */
 static int call_fds(struct proto_msg *req, struct proto_msg *reply, int fds[2]) {
@@ -120,9 +49,7 @@ static int call_fds(struct proto_msg *req, struct proto_msg *reply, int fds[2]) 
 
   if (err == 0)
     err = shim_session_ensure();
-  /* Agent mode: the agent reads our groups from the kernel at each call. */
-  if (err == 0 && !shim_cfg.agent)
-    err = sync_groups();
+  /* The agent reads our groups from the kernel at each call. */
   if (err == 0)
     err = shim_session_call_fds(req, reply, fds);
   return err;
@@ -177,8 +104,8 @@ static int send_detach(int shmid) {
   return rc;
 }
 
-/* Finds or creates the cache of shmid and maps a view. Agent mode: fds are the agent's
- * memfd (read-only for SHM_RDONLY) and host page table. Takes the cache lock. */
+/* Finds or creates the cache of shmid and maps a view. fds are the agent's memfd (read-only
+ * for SHM_RDONLY) and host page table. Takes the cache lock. */
 static int map_view(int shmid, uint64_t segsz, const int fds[2], void *addr, int fixed,
                     int vflags, void **out) {
   struct timespec ts = {0, 1000000};
@@ -186,8 +113,8 @@ static int map_view(int shmid, uint64_t segsz, const int fds[2], void *addr, int
   int created = 0, rc;
 
   pthread_mutex_lock(&shim__cache_lock);
-  /* A segment whose last view is being detached is finishing its write-back: wait for it
-   * to go, so one shmid never has two caches. */
+  /* A segment whose last view is being detached is going: wait for it, so one shmid never
+   * has two caches. */
   while ((sg = shim_cache_seg_find(shmid, 1)) != NULL && atomic_load(&sg->dying)) {
     pthread_mutex_unlock(&shim__cache_lock);
     nanosleep(&ts, NULL);
@@ -242,7 +169,7 @@ static int do_shmat(int shmid, const void *shmaddr, int shmflg, void **out) {
   m[0].u.attach.shmid = shmid;
   m[0].u.attach.shmflg = shmflg;
   rc = call_fds(&m[0], &m[1], fds);
-  if (rc == 0 && shim_cfg.agent && (fds[0] < 0 || fds[1] < 0))
+  if (rc == 0 && (fds[0] < 0 || fds[1] < 0))
     rc = -EPROTO; /* the agent hands its memory over with every attach */
   if (rc == 0) {
     rc = map_view(shmid, m[1].u.attach_reply.segsz, fds, (void *)addr,
@@ -293,17 +220,10 @@ static int do_shmdt(const void *shmaddr) {
     atomic_store(&sg->dying, 1); /* no new shmat shares it; handlers give up */
   pthread_mutex_unlock(&shim__cache_lock);
 
-  /* Before the last detach of a segment in this process, its dirty pages go home. A
-   * segment the server lost (restart without --data-dir) is only unmapped: its id may
-   * name another segment on the new server. */
-  if (atomic_load(&sg->lost))
-    rc = 0;
-  else {
-    if (last && !shim_cfg.agent) /* agent mode: the host keeps the data, nothing to send */
-      rc = shim_coh_detach(sg, shmid, 1);
-    else
-      rc = send_detach(shmid);
-  }
+  /* The host keeps the data: nothing to send but the DETACH. A segment the server lost
+   * (restart without --data-dir) is only unmapped: its id may name another segment on the
+   * new server. */
+  rc = atomic_load(&sg->lost) ? 0 : send_detach(shmid);
   if (last) {
     pthread_mutex_lock(&shim__cache_lock);
     shim_cache_seg_kill(sg);

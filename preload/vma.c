@@ -5,9 +5,9 @@
  * ENOMEM. A segment touched at random would get there. The shim counts runs of equal page
  * mode per segment (an upper bound of each view's VMAs) and keeps the total over all views
  * under a budget: DSHM_MAX_MAPS, by default half of vm.max_map_count. Past the budget it
- * drops runs of resident, unpinned pages with no request in flight to INVALID, which merges
- * them with their INVALID neighbours; EXCLUSIVE pages are written back first (WRITE_DATA,
- * as on shmdt). It drops until a quarter of the budget is free again, so the work is
+ * lowers this process's views of runs of resident, unpinned pages to INVALID, which merges
+ * them with their INVALID neighbours; the host keeps the pages (a later touch raises them
+ * again without a message). It drops until a quarter of the budget is free again, so the work is
  * amortized over many faults. A real ENOMEM (the application's own mappings filled the
  * table) drops everything droppable and retries once. docs/shim-io.md.
  */
@@ -31,7 +31,6 @@
 static uint32_t budget;     /* 0 until first needed */
 static int trimming;        /* trim lowers views itself: no recursion */
 static uint32_t cursor[SHIM_MAX_SEGS]; /* where the next trim of a segment starts */
-static struct proto_msg wb; /* 6 KiB: not on a stack; under the cache lock */
 
 static uint32_t mode_at(struct shim_seg *sg, uint32_t p) {
   return atomic_load(&sg->state[p]) & SHIM_PG_MODE;
@@ -120,46 +119,13 @@ static int droppable(struct shim_seg *sg, uint32_t p) {
   uint32_t s = atomic_load(&sg->state[p]);
 
   return (s & SHIM_PG_MODE) != PROTO_MODE_INVALID &&
-         !(s & (SHIM_PG_REQ | SHIM_PG_WAIT | SHIM_PG_ERR)) && sg->pin[p] == 0;
+         !(s & (SHIM_PG_BUSY | SHIM_PG_WAIT | SHIM_PG_ERR)) && sg->pin[p] == 0;
 }
 
-/* Drops pages [p, q) of sg (all droppable) to INVALID: publish, protect, copy out, queue,
- * in that order (coherence.c). */
+/* Drops pages [p, q) of sg (all droppable): only this process's views go down; the host
+ * keeps the pages. */
 static void drop(struct shim_seg *sg, uint32_t p, uint32_t q) {
-  uint32_t maxrun = shim__session_max_run(), i, a, b;
-
-  /* Agent mode: only this process's views go down; the host keeps the page. */
-  if (sg->host != NULL) {
-    shim_agent_lower(sg, p, q - p, PROTO_MODE_INVALID);
-    return;
-  }
-
-  for (a = p; a < q; a = b) {
-    /* Dirty pages give their ownership back with their data. A SHIM_MODE_CLEAN page goes
-     * silently like a SHARED one: the server has its data, and answering a later RECALL
-     * without data keeps it (flush.c). */
-    int excl = mode_at(sg, a) == PROTO_MODE_EXCLUSIVE;
-    for (b = a + 1; b < q && b - a < maxrun && (mode_at(sg, b) == PROTO_MODE_EXCLUSIVE) == excl; b++)
-      ;
-    for (i = a; i < b; i++)
-      shim_cache_set_mode(sg, i, PROTO_MODE_INVALID, 0);
-    shim_cache_protect(sg, a, b - a, PROTO_MODE_INVALID);
-    if (!excl)
-      continue; /* a SHARED copy goes silently: the server's INVALIDATE is still answered */
-    memset(&wb.h, 0, sizeof wb.h);
-    wb.h.opcode = PROTO_OP_WRITE_DATA;
-    wb.h.reqid = shim__session_reqid(); /* the empty reply matches nothing: ignored */
-    wb.u.run.shmid = sg->shmid;
-    wb.u.run.first = a;
-    wb.u.run.count = b - a;
-    wb.u.run.mode = PROTO_MODE_INVALID;
-    for (i = a; i < b; i++)
-      wb.u.run.page[i - a] = (struct proto_page){sg->version[i], PROTO_PAGE_DATA,
-                                                 sg->priv + (size_t)i * SHIM_PAGE};
-    if (shim__session_enqueue(&wb) < 0)
-      shim_log("write-back of segment %d pages %u+%u before dropping them failed", sg->shmid,
-               a, b - a);
-  }
+  shim_agent_lower(sg, p, q - p, PROTO_MODE_INVALID);
 }
 
 /* Drops runs until the total is at most target (or nothing more can go). */

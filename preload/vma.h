@@ -24,7 +24,7 @@ int shim__vma_enomem(struct shim_seg *keep, uint32_t first, uint32_t count);
 /* The budget in mappings (for tests and diagnostics). */
 uint32_t shim__vma_budget(void);
 
-/* Agent mode, where fault handlers raise views without the cache lock (agentpage.c): */
+/* Fault handlers raise views without the cache lock (agentpage.c): */
 /* Lock-free, async-signal-safe: 1 if the views' mappings seem to pass the budget. */
 int shim__vma_over(void);
 /* I/O thread, no lock held: trims (shim__vma_room), then counts one more trim in

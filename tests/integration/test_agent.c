@@ -1,5 +1,5 @@
-/* test_agent.c - the node is the host: processes sharing a dshm-agent (DSHM_AGENT=1, one
- * DSHM_AGENT_DIR) behave as on one kernel; two agent dirs are two hosts kept coherent
+/* test_agent.c - the node is the host: processes sharing a dshm-agent (one DSHM_AGENT_DIR)
+ * behave as on one kernel; two agent dirs are two hosts kept coherent
  * through a real dshm-server. The programs are tests/progs/host.c. */
 #include <check.h>
 #include <dirent.h>
@@ -39,7 +39,7 @@ struct host {
   char dir[192];            /* the agent's directory in it: dshm-EUID */
   char dir_env[224];
   char bin_env[4200];
-  char *env[5];
+  char *env[4];
 };
 
 static struct host host_a, host_b;
@@ -55,11 +55,10 @@ static void host_init(struct host *h, const char *name) {
   snprintf(h->dir, sizeof h->dir, "%.150s/dshm-%u", h->base, (unsigned)geteuid());
   snprintf(h->dir_env, sizeof h->dir_env, "DSHM_AGENT_DIR=%s", h->base);
   snprintf(h->bin_env, sizeof h->bin_env, "DSHM_AGENT_BIN=%s", bin);
-  h->env[0] = "DSHM_AGENT=1";
-  h->env[1] = h->dir_env;
-  h->env[2] = h->bin_env;
-  h->env[3] = "DSHM_AGENT_IDLE_MS=" STR(IDLE_MS);
-  h->env[4] = NULL;
+  h->env[0] = h->dir_env;
+  h->env[1] = h->bin_env;
+  h->env[2] = "DSHM_AGENT_IDLE_MS=" STR(IDLE_MS);
+  h->env[3] = NULL;
 }
 
 /* Runs host.c's argv on host h under the shim; extra: more "NAME=value" entries or NULL. */

@@ -1,8 +1,7 @@
 /* host.c - SysV workloads that need one host's semantics: shared futexes, fork, exits and kills.
  *
- * A plain SysV program (no dshm headers): natively the kernel is the oracle; under the shim in
- * agent mode (DSHM_AGENT=1) every process with the same DSHM_AGENT_DIR must behave as on one
- * kernel. Every subcommand prints normalized lines (no ids, pids, addresses or times).
+ * A plain SysV program (no dshm headers): natively the kernel is the oracle; under the shim
+ * every process with the same DSHM_AGENT_DIR (one host agent) must behave as on one kernel. Every subcommand prints normalized lines (no ids, pids, addresses or times).
  * Exit status: 0 success, 1 a check failed (message on stderr), 2 usage.
  *
  *   host counter KEY N ROUNDS      barrier of N processes, then ROUNDS atomic increments of the
