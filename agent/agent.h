@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "client.h"
 #include "proto.h"
+#include "rxbuf.h"
 
 #define AGENT_DEFAULT_IDLE_MS 2000u
 
@@ -80,8 +81,7 @@ struct agent {
   uint8_t node_id[PROTO_NODE_ID];  /* the host's identity at the server, across reconnects */
   uint8_t instance[PROTO_NODE_ID]; /* the server's (NODE reply) */
   TAILQ_HEAD(, parked) parked;     /* SysV requests waiting for the reconnect */
-  uint8_t *rbuf;
-  size_t rlen;
+  struct proto_rxbuf rx;    /* the server stream's framed input (proto/rxbuf.h) */
   uint32_t next_reqid;
   uint32_t max_run;
   struct fwd *fwd;

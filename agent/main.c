@@ -238,12 +238,18 @@ int main(int argc, char **argv) {
     unsigned long ms = strtoul(getenv("DSHM_TIMEOUT_MS"), &end, 10);
     if (*end == '\0' && ms >= 1 && ms <= 86400000ul)
       cfg.timeout_ms = (uint32_t)ms;
+    else
+      agent_log("ignoring DSHM_TIMEOUT_MS='%s' (want 1..86400000), using %u",
+                getenv("DSHM_TIMEOUT_MS"), cfg.timeout_ms);
   }
   if (getenv("DSHM_FLUSH_MS") != NULL && *getenv("DSHM_FLUSH_MS") != '\0') {
     char *end = NULL;
     unsigned long ms = strtoul(getenv("DSHM_FLUSH_MS"), &end, 10);
     if (*end == '\0' && ms <= 3600000ul)
-      cfg.flush_ms = (uint32_t)ms; /* else the default, as the shim does */
+      cfg.flush_ms = (uint32_t)ms;
+    else
+      agent_log("ignoring DSHM_FLUSH_MS='%s' (want 0..3600000), using %u",
+                getenv("DSHM_FLUSH_MS"), cfg.flush_ms);
   }
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -329,7 +335,7 @@ int main(int argc, char **argv) {
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   agent_seg_free_all(&ag);
-  free(ag.rbuf);
+  proto_rxbuf_free(&ag.rx);
   free(ag.fwd);
   free(ag.preq);
   if (uv_loop_close(&loop) != 0)

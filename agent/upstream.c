@@ -123,11 +123,14 @@ static int handshake(struct agent *ag, int fd, uint8_t *instance, char *why, siz
   return err;
 }
 
+/* The input buffer between frames: a read-ahead grant (64 pages) fits without growing. */
+#define AGENT_RX_BASE (PROTO_HDR_SIZE + PROTO_RUN_HDR + 64u * (PROTO_RUN_ENTRY + PROTO_PAGE_SIZE))
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct agent *ag = h->data;
 
   (void)suggested;
-  *buf = uv_buf_init((char *)ag->rbuf + ag->rlen, (unsigned)(PROTO_MAX_FRAME - ag->rlen));
+  *buf = uv_buf_init((char *)proto_rxbuf_tail(&ag->rx), (unsigned)proto_rxbuf_room(&ag->rx));
 }
 
 static void on_reconn(uv_timer_t *t);
@@ -215,7 +218,7 @@ static void up_lost(struct agent *ag, const char *why) {
   agent_log("connection to %s (DSHM_SERVER) lost: %s; reconnecting", ag->cfg->spec, why);
   close_stream(ag);
   fail_forwarded(ag);
-  ag->rlen = 0;
+  ag->rx.len = 0;
   ag->up_reconn = 1;
   ag->reconn_fd = -1;
   ag->reconn_delay = 10;
@@ -375,19 +378,22 @@ static void on_message(struct agent *ag, struct proto_msg *m) {
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   struct agent *ag = st->data;
-  size_t off = 0;
+  size_t off = 0, need = 0;
 
   (void)buf;
   if (nread < 0) {
     up_lost(ag, nread == UV_EOF ? "disconnected" : uv_strerror((int)nread));
     return;
   }
-  ag->rlen += (size_t)nread;
+  ag->rx.len += (size_t)nread;
   while (ag->up_open) {
-    ssize_t n = proto_frame(ag->rbuf + off, ag->rlen - off, &in.h);
-    if (n == 0)
+    ssize_t n = proto_frame(ag->rx.p + off, ag->rx.len - off, &in.h);
+    if (n == 0) {
+      if (ag->rx.len - off >= PROTO_HDR_SIZE)
+        need = PROTO_HDR_SIZE + (size_t)in.h.length;
       break;
-    if (n < 0 || proto_decode(&in, ag->rbuf + off + PROTO_HDR_SIZE, in.h.length) < 0) {
+    }
+    if (n < 0 || proto_decode(&in, ag->rx.p + off + PROTO_HDR_SIZE, in.h.length) < 0) {
       up_lost(ag, "bad message from the server");
       return;
     }
@@ -396,9 +402,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   if (!ag->up_open)
     return; /* lost while dispatching: the buffer belongs to the next connection */
-  /* A frame never exceeds PROTO_MAX_FRAME: after the move a partial one always fits. */
-  memmove(ag->rbuf, ag->rbuf + off, ag->rlen - off);
-  ag->rlen -= off;
+  proto_rxbuf_shift(&ag->rx, off);
+  if (proto_rxbuf_fit(&ag->rx, need) < 0)
+    up_lost(ag, "out of memory for input");
 }
 
 /* Hands the handshaken blocking socket fd to the loop. 0 or a libuv error. */
@@ -420,7 +426,7 @@ static int start_stream(struct agent *ag, int fd) {
     return err;
   ag->up_open = 1;
   ag->up.stream.data = ag;
-  ag->rlen = 0;
+  ag->rx.len = 0;
   err = uv_read_start(&ag->up.stream, on_alloc, on_read);
   if (err < 0)
     close_stream(ag);
@@ -431,10 +437,9 @@ int agent_up_open(struct agent *ag, char *why, size_t whylen) {
   struct timeval tv = {10, 0};
   int fd, err;
 
-  ag->rbuf = malloc(PROTO_MAX_FRAME);
   ag->reconn_fd = -1;
   TAILQ_INIT(&ag->parked);
-  if (ag->rbuf == NULL || uv_timer_init(ag->loop, &ag->reconn) < 0 ||
+  if (proto_rxbuf_init(&ag->rx, AGENT_RX_BASE) < 0 || uv_timer_init(ag->loop, &ag->reconn) < 0 ||
       uv_timer_init(ag->loop, &ag->resync_step) < 0)
     return -ENOMEM;
   ag->reconn.data = ag;

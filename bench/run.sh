@@ -1,13 +1,14 @@
 #!/bin/bash
-# run.sh: runs native shm, dshm (direct and agent mode), the loopback TCP floor and Redis in one go and prints them side by side with ratios.
+# run.sh: runs native shm, dshm (between two hosts and on one), the loopback TCP floor and Redis in one go and prints them side by side with ratios.
 #
 # usage: bench/run.sh BUILD_DIR
 # Builds nothing: expects BUILD_DIR/bench/{shm_bench,net_bench}, and for the dshm
-# columns BUILD_DIR/server/dshm-server, BUILD_DIR/preload/libdshm_preload.so and (agent
-# mode) BUILD_DIR/agent/dshm-agent. Starts its own dshm-server and redis-server on free
-# loopback ports and stops them; two host directories stand for two hosts in agent mode,
-# and their agents are stopped at the end too. Native segments use keys derived from this
-# script's pid and are removed at the end whatever happened.
+# columns BUILD_DIR/server/dshm-server, BUILD_DIR/preload/libdshm_preload.so and
+# BUILD_DIR/agent/dshm-agent. Starts its own dshm-server and redis-server on free
+# loopback ports and stops them; two host directories (DSHM_AGENT_DIR) stand for two
+# hosts, and their agents are stopped at the end too. dshm is agent mode, the shim's only
+# mode since direct mode (DSHM_AGENT=0) was removed. Native segments use keys derived
+# from this script's pid and are removed at the end whatever happened.
 set -u
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -22,7 +23,7 @@ AGENT=$B/agent/dshm-agent
 [ -x "$SHM" ] && [ -x "$NET" ] || die "build the bench first: ninja -C $B"
 
 TMP=$(mktemp -d /tmp/dshm-bench.XXXXXX)
-HOST_A=$TMP/hostA # agent mode: one DSHM_AGENT_DIR per "host"
+HOST_A=$TMP/hostA # one DSHM_AGENT_DIR per "host"
 HOST_B=$TMP/hostB
 mkdir -m 700 "$HOST_A" "$HOST_B"
 PIDS=()
@@ -112,82 +113,71 @@ RV_KS="1 2 4 8"
 phase native "$SHM" all "$(key 0)"
 PHASE_S=90 phase native-mem "$SHM" mem "$(key 3)" $MEM_BYTES 64 9 2000 200 $MEM_READERS
 
-# A failed agent-mode phase: what the agents logged last.
+# A failed dshm phase: whether the server still runs, what it and the agents logged last.
 agent_note() {
   local f
+  note "$1: dshm-server $(kill -0 "$spid" 2>/dev/null && echo 'still running' ||
+    echo 'had exited'); its log ends: $(tail -n 5 "$TMP/server.log" | tr '\n' ' ')"
   for f in "$HOST_A"/*.log "$HOST_B"/*.log "$HOST_A"/*/*.log "$HOST_B"/*/*.log; do
     [ -f "$f" ] && note "$1: ${f#"$TMP"/} ends: $(tail -n 3 "$f" | tr '\n' ' ')"
   done
 }
 
-# dshm: the same program, the same arguments, with the shim preloaded. Direct mode (every
-# process its own node: the "dshm" column), then agent mode on one host (HOST_A) and on
-# two (readers or B side on HOST_B), all against one server.
-if [ -x "$SERVER" ] && [ -f "$SHIM" ]; then
+# dshm: the same program, the same arguments, with the shim preloaded; agent mode between
+# two hosts (the first table: segment filled on HOST_A, read on HOST_B; ping-pong's B side
+# and revoke's writer on HOST_B) and on one (HOST_A), all against one server.
+if [ -x "$SERVER" ] && [ -f "$SHIM" ] && [ -x "$AGENT" ]; then
   "$SERVER" --port 0 >"$TMP/server.log" 2>&1 &
   PIDS+=($!)
   spid=$!
   line=$(await_line "$TMP/server.log" 'listening on') || true
   port=$(sed -nE 's/.*listening on [^ ]*:([0-9]+).*/\1/p' <<<"$line")
   if [ -n "$port" ]; then
-    # The mode is always said: agent mode is the shim's default since 2026-12-01.
-    DSHM=(DSHM_SERVER="127.0.0.1:$port" LD_PRELOAD="$SHIM")
-    DIRECT=("${DSHM[@]}" DSHM_AGENT=0)
-    ON_A=("${DSHM[@]}" DSHM_AGENT=1 DSHM_AGENT_DIR="$HOST_A" DSHM_AGENT_BIN="$AGENT"
+    DSHM=(DSHM_SERVER="127.0.0.1:$port" LD_PRELOAD="$SHIM" DSHM_AGENT_BIN="$AGENT"
       DSHM_AGENT_IDLE_MS=1000)
-    ON_B=("${DSHM[@]}" DSHM_AGENT=1 DSHM_AGENT_DIR="$HOST_B" DSHM_AGENT_BIN="$AGENT"
-      DSHM_AGENT_IDLE_MS=1000)
+    ON_A=("${DSHM[@]}" DSHM_AGENT_DIR="$HOST_A")
+    ON_B=("${DSHM[@]}" DSHM_AGENT_DIR="$HOST_B")
     PEER_ON_B="SHM_BENCH_PEER_ENV=DSHM_AGENT_DIR=$HOST_B" # pingpong's B, revoke's writer
-    phase dshm env "${DIRECT[@]}" "$SHM" all "$(key 8)" ||
-      note "dshm-server $(kill -0 $spid 2>/dev/null && echo 'still running' ||
-        echo 'had exited'); its log ends: $(tail -n 5 "$TMP/server.log" | tr '\n' ' ')"
-    if [ -x "$AGENT" ]; then
-      # Two hosts: the phases of "all", the segment filled on A and read on B.
-      a=$(key 10)
-      ok=1
-      if phase a2-fill env "${ON_A[@]}" "$SHM" fill "$a"; then
-        phase a2-fault env "${ON_B[@]}" "$SHM" fault "$a" || ok=0
-        phase a2-seqread env "${ON_B[@]}" "$SHM" seqread "$a" || ok=0
-        phase a2-calls env "${ON_B[@]}" "$SHM" calls "$a" || ok=0
-      else
-        ok=0
-      fi
-      phase a2-rm env "${ON_A[@]}" "$SHM" rm "$a" || ok=0
-      phase a2-pp env "${ON_A[@]}" "$PEER_ON_B" "$SHM" pingpong "$(key 11)" || ok=0
-      cat "$TMP"/a2-{fill,fault,seqread,calls,pp} >"$TMP/agent2" 2>/dev/null
-      # One host. Each agent figure right after its native counterpart: on this shared VM
-      # the load moves within a run, and the spinning ping-pong is bimodal with it.
-      phase native-pp "$SHM" pingpong "$(key 2)"
-      phase a1-pp env "${ON_A[@]}" "$SHM" pingpong "$(key 12)" || ok=0
-      phase native-touch "$SHM" touch "$(key 4)" $TOUCH_BYTES 1 3
-      phase native-sigsegv "$SHM" sigsegv 0 $TOUCH_BYTES 1 3
-      phase a1-touch env "${ON_A[@]}" "$SHM" touch "$(key 13)" $TOUCH_BYTES 1 3 || ok=0
-      PHASE_S=90 phase a1-mem env "${ON_A[@]}" \
-        SHM_BENCH_RSS="agent=@$HOST_A/*.pid|$HOST_A/*/*.pid server=$spid" \
-        "$SHM" mem "$(key 14)" $MEM_BYTES 64 9 2000 200 $MEM_READERS || ok=0
-      [ $ok -eq 1 ] || agent_note "agent mode"
+    # Two hosts: the phases of "all", the segment filled on A and read on B.
+    a=$(key 10)
+    ok=1
+    if phase a2-fill env "${ON_A[@]}" "$SHM" fill "$a"; then
+      phase a2-fault env "${ON_B[@]}" "$SHM" fault "$a" || ok=0
+      phase a2-seqread env "${ON_B[@]}" "$SHM" seqread "$a" || ok=0
+      phase a2-calls env "${ON_B[@]}" "$SHM" calls "$a" || ok=0
     else
-      note "agent mode not measured: $AGENT not built"
+      ok=0
     fi
-    PHASE_S=90 phase d-mem env "${DIRECT[@]}" SHM_BENCH_RSS="server=$spid" \
-      "$SHM" mem "$(key 15)" $MEM_BYTES 64 9 2000 200 $MEM_READERS
-    # Revocations, the three modes of one K together: K readers (on A), the writer (on B).
+    phase a2-rm env "${ON_A[@]}" "$SHM" rm "$a" || ok=0
+    phase a2-pp env "${ON_A[@]}" "$PEER_ON_B" "$SHM" pingpong "$(key 11)" || ok=0
+    cat "$TMP"/a2-{fill,fault,seqread,calls,pp} >"$TMP/dshm2" 2>/dev/null
+    # One host. Each agent figure right after its native counterpart: on this shared VM
+    # the load moves within a run, and the spinning ping-pong is bimodal with it.
+    phase native-pp "$SHM" pingpong "$(key 2)"
+    phase a1-pp env "${ON_A[@]}" "$SHM" pingpong "$(key 12)" || ok=0
+    phase native-touch "$SHM" touch "$(key 4)" $TOUCH_BYTES 1 3
+    phase native-sigsegv "$SHM" sigsegv 0 $TOUCH_BYTES 1 3
+    phase a1-touch env "${ON_A[@]}" "$SHM" touch "$(key 13)" $TOUCH_BYTES 1 3 || ok=0
+    PHASE_S=90 phase a1-mem env "${ON_A[@]}" \
+      SHM_BENCH_RSS="agent=@$HOST_A/*.pid|$HOST_A/*/*.pid server=$spid" \
+      "$SHM" mem "$(key 14)" $MEM_BYTES 64 9 2000 200 $MEM_READERS || ok=0
+    [ $ok -eq 1 ] || agent_note "dshm"
+    # Revocations, native and dshm of one K together: K readers (on A), the writer (on B).
     ok=1
     for k in $RV_KS; do
       rv=($RV_BYTES 64 $RV_ROUNDS 2000 200 $k)
       phase native-rv$k "$SHM" revoke "$(key $((16 + k)))" "${rv[@]}"
-      [ -x "$AGENT" ] && { phase a2-rv$k env "${ON_A[@]}" "$PEER_ON_B" "$SHM" revoke \
-        "$(key $((32 + k)))" "${rv[@]}" || ok=0; }
-      phase d-rv$k env "${DIRECT[@]}" "$SHM" revoke "$(key $((48 + k)))" "${rv[@]}"
+      phase a2-rv$k env "${ON_A[@]}" "$PEER_ON_B" "$SHM" revoke "$(key $((32 + k)))" \
+        "${rv[@]}" || ok=0
     done
-    [ $ok -eq 1 ] || agent_note "agent mode, revocations"
+    [ $ok -eq 1 ] || agent_note "dshm, revocations"
   else
     note "dshm-server did not report a port: $(tail -n 3 "$TMP/server.log" | tr '\n' ' ')"
   fi
   stop_agents
   kill $spid 2>/dev/null
 else
-  note "dshm not measured: $SERVER or $SHIM not built"
+  note "dshm not measured: $SERVER, $SHIM or $AGENT not built"
 fi
 
 if command -v redis-server >/dev/null; then
@@ -228,32 +218,36 @@ echo "dshm benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
 echo "all traffic on 127.0.0.1; latencies in microseconds (us), throughput in MB/s (10^6 B/s)"
 echo "load average (1, 5, 15 min): $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
-row "" "native shm" "dshm direct" "TCP floor" "Redis"
-row "read fault, 1 page, median (us)" "$(cell native fault_us median)" "$(cell dshm fault_us median)" \
+# The first table's dshm column: the two-host phases a2-fill/fault/seqread/calls/pp.
+echo "dshm: two hosts, agent mode (segment filled on host A, faulted and read on host B;"
+echo "  ping-pong A on host A, B on host B)"
+row "" "native shm" "dshm" "TCP floor" "Redis"
+row "read fault, 1 page, median (us)" "$(cell native fault_us median)" "$(cell dshm2 fault_us median)" \
   "$(cell tcp tcp_rtt_us median)" "$(cell redis redis_getrange_us median)"
-row "read fault, 1 page, p99 (us)" "$(cell native fault_us p99)" "$(cell dshm fault_us p99)" \
+row "read fault, 1 page, p99 (us)" "$(cell native fault_us p99)" "$(cell dshm2 fault_us p99)" \
   "$(cell tcp tcp_rtt_us p99)" "$(cell redis redis_getrange_us p99)"
 row "scattered read fault, median (us)" "$(cell native fault_scattered_us median)" \
-  "$(cell dshm fault_scattered_us median)" "-" "-"
+  "$(cell dshm2 fault_scattered_us median)" "-" "-"
 row "scattered read fault, p99 (us)" "$(cell native fault_scattered_us p99)" \
-  "$(cell dshm fault_scattered_us p99)" "-" "-"
+  "$(cell dshm2 fault_scattered_us p99)" "-" "-"
 row "write ping-pong A->B->A, median (us)" "$(cell native pingpong_us median)" \
-  "$(cell dshm pingpong_us median)" "$(cell tcp tcp_rtt_us median)" \
+  "$(cell dshm2 pingpong_us median)" "$(cell tcp tcp_rtt_us median)" \
   "$(cell redis redis_pingpong_us median)"
 row "write ping-pong A->B->A, p99 (us)" "$(cell native pingpong_us p99)" \
-  "$(cell dshm pingpong_us p99)" "$(cell tcp tcp_rtt_us p99)" "$(cell redis redis_pingpong_us p99)"
+  "$(cell dshm2 pingpong_us p99)" "$(cell tcp tcp_rtt_us p99)" "$(cell redis redis_pingpong_us p99)"
 row "cold sequential read 64 MiB (MB/s)" "$(cell native seqread_MBps value)" \
-  "$(cell dshm seqread_MBps value)" "$(cell tcp tcp_bulk_MBps value)" \
+  "$(cell dshm2 seqread_MBps value)" "$(cell tcp tcp_bulk_MBps value)" \
   "$(cell redis redis_bulk_MBps value)"
 row "sequential fill 64 MiB + detach (MB/s)" "$(cell native fill_MBps value)" \
-  "$(cell dshm fill_MBps value)" "$(cell tcp tcp_bulk_MBps value)" \
+  "$(cell dshm2 fill_MBps value)" "$(cell tcp tcp_bulk_MBps value)" \
   "$(cell redis redis_fill_MBps value)"
 echo
 cat <<'TXT'
 read fault, 1 page: a fault that fetches exactly one 4 KiB page (the next page is
   already held, so no read-ahead). scattered: every 64th page, so under dshm each
   fault also fetches the shim's read-ahead (the following pages not held yet).
-dshm direct: DSHM_AGENT=0, every process a node of its own (the agent-mode tables follow).
+dshm: the shim's agent mode (its only mode since direct mode was removed on 2026-12-01),
+  each "host" an agent directory of its own; one-host figures and more rows follow.
 TCP floor: a 4 KiB echo round trip between two processes pinned to one CPU (all
   latency rows; the same pinned to two CPUs is below) and one 64 MiB stream.
 Redis: GETRANGE of one 4 KiB page; ping-pong = SETRANGE + polling GETRANGE;
@@ -265,8 +259,9 @@ echo "TCP 4 KiB round trip across two CPUs: median $(cell tcp tcp_rtt_xcpu_us me
   "p99 $(cell tcp tcp_rtt_xcpu_us p99) us"
 echo
 
-d_f=$(get dshm fault_us median); d_p=$(get dshm pingpong_us median); d_s=$(get dshm seqread_MBps value)
-printf '%-38s %12s %12s %12s\n' "ratios (dshm / other)" "vs native" "vs TCP" "vs Redis"
+d_f=$(get dshm2 fault_us median); d_p=$(get dshm2 pingpong_us median)
+d_s=$(get dshm2 seqread_MBps value)
+printf '%-38s %12s %12s %12s\n' "ratios (dshm two hosts / other)" "vs native" "vs TCP" "vs Redis"
 printf '%-38s %12s %12s %12s\n' "read fault, 1 page (median)" \
   "$(ratio "$d_f" "$(get native fault_us median)")" "$(ratio "$d_f" "$(get tcp tcp_rtt_us median)")" \
   "$(ratio "$d_f" "$(get redis redis_getrange_us median)")"
@@ -280,11 +275,14 @@ printf '%-38s %12s %12s %12s\n' "cold sequential read throughput" \
   "$(ratio "$d_s" "$(get redis redis_bulk_MBps value)")"
 echo "(latency: >1x means dshm is slower; throughput: <1x means dshm is slower)"
 
-# ---- agent mode ----
-row6() {
+# ---- the agent-mode tables ----
+# trow LABEL CELL...: one row, 12 characters a cell, without the blanks of empty cells.
+trow() {
   local l
-  l=$(printf '%-38s %12s %12s %12s %12s %8s' "$@")
-  echo "${l%"${l##*[! ]}"}" # without the blanks of empty columns
+  l=$(printf '%-38s' "$1")
+  shift
+  l="$l$(printf ' %12s' "$@")"
+  echo "${l%"${l##*[! ]}"}"
 }
 # num A B: A/B as a plain number, empty when either is missing.
 num() {
@@ -301,10 +299,9 @@ or_dash() { printf '%s' "${1:--}"; }
 # The native side of the first-touch goal: a minor fault plus a SIGSEGV round trip.
 n_touch=$(sum "$(get native-touch touch_us median)" "$(get native-sigsegv sigsegv_us median)")
 n_touch99=$(sum "$(get native-touch touch_us p99)" "$(get native-sigsegv sigsegv_us p99)")
-# Host memory: the readers' Pss of the segment, plus the agent in agent mode.
+# Host memory: the readers' Pss of the segment, plus the agent.
 n_pss=$(get native-mem mem_readers pss_seg_kib)
 a_pss=$(get a1-mem mem_readers pss_seg_kib)
-d_pss=$(get d-mem mem_readers pss_seg_kib)
 a_arss=$(get a1-mem mem_agent rss_kib)
 a_apss=$(get a1-mem mem_agent pss_kib)
 a_host=$(sum "$a_pss" "$a_arss")
@@ -316,83 +313,64 @@ r_mem=$(num "$a_host" "$n_pss")
 r_mem_pss=$(num "$a_host_pss" "$n_pss")
 
 echo
-echo "agent mode (DSHM_AGENT=1), one host: the processes share one dshm-agent"
-row6 "" "native shm" "agent" "direct" "agent/native" "goal"
-row6 "write ping-pong A->B->A, median (us)" "$(cell native-pp pingpong_us median)" \
-  "$(cell a1-pp pingpong_us median)" "$(cell dshm pingpong_us median)" "$(ratio "$r_pp" 1)" "<= 2x"
-row6 "write ping-pong A->B->A, p99 (us)" "$(cell native-pp pingpong_us p99)" \
-  "$(cell a1-pp pingpong_us p99)" "$(cell dshm pingpong_us p99)" \
+echo "dshm, one host: the processes share one dshm-agent"
+trow "" "native shm" "agent" "agent/native" "goal"
+trow "write ping-pong A->B->A, median (us)" "$(cell native-pp pingpong_us median)" \
+  "$(cell a1-pp pingpong_us median)" "$(ratio "$r_pp" 1)" "<= 2x"
+trow "write ping-pong A->B->A, p99 (us)" "$(cell native-pp pingpong_us p99)" \
+  "$(cell a1-pp pingpong_us p99)" \
   "$(ratio "$(get a1-pp pingpong_us p99)" "$(get native-pp pingpong_us p99)")" ""
-row6 "first touch, host-held page, med (us)" "$(or_dash "$n_touch")" \
-  "$(cell a1-touch touch_us median)" "-" "$(ratio "$r_touch" 1)" "<= 3x"
-row6 "first touch, host-held page, p99 (us)" "$(or_dash "$n_touch99")" \
-  "$(cell a1-touch touch_us p99)" "-" "$(ratio "$(get a1-touch touch_us p99)" "$n_touch99")" ""
-row6 "  native minor fault, median (us)" "$(cell native-touch touch_us median)" "" "" "" ""
-row6 "  native SIGSEGV round trip, med (us)" "$(cell native-sigsegv sigsegv_us median)" "" "" "" ""
-row6 "$MEM_READERS readers, $((MEM_BYTES >> 20)) MiB: host memory (MiB)" "$(mib "$n_pss")" \
-  "$(mib "$a_host")" "$(mib "$d_pss")" "$(ratio "$r_mem" 1)" "<= 1.1x"
-row6 "  readers' Pss of the segment (MiB)" "$(mib "$n_pss")" "$(mib "$a_pss")" "$(mib "$d_pss")" "" ""
-row6 "  agent RSS (MiB)" "-" "$(mib "$a_arss")" "-" "" ""
-row6 "  host memory with agent Pss (MiB)" "$(mib "$n_pss")" "$(mib "$a_host_pss")" \
-  "$(mib "$d_pss")" "$(ratio "$r_mem_pss" 1)" "<= 1.1x"
-row6 "  server RSS growth (MiB)" "-" "$(mib "$(get a1-mem mem_server growth_kib)")" \
-  "$(mib "$(get d-mem mem_server growth_kib)")" "" ""
+trow "first touch, host-held page, med (us)" "$(or_dash "$n_touch")" \
+  "$(cell a1-touch touch_us median)" "$(ratio "$r_touch" 1)" "<= 3x"
+trow "first touch, host-held page, p99 (us)" "$(or_dash "$n_touch99")" \
+  "$(cell a1-touch touch_us p99)" "$(ratio "$(get a1-touch touch_us p99)" "$n_touch99")" ""
+trow "  native minor fault, median (us)" "$(cell native-touch touch_us median)" "" "" ""
+trow "  native SIGSEGV round trip, med (us)" "$(cell native-sigsegv sigsegv_us median)" "" "" ""
+trow "$MEM_READERS readers, $((MEM_BYTES >> 20)) MiB: host memory (MiB)" "$(mib "$n_pss")" \
+  "$(mib "$a_host")" "$(ratio "$r_mem" 1)" "<= 1.1x"
+trow "  readers' Pss of the segment (MiB)" "$(mib "$n_pss")" "$(mib "$a_pss")" "" ""
+trow "  agent RSS (MiB)" "-" "$(mib "$a_arss")" "" ""
+trow "  host memory with agent Pss (MiB)" "$(mib "$n_pss")" "$(mib "$a_host_pss")" \
+  "$(ratio "$r_mem_pss" 1)" "<= 1.1x"
+trow "  server RSS growth (MiB)" "-" "$(mib "$(get a1-mem mem_server growth_kib)")" "" ""
 cat <<TXT
-ping-pong: native and agent measured one after the other (direct: the first table's).
+ping-pong: native and agent measured one after the other.
 first touch: a process reads each page of a ${TOUCH_BYTES} B segment once (2 timed rounds,
   each on a fresh attach) while another process of the host holds it. Native: the sum of
   a minor fault (the same test on kernel shm) and a SIGSEGV round trip (the handler
   mprotects the page back; the retried load finds it mapped).
 host memory: the readers' Pss of their mappings of the segment, all attached, plus the
-  agent's RSS (the brief's measure; it counts the agent's own mapping of the host copy
-  twice) or its Pss. Native: the readers' Pss. Direct: each reader holds its own copy.
+  agent's RSS (the brief's measure; the agent maps none of the pages it moves) or its
+  Pss. Native: the readers' Pss.
 TXT
 
 echo
-echo "agent mode, two hosts (segment filled on A, read on B; ping-pong A on A, B on B)"
-row6 "" "native shm" "direct" "agent" "agent/direct" ""
-rem_worse=0 rem_n=0 rem_worst="" rem_worst_r=0
-# rem LABEL FIELD NAME HIGHER_IS_BETTER: one row of the remote comparison.
-rem() {
-  local d a r
-  d=$(get dshm "$2" "$3")
-  a=$(get agent2 "$2" "$3")
-  r=$(num "$a" "$d")
-  row6 "$1" "$(cell native "$2" "$3")" "$(or_dash "$d")" "$(or_dash "$a")" "$(ratio "$a" "$d")" ""
-  [ -n "$r" ] || return 0
-  [ "$4" = 1 ] && r=$(num 1 "$r") # throughput: how many times slower
-  rem_n=$((rem_n + 1))
-  if awk -v r="$r" 'BEGIN { exit !(r > 1.1) }'; then
-    rem_worse=$((rem_worse + 1))
-    if awk -v r="$r" -v w="$rem_worst_r" 'BEGIN { exit !(r > w) }'; then
-      rem_worst="$1" rem_worst_r=$r
-    fi
-  fi
-}
-rem "read fault, 1 page, median (us)" fault_us median 0
-rem "read fault, 1 page, p99 (us)" fault_us p99 0
-rem "read fault, 1 page, settled, med (us)" fault_settled_us median 0
-rem "read fault, 1 page, settled, p99 (us)" fault_settled_us p99 0
-rem "scattered read fault, median (us)" fault_scattered_us median 0
-rem "scattered read fault, p99 (us)" fault_scattered_us p99 0
-rem "write ping-pong A->B->A, median (us)" pingpong_us median 0
-rem "write ping-pong A->B->A, p99 (us)" pingpong_us p99 0
-rem "cold sequential read 64 MiB (MB/s)" seqread_MBps value 1
-rem "sequential fill 64 MiB + detach (MB/s)" fill_MBps value 1
-rem "shmget of a key, median (us)" shmget_us median 0
-rem "shmat 64 MiB, median (us)" shmat_us median 0
-rem "shmdt 64 MiB, median (us)" shmdt_us median 0
-echo "(agent/direct: latency >1x or throughput <1x means agent mode is slower)"
+echo "dshm, two hosts (segment filled on A, read on B; ping-pong A on A, B on B)"
+trow "" "native shm" "agent"
+# rem LABEL FIELD NAME: one row of the two-host table.
+rem() { trow "$1" "$(cell native "$2" "$3")" "$(cell dshm2 "$2" "$3")"; }
+rem "read fault, 1 page, median (us)" fault_us median
+rem "read fault, 1 page, p99 (us)" fault_us p99
+rem "read fault, 1 page, settled, med (us)" fault_settled_us median
+rem "read fault, 1 page, settled, p99 (us)" fault_settled_us p99
+rem "scattered read fault, median (us)" fault_scattered_us median
+rem "scattered read fault, p99 (us)" fault_scattered_us p99
+rem "write ping-pong A->B->A, median (us)" pingpong_us median
+rem "write ping-pong A->B->A, p99 (us)" pingpong_us p99
+rem "cold sequential read 64 MiB (MB/s)" seqread_MBps value
+rem "sequential fill 64 MiB + detach (MB/s)" fill_MBps value
+rem "shmget of a key, median (us)" shmget_us median
+rem "shmat 64 MiB, median (us)" shmat_us median
+rem "shmdt 64 MiB, median (us)" shmdt_us median
+echo "(the agent column's first rows are the first table's dshm column)"
 
 echo
 echo "revocation: a process on host B writes a page that K processes on host A have read;"
-echo "B's write-fault latency (us). Direct mode: the K readers are K nodes."
-row6 "" "native shm" "agent" "direct" "agent/direct" ""
+echo "B's write-fault latency (us)."
+trow "" "native shm" "agent"
 for k in $RV_KS; do
   for f in median p99; do
-    row6 "K = $k, $f" "$(cell native-rv$k revoke_us $f)" "$(cell a2-rv$k revoke_us $f)" \
-      "$(cell d-rv$k revoke_us $f)" \
-      "$(ratio "$(get a2-rv$k revoke_us $f)" "$(get d-rv$k revoke_us $f)")" ""
+    trow "K = $k, $f" "$(cell native-rv$k revoke_us $f)" "$(cell a2-rv$k revoke_us $f)"
   done
 done
 # per_holder PREFIX: the least-squares slope of the median over K (us per further holder).
@@ -411,7 +389,7 @@ per_holder() {
     printf "%.1f", num / den }'
 }
 echo "each further holder adds (least-squares slope of the medians over K = ${RV_KS// /, }):"
-echo "  agent $(per_holder a2-rv) us per local process, direct $(per_holder d-rv) us per node"
+echo "  agent $(per_holder a2-rv) us per local process"
 echo
 printf '%-44s %10s %8s %5s\n' "goals (agent mode)" "measured" "goal" "met"
 printf '%-44s %10s %8s %5s\n' "local ping-pong / native" "$(ratio "$r_pp" 1)" "<= 2x" \
@@ -422,9 +400,6 @@ printf '%-44s %10s %8s %5s\n' "host memory / native (Pss + agent RSS)" "$(ratio 
   "<= 1.1x" "$(met "$r_mem" 1.1)"
 printf '%-44s %10s %8s %5s\n' "host memory / native (Pss + agent Pss)" "$(ratio "$r_mem_pss" 1)" \
   "<= 1.1x" "$(met "$r_mem_pss" 1.1)"
-printf '%-44s %10s %8s %5s\n' "remote figures >10% worse than direct" "$rem_worse of $rem_n" "0" \
-  "$([ $rem_n -gt 0 ] && { [ $rem_worse -eq 0 ] && echo yes || echo no; } || echo -)"
-[ -n "$rem_worst" ] && echo "  worst: $rem_worst, $(ratio "$rem_worst_r" 1) slower in agent mode"
 
 if [ ${#NOTES[@]} -gt 0 ]; then
   echo
@@ -433,12 +408,12 @@ fi
 echo
 echo "seconds per phase: ${TIMES[*]/ /=}" | fold -s -w 90 | sed 's/ *$//'
 echo "raw results ($(($(date +%s) - T_START)) s):"
-for f in tcp native native-mem dshm agent2 native-pp a1-pp native-touch native-sigsegv a1-touch \
-  a1-mem d-mem redis; do
+for f in tcp native native-mem a2-fill a2-fault a2-seqread a2-calls a2-pp native-pp a1-pp \
+  native-touch native-sigsegv a1-touch a1-mem redis; do
   [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
 done
 for k in $RV_KS; do
-  for f in native-rv$k a2-rv$k d-rv$k; do
+  for f in native-rv$k a2-rv$k; do
     [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
   done
 done

@@ -1,7 +1,7 @@
 /* agentlink.c - owns finding and starting the host agent.
  *
- * The agent of a host listens on DIR/NAME.sock (DIR = DSHM_AGENT_DIR, else
- * $XDG_RUNTIME_DIR/dshm, else /tmp/dshm-EUID; NAME from DSHM_SERVER). When nothing answers,
+ * The agent of a host listens on DIR/NAME.sock (DIR = HOST/dshm-EUID, HOST = DSHM_AGENT_DIR,
+ * else $XDG_RUNTIME_DIR, else /tmp; NAME from DSHM_SERVER). When nothing answers,
  * the process takes DIR/NAME.lock, looks once more (another process may have started it
  * meanwhile), and starts dshm-agent, which says "ok" (or why not) on a pipe once it is
  * connected to the server and listening. The agent detaches itself, so the program never

@@ -7,8 +7,8 @@
  * the kernel) while the child waits on a pipe; then the child connects to the agent (its
  * own slot) before fork() returns in it.
  *
- * vfork and posix_spawn are not wrapped: their child shares the parent's memory and only
- * execs or _exits, and exec.c recognizes it (it is not the session's process).
+ * vfork and posix_spawn are not wrapped: their child shares the parent's memory and session
+ * and only execs or _exits (shim_session_mine() tells it is not the session's process).
  */
 
 #include <errno.h>

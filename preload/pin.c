@@ -1,4 +1,4 @@
-/* pin.c - owns page pinning for I/O calls and the queue of server requests deferred by pins.
+/* pin.c - owns page pinning for I/O calls and the queue of agent requests deferred by pins.
  *
  * The kernel touching a segment page (read into it, write from it) must find the page in the
  * mode it needs and keep it so until the call returns: a protected page gives EFAULT, a short
@@ -8,7 +8,7 @@
  * below the mode its pinner needs *and already has*; it answers once the pins are gone.
  *
  * Deadlock freedom (docs/shim-io.md): pins are taken in one global order, (shmid, page),
- * by every thread of every node, and a pin defers nothing while its page is still being
+ * by every thread of every process, and a pin defers nothing while its page is still being
  * fetched, so a waiting pinner never holds up the request it waits behind.
  */
 #include "pin.h"
@@ -22,7 +22,7 @@
 #include "cache.h"
 #include "session.h"
 
-/* A deferred server request (I/O thread only, plus the count read by pinners). */
+/* A deferred agent request (I/O thread only, plus the count read by pinners). */
 struct deferred {
   struct proto_hdr h;
   struct proto_range r;

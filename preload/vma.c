@@ -159,12 +159,30 @@ static int trim(uint64_t target, struct shim_seg *keep, uint32_t first, uint32_t
   return dropped;
 }
 
+/* Counts sg's runs again from its page words. The incremental count (shim__vma_note) is
+ * exact for one thread, but fault handlers note neighbouring pages concurrently without the
+ * lock, and each reads the other's page half-changed: the count drifts, and a drift below
+ * zero wraps around and would keep every fault trimming forever. Cache lock held. */
+static void recount(struct shim_seg *sg) {
+  uint32_t runs = 1;
+
+  for (uint32_t p = 1; p < sg->npages; p++)
+    runs += mode_at(sg, p) != mode_at(sg, p - 1);
+  atomic_store(&sg->nruns, runs);
+}
+
 void shim__vma_room(struct shim_seg *keep, uint32_t first, uint32_t count, uint32_t extra) {
   uint64_t b;
 
   if (trimming)
     return;
   b = shim__vma_budget();
+  if (total_maps() + extra <= b)
+    return;
+  /* Over by the estimate: the exact figures decide (O(pages), only past the budget). */
+  for (int i = 0; i < SHIM_MAX_SEGS; i++)
+    if (atomic_load(&shim__segs[i].used) && shim__segs[i].nviews > 0)
+      recount(&shim__segs[i]);
   if (total_maps() + extra <= b)
     return;
   if (trim(b - b / 4 > extra ? b - b / 4 - extra : 0, keep, first, count) == 0)

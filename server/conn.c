@@ -40,7 +40,7 @@ static void on_close(uv_handle_t *h) {
     srv__server_changed(s);
   }
   srv__server_del_conn(s, c->node);
-  free(c->rbuf);
+  proto_rxbuf_free(&c->rx);
   free(c);
   srv__server_resume_paused(s); /* the detaches may have completed others' requests */
 }
@@ -152,33 +152,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct srv_conn *c = conn_of(h);
 
   (void)suggested;
-  /* conn_input keeps rcap > rlen (resize_rbuf), so there is always room to read into. */
-  *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
-}
-
-/* Sizes the read buffer for what comes next, always leaving room for one more byte than
- * have: for a pending frame (its header already checked against the opcode's cap by
- * proto_frame) it grows by doubling what has actually arrived, never straight to the
- * announced length, so a peer lying in a length field pins no more than twice what it
- * sent; between frames it goes back to the base size. */
-static int resize_rbuf(struct srv_conn *c, size_t have, size_t need) {
-  size_t cap = SRV_CONN_RBASE;
-  uint8_t *p;
-
-  if (need > cap) {
-    cap = have < need / 2 ? 2 * have : need;
-    if (cap < SRV_CONN_RBASE)
-      cap = SRV_CONN_RBASE;
-  }
-
-  if (cap == c->rcap)
-    return 0;
-  p = realloc(c->rbuf, cap);
-  if (p == NULL)
-    return -ENOMEM;
-  c->rbuf = p;
-  c->rcap = cap;
-  return 0;
+  /* proto_rxbuf keeps room to read into. */
+  *buf = uv_buf_init((char *)proto_rxbuf_tail(&c->rx), (unsigned)proto_rxbuf_room(&c->rx));
 }
 
 /* Frames, decodes and dispatches every complete message in the buffer. */
@@ -189,7 +164,7 @@ static void conn_input(struct srv_conn *c) {
   while (c->state != SRV_CONN_CLOSING && c->state != SRV_CONN_REJECTED) {
     struct proto_hdr h;
     const char *why = NULL;
-    ssize_t n = proto_frame(c->rbuf + off, c->rlen - off, &h);
+    ssize_t n = proto_frame(c->rx.p + off, c->rx.len - off, &h);
     char msg[96];
 
     if (n < 0) {
@@ -197,7 +172,7 @@ static void conn_input(struct srv_conn *c) {
       srv__conn_close(c, msg);
       return;
     }
-    if (c->rlen - off >= PROTO_HDR_SIZE &&
+    if (c->rx.len - off >= PROTO_HDR_SIZE &&
         PROTO_HDR_SIZE + (uint64_t)h.length > c->srv->cfg->max_frame) {
       snprintf(msg, sizeof msg, "frame of %llu bytes above --max-frame",
                (unsigned long long)(PROTO_HDR_SIZE + (uint64_t)h.length));
@@ -205,7 +180,7 @@ static void conn_input(struct srv_conn *c) {
       return;
     }
     if (n == 0) {
-      if (c->rlen - off >= PROTO_HDR_SIZE)
+      if (c->rx.len - off >= PROTO_HDR_SIZE)
         need = PROTO_HDR_SIZE + (size_t)h.length;
       break;
     }
@@ -223,7 +198,7 @@ static void conn_input(struct srv_conn *c) {
       break;
     }
     m.h = h;
-    if (proto_decode(&m, c->rbuf + off + PROTO_HDR_SIZE, h.length) < 0) {
+    if (proto_decode(&m, c->rx.p + off + PROTO_HDR_SIZE, h.length) < 0) {
       snprintf(msg, sizeof msg, "malformed %s payload", proto_op_name(h.opcode));
       srv__conn_close(c, msg);
       return;
@@ -236,12 +211,11 @@ static void conn_input(struct srv_conn *c) {
   }
   if (c->state == SRV_CONN_CLOSING || c->state == SRV_CONN_REJECTED)
     return;
-  memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-  c->rlen -= off;
+  proto_rxbuf_shift(&c->rx, off);
   /* Paused, the buffer may hold several frames: it is resized when they are processed. */
   if (c->paused)
     return;
-  if (resize_rbuf(c, c->rlen, need) < 0)
+  if (proto_rxbuf_fit(&c->rx, need) < 0)
     srv__conn_close(c, "out of memory for input");
 }
 
@@ -253,7 +227,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     srv__conn_close(c, nread == UV_EOF ? "disconnected" : uv_strerror((int)nread));
     return;
   }
-  c->rlen += (size_t)nread;
+  c->rx.len += (size_t)nread;
   c->last_rx_ms = uv_now(c->srv->loop);
   conn_input(c);
   srv__server_resume_paused(c->srv);
@@ -263,10 +237,10 @@ void srv__conn_feed(struct srv_conn *c, const uint8_t *p, size_t n) {
   /* A paused connection reads nothing: the rest of the input is dropped, as unread. */
   while (n > 0 && c->state != SRV_CONN_CLOSING && c->state != SRV_CONN_REJECTED &&
          !c->paused) {
-    size_t take = c->rcap - c->rlen < n ? c->rcap - c->rlen : n;
+    size_t take = proto_rxbuf_room(&c->rx) < n ? proto_rxbuf_room(&c->rx) : n;
 
-    memcpy(c->rbuf + c->rlen, p, take);
-    c->rlen += take;
+    memcpy(proto_rxbuf_tail(&c->rx), p, take);
+    c->rx.len += take;
     p += take;
     n -= take;
     conn_input(c);
@@ -352,8 +326,9 @@ static struct srv_conn *conn_new(struct srv_server *s, int is_unix) {
  * returns -errno. */
 static int conn_register(struct srv_server *s, struct srv_conn *c, int err) {
   if (err == 0) {
-    c->rbuf = malloc(SRV_CONN_RBASE);
-    err = c->rbuf ? srv__server_add_conn(s, c) : -ENOMEM;
+    err = proto_rxbuf_init(&c->rx, SRV_CONN_RBASE);
+    if (err == 0)
+      err = srv__server_add_conn(s, c);
   }
   if (err < 0) {
     c->state = SRV_CONN_CLOSING;
@@ -362,7 +337,6 @@ static int conn_register(struct srv_server *s, struct srv_conn *c, int err) {
     uv_close(&c->h.handle, on_close);
     return err;
   }
-  c->rcap = SRV_CONN_RBASE;
   c->node = (uint32_t)err;
   return 0;
 }

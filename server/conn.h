@@ -8,6 +8,7 @@
 
 #include "attach.h"
 #include "proto.h"
+#include "rxbuf.h"
 
 struct srv_server;
 
@@ -40,9 +41,7 @@ struct srv_conn {
   struct srv_server *srv;
   uint32_t node;
   enum srv_conn_state state;
-  uint8_t *rbuf;
-  size_t rlen;
-  size_t rcap;
+  struct proto_rxbuf rx;     /* framed input (proto/rxbuf.h), SRV_CONN_RBASE between frames */
   size_t wpending;           /* bytes handed to uv_write and not yet completed */
   uint64_t since_ms;         /* uv_now at accept: the HELLO deadline counts from here */
   uint64_t last_rx_ms;       /* uv_now of the last bytes read: the idle timeout */

@@ -828,7 +828,7 @@ static void agent_finish(void) {
   if (!TAILQ_EMPTY(&ag.revokes))
     die("a revocation outlived every local process");
   agent_seg_free_all(&ag); /* what main() does after its loop */
-  free(ag.rbuf);
+  proto_rxbuf_free(&ag.rx);
   free(ag.fwd);
   free(ag.preq);
   for (int k = 0; k < NPROC; k++)

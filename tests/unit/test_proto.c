@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "rxbuf.h"
 
 static uint8_t frame[PROTO_MAX_FRAME];
 
@@ -798,6 +799,41 @@ START_TEST(test_inherit) {
 }
 END_TEST
 
+/* The receive buffer's size follows what is pending: a frame announced as 1 MiB with 100
+ * bytes sent pins 8 KiB (the base), not 1 MiB; it grows by doubling what arrived, reaches
+ * exactly the frame's length, and goes back to the base once the frame is taken. */
+START_TEST(test_rxbuf_sizes) {
+  struct proto_rxbuf b;
+  const size_t base = 8192, need = 1u << 20;
+
+  ck_assert_int_eq(proto_rxbuf_init(&b, base), 0);
+  ck_assert_uint_eq(proto_rxbuf_room(&b), base);
+  memset(proto_rxbuf_tail(&b), 0xab, 100);
+  b.len = 100;
+  ck_assert_int_eq(proto_rxbuf_fit(&b, need), 0);
+  ck_assert_uint_eq(b.cap, base); /* a lying length pins nothing more */
+  b.len = base - 1;
+  ck_assert_int_eq(proto_rxbuf_fit(&b, need), 0);
+  ck_assert_uint_eq(b.cap, 2 * (base - 1));
+  b.len = need / 2 + 1;
+  b.cap = need / 2 + 2; /* as if it had grown so far */
+  b.p = realloc(b.p, b.cap);
+  ck_assert_ptr_nonnull(b.p);
+  ck_assert_int_eq(proto_rxbuf_fit(&b, need), 0);
+  ck_assert_uint_eq(b.cap, need);
+  ck_assert_uint_gt(proto_rxbuf_room(&b), 0);
+  /* The frame is taken with 10 bytes of the next one behind it. */
+  b.len = need;
+  b.p[need - 10] = 0x5a;
+  proto_rxbuf_shift(&b, need - 10);
+  ck_assert_uint_eq(b.len, 10);
+  ck_assert_uint_eq(b.p[0], 0x5a);
+  ck_assert_int_eq(proto_rxbuf_fit(&b, 0), 0);
+  ck_assert_uint_eq(b.cap, base);
+  proto_rxbuf_free(&b);
+}
+END_TEST
+
 static Suite *proto_suite(void) {
   Suite *s = suite_create("proto");
   TCase *tc = tcase_create("core");
@@ -821,6 +857,7 @@ static Suite *proto_suite(void) {
   tcase_add_test(tc, test_random_damage);
   tcase_add_test(tc, test_node_reattach);
   tcase_add_test(tc, test_inherit);
+  tcase_add_test(tc, test_rxbuf_sizes);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   return s;
