@@ -191,8 +191,8 @@ static void raise_ahead(struct shim_seg *sg, uint32_t p, uintptr_t vstart, int v
       shim__vma_note(sg, p + 1 + i, PROTO_MODE_INVALID, mode[i]);
   }
   /* Failure (an old kernel without it) only costs the minor faults it would have saved. */
-  (void)madvise((void *)(vstart + (uintptr_t)p * SHIM_PAGE), (size_t)(n + 1) * SHIM_PAGE,
-                MADV_POPULATE_READ);
+  (void)syscall(SYS_madvise, (void *)(vstart + (uintptr_t)p * SHIM_PAGE),
+                (size_t)(n + 1) * SHIM_PAGE, MADV_POPULATE_READ); /* not the interposed madvise */
 }
 
 /* The fault handler's raise of the faulting view (and of what follows it, raise_ahead). No

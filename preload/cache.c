@@ -1,6 +1,8 @@
 /* cache.c - owns the segment and view tables, page protections and the signal-safe lookup. */
 #include "cache.h"
 
+#include "real.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -84,13 +86,13 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **o
 
   atomic_store(&sg->lost, 0);
   /* The host page table: what the host holds (the data itself is the memfd each view maps). */
-  t = mmap(NULL, DSHM_HT_SIZE(npages), PROT_READ | PROT_WRITE, MAP_SHARED, tabfd, 0);
+  t = shim_sys_mmap(NULL, DSHM_HT_SIZE(npages), PROT_READ | PROT_WRITE, MAP_SHARED, tabfd, 0);
   if (t == MAP_FAILED)
     return -errno;
   sg->host = t;
   /* mmap, not malloc: the fault handler reads these words, and mmap memory is zeroed
    * (= INVALID). */
-  sg->state = mmap(NULL, (size_t)npages * sizeof *sg->state, PROT_READ | PROT_WRITE,
+  sg->state = shim_sys_mmap(NULL, (size_t)npages * sizeof *sg->state, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (sg->state == MAP_FAILED) {
     err = -errno;
@@ -114,9 +116,9 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **o
   return 0;
 
 fail_state:
-  munmap((void *)sg->state, (size_t)npages * sizeof *sg->state);
+  shim_sys_munmap((void *)sg->state, (size_t)npages * sizeof *sg->state);
 fail_host:
-  munmap(sg->host, DSHM_HT_SIZE(npages));
+  shim_sys_munmap(sg->host, DSHM_HT_SIZE(npages));
   sg->host = NULL;
   return err;
 }
@@ -124,9 +126,9 @@ fail_host:
 void shim_cache_seg_free(struct shim_seg *sg) {
   atomic_store(&sg->used, 0);
   free(sg->pin);
-  munmap((void *)sg->state, (size_t)sg->npages * sizeof *sg->state);
+  shim_sys_munmap((void *)sg->state, (size_t)sg->npages * sizeof *sg->state);
   if (sg->host != NULL)
-    munmap(sg->host, DSHM_HT_SIZE(sg->npages));
+    shim_sys_munmap(sg->host, DSHM_HT_SIZE(sg->npages));
   sg->host = NULL;
   sg->pin = NULL;
   sg->state = NULL;
@@ -164,12 +166,12 @@ int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int 
     return -EMFILE;
   if (addr != NULL)
     mflags |= fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE;
-  base = mmap(addr, len, PROT_NONE, mflags, fd, 0);
+  base = shim_sys_mmap(addr, len, PROT_NONE, mflags, fd, 0);
   if (base == MAP_FAILED)
     return errno == EEXIST ? -EINVAL : -errno; /* shmat reports an occupied range as EINVAL */
   if (addr != NULL && base != addr) {
     /* A kernel older than 4.17 ignores MAP_FIXED_NOREPLACE and maps elsewhere. */
-    munmap(base, len);
+    shim_sys_munmap(base, len);
     return -EINVAL;
   }
   shim__vma_room(NULL, 0, 0, sg->nruns); /* the new view brings sg's runs as VMAs */
@@ -203,8 +205,8 @@ int shim_cache_view_find(const void *addr, struct shim_seg **sg) {
   return -1;
 }
 
-void shim_cache_view_remove(int v) {
-  void *base = (void *)atomic_load(&views[v].start);
+void shim_cache_view_remove(int v, uintptr_t gone, size_t gone_len) {
+  uintptr_t base = atomic_load(&views[v].start);
   size_t len = atomic_load(&views[v].len);
   struct shim_seg *sg = &shim__segs[atomic_load(&views[v].seg)];
 
@@ -217,9 +219,34 @@ void shim_cache_view_remove(int v) {
    * for that, never while it sleeps): it must be done before the range can be reused by
    * anything else. */
   shim_cache_seg_quiesce(sg);
-  munmap(base, len);
+  if (gone_len == 0) {
+    shim_sys_munmap((void *)base, len);
+  } else {
+    /* The application took [gone, gone + gone_len) (munmap, mremap, MAP_FIXED, SHM_REMAP):
+     * that part is its memory now and is left alone. What is left of the view loses all
+     * access: it is not kept coherent any more (docs/compatibility.md). */
+    uintptr_t end = base + len, gend = gone + gone_len;
+    if (gone > base)
+      mprotect((void *)base, (gone < end ? gone : end) - base, PROT_NONE);
+    if (gend < end)
+      mprotect((void *)(gend > base ? gend : base), end - (gend > base ? gend : base), PROT_NONE);
+  }
   sg->nviews--;
   atomic_fetch_sub(&shim__nviews, 1);
+}
+
+int shim_cache_view_overlapping(uintptr_t p, size_t len, struct shim_seg **sg) {
+  int v, hw = atomic_load(&views_hw);
+
+  for (v = 0; v < hw; v++) {
+    uintptr_t start = atomic_load(&views[v].start);
+    size_t vlen = atomic_load(&views[v].len);
+    if (start != 0 && len != 0 && p < start + vlen && (start <= p || start - p < len)) {
+      *sg = &shim__segs[atomic_load(&views[v].seg)];
+      return v;
+    }
+  }
+  return -1;
 }
 
 int shim_cache_protect(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t mode) {

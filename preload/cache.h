@@ -100,8 +100,12 @@ int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int 
                         void **out);
 /* The view that starts exactly at addr, or -1. */
 int shim_cache_view_find(const void *addr, struct shim_seg **sg);
-/* Unpublishes and unmaps view v. */
-void shim_cache_view_remove(int v);
+/* Unpublishes view v and unmaps it (gone_len 0: shmdt), or, when the application took
+ * [gone, gone + gone_len) over it, leaves that part alone and takes all access from the
+ * rest of the view. */
+void shim_cache_view_remove(int v, uintptr_t gone, size_t gone_len);
+/* The first view that overlaps [p, p+len), or -1. */
+int shim_cache_view_overlapping(uintptr_t p, size_t len, struct shim_seg **sg);
 /* Gives pages [first, first+count) of every view of sg the protection of mode. */
 int shim_cache_protect(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t mode);
 

@@ -26,6 +26,9 @@ static const struct {
   {"shmdt", (void **)&shim_real.shmdt},
   {"shmctl", (void **)&shim_real.shmctl},
   {"ftok", (void **)&shim_real.ftok},
+  {"mmap", (void **)&shim_real.mmap},
+  {"munmap", (void **)&shim_real.munmap},
+  {"mremap", (void **)&shim_real.mremap},
 };
 
 int shim_real_resolve(void) {

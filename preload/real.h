@@ -6,7 +6,10 @@
 #include <sys/types.h>
 #include <stddef.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 struct shim_real {
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
@@ -24,7 +27,23 @@ struct shim_real {
   int (*shmdt)(const void *);
   int (*shmctl)(int, int, struct shmid_ds *);
   key_t (*ftok)(const char *, int);
+  /* Address-space calls that may take a view away (remap.c). */
+  void *(*mmap)(void *, size_t, int, int, int, off_t);
+  int (*munmap)(void *, size_t);
+  void *(*mremap)(void *, size_t, size_t, int, ...);
 };
+
+/* The shim's own mappings go to the kernel directly, not through its mmap/munmap wrappers
+ * (remap.c), which look at the views under the cache lock the caller may hold. */
+static inline void *shim_sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
+                                  off_t off) {
+  long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  return r == -1 ? MAP_FAILED : (void *)r;
+}
+
+static inline int shim_sys_munmap(void *addr, size_t len) {
+  return (int)syscall(SYS_munmap, addr, len);
+}
 
 /* Filled by shim_real_resolve(); read-only afterwards. A NULL entry means "not found". */
 extern struct shim_real shim_real;

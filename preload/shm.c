@@ -14,6 +14,7 @@
 #include "boundary.h"
 #include "cache.h"
 #include "config.h"
+#include "detach.h"
 #include "lifecycle.h"
 #include "real.h"
 #include "route.h"
@@ -109,9 +110,30 @@ static int send_detach(int shmid) {
 static int map_view(int shmid, uint64_t segsz, const int fds[2], void *addr, int fixed,
                     int vflags, void **out) {
   struct timespec ts = {0, 1000000};
+  size_t len = (size_t)((segsz + SHIM_PAGE - 1) / SHIM_PAGE) * SHIM_PAGE;
   struct shim_seg *sg;
   int created = 0, rc;
 
+  if (addr != NULL) {
+    void *r;
+    /* SHM_REMAP over views of ours: the kernel's MAP_FIXED replaces them, which detaches
+     * them (nattch drops; a later shmdt there finds the new attachment). */
+    if (fixed)
+      shim_views_gone((uintptr_t)addr, len);
+    /* The range is taken first (an anonymous reservation), so that the segment's own
+     * bookkeeping, mapped anywhere, cannot land in it: a segment that fits a hole exactly
+     * would otherwise find its hole used. The view then goes over the reservation. */
+    r = shim_sys_mmap(addr, len, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+                          (fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE), -1, 0);
+    if (r == MAP_FAILED)
+      return errno == EEXIST ? -EINVAL : -errno; /* shmat reports an occupied range so */
+    if (r != addr) {
+      shim_sys_munmap(r, len); /* a kernel older than 4.17 ignores MAP_FIXED_NOREPLACE */
+      return -EINVAL;
+    }
+    fixed = 1;
+  }
   pthread_mutex_lock(&shim__cache_lock);
   /* A segment whose last view is being detached is going: wait for it, so one shmid never
    * has two caches. */
@@ -133,6 +155,8 @@ static int map_view(int shmid, uint64_t segsz, const int fds[2], void *addr, int
   }
 out:
   pthread_mutex_unlock(&shim__cache_lock);
+  if (rc < 0 && addr != NULL)
+    shim_sys_munmap(addr, len); /* the reservation (SHM_REMAP: what was there is gone) */
   return rc < 0 ? rc : 0;
 }
 
@@ -200,21 +224,13 @@ SHIM_EXPORT void *shmat(int shmid, const void *shmaddr, int shmflg) {
   return addr;
 }
 
-static int do_shmdt(const void *shmaddr) {
-  struct shim_seg *sg;
-  int v, last, shmid, rc;
+/* Cache lock held on entry, released on return: view v of sg goes (unmapped, or for
+ * gone_len > 0 taken over by the application: shim_cache_view_remove), then its DETACH, and
+ * after the segment's last view the segment. */
+static void detach_view(int v, struct shim_seg *sg, uintptr_t gone, size_t gone_len) {
+  int shmid = sg->shmid, last, rc;
 
-  if (shim_init() < 0)
-    return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
-  pthread_mutex_lock(&shim__cache_lock);
-  v = shim_cache_view_find(shmaddr, &sg);
-  if (v < 0) {
-    pthread_mutex_unlock(&shim__cache_lock);
-    /* Not one of ours: a kernel attachment, or nothing (the kernel says EINVAL). */
-    return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
-  }
-  shmid = sg->shmid;
-  shim_cache_view_remove(v);
+  shim_cache_view_remove(v, gone, gone_len);
   last = sg->nviews == 0;
   if (last)
     atomic_store(&sg->dying, 1); /* no new shmat shares it; handlers give up */
@@ -234,9 +250,42 @@ static int do_shmdt(const void *shmaddr) {
     pthread_mutex_unlock(&shim__cache_lock);
   }
   /* The mapping is gone whatever the server said; like the kernel, shmdt then succeeds.
-   * A failed write-back or detach is reported, not returned (only EINVAL is shmdt's). */
+   * A failed detach is reported, not returned (only EINVAL is shmdt's). */
   if (rc < 0)
-    shim_debug("shmdt of segment %d: write-back or detach: %s", shmid, strerror(-rc));
+    shim_debug("detach of segment %d: %s", shmid, strerror(-rc));
+}
+
+void shim_views_gone(uintptr_t p, size_t len) {
+  struct shim_seg *sg;
+  int v;
+
+  if (!shim_cache_overlaps(p, len))
+    return;
+  for (;;) {
+    pthread_mutex_lock(&shim__cache_lock);
+    v = shim_cache_view_overlapping(p, len, &sg);
+    if (v < 0) {
+      pthread_mutex_unlock(&shim__cache_lock);
+      return;
+    }
+    detach_view(v, sg, p, len);
+  }
+}
+
+static int do_shmdt(const void *shmaddr) {
+  struct shim_seg *sg;
+  int v;
+
+  if (shim_init() < 0)
+    return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
+  pthread_mutex_lock(&shim__cache_lock);
+  v = shim_cache_view_find(shmaddr, &sg);
+  if (v < 0) {
+    pthread_mutex_unlock(&shim__cache_lock);
+    /* Not one of ours: a kernel attachment, or nothing (the kernel says EINVAL). */
+    return shim_real.shmdt ? real_rc(shim_real.shmdt(shmaddr)) : -EINVAL;
+  }
+  detach_view(v, sg, 0, 0);
   return 0;
 }
 

@@ -173,6 +173,50 @@ START_TEST(test_server_killed) {
 }
 END_TEST
 
+/* stress-ng's SHM_REMAP pattern: the second attachment replaces the first (issue 9). */
+START_TEST(test_remap_replaces) {
+  char *argv[] = {"transp", "remap", NULL};
+  struct h_result r;
+
+  differential(argv, &r);
+  ck_assert_str_eq(r.out, "same address: yes\nnattch after remap 1\n"
+                          "read through the new attachment 42\nshmdt 0\nnattch after shmdt 0\n"
+                          "second shmdt EINVAL\nown memory there: intact\n");
+}
+END_TEST
+
+/* munmap over a view detaches it; the program's later memory there is its own. */
+START_TEST(test_munmap_view) {
+  char *argv[] = {"transp", "unmap-view", NULL};
+  struct h_result r;
+
+  differential(argv, &r);
+  ck_assert_str_eq(r.out, "nattch 0\nshmdt there EINVAL\nown memory there: intact\n"
+                          "segment keeps 7\n");
+}
+END_TEST
+
+/* mmap(MAP_FIXED) over a view: the same. */
+START_TEST(test_mmap_over_view) {
+  char *argv[] = {"transp", "mmap-over-view", NULL};
+  struct h_result r;
+
+  differential(argv, &r);
+  ck_assert_str_eq(r.out, "nattch 0\nshmdt there EINVAL\nown memory there: intact\n"
+                          "segment keeps 7\n");
+}
+END_TEST
+
+/* shmat at an address whose hole the segment fits exactly. */
+START_TEST(test_exact_hole) {
+  char *argv[] = {"transp", "exact-hole", NULL};
+  struct h_result r;
+
+  differential(argv, &r);
+  ck_assert_str_eq(r.out, "attached in an exact hole: yes\nwritten: 2\n");
+}
+END_TEST
+
 static Suite *transparency_suite(void) {
   Suite *s = suite_create("transparency");
   TCase *tc = tcase_create("fork-exec-signals");
@@ -182,6 +226,10 @@ static Suite *transparency_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_fork_workers);
   tcase_add_test(tc, test_fork_while_threads_fault);
+  tcase_add_test(tc, test_remap_replaces);
+  tcase_add_test(tc, test_munmap_view);
+  tcase_add_test(tc, test_mmap_over_view);
+  tcase_add_test(tc, test_exact_hole);
   tcase_add_test(tc, test_fork_chain);
   tcase_add_test(tc, test_fork_exit_writes);
   tcase_add_test(tc, test_exec_detaches);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -543,10 +544,123 @@ static int cmd_lose(void) {
   return p[100 * PAGE] + 100; /* SIGBUS here */
 }
 
+/* ---- the application takes a view's memory (issue 9) ---- */
+
+/* Writes and reads back every byte of [p, p+len) as the program's own memory. */
+static int own_memory_ok(unsigned char *p, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    p[i] = (unsigned char)(i * 7 + 1);
+  for (size_t i = 0; i < len; i++)
+    if (p[i] != (unsigned char)(i * 7 + 1))
+      return 0;
+  return 1;
+}
+
+/* Another segment attached and faulted on, so that the shim changes protections somewhere
+ * after the view went (it must never touch the memory that was the view's). */
+static int other_activity(void) {
+  int id;
+  volatile unsigned char *q = new_seg(8, &id);
+
+  if (q == NULL)
+    return -1;
+  for (int i = 0; i < 8; i++)
+    q[i * PAGE] = (unsigned char)i;
+  shmdt((const void *)q);
+  shmctl(id, IPC_RMID, NULL);
+  return 0;
+}
+
+/* stress-ng --shm-sysv: attach, attach again at the same address with SHM_REMAP|SHM_RDONLY,
+ * one shmdt. The second attachment replaces the first, which the kernel detaches. */
+static int cmd_remap(void) {
+  int id;
+  unsigned char *p = new_seg(4, &id), *q;
+
+  if (p == NULL)
+    return 1;
+  p[0] = 42;
+  q = shmat(id, p, SHM_REMAP | SHM_RDONLY);
+  if (q == (void *)-1)
+    return fail("shmat SHM_REMAP");
+  printf("same address: %s\n", q == p ? "yes" : "no");
+  printf("nattch after remap %ld\n", nattch(id));
+  printf("read through the new attachment %d\n", q[0]);
+  printf("shmdt %d\n", shmdt(q));
+  printf("nattch after shmdt %ld\n", nattch(id));
+  printf("second shmdt %s\n", shmdt(q) < 0 && errno == EINVAL ? "EINVAL" : "succeeded");
+  /* The range is the program's again: it maps its own memory there. */
+  if (mmap(p, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+      p)
+    return fail("mmap over the old range");
+  if (other_activity() < 0)
+    return 1;
+  printf("own memory there: %s\n", own_memory_ok(p, 4 * PAGE) ? "intact" : "damaged");
+  munmap(p, 4 * PAGE);
+  shmctl(id, IPC_RMID, NULL);
+  return 0;
+}
+
+/* munmap or mmap(MAP_FIXED) over a whole view: the attachment goes. */
+static int cmd_unmap_view(int fixed) {
+  int id;
+  unsigned char *p = new_seg(4, &id);
+
+  if (p == NULL)
+    return 1;
+  p[PAGE] = 7;
+  if (fixed) {
+    if (mmap(p, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+             0) != p)
+      return fail("mmap MAP_FIXED");
+  } else if (munmap(p, 4 * PAGE) < 0) {
+    return fail("munmap");
+  }
+  printf("nattch %ld\n", nattch(id));
+  printf("shmdt there %s\n", shmdt(p) < 0 && errno == EINVAL ? "EINVAL" : "succeeded");
+  if (!fixed &&
+      mmap(p, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
+    return fail("mmap");
+  if (other_activity() < 0)
+    return 1;
+  printf("own memory there: %s\n", own_memory_ok(p, 4 * PAGE) ? "intact" : "damaged");
+  munmap(p, 4 * PAGE);
+  /* The data stays in the segment. */
+  p = shmat(id, NULL, SHM_RDONLY);
+  if (p == (void *)-1)
+    return fail("shmat");
+  printf("segment keeps %d\n", p[PAGE]);
+  shmdt(p);
+  shmctl(id, IPC_RMID, NULL);
+  return 0;
+}
+
+/* shmat at an explicit address into a hole the segment fits exactly. */
+static int cmd_exact_hole(void) {
+  int id = shmget(IPC_PRIVATE, 2 * PAGE, IPC_CREAT | 0600);
+  unsigned char *r, *p;
+
+  if (id < 0)
+    return fail("shmget");
+  r = mmap(NULL, 4 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r == MAP_FAILED || munmap(r + PAGE, 2 * PAGE) < 0)
+    return fail("mmap");
+  p = shmat(id, r + PAGE, 0);
+  printf("attached in an exact hole: %s\n", p == r + PAGE ? "yes" : strerror(errno));
+  if (p != (void *)-1) {
+    p[0] = p[PAGE] = 1;
+    printf("written: %d\n", p[0] + p[PAGE]);
+    shmdt(p);
+  }
+  munmap(r, 4 * PAGE);
+  shmctl(id, IPC_RMID, NULL);
+  return 0;
+}
+
 static int usage(void) {
   fprintf(stderr, "usage: transp fork-workers W N | fork-threads T N K M | fork-chain |\n"
                   "  fork-exit-writes | exit-thread | exec | signals | segv-default |\n"
-                  "  rdonly-default | lose\n");
+                  "  rdonly-default | lose | remap | unmap-view | mmap-over-view | exact-hole\n");
   return 2;
 }
 
@@ -578,5 +692,13 @@ int main(int argc, char **argv) {
     return cmd_rdonly_default();
   if (strcmp(cmd, "lose") == 0)
     return cmd_lose();
+  if (strcmp(cmd, "remap") == 0)
+    return cmd_remap();
+  if (strcmp(cmd, "unmap-view") == 0)
+    return cmd_unmap_view(0);
+  if (strcmp(cmd, "mmap-over-view") == 0)
+    return cmd_unmap_view(1);
+  if (strcmp(cmd, "exact-hole") == 0)
+    return cmd_exact_hole();
   return usage();
 }
