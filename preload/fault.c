@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -34,14 +35,91 @@ static void self_kill(int sig) {
   syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 }
 
+/* A line being formatted in a signal handler: no stdio, bounded. */
+struct sline {
+  char b[256];
+  size_t n;
+};
+
+static void put_str(struct sline *l, const char *s) {
+  while (*s != '\0' && l->n < sizeof l->b - 1)
+    l->b[l->n++] = *s++;
+}
+
+static void put_num(struct sline *l, unsigned long long v, unsigned base) {
+  char d[24];
+  int k = 0;
+
+  do
+    d[k++] = "0123456789abcdef"[v % base];
+  while ((v /= base) != 0);
+  while (k > 0 && l->n < sizeof l->b - 1)
+    l->b[l->n++] = d[--k];
+}
+
+/* Why a page of sg could not be served, from what the failed fault left behind. */
+static const char *why_unserved(const struct shim_seg *sg, uint32_t page) {
+  if (atomic_load(&shim__dead))
+    return "the host agent is gone";
+  if (sg->host != NULL && (atomic_load(&sg->host[page].word) & DSHM_HT_ERR))
+    return "the host agent has it in error: the server lost the segment or refused the "
+           "page, the agent's log says which";
+  if (atomic_load(&sg->state[page]) & SHIM_PG_ERR)
+    return "this process could not map it";
+  return NULL; /* no answer in time */
+}
+
+/* One line on stderr, whatever DSHM_DEBUG says, the first time this process gets dshm's
+ * SIGBUS: without it the program dies of a bus error nobody can explain. The segment and
+ * page are looked up again (the fault released them), so they can be read safely here. */
+static void explain_sigbus(void *addr) {
+  static atomic_int told;
+  struct shim_hit hit;
+  struct sline l = {.n = 0};
+  const char *why;
+
+  if (atomic_exchange(&told, 1))
+    return;
+  put_str(&l, "dshm: SIGBUS at 0x");
+  put_num(&l, (uintptr_t)addr, 16);
+  if (shim_cache_lookup((uintptr_t)addr, &hit) == 0) {
+    put_str(&l, ": segment ");
+    put_num(&l, (unsigned)hit.seg->shmid, 10);
+    put_str(&l, " page ");
+    put_num(&l, hit.page, 10);
+    why = why_unserved(hit.seg, hit.page);
+    shim_cache_release(&hit);
+  } else {
+    why = atomic_load(&shim__dead) ? "the host agent is gone" : NULL;
+  }
+  put_str(&l, " could not be served (");
+  if (why != NULL) {
+    put_str(&l, why);
+  } else {
+    put_str(&l, "no answer from the host agent within DSHM_TIMEOUT_MS, ");
+    put_num(&l, (unsigned)shim_cfg.timeout_ms, 10);
+    put_str(&l, " ms");
+  }
+  put_str(&l, ")\n");
+  if (l.b[l.n - 1] != '\n')
+    l.b[l.n++] = '\n';
+  /* The raw system call: write(2) is interposed by the shim (io.c). */
+  if (syscall(SYS_write, STDERR_FILENO, l.b, l.n) < 0) {
+    /* nothing sensible to do */
+  }
+}
+
 /* The page can never be served (session lost, server refused, no answer within
  * DSHM_TIMEOUT_MS): the kernel's answer to touching a mapping that has no backing is
  * SIGBUS (BUS_ADRERR at the address), to the application's SIGBUS handler if it has one,
- * else with the default action. Queued to this thread; delivered when the handler returns. */
+ * else with the default action. Queued to this thread; delivered when the handler returns.
+ * The first time, one line on stderr says it is dshm's (explain_sigbus). */
 static void deliver_sigbus(void *addr) {
   struct sigaction cur;
   siginfo_t si;
   sigset_t set;
+
+  explain_sigbus(addr);
 
   /* As the kernel's force_sig: an ignored or blocked SIGBUS from a fault is not. */
   if (shim_real.sigaction(SIGBUS, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN) {

@@ -1,11 +1,12 @@
 /* shm.c - owns the interposed shmget/shmat/shmdt/shmctl: SysV semantics on top of the session. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/shm.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "cache.h"
 #include "config.h"
 #include "detach.h"
+#include "hostlimits.h"
 #include "lifecycle.h"
 #include "real.h"
 #include "route.h"
@@ -66,8 +68,9 @@ static struct proto_msg *msgs(void) {
 }
 
 static int do_shmget(key_t key, size_t size, int shmflg) {
+  static atomic_int told;
   struct proto_msg *m = msgs();
-  int rc;
+  int rc, kernel_would, huge = shim_hugetlb_answer(size, shmflg, &kernel_would);
 
   if (m == NULL)
     return -ENOMEM;
@@ -76,9 +79,15 @@ static int do_shmget(key_t key, size_t size, int shmflg) {
   m[0].u.create.key = key;
   m[0].u.create.size = size;
   m[0].u.create.shmflg = shmflg;
+  /* The huge page pools and the privilege are this host's: the server applies the answer
+   * where the kernel checks them, if the call gets that far (a new segment). */
+  m[0].u.create.huge_err = (uint32_t)proto_err_from_errno(huge);
   rc = call(&m[0], &m[1]);
   if (rc == 0)
     rc = m[1].u.create_reply.shmid;
+  if (rc == -ENOMEM && kernel_would && !atomic_exchange(&told, 1))
+    shim_log("shmget: SHM_HUGETLB: the kernel would back this segment with huge pages; dshm "
+             "cannot (its coherence unit is the 4 KiB page), so it fails with ENOMEM");
   free(m);
   return rc;
 }
@@ -311,7 +320,11 @@ static void ds_to_shmid_ds(const struct proto_ds *ds, struct shmid_ds *buf) {
   buf->shm_nattch = (shmatt_t)ds->nattch;
 }
 
-/* Runs a command on the server. 1 means "not the server's id: ask the kernel". */
+/* do_shmctl's "not the server's: ask the kernel". Not a value shmctl returns (an index,
+ * an id or 0) nor a -errno: IPC_INFO's highest index may well be 1. */
+#define SHIM_ASK_KERNEL INT_MIN
+
+/* Runs a command on the server, or SHIM_ASK_KERNEL. */
 static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   struct proto_msg *m;
   struct shmid_ds in;
@@ -323,7 +336,7 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   cmd &= ~SHIM_IPC_64;
   id_less = cmd == IPC_INFO || cmd == SHM_INFO || cmd == SHM_STAT || cmd == SHM_STAT_ANY;
   if (shim_init() < 0 || (id_less ? !shim_route_tables() : !id_is_ours(shmid)))
-    return 1;
+    return SHIM_ASK_KERNEL;
   if (cmd == IPC_SET) {
     rc = shim_copy_from_user(&in, buf, sizeof in); /* before the id is looked at */
     if (rc < 0)
@@ -359,10 +372,11 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
     m[0].u.shmctl.gid = in.shm_perm.gid;
     m[0].u.shmctl.mode = in.shm_perm.mode;
   } else if (cmd == SHM_LOCK) {
-    /* The server cannot see our RLIMIT_MEMLOCK: say whether it is zero. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == 0)
-      m[0].u.shmctl.mode = 1;
+    /* The server cannot see our limit and capability: user_shm_lock() needs both. */
+    m[0].u.shmctl.memlock = shim_memlock_limit();
+    m[0].u.shmctl.mode = shim_cap_ipc_lock() ? PROTO_LOCK_CAP_IPC_LOCK : 0;
+  } else if (cmd == SHM_UNLOCK) {
+    m[0].u.shmctl.mode = shim_cap_ipc_lock() ? PROTO_LOCK_CAP_IPC_LOCK : 0;
   }
   rc = call(&m[0], &m[1]);
   if (!id_less) {
@@ -422,14 +436,14 @@ out:
   free(m);
   /* A tagged id the server does not know may be a kernel one. */
   if (rc == -EINVAL && !id_less)
-    rc = 1;
+    rc = SHIM_ASK_KERNEL;
   return rc;
 }
 
 SHIM_EXPORT int shmctl(int shmid, int cmd, struct shmid_ds *buf) {
   int rc = do_shmctl(shmid, cmd, buf);
 
-  if (rc == 1)
+  if (rc == SHIM_ASK_KERNEL)
     return shim_real.shmctl ? shim_real.shmctl(shmid, cmd, buf) : (int)shim_ret(-ENOSYS);
   return (int)shim_ret(rc);
 }

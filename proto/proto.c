@@ -8,12 +8,12 @@
 #define CRED_SIZE         12u
 #define HELLO_FIXED       20u  /* pid, uid, gid, ngroups + name_len */
 #define HELLO_REPLY_SIZE  12u
-#define CREATE_SIZE       (CRED_SIZE + 16u)
+#define CREATE_SIZE       (CRED_SIZE + 20u)
 #define CREATE_REPLY_SIZE 4u
 #define ATTACH_SIZE       (CRED_SIZE + 8u)
 #define ATTACH_REPLY_SIZE 12u
 #define SEGREF_SIZE       (CRED_SIZE + 4u)
-#define SHMCTL_SIZE       (CRED_SIZE + 20u)
+#define SHMCTL_SIZE       (CRED_SIZE + 28u)
 #define DS_SIZE           76u
 #define INFO_SIZE         72u
 #define SHMCTL_REPLY_SIZE (4u + DS_SIZE + INFO_SIZE)
@@ -368,6 +368,7 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
     m->u.create.key = rd_i32(&r);
     m->u.create.size = rd_u64(&r);
     m->u.create.shmflg = rd_i32(&r);
+    m->u.create.huge_err = rd_u32(&r);
     break;
   case B_CREATE_REPLY:
     m->u.create_reply.shmid = rd_i32(&r);
@@ -392,6 +393,7 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
     m->u.shmctl.uid = rd_u32(&r);
     m->u.shmctl.gid = rd_u32(&r);
     m->u.shmctl.mode = rd_u32(&r);
+    m->u.shmctl.memlock = rd_u64(&r);
     break;
   case B_SHMCTL_REPLY:
     m->u.shmctl_reply.ret = rd_i32(&r);
@@ -641,6 +643,7 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     wr_u32(&w, (uint32_t)m->u.create.key);
     wr_u64(&w, m->u.create.size);
     wr_u32(&w, (uint32_t)m->u.create.shmflg);
+    wr_u32(&w, m->u.create.huge_err);
     break;
   case B_CREATE_REPLY:
     wr_u32(&w, (uint32_t)m->u.create_reply.shmid);
@@ -665,6 +668,7 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     wr_u32(&w, m->u.shmctl.uid);
     wr_u32(&w, m->u.shmctl.gid);
     wr_u32(&w, m->u.shmctl.mode);
+    wr_u64(&w, m->u.shmctl.memlock);
     break;
   case B_SHMCTL_REPLY:
     wr_u32(&w, (uint32_t)m->u.shmctl_reply.ret);

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define PROTO_MAGIC        0x44534D31u /* "DSM1" */
-#define PROTO_VERSION      3u
+#define PROTO_VERSION      4u
 #define PROTO_HDR_SIZE     20u
 #define PROTO_PAGE_SIZE    4096u
 #define PROTO_PAGE_SHIFT   12u
@@ -46,6 +46,10 @@
 #define PROTO_NODE_KNOWN   0x1u
 #define PROTO_NODE_ID      16u     /* bytes of a node id and of a server instance id */
 #define PROTO_MAX_REATTACH 65536u  /* attachments of one segment in one REATTACH or INHERIT */
+
+/* SHMCTL SHM_LOCK: what the caller's host says of the caller (the server cannot see it). */
+#define PROTO_LOCK_CAP_IPC_LOCK 0x1u           /* mode: CAP_IPC_LOCK in the effective set */
+#define PROTO_MEMLOCK_INFINITY  UINT64_MAX     /* memlock: RLIM_INFINITY */
 
 /* Per-page entry flags (proto_page.flags). */
 #define PROTO_PAGE_DATA    0x1u    /* a 4096-byte data block for this page follows */
@@ -203,6 +207,8 @@ struct proto_create {       /* CREATE_SEGMENT = shmget(key, size, shmflg) */
   int32_t key;
   uint64_t size;
   int32_t shmflg;
+  uint32_t huge_err;        /* with SHM_HUGETLB: the proto_err the caller's host gives a new
+                             * segment (EINVAL, EPERM, ENOMEM); 0 unchecked (then ENOMEM) */
 };
 
 struct proto_create_reply {
@@ -243,7 +249,9 @@ struct proto_shmctl {       /* SHMCTL */
   struct proto_cred cred;
   int32_t shmid;
   int32_t cmd;              /* Linux command number (IPC_STAT = 2, ...) */
-  uint32_t uid, gid, mode;  /* IPC_SET only */
+  uint32_t uid, gid, mode;  /* IPC_SET; for SHM_LOCK mode holds PROTO_LOCK_* flags */
+  uint64_t memlock;         /* SHM_LOCK: the caller's RLIMIT_MEMLOCK in bytes, or
+                             * PROTO_MEMLOCK_INFINITY */
 };
 
 struct proto_shmctl_reply {

@@ -5,10 +5,15 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/shm.h>
 
 #include "log.h"
 #include "peercred.h"
 #include "server.h"
+
+#ifndef IPC_64
+#define IPC_64 0x0100
+#endif
 
 typedef int (*handler_fn)(struct srv_conn *c, struct proto_msg *m, const char **why);
 
@@ -242,7 +247,8 @@ static int on_create(struct srv_conn *c, struct proto_msg *m, const char **why) 
   int id;
 
   (void)why;
-  id = srv_seg_get(&c->srv->segs, &cr, q->key, q->size, q->shmflg);
+  id = srv_seg_get_huge(&c->srv->segs, &cr, q->key, q->size, q->shmflg,
+                        q->huge_err != 0 ? -proto_err_to_errno((int)q->huge_err) : 0);
   if (id < 0)
     return reply_status(c, m, id);
   reply_init(&r, m);
@@ -294,6 +300,10 @@ static int on_shmctl(struct srv_conn *c, struct proto_msg *m, const char **why) 
   int ret;
 
   (void)why;
+  /* CAP_IPC_LOCK is the caller's host's word, believed where its ids are (cred_of): a
+   * non-root peer the kernel vouches for has only the uid the kernel gave it. */
+  if (c->kernel_ids && ((q.cmd & ~IPC_64) == SHM_LOCK || (q.cmd & ~IPC_64) == SHM_UNLOCK))
+    q.mode &= ~PROTO_LOCK_CAP_IPC_LOCK;
   reply_init(&r, m);
   ret = srv_seg_ctl(&c->srv->segs, &cr, &q, &r.u.shmctl_reply);
   if (ret < 0)

@@ -142,9 +142,27 @@ static struct srv_seg *find_key(const struct srv_segtab *t, int32_t key) {
   return NULL;
 }
 
-/* newseg(): size limits, page rounding, SHMALL, SHMMNI, then the allocations. */
+/* What SHM_HUGETLB gets: the errors the kernel's hugetlb_file_setup() can give, as the
+ * caller's host found them; anything else (or nothing) is ENOMEM. Even where the kernel
+ * would create the segment, dshm cannot: its coherence unit is the 4 KiB page, and a
+ * segment must never pretend to be backed by huge pages (docs/compatibility.md). */
+static int huge_refusal(int huge_err) {
+  switch (huge_err) {
+  case -EINVAL: /* no pool of that page size on the host */
+  case -EPERM:  /* neither CAP_IPC_LOCK nor vm.hugetlb_shm_group */
+  case -ENOENT: /* no internal hugetlbfs mount for that size */
+  case -ENOSPC:
+  case -ENOMEM: /* the pool cannot reserve the pages */
+    return huge_err;
+  default:
+    return -ENOMEM;
+  }
+}
+
+/* newseg(): size limits, page rounding, SHMALL, the huge page checks, SHMMNI, then the
+ * allocations. */
 static int seg_new(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uint64_t size,
-                   int32_t shmflg) {
+                   int32_t shmflg, int huge_err) {
   uint64_t npages;
   struct srv_seg *s;
   uint32_t idx;
@@ -157,7 +175,9 @@ static int seg_new(struct srv_segtab *t, const struct srv_cred *c, int32_t key, 
     return -ENOSPC;
   if (t->shm_tot + npages < t->shm_tot || t->shm_tot + npages > t->lim.shmall)
     return -ENOSPC;
-  if (t->in_use >= t->lim.shmmni)
+  if (shmflg & SHM_HUGETLB)
+    return huge_refusal(huge_err);
+  if (t->in_use >= t->lim.shmmni) /* ipc_addid(), after the memory in the kernel */
     return -ENOSPC;
   for (idx = 0; t->slot[idx] != NULL; idx++) /* in_use < shmmni: a free slot exists */
     ;
@@ -210,15 +230,15 @@ fail_seg:
   return err;
 }
 
-int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uint64_t size,
-                int32_t shmflg) {
+int srv_seg_get_huge(struct srv_segtab *t, const struct srv_cred *c, int32_t key,
+                     uint64_t size, int32_t shmflg, int huge_err) {
   struct srv_seg *s;
 
   if (key == IPC_PRIVATE)
-    return seg_new(t, c, key, size, shmflg);
+    return seg_new(t, c, key, size, shmflg, huge_err);
   s = find_key(t, key);
   if (s == NULL)
-    return (shmflg & IPC_CREAT) ? seg_new(t, c, key, size, shmflg) : -ENOENT;
+    return (shmflg & IPC_CREAT) ? seg_new(t, c, key, size, shmflg, huge_err) : -ENOENT;
   /* ipcget_public(): EEXIST, then shm_more_checks (size), then ipcperms. */
   if ((shmflg & IPC_CREAT) && (shmflg & IPC_EXCL))
     return -EEXIST;
@@ -227,6 +247,11 @@ int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uin
   if (ipcperms(s, c, shmflg) < 0)
     return -EACCES;
   return s->shm_id;
+}
+
+int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uint64_t size,
+                int32_t shmflg) {
+  return srv_seg_get_huge(t, c, key, size, shmflg, 0);
 }
 
 int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,
@@ -352,6 +377,7 @@ int srv_seg_restore(struct srv_segtab *t, const struct srv_meta_seg *m, const ch
   s->shm_cpid = m->cpid;
   s->shm_lpid = m->lpid;
   s->npages = npages;
+  s->lock_uid = m->uid; /* who locked it is not saved: its owner, who usually did */
   t->slot[idx] = s;
   t->in_use++;
   t->shm_tot += npages;
@@ -481,28 +507,54 @@ static int ctl_stat_idx(struct srv_segtab *t, const struct srv_cred *c,
   return err < 0 ? err : s->shm_id;
 }
 
-/* SHM_LOCK / SHM_UNLOCK: shmctl_do_lock(). Without CAP_IPC_LOCK (root here) only the owner
- * or creator may, and SHM_LOCK also needs a non-zero RLIMIT_MEMLOCK, which the client
- * reports in the mode field (1: its limit is zero). Pages are never swapped out by the
- * store, so the bit is all there is to it. */
+/* The pages that uid has locked: user_shm_lock()'s per-user count. SHM_LOCK is rare, so it
+ * is counted from the table when asked; SHM_UNLOCK and the destruction of a locked segment
+ * then release its pages with no bookkeeping of their own to keep right. */
+static uint64_t locked_pages(const struct srv_segtab *t, uint32_t uid) {
+  uint64_t n = 0;
+
+  for (uint32_t i = 0; i < t->nslots; i++) {
+    const struct srv_seg *s = t->slot[i];
+    if (s != NULL && (s->shm_perm.mode & SRV_SHM_LOCKED) && s->lock_uid == uid)
+      n += s->npages;
+  }
+  return n;
+}
+
+/* SHM_LOCK / SHM_UNLOCK: shmctl_do_lock() and shmem_lock(). The caller's host reports its
+ * CAP_IPC_LOCK (mode, PROTO_LOCK_CAP_IPC_LOCK) and RLIMIT_MEMLOCK (memlock): without the
+ * capability only the owner or creator may, SHM_LOCK needs a non-zero limit (EPERM), and
+ * the pages of the segment plus those the caller's user has locked must fit the limit
+ * (ENOMEM), counted once per segment for whoever locked it. Pages are never swapped out
+ * by the store, so the bit and the count are all there is to it. */
 static int ctl_lock(struct srv_segtab *t, const struct srv_cred *c,
                     const struct proto_shmctl *req, struct proto_shmctl_reply *out) {
   struct srv_seg *s = srv_seg_lookup(t, req->shmid);
-  int lock = (req->cmd & ~IPC_64) == SHM_LOCK;
+  int lock = (req->cmd & ~IPC_64) == SHM_LOCK, cap = (req->mode & PROTO_LOCK_CAP_IPC_LOCK) != 0;
+  uint64_t limit = req->memlock / PROTO_PAGE_SIZE;
 
   (void)out;
   if (s == NULL)
     return -EINVAL;
-  if (c->uid != 0) {
+  if (!cap) {
     if (c->uid != s->shm_perm.uid && c->uid != s->shm_perm.cuid)
       return -EPERM;
-    if (lock && (req->mode & SRV_LOCK_NO_MEMLOCK))
+    if (lock && req->memlock == 0)
       return -EPERM;
   }
-  if (lock)
-    s->shm_perm.mode |= SRV_SHM_LOCKED;
-  else
+  if (!lock) {
     s->shm_perm.mode &= ~(uint32_t)SRV_SHM_LOCKED;
+    t->dirty |= SRV_DIRTY_META;
+    return 0;
+  }
+  if (s->shm_perm.mode & SRV_SHM_LOCKED)
+    return 0;
+  /* locked + npages cannot wrap: both are within shm_tot. */
+  if (!cap && req->memlock != PROTO_MEMLOCK_INFINITY &&
+      locked_pages(t, c->uid) + s->npages > limit)
+    return -ENOMEM;
+  s->shm_perm.mode |= SRV_SHM_LOCKED;
+  s->lock_uid = c->uid;
   t->dirty |= SRV_DIRTY_META;
   return 0;
 }

@@ -17,7 +17,6 @@
 #define SRV_ID_TAG     0x40000000
 #define SRV_SHM_DEST   01000u  /* mode bit Linux shows in IPC_STAT after IPC_RMID */
 #define SRV_SHM_LOCKED 02000u
-#define SRV_LOCK_NO_MEMLOCK 1u /* SHM_LOCK request, mode field: caller's RLIMIT_MEMLOCK is 0 */
 
 /* Linux defaults (include/uapi/linux/shm.h): effectively unlimited size, 4096 ids. */
 #define SRV_SHMMAX_DEFAULT (UINT64_C(0xffffffffffffffff) - (UINT64_C(1) << 24))
@@ -56,6 +55,8 @@ struct srv_seg {
   uint32_t shm_cpid, shm_lpid;
   uint64_t shm_nattch;
   uint64_t npages;     /* storage, rounded up */
+  uint32_t lock_uid;   /* SHM_LOCKED: who locked it; its pages count against that user's
+                        * RLIMIT_MEMLOCK (after a restart with --data-dir: the owner) */
   struct srv_store store;
   struct srv_dir *dir;
 };
@@ -104,9 +105,16 @@ void srv_seg_save(const struct srv_seg *s, struct srv_meta_seg *m);
  * re-registered an attachment of a segment that was removed while attached). */
 void srv_seg_reap(struct srv_segtab *t, struct srv_seg *s);
 
-/* shmget(key, size, shmflg): the shmid. */
+/* shmget(key, size, shmflg): the shmid. A new segment with SHM_HUGETLB is refused with
+ * ENOMEM (dshm cannot back a segment with huge pages). */
 int srv_seg_get(struct srv_segtab *t, const struct srv_cred *c, int32_t key, uint64_t size,
                 int32_t shmflg);
+
+/* The same with huge_err, the caller's host's answer to SHM_HUGETLB for a new segment
+ * (-EINVAL, -EPERM, -ENOMEM, ...; 0 unknown): returned where the kernel checks the huge
+ * page pool, after the size checks and before the id is allocated. */
+int srv_seg_get_huge(struct srv_segtab *t, const struct srv_cred *c, int32_t key,
+                     uint64_t size, int32_t shmflg, int huge_err);
 
 /* shmat's checks and accounting: nattch++, atime, lpid. *out is the segment. */
 int srv_seg_attach(struct srv_segtab *t, const struct srv_cred *c, int32_t shmid,

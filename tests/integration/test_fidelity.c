@@ -2,6 +2,7 @@
  * the oracle) and under the shim against a real server; the outputs must match line by
  * line. Also DSHM_KEYS passthrough and DSHM_FTOK. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -100,6 +101,98 @@ START_TEST(test_permissions) {
     return;
   }
   differential("perm");
+}
+END_TEST
+
+/* IPC_INFO and SHM_INFO with exactly two segments on the (fresh) server: its highest index
+ * is 1, the value the shim once took for "ask the kernel". Three kernel segments held
+ * meanwhile make the kernel's highest index at least 2, an index the server does not use:
+ * the kernel's figures under the shim then show as "used-at-ret=0". */
+START_TEST(test_info_two_segments) {
+  for (int i = 0; i < 3; i++) {
+    /* Attached and removed: they live as long as this test's process, however it ends. */
+    int id = shmget(IPC_PRIVATE, 4096, 0600);
+    ck_assert_int_ge(id, 0);
+    ck_assert_ptr_ne(shmat(id, NULL, SHM_RDONLY), (void *)-1);
+    ck_assert_int_eq(shmctl(id, IPC_RMID, NULL), 0);
+  }
+  differential("info2");
+}
+END_TEST
+
+/* shm_lpid right after fork is the parent's (the kernel counts the inherited attachment in
+ * the parent's context), the child's once it exited. */
+START_TEST(test_fork_lpid) { differential("fork"); }
+END_TEST
+
+/* SHM_LOCK against RLIMIT_MEMLOCK, per user; root with and without CAP_IPC_LOCK. */
+START_TEST(test_memlock) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "test_memlock: not root, skipped\n");
+    return;
+  }
+  differential("memlock");
+}
+END_TEST
+
+/* Whether any huge page could be had on this machine (free, or by overcommit). */
+static int huge_pages_available(void) {
+  static const char *const files[] = {"free_hugepages", "nr_overcommit_hugepages"};
+  char path[512];
+  struct dirent *e;
+  DIR *d = opendir("/sys/kernel/mm/hugepages");
+  int any = 0;
+
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    for (size_t i = 0; i < 2; i++) {
+      long v = 0;
+      FILE *f;
+      snprintf(path, sizeof path, "/sys/kernel/mm/hugepages/%s/%s", e->d_name, files[i]);
+      f = fopen(path, "r");
+      if (f != NULL && fscanf(f, "%ld", &v) == 1 && v > 0)
+        any = 1;
+      if (f != NULL)
+        fclose(f);
+    }
+  }
+  if (d != NULL)
+    closedir(d);
+  return any;
+}
+
+/* SHM_HUGETLB: the kernel's EINVAL (no pool of that size), EPERM (neither CAP_IPC_LOCK nor
+ * hugetlb_shm_group), ENOMEM (no huge page to reserve), compared where this machine shows
+ * them; and where the kernel creates the segment (SHM_NORESERVE reserves nothing), dshm
+ * refuses with ENOMEM and says why on stderr (docs/compatibility.md). */
+START_TEST(test_hugetlb) {
+  static struct h_result native, shim;
+  char *argv[] = {"probe", "1", "huge-noreserve", NULL};
+  struct h_proc p;
+
+  if (geteuid() != 0) {
+    fprintf(stderr, "test_hugetlb: not root, skipped\n");
+    return;
+  }
+  if (huge_pages_available()) {
+    fprintf(stderr, "test_hugetlb: this machine has huge pages to give: the kernel would "
+                    "create segments that dshm refuses, skipped\n");
+    return;
+  }
+  differential("huge");
+  h_spawn_env(&p, NULL, argv, NULL);
+  h_wait(&p, &native, 60000);
+  h_spawn_env(&p, srv.addr, argv, NULL);
+  h_wait(&p, &shim, 60000);
+  ck_assert_msg(WIFEXITED(shim.status) && WEXITSTATUS(shim.status) == 0, "%s", shim.err);
+  if (strcmp(native.out, "huge.noreserve: ok\n") != 0) {
+    ck_assert_str_eq(shim.out, native.out); /* a kernel that refuses it (no huge pages) */
+    return;
+  }
+  ck_assert_str_eq(shim.out, "huge.noreserve: ENOMEM\n");
+  ck_assert_msg(strstr(shim.err, "dshm: ") != NULL && strstr(shim.err, "huge pages") != NULL,
+                "no word on stderr of why dshm refused what the kernel does:\n%s", shim.err);
 }
 END_TEST
 
@@ -205,6 +298,10 @@ static Suite *fidelity_suite(void) {
   tcase_add_test(tc, test_shmdt);
   tcase_add_test(tc, test_shmctl);
   tcase_add_test(tc, test_permissions);
+  tcase_add_test(tc, test_info_two_segments);
+  tcase_add_test(tc, test_fork_lpid);
+  tcase_add_test(tc, test_memlock);
+  tcase_add_test(tc, test_hugetlb);
   tcase_add_test(tc, test_keys_passthrough);
   tcase_add_test(tc, test_ftok);
   suite_add_tcase(s, tc);

@@ -262,6 +262,11 @@ START_TEST(restart_without_data_dir_loses_segments) {
   ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x: %s %s",
                 r.status, r.out, r.err);
   ck_assert_str_eq(r.out, "eidrm\nsigbus\n");
+  /* The shim says on stderr, once, that the SIGBUS is its own, and why. */
+  ck_assert_msg(strstr(r.err, "dshm: SIGBUS at 0x") != NULL &&
+                    strstr(r.err, "page 127 could not be served (the host agent has it in "
+                                  "error") != NULL,
+                "no explanation of the SIGBUS on stderr:\n%s", r.err);
   h_server_stop(&srv);
 }
 END_TEST

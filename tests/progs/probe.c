@@ -18,14 +18,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #ifndef SHM_STAT_ANY
 #define SHM_STAT_ANY 15
+#endif
+#ifndef SHM_HUGE_SHIFT /* linux/shm.h; glibc's sys/shm.h has only SHM_HUGETLB */
+#define SHM_HUGE_SHIFT 26
+#define SHM_HUGE_2MB (21 << SHM_HUGE_SHIFT)
+#define SHM_HUGE_1GB (30 << SHM_HUGE_SHIFT)
 #endif
 #define PG 4096
 #define NOBODY 65534
@@ -434,13 +442,332 @@ static void case_perms(time_t t0) {
     shmctl(ids[i], IPC_RMID, NULL);
 }
 
+/* IPC_INFO / SHM_INFO with two segments: on a fresh server the highest index is exactly 1,
+ * which the shim once read as "not mine, ask the kernel". Relations that hold whatever else
+ * the kernel's table holds: the return value covers our indexes and names a used index. */
+static void case_info2(time_t t0) {
+  int a = shmget(IPC_PRIVATE, PG, 0600), b = shmget(IPC_PRIVATE, 3 * PG, 0600);
+  int hi = a % 32768 > b % 32768 ? a % 32768 : b % 32768, r = -1, used = 0;
+  struct shminfo si;
+  struct shm_info sinfo;
+  struct shmid_ds ds;
+
+  (void)t0;
+  /* Another program may remove the kernel's highest segment between the two calls: look
+   * again then. */
+  for (int tries = 0; tries < 5 && !used; tries++) {
+    memset(&si, 0xff, sizeof si);
+    r = shmctl(0, IPC_INFO, (struct shmid_ds *)&si);
+    used = r >= 0 && shmctl(r, SHM_STAT_ANY, &ds) >= 0;
+  }
+  line("info2.ipc-info: ret>=idx=%d used-at-ret=%d shmmax=%s shmmni=%s", r >= hi, used,
+       (long)si.shmmax == read_proc("shmmax") ? "proc" : "other",
+       (long)si.shmmni == read_proc("shmmni") ? "proc" : "other");
+  used = 0;
+  for (int tries = 0; tries < 5 && !used; tries++) {
+    memset(&sinfo, 0xff, sizeof sinfo);
+    r = shmctl(0, SHM_INFO, (struct shmid_ds *)&sinfo);
+    used = r >= 0 && shmctl(r, SHM_STAT_ANY, &ds) >= 0;
+  }
+  line("info2.shm-info: ret>=idx=%d used-at-ret=%d used_ids>=2=%d shm_tot>=4=%d", r >= hi,
+       used, sinfo.used_ids >= 2, sinfo.shm_tot >= 4);
+  shmctl(a, IPC_RMID, NULL);
+  shmctl(b, IPC_RMID, NULL);
+}
+
+/* fork: the kernel counts the child's inherited attachment in the parent's context
+ * (shm_open at dup_mmap), so shm_lpid is the parent's until the child detaches or exits. */
+static void case_fork(time_t t0) {
+  int id = shmget(IPC_PRIVATE, PG, 0600), go[2], ready[2];
+  char *p = at(id, NULL, 0), c = 0;
+  struct shmid_ds ds;
+  pid_t pid;
+
+  if (p == (void *)-1 || pipe(go) < 0 || pipe(ready) < 0) {
+    line("fork: setup failed");
+    return;
+  }
+  pid = fork();
+  if (pid == 0) {
+    /* A store of the child's own first: whatever it does to get the page is no detach. */
+    close(go[1]);
+    p[1] = 7;
+    if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0)
+      _exit(1);
+    _exit(0);
+  }
+  close(go[0]);
+  close(ready[1]);
+  if (pid < 0 || read(ready[0], &c, 1) != 1) {
+    line("fork: child failed");
+    return;
+  }
+  stat_of(id, &ds);
+  line("fork.lpid-is-parent: %s", ds.shm_lpid == getpid() ? "yes" : "no");
+  line("fork.child-store: %d", p[1]);
+  show_ds("fork.ds", id, t0);
+  if (write(go[1], &c, 1) != 1 || waitpid(pid, NULL, 0) != pid)
+    line("fork: wait failed");
+  stat_of(id, &ds);
+  line("fork.after-exit: nattch=%lu lpid-is-child=%s", (unsigned long)ds.shm_nattch,
+       ds.shm_lpid == pid ? "yes" : "no");
+  shmdt(p);
+  shmctl(id, IPC_RMID, NULL);
+}
+
+/* SHM_LOCK against RLIMIT_MEMLOCK (mm/mlock.c user_shm_lock): an unprivileged user's
+ * locked segments count together against the caller's limit; CAP_IPC_LOCK bypasses it. */
+static void case_memlock(time_t t0) {
+  (void)t0;
+  child("ml.unpriv", (char *[]){"memlock-unpriv", NULL});
+  child("ml.root", (char *[]){"memlock-root", NULL});
+  child("ml.nocap", (char *[]){"memlock-nocap", NULL});
+}
+
+/* What the kernel would do with SHM_HUGETLB, where dshm must do the same: EINVAL for a size
+ * the host has no pool of, EPERM without the privilege, ENOMEM with no huge page available
+ * (the test skips this section on a machine that has some). */
+static long huge_group(void) {
+  char path[] = "/proc/sys/vm/hugetlb_shm_group";
+  long g = -1;
+  FILE *f = fopen(path, "r");
+
+  if (f != NULL && fscanf(f, "%ld", &g) != 1)
+    g = -1;
+  if (f != NULL)
+    fclose(f);
+  return g;
+}
+
+/* shmget as name; a segment the kernel creates is removed at once. */
+static void huge_get(const char *name, key_t key, size_t size, int flg) {
+  int id = shmget(key, size, flg);
+
+  res(name, id);
+  if (id >= 0 && key == IPC_PRIVATE)
+    shmctl(id, IPC_RMID, NULL);
+}
+
+#define HPG (2u << 20)
+#define HUGE_LOG(n) ((int)((unsigned)(n) << SHM_HUGE_SHIFT))
+
+static void huge_cases(const char *pfx) {
+  static const struct {
+    const char *name;
+    size_t size;
+    int flg;
+  } c[] = {
+    {"default", HPG, SHM_HUGETLB},
+    {"small", 1, SHM_HUGETLB},
+    {"2mb", HPG, SHM_HUGETLB | SHM_HUGE_2MB},
+    {"1gb", HPG, SHM_HUGETLB | SHM_HUGE_1GB},
+    {"log-22", HPG, SHM_HUGETLB | HUGE_LOG(22)},
+    {"log-63", HPG, SHM_HUGETLB | HUGE_LOG(63)},
+    {"log-12", HPG, SHM_HUGETLB | HUGE_LOG(12)},
+    {"size0", 0, SHM_HUGETLB},
+    {"size-max", SIZE_MAX, SHM_HUGETLB},
+    {"bits-without-hugetlb", PG, SHM_HUGE_2MB},
+  };
+  char name[64];
+
+  for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+    snprintf(name, sizeof name, "%s.%s", pfx, c[i].name);
+    huge_get(name, IPC_PRIVATE, c[i].size, c[i].flg | 0600);
+  }
+}
+
+static void case_huge(time_t t0) {
+  int k = base_key + 30, id;
+
+  (void)t0;
+  huge_cases("huge");
+  /* An existing key: shmget finds it and never gets to the huge page checks. */
+  id = shmget(k, PG, IPC_CREAT | 0600);
+  line("huge.existing: %s", shmget(k, PG, SHM_HUGETLB | IPC_CREAT | 0600) == id ? "same"
+                                                                                : ename(errno));
+  huge_get("huge.existing-excl", k, PG, SHM_HUGETLB | IPC_CREAT | IPC_EXCL | 0600);
+  huge_get("huge.existing-bigger", k, HPG, SHM_HUGETLB | IPC_CREAT | 0600);
+  huge_get("huge.missing", k + 1, HPG, SHM_HUGETLB | 0600);
+  huge_get("huge.new-key", k + 1, HPG, SHM_HUGETLB | IPC_CREAT | 0600);
+  res("huge.new-key-absent", shmget(k + 1, 0, 0));
+  shmctl(id, IPC_RMID, NULL);
+  child("huge.unpriv", (char *[]){"huge-unpriv", NULL});
+  child("huge.group", (char *[]){"huge-group", NULL});
+}
+
+/* SHM_HUGETLB | SHM_NORESERVE by root: the kernel creates the segment without reserving
+ * huge pages; dshm cannot back a segment with huge pages and refuses (ENOMEM). Not
+ * differential: the test checks each side. */
+static void case_huge_noreserve(void) {
+  huge_get("huge.noreserve", IPC_PRIVATE, HPG, SHM_HUGETLB | SHM_NORESERVE | 0600);
+}
+
 /* ---- children ---- */
+
+/* Drops CAP_IPC_LOCK from the effective set (raw capget/capset: no libcap). */
+static int drop_ipc_lock(void) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+
+  if (syscall(SYS_capget, &h, d) < 0)
+    return -1;
+  d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+  return (int)syscall(SYS_capset, &h, d);
+}
+
+static int set_memlock(rlim_t soft) {
+  struct rlimit rl;
+
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+    return -1;
+  rl.rlim_cur = soft;
+  return setrlimit(RLIMIT_MEMLOCK, &rl);
+}
+
+static void lock_line(const char *name, int id, int cmd) {
+  res(name, shmctl(id, cmd, NULL));
+}
+
+/* nobody with RLIMIT_MEMLOCK 16 pages (the hard limit as it was, at least 80 pages). */
+static int memlock_unpriv(void) {
+  struct rlimit rl;
+  gid_t g = SUPPGRP;
+  int a, b, c, d, f;
+  pid_t pid;
+  char *pa;
+
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_max < 80 * PG)
+    return 9;
+  rl.rlim_cur = 16 * PG;
+  if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0 || setgroups(1, &g) < 0 || setgid(NOGROUP) < 0 ||
+      setuid(NOBODY) < 0)
+    return 10;
+  a = shmget(IPC_PRIVATE, 8 * PG, 0600);
+  b = shmget(IPC_PRIVATE, 8 * PG, 0600);
+  c = shmget(IPC_PRIVATE, 1, 0600);
+  d = shmget(IPC_PRIVATE, PG + 1, 0600); /* two pages */
+  lock_line("ml.lock-a", a, SHM_LOCK);            /* 8 of 16 */
+  lock_line("ml.lock-a-again", a, SHM_LOCK);      /* counted once */
+  lock_line("ml.lock-b", b, SHM_LOCK);            /* 16: the limit itself is fine */
+  lock_line("ml.lock-c-over", c, SHM_LOCK);       /* 17 */
+  show_ds("ml.c.ds", c, time(NULL) - 2);
+  show_ds("ml.a.ds", a, time(NULL) - 2);
+  lock_line("ml.unlock-b", b, SHM_UNLOCK);        /* 8 */
+  lock_line("ml.unlock-b-again", b, SHM_UNLOCK);
+  lock_line("ml.lock-c", c, SHM_LOCK);            /* 9 */
+  lock_line("ml.lock-d", d, SHM_LOCK);            /* 11: 4097 bytes are 2 pages */
+  lock_line("ml.lock-b-over", b, SHM_LOCK);       /* 19 */
+  /* Another process of the same user: the total is the user's. */
+  fflush(stdout);
+  pid = fork();
+  if (pid == 0) {
+    int e = shmget(IPC_PRIVATE, 6 * PG, 0600);
+    lock_line("ml.other-process-over", e, SHM_LOCK); /* 17 */
+    shmctl(e, IPC_RMID, NULL);
+    _exit(0);
+  }
+  if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+    return 11;
+  lock_line("ml.unlock-d", d, SHM_UNLOCK);        /* 9 */
+  /* A locked segment removed while attached counts until it is destroyed. */
+  pa = shmat(a, NULL, 0);
+  lock_line("ml.rmid-attached-a", a, IPC_RMID);
+  lock_line("ml.lock-b-while-a-attached", b, SHM_LOCK); /* 17 */
+  res("ml.dt-a", pa == (void *)-1 ? -1 : shmdt(pa));  /* destroyed: 1 */
+  lock_line("ml.lock-b-after-a-gone", b, SHM_LOCK);    /* 9 */
+  lock_line("ml.rmid-b", b, IPC_RMID);                 /* destroyed: 1 */
+  /* A zero limit refuses every SHM_LOCK (EPERM, before any counting), not SHM_UNLOCK. */
+  if (set_memlock(0) < 0)
+    return 12;
+  lock_line("ml.lock-zero-limit", c, SHM_LOCK);
+  lock_line("ml.unlock-zero-limit", c, SHM_UNLOCK);
+  /* Up to the hard limit (RLIM_INFINITY where it is that: no limit at all). */
+  if (set_memlock(rl.rlim_max) < 0)
+    return 13;
+  f = shmget(IPC_PRIVATE, 64 * PG, 0600);
+  lock_line("ml.lock-up-to-hard-limit", f, SHM_LOCK);
+  lock_line("ml.rmid-c", c, IPC_RMID);
+  lock_line("ml.rmid-d", d, IPC_RMID);
+  lock_line("ml.rmid-f", f, IPC_RMID);
+  return 0;
+}
+
+/* Root keeps CAP_IPC_LOCK: neither the limit nor a zero limit stops it. */
+static int memlock_root(void) {
+  int big = shmget(IPC_PRIVATE, 64 * PG, 0600), one = shmget(IPC_PRIVATE, PG, 0600);
+
+  if (set_memlock(16 * PG) < 0)
+    return 10;
+  lock_line("ml.root-over-limit", big, SHM_LOCK);
+  if (set_memlock(0) < 0)
+    return 11;
+  lock_line("ml.root-zero-limit", one, SHM_LOCK);
+  shmctl(big, IPC_RMID, NULL);
+  shmctl(one, IPC_RMID, NULL);
+  return 0;
+}
+
+/* Root without CAP_IPC_LOCK is held to the limit and to ownership like anyone. (Only the
+ * refusals are compared: what root may still lock depends on every root process's locks.) */
+static int memlock_nocap(void) {
+  int big = shmget(IPC_PRIVATE, 64 * PG, 0600), one = shmget(IPC_PRIVATE, PG, 0600), id = -1;
+  int fds[2];
+  pid_t pid;
+
+  /* A segment that nobody created and owns. */
+  if (pipe(fds) < 0)
+    return 10;
+  fflush(stdout);
+  pid = fork();
+  if (pid == 0) {
+    int n;
+    if (setgid(NOGROUP) < 0 || setuid(NOBODY) < 0)
+      _exit(1);
+    n = shmget(IPC_PRIVATE, PG, 0666);
+    _exit(write(fds[1], &n, sizeof n) == sizeof n ? 0 : 1);
+  }
+  if (pid < 0 || read(fds[0], &id, sizeof id) != sizeof id || waitpid(pid, NULL, 0) != pid)
+    return 11;
+  if (set_memlock(16 * PG) < 0 || drop_ipc_lock() < 0)
+    return 12;
+  lock_line("ml.nocap-over-limit", big, SHM_LOCK);
+  lock_line("ml.nocap-not-owner", id, SHM_LOCK);
+  if (set_memlock(0) < 0)
+    return 13;
+  lock_line("ml.nocap-zero-limit", one, SHM_LOCK);
+  shmctl(big, IPC_RMID, NULL);
+  shmctl(one, IPC_RMID, NULL);
+  shmctl(id, IPC_RMID, NULL);
+  return 0;
+}
+
+/* nobody, in the huge page group (hu-group) or not (hu-unpriv). */
+static int huge_unpriv(int in_group) {
+  long hg = huge_group();
+  gid_t g[2] = {SUPPGRP, (gid_t)hg};
+
+  if (hg < 0 || setgroups(in_group ? 2 : 1, g) < 0 || setgid(NOGROUP) < 0 ||
+      setuid(NOBODY) < 0)
+    return 10;
+  line("%s.in-hugetlb-group: %s", in_group ? "hg" : "hu",
+       hg == NOGROUP || hg == SUPPGRP || in_group ? "yes" : "no");
+  huge_cases(in_group ? "hg" : "hu");
+  return 0;
+}
 
 static int child_main(int argc, char **argv) {
   const char *c = argv[2];
   int id = argc > 3 ? atoi(argv[3]) : -1;
   char *p;
 
+  if (strcmp(c, "memlock-unpriv") == 0)
+    return memlock_unpriv();
+  if (strcmp(c, "memlock-root") == 0)
+    return memlock_root();
+  if (strcmp(c, "memlock-nocap") == 0)
+    return memlock_nocap();
+  if (strcmp(c, "huge-unpriv") == 0 || strcmp(c, "huge-group") == 0)
+    return huge_unpriv(strcmp(c, "huge-group") == 0);
   if (strcmp(c, "rdonly-write") == 0) {
     p = shmat(id, NULL, SHM_RDONLY);
     if (p == (void *)-1)
@@ -596,7 +923,8 @@ int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "-c") == 0)
     return child_main(argc, argv);
   if (argc < 2 || argc > 4) {
-    fprintf(stderr, "usage: probe KEY [all|get|at|dt|ctl|perm|keys|keys-cleanup|ftok PATH]\n");
+    fprintf(stderr, "usage: probe KEY [all|get|at|dt|ctl|perm|info2|fork|memlock|huge|"
+                    "huge-noreserve|keys|keys-cleanup|ftok PATH]\n");
     return 2;
   }
   base_key = atoi(argv[1]);
@@ -612,6 +940,10 @@ int main(int argc, char **argv) {
     case_ftok(argv[3]);
     return 0;
   }
+  if (strcmp(sec, "huge-noreserve") == 0) {
+    case_huge_noreserve();
+    return 0;
+  }
   line("root: %s", geteuid() == 0 ? "yes" : "no");
   if (all || strcmp(sec, "get") == 0)
     case_shmget(t0);
@@ -623,6 +955,15 @@ int main(int argc, char **argv) {
     case_shmctl(t0);
   if ((all || strcmp(sec, "perm") == 0) && geteuid() == 0)
     case_perms(t0);
+  if (all || strcmp(sec, "info2") == 0)
+    case_info2(t0);
+  if (all || strcmp(sec, "fork") == 0)
+    case_fork(t0);
+  /* These drop to nobody, or need root's CAP_IPC_LOCK to begin with. */
+  if ((all || strcmp(sec, "memlock") == 0) && geteuid() == 0)
+    case_memlock(t0);
+  if ((all || strcmp(sec, "huge") == 0) && geteuid() == 0)
+    case_huge(t0);
   line("done");
   return 0;
 }

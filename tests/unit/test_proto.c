@@ -145,8 +145,11 @@ START_TEST(test_sysv_roundtrip) {
   m.u.create.key = -5;
   m.u.create.size = 0x123456789ull;
   m.u.create.shmflg = 01000 | 0640;
+  m.u.create.huge_err = PROTO_EPERM;
   n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 32);
   ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.create.huge_err, PROTO_EPERM);
   ck_assert_uint_eq(d.u.create.cred.pid, 42);
   ck_assert_uint_eq(d.u.create.cred.uid, 1001);
   ck_assert_uint_eq(d.u.create.cred.gid, 1002);
@@ -202,8 +205,11 @@ START_TEST(test_shmctl_roundtrip) {
   m.u.shmctl.uid = 10;
   m.u.shmctl.gid = 11;
   m.u.shmctl.mode = 0600;
+  m.u.shmctl.memlock = PROTO_MEMLOCK_INFINITY - 1;
   n = encode_ok(&m);
+  ck_assert_uint_eq(n, PROTO_HDR_SIZE + 40);
   ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  ck_assert_uint_eq(d.u.shmctl.memlock, PROTO_MEMLOCK_INFINITY - 1);
   ck_assert_int_eq(d.u.shmctl.cmd, 1);
   ck_assert_uint_eq(d.u.shmctl.mode, 0600);
   ck_assert_uint_eq(d.u.shmctl.gid, 11);
@@ -391,11 +397,12 @@ START_TEST(test_frame_bad_header) {
   struct proto_hdr h;
   size_t n = attach_frame();
 
-  /* Version 3 (INHERIT) on the wire; a version 2 peer is refused at its first frame. */
-  ck_assert_uint_eq(PROTO_VERSION, 3);
-  ck_assert_uint_eq(frame[4], 3);
+  /* Version 4 (SHM_LOCK's limit, SHM_HUGETLB's answer) on the wire; a version 3 peer is
+   * refused at its first frame. */
+  ck_assert_uint_eq(PROTO_VERSION, 4);
+  ck_assert_uint_eq(frame[4], 4);
   ck_assert_int_eq(proto_frame(frame, n, &h), (ssize_t)n);
-  frame[4] = 2;
+  frame[4] = 3;
   ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
   frame[4] = PROTO_VERSION;
   frame[0] ^= 0xFF;

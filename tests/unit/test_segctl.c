@@ -128,24 +128,103 @@ START_TEST(shm_stat_by_index) {
 }
 END_TEST
 
+/* SHM_LOCK / SHM_UNLOCK as the caller's host reports it: limit in bytes, CAP_IPC_LOCK. */
+static int lk(const struct srv_cred *c, int id, int cmd, int cap, uint64_t memlock) {
+  struct proto_shmctl q = {.shmid = id, .cmd = cmd, .memlock = memlock,
+                           .mode = cap ? PROTO_LOCK_CAP_IPC_LOCK : 0};
+  struct proto_shmctl_reply r;
+  return srv_seg_ctl(&tab, c, &q, &r);
+}
+
+#define BIG (64 * PG) /* a limit no test segment reaches */
+
 START_TEST(shm_lock_permissions_and_bit) {
   struct proto_shmctl_reply r;
   int a = srv_seg_get(&tab, &alice, IPC_PRIVATE, 1, 0666);
 
-  ck_assert_int_eq(ctl(&bob, a, SHM_LOCK, 0, NULL), -EPERM);
-  ck_assert_int_eq(ctl(&alice, a, SHM_LOCK, SRV_LOCK_NO_MEMLOCK, NULL), -EPERM);
-  ck_assert_int_eq(ctl(&alice, a + 1, SHM_LOCK, 0, NULL), -EINVAL);
-  ck_assert_int_eq(ctl(&alice, a, SHM_LOCK, 0, NULL), 0);
+  ck_assert_int_eq(lk(&bob, a, SHM_LOCK, 0, BIG), -EPERM);
+  ck_assert_int_eq(lk(&alice, a, SHM_LOCK, 0, 0), -EPERM); /* RLIMIT_MEMLOCK 0 */
+  ck_assert_int_eq(lk(&alice, a + 1, SHM_LOCK, 0, BIG), -EINVAL);
+  ck_assert_int_eq(lk(&alice, a, SHM_LOCK, 0, BIG), 0);
   ck_assert_int_eq(ctl(&alice, a, IPC_STAT, 0, &r), 0);
   ck_assert_uint_eq(r.ds.mode, 0666 | SRV_SHM_LOCKED);
-  ck_assert_int_eq(ctl(&bob, a, SHM_UNLOCK, 0, NULL), -EPERM);
-  /* SHM_UNLOCK needs no memlock limit; root needs neither ownership nor a limit. */
-  ck_assert_int_eq(ctl(&alice, a, SHM_UNLOCK, SRV_LOCK_NO_MEMLOCK, NULL), 0);
+  ck_assert_int_eq(lk(&bob, a, SHM_UNLOCK, 0, BIG), -EPERM);
+  /* SHM_UNLOCK needs no memlock limit; CAP_IPC_LOCK needs neither ownership nor a limit,
+   * and uid 0 without it is anyone. */
+  ck_assert_int_eq(lk(&alice, a, SHM_UNLOCK, 0, 0), 0);
   ck_assert_int_eq(ctl(&alice, a, IPC_STAT, 0, &r), 0);
   ck_assert_uint_eq(r.ds.mode, 0666);
-  ck_assert_int_eq(ctl(&root, a, SHM_LOCK, SRV_LOCK_NO_MEMLOCK, NULL), 0);
-  ck_assert_int_eq(ctl(&root, a, SHM_LOCK, 0, NULL), 0); /* twice is fine */
+  ck_assert_int_eq(lk(&root, a, SHM_LOCK, 0, BIG), -EPERM);
+  ck_assert_int_eq(lk(&bob, a, SHM_LOCK, 1, 0), 0);
+  ck_assert_int_eq(lk(&root, a, SHM_LOCK, 1, 0), 0); /* twice is fine */
   ck_assert_int_eq(ctl(&alice, a, IPC_RMID, 0, NULL), 0);
+}
+END_TEST
+
+/* user_shm_lock(): the user's locked pages plus the segment's must fit the caller's limit
+ * (pages rounded up, the limit rounded down); counted once per segment, released by
+ * SHM_UNLOCK and by the segment's destruction (deferred while attached), not by IPC_RMID
+ * alone. */
+START_TEST(shm_lock_counts_per_user) {
+  struct srv_seg *s;
+  int a = srv_seg_get(&tab, &alice, IPC_PRIVATE, 8 * PG, 0600);
+  int b = srv_seg_get(&tab, &alice, IPC_PRIVATE, 8 * PG, 0600);
+  int c = srv_seg_get(&tab, &alice, IPC_PRIVATE, PG + 1, 0600); /* 2 pages */
+  int d = srv_seg_get(&tab, &bob, IPC_PRIVATE, 8 * PG, 0600);
+  int mlim = 16 * PG + PG - 1; /* 16 pages */
+
+  ck_assert_int_eq(lk(&alice, a, SHM_LOCK, 0, mlim), 0);
+  ck_assert_int_eq(lk(&alice, a, SHM_LOCK, 0, mlim), 0);
+  ck_assert_int_eq(lk(&alice, b, SHM_LOCK, 0, mlim), 0);  /* 16: the limit itself */
+  ck_assert_int_eq(lk(&alice, c, SHM_LOCK, 0, mlim), -ENOMEM);
+  ck_assert_int_eq(lk(&alice, c, SHM_LOCK, 0, PROTO_MEMLOCK_INFINITY), 0);
+  ck_assert_int_eq(lk(&alice, c, SHM_UNLOCK, 0, 0), 0);
+  ck_assert_int_eq(lk(&bob, d, SHM_LOCK, 0, 8 * PG), 0); /* bob's own count */
+  ck_assert_int_eq(lk(&alice, c, SHM_LOCK, 1, mlim), 0);  /* CAP_IPC_LOCK: 18, counted */
+  ck_assert_int_eq(lk(&alice, c, SHM_UNLOCK, 0, 0), 0);
+  ck_assert_int_eq(lk(&alice, b, SHM_UNLOCK, 0, 0), 0);  /* 8 */
+  ck_assert_int_eq(lk(&alice, c, SHM_LOCK, 0, mlim), 0);  /* 10 */
+  ck_assert_int_eq(lk(&alice, b, SHM_LOCK, 0, mlim), -ENOMEM);
+  /* Removed while attached: counted until the last detach destroys it. */
+  ck_assert_int_eq(srv_seg_attach(&tab, &alice, a, 0, &s), 0);
+  ck_assert_int_eq(ctl(&alice, a, IPC_RMID, 0, NULL), 0);
+  ck_assert_int_eq(lk(&alice, b, SHM_LOCK, 0, mlim), -ENOMEM);
+  srv__seg_detach(&tab, s, 11);
+  ck_assert_int_eq(lk(&alice, b, SHM_LOCK, 0, mlim), 0);  /* 10 */
+  /* Whoever locks it pays, whoever owns it: bob locks alice's with CAP_IPC_LOCK. */
+  ck_assert_int_eq(lk(&alice, b, SHM_UNLOCK, 0, 0), 0);
+  ck_assert_int_eq(lk(&bob, b, SHM_LOCK, 1, 0), 0);
+  ck_assert_int_eq(lk(&bob, c, SHM_UNLOCK, 1, 0), 0);    /* alice's 2 pages released */
+  ck_assert_int_eq(lk(&bob, d, SHM_UNLOCK, 0, 0), 0);
+  ck_assert_int_eq(lk(&bob, d, SHM_LOCK, 0, 15 * PG), -ENOMEM); /* bob: b 8 + d 8 */
+  ck_assert_int_eq(lk(&alice, c, SHM_LOCK, 0, 2 * PG), 0);      /* alice: 2 */
+}
+END_TEST
+
+/* SHM_HUGETLB: the host's answer where the kernel checks the pool (after the size and
+ * SHMALL checks, before SHMMNI); ENOMEM without one, even where the kernel would create the
+ * segment; an existing key is found as always. */
+START_TEST(hugetlb_is_refused) {
+  int k = srv_seg_get(&tab, &alice, 42, PG, IPC_CREAT | 0600);
+
+  ck_assert_int_ge(k, 0);
+  ck_assert_int_eq(srv_seg_get(&tab, &alice, IPC_PRIVATE, PG, SHM_HUGETLB | 0600), -ENOMEM);
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, IPC_PRIVATE, PG, SHM_HUGETLB, -EPERM), -EPERM);
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, IPC_PRIVATE, PG, SHM_HUGETLB, -EINVAL),
+                   -EINVAL);
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, IPC_PRIVATE, PG, SHM_HUGETLB, -EIO), -ENOMEM);
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, IPC_PRIVATE, 0, SHM_HUGETLB, -EPERM), -EINVAL);
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, IPC_PRIVATE, 101 * PG, SHM_HUGETLB, -EPERM),
+                   -EINVAL); /* above shmmax */
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, 42, PG, SHM_HUGETLB | IPC_CREAT, -EPERM), k);
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, 43, PG, SHM_HUGETLB, -EPERM), -ENOENT);
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, 43, PG, SHM_HUGETLB | IPC_CREAT, -EPERM),
+                   -EPERM);
+  for (int i = 1; i < 8; i++)
+    ck_assert_int_ge(srv_seg_get(&tab, &alice, IPC_PRIVATE, 1, 0600), 0);
+  ck_assert_int_eq(srv_seg_get(&tab, &alice, IPC_PRIVATE, 1, 0600), -ENOSPC);
+  ck_assert_int_eq(srv_seg_get_huge(&tab, &alice, IPC_PRIVATE, 1, SHM_HUGETLB, -EPERM), -EPERM);
+  ck_assert_int_eq(tab.in_use, 8);
 }
 END_TEST
 
@@ -182,6 +261,8 @@ static Suite *segctl_suite(void) {
   tcase_add_test(tc, shm_info_counts_usage);
   tcase_add_test(tc, shm_stat_by_index);
   tcase_add_test(tc, shm_lock_permissions_and_bit);
+  tcase_add_test(tc, shm_lock_counts_per_user);
+  tcase_add_test(tc, hugetlb_is_refused);
   tcase_add_test(tc, unknown_commands_einval);
   tcase_add_test(tc, shm_exec_needs_execute_permission);
   suite_add_tcase(s, tc);
