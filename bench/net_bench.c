@@ -224,6 +224,72 @@ out:
   return reap(pid) || rc;
 }
 
+/* The floor through a relay: an echo server of 4 KiB messages on a kernel-chosen port,
+ * one connection at a time, until killed. Prints "listening on 127.0.0.1:PORT". */
+static int cmd_echo_server(void) {
+  uint16_t port;
+  int lfd = listen_any(&port);
+  if (lfd < 0) {
+    errno = -lfd;
+    return fail("echo-server: listen");
+  }
+  printf("listening on 127.0.0.1:%u\n", port);
+  if (fflush(stdout) == EOF) {
+    close(lfd);
+    return fail("echo-server: stdout");
+  }
+  char buf[NB_PAGE];
+  for (;;) {
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+      continue;
+    if (fd < 0) {
+      close(lfd);
+      return fail("echo-server: accept");
+    }
+    nodelay(fd);
+    while (read_all(fd, buf, sizeof(buf)) == 0 && write_all(fd, buf, sizeof(buf)) == 0)
+      ;
+    close(fd);
+  }
+}
+
+/* The 4 KiB round trip of tcp-rtt to a given port (an echo-server, usually behind a relay),
+ * unpinned: the relay's threads run where the scheduler puts them, as the agents do. */
+static int cmd_tcp_rtt_to(uint16_t port, const struct nb_opts *o) {
+  int fd = connect_local(port);
+  if (fd < 0) {
+    errno = -fd;
+    return fail("tcp-rtt-to: connect");
+  }
+  char buf[NB_PAGE], want[NB_PAGE];
+  double *lat = calloc(o->iters, sizeof(*lat));
+  int rc = 1;
+  if (!lat)
+    goto out;
+  for (unsigned i = 0; i < o->warmup + o->iters; i++) {
+    memset(want, (int)(i & 0xff), sizeof(want));
+    uint64_t t0 = bench_now_ns();
+    if (write_all(fd, want, sizeof(want)) < 0 || read_all(fd, buf, sizeof(buf)) < 0) {
+      fail("tcp-rtt-to: io");
+      goto out;
+    }
+    uint64_t t1 = bench_now_ns();
+    if (memcmp(buf, want, sizeof(buf))) {
+      fprintf(stderr, "net_bench: tcp-rtt-to: round trip %u came back altered\n", i);
+      goto out;
+    }
+    if (i >= o->warmup)
+      lat[i - o->warmup] = (double)(t1 - t0) / 1e3;
+  }
+  bench_print_lat("tcp_rtt_via_us", lat, o->iters);
+  rc = 0;
+out:
+  close(fd);
+  free(lat);
+  return rc;
+}
+
 static int cmd_tcp_bulk(const struct nb_opts *o) {
   pid_t pid;
   int fd = tcp_pair(&pid, 0, o->bulk_bytes);
@@ -595,6 +661,9 @@ static int cmd_redis(uint16_t port, const struct nb_opts *o) {
 
 static void usage(void) {
   fprintf(stderr, "usage: net_bench free-port | tcp-rtt | tcp-rtt-xcpu | tcp-bulk | redis PORT\n"
+                  "       | echo-server | tcp-rtt-to PORT [ITERS [WARMUP]]\n"
+                  "  echo-server: echoes 4 KiB messages on a free port (printed), until killed;\n"
+                  "  tcp-rtt-to: tcp-rtt's round trip to PORT (an echo-server or a relay to one).\n"
                   "  output lines start with \"result\".\n");
 }
 
@@ -610,6 +679,27 @@ int main(int argc, char **argv) {
     return cmd_tcp_rtt(&o, 1);
   if (argc == 2 && !strcmp(argv[1], "tcp-bulk"))
     return cmd_tcp_bulk(&o);
+  if (argc == 2 && !strcmp(argv[1], "echo-server"))
+    return cmd_echo_server();
+  if (argc >= 3 && argc <= 5 && !strcmp(argv[1], "tcp-rtt-to")) {
+    unsigned long v[3] = {0, o.iters, o.warmup};
+    for (int i = 2; i < argc; i++) {
+      char *end;
+      errno = 0;
+      v[i - 2] = strtoul(argv[i], &end, 10);
+      if (errno || *end || end == argv[i] || v[i - 2] > 1000000) {
+        usage();
+        return 2;
+      }
+    }
+    if (v[0] == 0 || v[0] > 65535 || v[1] == 0) {
+      usage();
+      return 2;
+    }
+    o.iters = (unsigned)v[1];
+    o.warmup = (unsigned)v[2];
+    return cmd_tcp_rtt_to((uint16_t)v[0], &o);
+  }
   if (argc == 3 && !strcmp(argv[1], "redis")) {
     char *end;
     unsigned long port = strtoul(argv[2], &end, 10);

@@ -2,8 +2,9 @@
 # run.sh: runs native shm, dshm (between two hosts and on one), the loopback TCP floor and Redis in one go and prints them side by side with ratios.
 #
 # usage: bench/run.sh BUILD_DIR
-# Builds nothing: expects BUILD_DIR/bench/{shm_bench,net_bench}, and for the dshm
-# columns BUILD_DIR/server/dshm-server, BUILD_DIR/preload/libdshm_preload.so and
+# Builds nothing: expects BUILD_DIR/bench/{shm_bench,net_bench}, BUILD_DIR/bench/relay
+# for the delayed-link table (a relay with a fixed one-way delay: the VM has no netem),
+# and for the dshm columns BUILD_DIR/server/dshm-server, BUILD_DIR/preload/libdshm_preload.so and
 # BUILD_DIR/agent/dshm-agent. Starts its own dshm-server and redis-server on free
 # loopback ports and stops them; two host directories (DSHM_AGENT_DIR) stand for two
 # hosts, and their agents are stopped at the end too. dshm is agent mode, the shim's only
@@ -20,25 +21,30 @@ NET=$B/bench/net_bench
 SERVER=$B/server/dshm-server
 SHIM=$B/preload/libdshm_preload.so
 AGENT=$B/agent/dshm-agent
+RELAY=$B/bench/relay
 [ -x "$SHM" ] && [ -x "$NET" ] || die "build the bench first: ninja -C $B"
 
 TMP=$(mktemp -d /tmp/dshm-bench.XXXXXX)
 HOST_A=$TMP/hostA # one DSHM_AGENT_DIR per "host"
 HOST_B=$TMP/hostB
 mkdir -m 700 "$HOST_A" "$HOST_B"
+HOST_DIRS=("$HOST_A" "$HOST_B") # every host directory of the run (the delayed link adds some)
 PIDS=()
 
 # Keys of this run: KEY0 + 0..63 (natively they are removed by number at the end).
 KEY0=$((0x64000000 | (($$ & 0xffff) << 8)))
 key() { printf '%#x' $((KEY0 + $1)); }
 
-# The agents of our two host directories (they detach from us: found by their pid files,
-# and killed only if that pid is still a dshm-agent serving one of our directories).
+# The agents of our host directories (they detach from us: found by their pid files, and
+# killed only if that pid is still a dshm-agent serving one of our directories). With
+# arguments, those of the directories given; without, of every one in HOST_DIRS.
 stop_agents() {
-  local f pid i live
+  local f pid i live d pidfiles=()
+  [ $# -gt 0 ] || set -- "${HOST_DIRS[@]}"
+  for d in "$@"; do pidfiles+=("$d/*.pid" "$d/*/*.pid"); done
   for i in $(seq 30); do
     live=0
-    for f in "$HOST_A"/*.pid "$HOST_B"/*.pid "$HOST_A"/*/*.pid "$HOST_B"/*/*.pid; do
+    for f in ${pidfiles[@]}; do
       [ -f "$f" ] || continue
       pid=$(head -c 16 "$f" | tr -dc 0-9)
       [ -n "$pid" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null |
@@ -97,6 +103,46 @@ phase() {
   [ $rc -eq 0 ] && return 0
   note "$out failed (exit $rc$([ $rc -eq 124 ] && echo ', timed out')): $(tail -n 3 "$TMP/$out.err" | tr '\n' ' ')"
   return 1
+}
+
+# start_listener NAME CMD...: starts CMD in the background (its pid in BG_PID and PIDS, its
+# output in $TMP/NAME.log) and writes the port of its "listening on" line to $TMP/NAME.port;
+# fails without one. (Not called as $(...): BG_PID and PIDS must be set in this shell.)
+BG_PID=
+start_listener() {
+  local name=$1 line
+  shift
+  "$@" >"$TMP/$name.log" 2>&1 &
+  BG_PID=$!
+  PIDS+=($BG_PID)
+  line=$(await_line "$TMP/$name.log" 'listening on') || return 1
+  sed -nE 's/.*listening on [^ ]*:([0-9]+).*/\1/p' <<<"$line" >"$TMP/$name.port"
+  [ -s "$TMP/$name.port" ]
+}
+
+# The delayed link: one-way delays (us), the shape of its phases (SEG_BYTES STRIDE ROUNDS
+# PP_ITERS PP_WARMUP: 16 MiB, 5 fault rounds after the warm-up, 200 round trips after 20)
+# and the floor's round trips (tcp-rtt-to ITERS WARMUP).
+DELAYS="100 1000"
+DL_SHAPE=($((16 << 20)) 64 3 200 20)
+DL_RTT=(500 50)
+EPORT= # the echo server of the floors, started on first use
+
+# delay_floor D: the raw 4 KiB round trip through a relay of D us to the echo server.
+delay_floor() {
+  local rp rc=0
+  if [ -z "$EPORT" ]; then
+    start_listener echo "$NET" echo-server || { note "net_bench echo-server did not start"; return 1; }
+    EPORT=$(cat "$TMP/echo.port")
+  fi
+  if ! start_listener erelay$1 "$RELAY" 0 127.0.0.1 "$EPORT" "$1"; then
+    note "relay at $1 us did not start: $(tail -n 3 "$TMP/erelay$1.log" | tr '\n' ' ')"
+    return 1
+  fi
+  rp=$(cat "$TMP/erelay$1.port")
+  phase d$1-rtt "$NET" tcp-rtt-to "$rp" "${DL_RTT[@]}" || rc=1
+  kill "$BG_PID" 2>/dev/null
+  return $rc
 }
 
 phase tcp "$NET" tcp-rtt && phase tcp-x "$NET" tcp-rtt-xcpu && cat "$TMP/tcp-x" >>"$TMP/tcp" &&
@@ -171,6 +217,47 @@ if [ -x "$SERVER" ] && [ -f "$SHIM" ] && [ -x "$AGENT" ]; then
         "${rv[@]}" || ok=0
     done
     [ $ok -eq 1 ] || agent_note "dshm, revocations"
+    # Two hosts over a delayed link (issue 10; the VM has no netem): a relay with a fixed
+    # one-way delay between the agents and the server, fresh host directories (so fresh
+    # agents, connected through it), the two-host fault and ping-pong, smaller than above
+    # (a round trip costs 2 ms at 1 ms), and the raw 4 KiB round trip through a relay of the
+    # same delay to an echo server: the floor of that link.
+    if [ -x "$RELAY" ]; then
+      ok=1
+      i=0
+      delay_floor 0 || ok=0 # the relay's own cost, for reference
+      for d in $DELAYS; do
+        dA=$TMP/d$d-hostA dB=$TMP/d$d-hostB
+        mkdir -m 700 "$dA" "$dB"
+        HOST_DIRS+=("$dA" "$dB")
+        if ! start_listener relay$d "$RELAY" 0 127.0.0.1 "$port" "$d"; then
+          note "relay at $d us did not start: $(tail -n 3 "$TMP/relay$d.log" | tr '\n' ' ')"
+          ok=0
+          continue
+        fi
+        rpid=$BG_PID rp=$(cat "$TMP/relay$d.port")
+        DL=(DSHM_SERVER="127.0.0.1:$rp" LD_PRELOAD="$SHIM" DSHM_AGENT_BIN="$AGENT"
+          DSHM_AGENT_IDLE_MS=1000)
+        a=$(key $((40 + 2 * i))) pk=$(key $((41 + 2 * i)))
+        if phase d$d-fill env "${DL[@]}" DSHM_AGENT_DIR="$dA" "$SHM" fill "$a" "${DL_SHAPE[@]}"
+        then
+          phase d$d-fault env "${DL[@]}" DSHM_AGENT_DIR="$dB" "$SHM" fault "$a" \
+            "${DL_SHAPE[@]}" || ok=0
+        else
+          ok=0
+        fi
+        phase d$d-rm env "${DL[@]}" DSHM_AGENT_DIR="$dA" "$SHM" rm "$a" || ok=0
+        phase d$d-pp env "${DL[@]}" DSHM_AGENT_DIR="$dA" "SHM_BENCH_PEER_ENV=DSHM_AGENT_DIR=$dB" \
+          "$SHM" pingpong "$pk" "${DL_SHAPE[@]}" || ok=0
+        stop_agents "$dA" "$dB"
+        kill "$rpid" 2>/dev/null
+        delay_floor "$d" || ok=0
+        i=$((i + 1))
+      done
+      [ $ok -eq 1 ] || agent_note "dshm, delayed link"
+    else
+      note "delayed link not measured: $RELAY not built"
+    fi
   else
     note "dshm-server did not report a port: $(tail -n 3 "$TMP/server.log" | tr '\n' ' ')"
   fi
@@ -391,6 +478,40 @@ per_holder() {
 echo "each further holder adds (least-squares slope of the medians over K = ${RV_KS// /, }):"
 echo "  agent $(per_holder a2-rv) us per local process"
 echo
+echo "two hosts over a delayed link: a relay with a fixed one-way delay between the agents"
+echo "and the server (segment filled on A, faulted on B; ping-pong A on A, B on B)"
+# dcol D: a column title (us or ms).
+dcol() { awk -v d="$1" 'BEGIN { if (d >= 1000 && d % 1000 == 0) printf "%d ms", d / 1000; else printf "%d us", d }'; }
+dl_f=("$(get dshm2 fault_us median)") dl_p=("$(get dshm2 pingpong_us median)")
+dl_r=("$(get tcp tcp_rtt_us median)") dl_t=("$(dcol 0)")
+for d in $DELAYS; do
+  dl_f+=("$(get d$d-fault fault_us median)")
+  dl_p+=("$(get d$d-pp pingpong_us median)")
+  dl_r+=("$(get d$d-rtt tcp_rtt_via_us median)")
+  dl_t+=("$(dcol "$d")")
+done
+dl_rf=() dl_rp=()
+for j in "${!dl_t[@]}"; do
+  dl_rf+=("$(ratio "${dl_f[$j]}" "${dl_r[$j]}")")
+  dl_rp+=("$(ratio "${dl_p[$j]}" "${dl_r[$j]}")")
+  dl_f[$j]=$(or_dash "${dl_f[$j]}") dl_p[$j]=$(or_dash "${dl_p[$j]}") dl_r[$j]=$(or_dash "${dl_r[$j]}")
+done
+trow "one-way delay" "${dl_t[@]}"
+trow "read fault, 1 page, median (us)" "${dl_f[@]}"
+trow "write ping-pong A->B->A, median (us)" "${dl_p[@]}"
+trow "raw 4 KiB RTT through the relay (us)" "${dl_r[@]}"
+trow "1-page fault / raw RTT" "${dl_rf[@]}"
+trow "ping-pong / raw RTT" "${dl_rp[@]}"
+cat <<TXT
+0 us: the first table's dshm figures (no relay) and its TCP floor (no relay either).
+  Delayed: ${DL_SHAPE[0]} B segment, $((2 * DL_SHAPE[2] - 2)) timed fault rounds, ${DL_SHAPE[3]} ping-pong round trips;
+  raw RTT: net_bench tcp-rtt-to through a relay of that delay to an echo server, unpinned,
+  ${DL_RTT[0]} round trips. The relay itself (0 us of delay) costs: RTT $(cell d0-rtt tcp_rtt_via_us median) us median.
+goals (issue 10): fault/RTT <= 2.0 on loopback, <= 1.2 at >= 200 us RTT; ping-pong/RTT <= 6
+  on loopback, <= 4.5 at >= 200 us RTT.
+TXT
+
+echo
 printf '%-44s %10s %8s %5s\n' "goals (agent mode)" "measured" "goal" "met"
 printf '%-44s %10s %8s %5s\n' "local ping-pong / native" "$(ratio "$r_pp" 1)" "<= 2x" \
   "$(met "$r_pp" 2)"
@@ -416,5 +537,8 @@ for k in $RV_KS; do
   for f in native-rv$k a2-rv$k; do
     [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
   done
+done
+for f in d0-rtt $(for d in $DELAYS; do echo d$d-fill d$d-fault d$d-pp d$d-rtt; done); do
+  [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
 done
 exit 0
