@@ -704,6 +704,22 @@ static int fwd_add(struct agent *ag, const struct fwd *f) {
   return 0;
 }
 
+/* Records f and sends m as its request (the server's reply is matched by f.reqid); the
+ * record goes again if the send fails. 0 or -errno. */
+static int fwd_send(struct agent *ag, const struct fwd *f, struct proto_msg *m) {
+  int err = fwd_add(ag, f);
+
+  if (err < 0)
+    return err;
+  m->h.reqid = f->reqid;
+  m->h.flags = 0;
+  m->h.status = 0;
+  err = agent_up_send(ag, m);
+  if (err < 0)
+    ag->nfwd--;
+  return err;
+}
+
 /* A call on the id of a segment the server lost in a restart: that id may name another
  * segment now (docs/shim.md, "Server lost mid-run"). */
 static int names_lost(struct agent *ag, const struct proto_msg *m) {
@@ -762,21 +778,11 @@ int agent_up_forward(struct agent *ag, struct lproc *p, struct proto_msg *m) {
     f.nrw = m->u.inherit.nrw;
     f.nro = m->u.inherit.nro;
   }
-  err = fwd_add(ag, &f);
-  if (err < 0)
-    return err;
-  m->h.reqid = f.reqid;
-  m->h.flags = 0;
-  m->h.status = 0;
-  err = agent_up_send(ag, m);
-  if (err < 0)
-    ag->nfwd--;
-  return err;
+  return fwd_send(ag, &f, m);
 }
 
 int agent_up_detach(struct agent *ag, struct lproc *p, struct proto_msg *m, int last) {
   struct fwd f = {0};
-  int err;
 
   if (!ag->up_open)
     return -ENOTCONN; /* the resync counts what is left */
@@ -787,17 +793,8 @@ int agent_up_detach(struct agent *ag, struct lproc *p, struct proto_msg *m, int 
   f.op = PROTO_OP_DETACH_SEGMENT;
   f.shmid = m->u.segref.shmid;
   f.host_last = last;
-  err = fwd_add(ag, &f);
-  if (err < 0)
-    return err;
   m->h.opcode = PROTO_OP_DETACH_SEGMENT;
-  m->h.reqid = f.reqid;
-  m->h.flags = 0;
-  m->h.status = 0;
-  err = agent_up_send(ag, m);
-  if (err < 0)
-    ag->nfwd--;
-  return err;
+  return fwd_send(ag, &f, m);
 }
 
 int agent_up_page_request(struct agent *ag, int32_t shmid, uint32_t first, uint32_t count,

@@ -84,7 +84,6 @@ int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **o
   if (sg == NULL)
     return -EMFILE;
 
-  atomic_store(&sg->lost, 0);
   /* The host page table: what the host holds (the data itself is the memfd each view maps). */
   t = shim_sys_mmap(NULL, DSHM_HT_SIZE(npages), PROT_READ | PROT_WRITE, MAP_SHARED, tabfd, 0);
   if (t == MAP_FAILED)
@@ -403,13 +402,6 @@ int shim_cache_views_in(uintptr_t p, size_t len, struct shim_vrange *out, int ma
     n++;
   }
   return n;
-}
-
-void shim_cache_seg_fail(struct shim_seg *sg) {
-  uint32_t p;
-
-  for (p = 0; p < sg->npages; p++)
-    shim_cache_set_bits(sg, p, SHIM_PG_ERR);
 }
 
 /* In the forked child: the memory stays the host's (the child maps what the

@@ -40,8 +40,6 @@ struct shim_seg {
   _Atomic uint32_t nruns;   /* runs of equal mode over the pages (vma.c); changed under the
                              * lock, or by a fault handler raising a page */
   int nviews;               /* under the cache lock */
-  atomic_int lost;          /* the server no longer has it (restart without --data-dir):
-                             * calls on its id fail with EIDRM */
 };
 
 /* Read by the fault handler without locks: a seqlock (seq odd while the slot changes). */
@@ -128,8 +126,6 @@ struct shim_view_info {
 };
 /* Lists up to max published views into out; returns how many. */
 int shim_cache_views(struct shim_view_info *out, int max);
-/* Every page of sg becomes INVALID|ERR: its faults get SIGBUS (the segment cannot be served). */
-void shim_cache_seg_fail(struct shim_seg *sg);
 
 /* In the child of fork (single thread, both locks held, before the application runs): the
  * inherited views keep mapping the host's memory but lose all access (PROT_NONE), every page

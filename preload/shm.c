@@ -245,10 +245,9 @@ static void detach_view(int v, struct shim_seg *sg, uintptr_t gone, size_t gone_
     atomic_store(&sg->dying, 1); /* no new shmat shares it; handlers give up */
   pthread_mutex_unlock(&shim__cache_lock);
 
-  /* The host keeps the data: nothing to send but the DETACH. A segment the server lost
-   * (restart without --data-dir) is only unmapped: its id may name another segment on the
-   * new server. */
-  rc = atomic_load(&sg->lost) ? 0 : send_detach(shmid);
+  /* The host keeps the data: nothing to send but the DETACH (a segment a restarted server
+   * lost is the agent's to know about: agent/hostseg.c). */
+  rc = send_detach(shmid);
   if (last) {
     pthread_mutex_lock(&shim__cache_lock);
     shim_cache_seg_kill(sg);
@@ -342,17 +341,6 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
     if (rc < 0)
       return rc;
   }
-  if (!id_less) {
-    /* A segment the server lost in a restart without --data-dir (docs/shim.md). */
-    struct shim_seg *sg;
-    (void)shim_session_ensure(); /* a reconnect in progress decides that first */
-    pthread_mutex_lock(&shim__cache_lock);
-    sg = shim_cache_seg_find(shmid, 1);
-    rc = sg != NULL && atomic_load(&sg->lost);
-    pthread_mutex_unlock(&shim__cache_lock);
-    if (rc)
-      return -EIDRM;
-  }
   m = msgs();
   if (m == NULL)
     return -ENOMEM;
@@ -379,18 +367,6 @@ static int do_shmctl(int shmid, int cmd, struct shmid_ds *buf) {
     m[0].u.shmctl.mode = shim_cap_ipc_lock() ? PROTO_LOCK_CAP_IPC_LOCK : 0;
   }
   rc = call(&m[0], &m[1]);
-  if (!id_less) {
-    /* The call may have crossed a reconnect that found the segment gone: the answer then
-     * came from another server instance, about another segment or none. */
-    struct shim_seg *sg;
-    int lost;
-    pthread_mutex_lock(&shim__cache_lock);
-    sg = shim_cache_seg_find(shmid, 1);
-    lost = sg != NULL && atomic_load(&sg->lost);
-    pthread_mutex_unlock(&shim__cache_lock);
-    if (lost)
-      rc = -EIDRM;
-  }
   if (rc < 0)
     goto out;
   rc = m[1].u.shmctl_reply.ret;
