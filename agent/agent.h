@@ -16,6 +16,9 @@
 #include "rxbuf.h"
 
 #define AGENT_DEFAULT_IDLE_MS 2000u
+/* Longest a revocation of a fresh grant waits for the process it was for (hostseg.c, hold):
+ * that process may have died or given up. */
+#define AGENT_HOLD_MS 2u
 
 struct agent_cfg {
   char dir[PATH_MAX / 2];   /* the host's directory: socket, lock, pid and log files */
@@ -27,6 +30,7 @@ struct agent_cfg {
   int ready_fd;             /* spawner's pipe: "ok" or "err ERRNO message", then closed */
   uint32_t idle_ms;         /* exit this long after the last process is gone */
   uint32_t flush_ms;        /* DSHM_FLUSH_MS: background write-back period, 0 = off */
+  uint32_t hold_ms;         /* longest a revocation of a fresh grant waits (hostseg.c) */
   uint64_t max_segsz;       /* larger segments are refused (0: any the page count allows) */
   uint32_t timeout_ms;      /* DSHM_TIMEOUT_MS: how long a lost server is tried again */
   int have_key;
@@ -102,6 +106,7 @@ struct agent {
   /* hostseg.c */
   TAILQ_HEAD(hsegs, hseg) segs;
   TAILQ_HEAD(, revoke) revokes;
+  uv_timer_t hold;          /* revocations held for a fresh grant (hostseg.c, hold()) */
   uint32_t next_lreqid;     /* reqids of our INVALIDATE/RECALL to processes */
   /* main.c */
   uv_signal_t sigterm, sigint;

@@ -29,8 +29,8 @@
 #include "local.h"
 #include "upstream.h"
 
-#define READ_AHEAD  64u
-#define WRITE_AHEAD 16u
+#define READ_AHEAD  64u  /* pages a request asks for at most: the read-ahead window's cap */
+#define WRITE_AHEAD 64u  /* the same for writes */
 
 /* One INVALIDATE or RECALL of the server, waiting for local processes to lower the pages. */
 struct revoke {
@@ -43,6 +43,7 @@ struct revoke {
   uint32_t first, count, n; /* n: pages of the range inside the segment */
   uint32_t keep;
   uint64_t holders;         /* the bits that were told */
+  uint64_t held_until;      /* != 0: held for a fresh grant until then (uv_now), see hold() */
   uint32_t npending;
   uint32_t cappending;
   struct {
@@ -185,6 +186,7 @@ static void seg_free(struct agent *ag, struct hseg *s) {
 /* Writes back every page the host holds EXCLUSIVE (WRITE_DATA, mode INVALID): runs of at
  * most max_run pages, the data copied out as each message is encoded. */
 static void revoke_finish(struct agent *ag, struct revoke *rv);
+static void revoke_go(struct agent *ag, struct revoke *rv);
 
 /* An EXCLUSIVE page written since the server last got it (its grant's data or a background
  * write-back): the digest says. */
@@ -248,7 +250,9 @@ int agent_seg_detach(struct agent *ag, struct hseg *s) {
   s->dying = 1;
   for (struct revoke *rv = TAILQ_FIRST(&ag->revokes), *next; rv != NULL; rv = next) {
     next = TAILQ_NEXT(rv, link);
-    if (rv->seg == s)
+    if (rv->seg == s && rv->held_until != 0)
+      revoke_go(ag, rv); /* no process left to ask: it finishes at once */
+    else if (rv->seg == s)
       revoke_finish(ag, rv);
   }
   /* The segment stays until the reply to the DETACH that follows proves the server stored
@@ -267,14 +271,45 @@ void agent_seg_release(struct agent *ag, int32_t shmid) {
     seg_free(ag, s);
 }
 
-/* Asks the server for page at mode, with read-ahead over the following pages that need the
- * same and that nothing is happening to. */
-static void request(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode) {
-  uint32_t limit = mode == PROTO_MODE_EXCLUSIVE ? WRITE_AHEAD : READ_AHEAD, n, i;
-  uint64_t versions[PROTO_MAX_RUN];
+/* Read-ahead that adapts: how many pages a request for page at mode may ask for. A fault
+ * inside or right after the run a stream of the segment asked for last continues that
+ * stream and doubles its window, up to the cap; any other fault starts a stream of one page
+ * (replacing the least recently used), so isolated and scattered faults fetch their page
+ * alone and only sequential runs read ahead. A few streams per segment, for processes or
+ * threads reading different parts of it at once. */
+static uint32_t ahead(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode) {
+  uint32_t cap = mode == PROTO_MODE_EXCLUSIVE ? WRITE_AHEAD : READ_AHEAD;
+  struct hstream *st = NULL;
+  unsigned i;
 
-  if (limit > ag->max_run)
-    limit = ag->max_run;
+  if (cap > ag->max_run)
+    cap = ag->max_run;
+  s->nrequests++;
+  for (i = 0; i < HSEG_STREAMS && st == NULL; i++)
+    if (s->streams[i].window != 0 && s->streams[i].mode == mode &&
+        page >= s->streams[i].first && page <= s->streams[i].next)
+      st = &s->streams[i];
+  if (st != NULL) {
+    st->window = st->window * 2 < cap ? st->window * 2 : cap;
+  } else {
+    st = &s->streams[0];
+    for (i = 1; i < HSEG_STREAMS; i++)
+      if (s->streams[i].used < st->used)
+        st = &s->streams[i];
+    st->window = 1;
+    st->mode = mode;
+  }
+  st->used = s->nrequests;
+  st->first = page;
+  st->next = page + st->window;
+  return st->window;
+}
+
+/* Asks the server for page at mode, with read-ahead (ahead()) over the following pages that
+ * need the same and that nothing is happening to. */
+static void request(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode) {
+  uint32_t limit = ahead(ag, s, page, mode), n, i;
+  uint64_t versions[PROTO_MAX_RUN];
   for (n = 1; n < limit && page + n < s->npages; n++) {
     const struct hpage *hp = &s->pg[page + n];
     uint32_t w = atomic_load(&s->tab[page + n].word), m = dshm_ht_mode(w);
@@ -410,8 +445,12 @@ void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_
   for (i = 0; i < q->count && q->first + i < s->npages; i++)
     if (s->pg[q->first + i].fetching == q->mode)
       s->pg[q->first + i].fetching = 0;
+  /* A read of a migratory page may be granted EXCLUSIVE, that page alone (docs/protocol.md,
+   * "Migratory pages"). */
+  int mode_ok = run->mode == q->mode ||
+                (q->mode == PROTO_MODE_SHARED && run->mode == PROTO_MODE_EXCLUSIVE && run->count == 1);
   if (m->h.status != 0 || run->shmid != q->shmid || run->first != q->first ||
-      run->count < 1 || run->count > q->count || run->mode != q->mode) {
+      run->count < 1 || run->count > q->count || !mode_ok) {
     agent_log("%s of segment %d page %u %s: its waiters get SIGBUS", proto_op_name(m->h.opcode),
               q->shmid, q->first,
               m->h.status != 0 ? strerror(proto_err_to_errno(m->h.status)) : "answered wrongly");
@@ -419,8 +458,12 @@ void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_
   } else {
     AGENT_VLOG("grant %s shm %d pages %u+%u", proto_op_name(m->h.opcode), q->shmid, q->first,
                run->count);
-    /* The first page alone (the one a process faulted on), then the read-ahead. */
+    /* The first page alone (the one a process faulted on), then the read-ahead. The first
+     * is fresh until a process raises it (hold()): set before the word rises. */
+    atomic_store(&s->tab[q->first].fresh, DSHM_HT_FRESH);
     install(s, run, 0, 1);
+    if (tab_mode(s, q->first) < run->mode)
+      atomic_store(&s->tab[q->first].fresh, 0);
     install(s, run, 1, run->count);
   }
   for (i = 0; i < q->count && q->first + i < s->npages; i++)
@@ -495,43 +538,25 @@ static int pending_add(struct revoke *rv, uint32_t proc, uint32_t reqid) {
   return 0;
 }
 
-/* Lowers pages [first, first+count) of shmid to keep: the table word first (seq_cst), then
- * every local process whose bit is in the pages' holders is asked to lower its views; the
- * revocation completes (revoke_finish) when all did. up_reqid 0: the host's own (a resync
- * after the server connection dropped), answered to nobody. */
-static void revoke_start(struct agent *ag, uint8_t op, uint32_t up_reqid, int32_t shmid,
-                         uint32_t first, uint32_t count, uint32_t keep) {
-  struct revoke *rv = calloc(1, sizeof *rv);
-  struct hseg *s = agent_seg_find(ag, shmid);
+/* The lowering itself: the table word first (seq_cst), then every local process whose bit is
+ * in the pages' holders is asked to lower its views; the revocation completes
+ * (revoke_finish) when all did. */
+static void revoke_go(struct agent *ag, struct revoke *rv) {
+  struct hseg *s = rv->seg;
   struct lproc *p;
   uint32_t i;
 
-  if (rv == NULL) {
-    agent_log("out of memory: cannot revoke segment %d page %u; stopping", shmid, first);
-    agent_stop(ag, "out of memory");
-    return;
-  }
-  rv->seg = s;
-  rv->up_reqid = up_reqid;
-  rv->local_only = up_reqid == 0;
-  rv->op = op;
-  rv->shmid = shmid;
-  rv->first = first;
-  rv->count = count;
-  rv->keep = keep;
-  if (rv->local_only)
-    ag->resync_pending++;
-  TAILQ_INSERT_TAIL(&ag->revokes, rv, link);
-  if (s != NULL && first < s->npages)
-    rv->n = count < s->npages - first ? count : s->npages - first;
+  rv->held_until = 0;
+  if (s == NULL)
+    rv->n = 0; /* freed while held: acked without data */
   /* The word first (seq_cst), then the holders: a process raising concurrently either sees
    * the lower mode or has its bit read here (proto/hosttab.h). */
   for (i = 0; i < rv->n; i++) {
     uint32_t pg = rv->first + i, old = tab_mode(s, pg);
+    atomic_store(&s->tab[pg].fresh, 0);
     rv->was_excl[i] = old == PROTO_MODE_EXCLUSIVE;
     if (old > rv->keep)
       tab_set(s, pg, rv->keep, 0);
-    s->pg[pg].revoking++;
     rv->holders |= atomic_load(&s->tab[pg].holders);
   }
   AGENT_VLOG("%s shm %d page %u+%u keep %u: holders %#llx", proto_op_name(rv->op), rv->shmid,
@@ -552,6 +577,102 @@ static void revoke_start(struct agent *ag, uint8_t op, uint32_t up_reqid, int32_
     revoke_finish(ag, rv);
   else
     AGENT_VLOG("  waiting for %u local processes", rv->npending);
+}
+
+/* A grant is used before it is taken back (docs/design.md): a RECALL or INVALIDATE of a page
+ * granted for local waiters that none of them has raised yet waits until one does (RAISED,
+ * agent_seg_raised) or cfg->hold_ms passed. Without this the page could leave again while the
+ * faulting thread is still waking up, and two hosts taking a page in turn would each lose it
+ * before using it, a transaction or more per turn. 1 if rv is held. */
+static int hold(struct agent *ag, struct revoke *rv) {
+  uint32_t fresh = DSHM_HT_FRESH;
+
+  if (rv->local_only || rv->n != 1 ||
+      !atomic_compare_exchange_strong(&rv->seg->tab[rv->first].fresh, &fresh, DSHM_HT_HELD))
+    return 0;
+  rv->held_until = uv_now(ag->loop) + ag->cfg->hold_ms;
+  if (!uv_is_active((uv_handle_t *)&ag->hold))
+    uv_timer_start(&ag->hold, agent_seg_hold_expired, ag->cfg->hold_ms, 0);
+  AGENT_VLOG("%s shm %d page %u: held until a local process raised it", proto_op_name(rv->op),
+             rv->shmid, rv->first);
+  return 1;
+}
+
+/* Lowers pages [first, first+count) of shmid to keep (revoke_go), unless the page is a fresh
+ * grant (hold). up_reqid 0: the host's own (a resync after the server connection dropped),
+ * answered to nobody. */
+static void revoke_start(struct agent *ag, uint8_t op, uint32_t up_reqid, int32_t shmid,
+                         uint32_t first, uint32_t count, uint32_t keep) {
+  struct revoke *rv = calloc(1, sizeof *rv);
+  struct hseg *s = agent_seg_find(ag, shmid);
+  uint32_t i;
+
+  if (rv == NULL) {
+    agent_log("out of memory: cannot revoke segment %d page %u; stopping", shmid, first);
+    agent_stop(ag, "out of memory");
+    return;
+  }
+  rv->seg = s;
+  rv->up_reqid = up_reqid;
+  rv->local_only = up_reqid == 0;
+  rv->op = op;
+  rv->shmid = shmid;
+  rv->first = first;
+  rv->count = count;
+  rv->keep = keep;
+  if (rv->local_only)
+    ag->resync_pending++;
+  TAILQ_INSERT_TAIL(&ag->revokes, rv, link);
+  if (s != NULL && first < s->npages)
+    rv->n = count < s->npages - first ? count : s->npages - first;
+  for (i = 0; i < rv->n; i++)
+    s->pg[rv->first + i].revoking++;
+  if (!hold(ag, rv))
+    revoke_go(ag, rv);
+}
+
+void agent_seg_raised(struct agent *ag, int32_t shmid, uint32_t page) {
+  struct revoke *rv, *next;
+
+  for (rv = TAILQ_FIRST(&ag->revokes); rv != NULL; rv = next) {
+    next = TAILQ_NEXT(rv, link);
+    if (rv->held_until != 0 && rv->shmid == shmid && rv->first == page) {
+      AGENT_VLOG("shm %d page %u raised: the held %s goes on", shmid, page,
+                 proto_op_name(rv->op));
+      revoke_go(ag, rv);
+    }
+  }
+}
+
+void agent_seg_unhold_all(struct agent *ag) {
+  struct revoke *rv, *next;
+
+  for (rv = TAILQ_FIRST(&ag->revokes); rv != NULL; rv = next) {
+    next = TAILQ_NEXT(rv, link);
+    if (rv->held_until != 0)
+      revoke_go(ag, rv);
+  }
+}
+
+void agent_seg_hold_expired(uv_timer_t *t) {
+  struct agent *ag = t->data;
+  struct revoke *rv, *next;
+  uint64_t now = uv_now(ag->loop), first_left = 0;
+
+  for (rv = TAILQ_FIRST(&ag->revokes); rv != NULL; rv = next) {
+    next = TAILQ_NEXT(rv, link);
+    if (rv->held_until == 0)
+      continue;
+    if (rv->held_until <= now) {
+      AGENT_VLOG("shm %d page %u: no local process raised it in %u ms; the %s goes on",
+                 rv->shmid, rv->first, ag->cfg->hold_ms, proto_op_name(rv->op));
+      revoke_go(ag, rv);
+    } else if (first_left == 0 || rv->held_until < first_left) {
+      first_left = rv->held_until;
+    }
+  }
+  if (first_left != 0)
+    uv_timer_start(&ag->hold, agent_seg_hold_expired, first_left - now, 0);
 }
 
 void agent_seg_revoke(struct agent *ag, const struct proto_msg *m) {

@@ -20,6 +20,15 @@ struct hpage {
                              * have died before storing it (written back at a resync) */
 };
 
+/* A run of requests that follow each other (read-ahead that adapts, hostseg.c ahead()). */
+#define HSEG_STREAMS 4
+struct hstream {
+  uint32_t first, next;     /* the last request's run asked for [first, next) */
+  uint32_t window;          /* its length */
+  uint32_t mode;
+  uint64_t used;            /* when last matched, for replacement */
+};
+
 struct hseg {
   TAILQ_ENTRY(hseg) link;
   int32_t shmid;
@@ -35,6 +44,8 @@ struct hseg {
   int dying;                /* its last local attachment went: nothing new is asked */
   int lost;                 /* the server does not have it any more (restart) */
   uint32_t flush_cursor;    /* where the next background write-back goes on */
+  struct hstream streams[HSEG_STREAMS];
+  uint64_t nrequests;       /* the clock of streams[].used */
 };
 
 struct hseg *agent_seg_find(struct agent *ag, int32_t shmid);
@@ -55,6 +66,13 @@ void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_
 void agent_seg_revoke(struct agent *ag, const struct proto_msg *m);
 /* A process acknowledged our INVALIDATE/RECALL reqid (or went away: reqid 0, all of its). */
 void agent_seg_local_ack(struct agent *ag, uint32_t proc, uint32_t reqid);
+/* A local process raised page of shmid, a fresh grant (RAISED): a revocation held for it goes
+ * on. */
+void agent_seg_raised(struct agent *ag, int32_t shmid, uint32_t page);
+/* Every held revocation goes on now (the agent is stopping: its hold timer closes). */
+void agent_seg_unhold_all(struct agent *ag);
+/* The hold timer (ag->hold): revocations held longer than their limit go on. */
+void agent_seg_hold_expired(uv_timer_t *t);
 /* Background write-back (DSHM_FLUSH_MS): sends the EXCLUSIVE pages whose content changed
  * since the server last got it, keeping them (WRITE_DATA mode EXCLUSIVE), looking at most
  * at max_pages pages in all. Returns how many it sent. */

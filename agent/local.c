@@ -365,6 +365,11 @@ static void dispatch(struct agent *ag, struct lproc *p, struct proto_msg *m,
       agent_seg_want(ag, s, m->u.run.first, m->u.run.mode);
     }
     return;
+  case PROTO_OP_RAISED:
+    /* A fresh grant was used (proto/hosttab.h): no reply. */
+    if (agent_proc_att(p, m->u.range.shmid) != NULL)
+      agent_seg_raised(ag, m->u.range.shmid, m->u.range.first);
+    return;
   case PROTO_OP_INVALIDATE_ACK:
   case PROTO_OP_RECALL_ACK:
     AGENT_VLOG("pid %d (slot %u) lowered (reqid %u)", (int)p->pid, p->slot, m->h.reqid);

@@ -68,6 +68,8 @@ void agent_stop(struct agent *ag, const char *why) {
   uv_close((uv_handle_t *)&ag->sigint, on_closed);
   uv_close((uv_handle_t *)&ag->idle, on_closed);
   uv_close((uv_handle_t *)&ag->flush, on_closed);
+  agent_seg_unhold_all(ag);
+  uv_close((uv_handle_t *)&ag->hold, on_closed);
   agent_local_close_all(ag);
   agent_up_close(ag);
 }
@@ -126,7 +128,8 @@ void agent_init(struct agent *ag, uv_loop_t *loop, struct agent_cfg *cfg) {
   uv_signal_init(loop, &ag->sigint);
   uv_timer_init(loop, &ag->idle);
   uv_timer_init(loop, &ag->flush);
-  ag->sigterm.data = ag->sigint.data = ag->idle.data = ag->flush.data = ag;
+  uv_timer_init(loop, &ag->hold);
+  ag->sigterm.data = ag->sigint.data = ag->idle.data = ag->flush.data = ag->hold.data = ag;
 }
 
 static int usage(void) {
@@ -225,6 +228,7 @@ int main(int argc, char **argv) {
   agent_verbose = getenv("DSHM_AGENT_VERBOSE") != NULL && strcmp(getenv("DSHM_AGENT_VERBOSE"), "0") != 0;
   cfg.idle_ms = AGENT_DEFAULT_IDLE_MS;
   cfg.flush_ms = 100;
+  cfg.hold_ms = AGENT_HOLD_MS;
   {
     /* A segment larger than the machine's memory and swap could never be used whole:
      * refuse it (ENOMEM) rather than size the per-page records from a server's word. */

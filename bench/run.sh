@@ -9,7 +9,11 @@
 # loopback ports and stops them; two host directories (DSHM_AGENT_DIR) stand for two
 # hosts, and their agents are stopped at the end too. dshm is agent mode, the shim's only
 # mode since direct mode (DSHM_AGENT=0) was removed. Native segments use keys derived
-# from this script's pid and are removed at the end whatever happened.
+# from this script's pid and are removed at the end whatever happened. The 16-client
+# phase adds 16 host directories (16 agents, stopped right after it), the memory per
+# connection a second, fresh dshm-server (BUILD_DIR/bench/conn_bench against it), Redis
+# at 16 connections redis-benchmark. Writes the raw results to BUILD_DIR/bench/results.txt
+# and, with gnuplot, the plot bench/plot.sh draws from them to BUILD_DIR/bench/bench.png.
 set -u
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -22,6 +26,7 @@ SERVER=$B/server/dshm-server
 SHIM=$B/preload/libdshm_preload.so
 AGENT=$B/agent/dshm-agent
 RELAY=$B/bench/relay
+CONN=$B/bench/conn_bench
 [ -x "$SHM" ] && [ -x "$NET" ] || die "build the bench first: ninja -C $B"
 
 TMP=$(mktemp -d /tmp/dshm-bench.XXXXXX)
@@ -155,6 +160,10 @@ MEM_READERS=4
 RV_ROUNDS=200             # revocation samples per K, one fresh page each (64 pages apart)
 RV_BYTES=$(((RV_ROUNDS + 2) * 64 * 4096))
 RV_KS="1 2 4 8"
+F16_N=16                  # concurrent fetch clients, each a host of its own
+F16_BYTES=$((64 << 20))   # the segment they share out: 1024 pages each
+R16_REQS=100000           # redis-benchmark -c 16 requests
+CONN_N=256                # idle connections to a fresh server
 
 phase native "$SHM" all "$(key 0)"
 PHASE_S=90 phase native-mem "$SHM" mem "$(key 3)" $MEM_BYTES 64 9 2000 200 $MEM_READERS
@@ -217,6 +226,25 @@ if [ -x "$SERVER" ] && [ -f "$SHIM" ] && [ -x "$AGENT" ]; then
         "${rv[@]}" || ok=0
     done
     [ $ok -eq 1 ] || agent_note "dshm, revocations"
+    # Page fetches served to F16_N concurrent clients (issue 10): the segment filled on A
+    # (its last detach sends the pages home), then F16_N clients, each on a host directory
+    # of its own (so an agent of its own: every fetch is a request the server serves), read
+    # one word of every page of a disjoint slice, top down (one page per fault), together.
+    ok=1
+    f16=()
+    for i in $(seq 0 $((F16_N - 1))); do f16+=("$TMP/f16-host$i"); done
+    mkdir -m 700 "${f16[@]}"
+    HOST_DIRS+=("${f16[@]}")
+    a=$(key 50)
+    if phase f16-fill env "${ON_A[@]}" "$SHM" fill "$a" $F16_BYTES; then
+      phase f16-fetch env "${ON_A[@]}" "SHM_BENCH_CLIENT_ENV=DSHM_AGENT_DIR=$TMP/f16-host{}" \
+        "$SHM" fetch "$a" $F16_BYTES 64 9 2000 200 $F16_N || ok=0
+    else
+      ok=0
+    fi
+    phase f16-rm env "${ON_A[@]}" "$SHM" rm "$a" || ok=0
+    [ $ok -eq 1 ] || agent_note "dshm, $F16_N clients"
+    stop_agents "${f16[@]}" # sixteen idle agents would weigh on the phases after
     # Two hosts over a delayed link (issue 10; the VM has no netem): a relay with a fixed
     # one-way delay between the agents and the server, fresh host directories (so fresh
     # agents, connected through it), the two-host fault and ping-pong, smaller than above
@@ -263,9 +291,45 @@ if [ -x "$SERVER" ] && [ -f "$SHIM" ] && [ -x "$AGENT" ]; then
   fi
   stop_agents
   kill $spid 2>/dev/null
+  # The server's memory per idle connection (issue 10): a fresh server, CONN_N connections
+  # that complete a host agent's handshake and stay idle, its Pss before and after.
+  if [ ! -x "$CONN" ]; then
+    note "server memory per connection not measured: $CONN not built"
+  elif start_listener cserver "$SERVER" --port 0; then
+    phase conn "$CONN" "$(cat "$TMP/cserver.port")" "$BG_PID" $CONN_N ||
+      note "conn: the fresh server's log ends: $(tail -n 3 "$TMP/cserver.log" | tr '\n' ' ')"
+    kill "$BG_PID" 2>/dev/null
+  else
+    note "a fresh dshm-server did not start: $(tail -n 3 "$TMP/cserver.log" | tr '\n' ' ')"
+  fi
 else
   note "dshm not measured: $SERVER, $SHIM or $AGENT not built"
 fi
+
+# Redis at 16 connections (the 16-client row): redis-benchmark -c 16, GETRANGE of a 4 KiB
+# value, one request in flight per connection (no -P); its --csv line becomes a result line.
+redis_c16() {
+  local k=dshm-bench:page
+  if ! command -v redis-benchmark >/dev/null || ! command -v redis-cli >/dev/null; then
+    note "Redis at 16 clients not measured: redis-benchmark or redis-cli not installed"
+    return
+  fi
+  if ! redis-cli -h 127.0.0.1 -p "$rport" SETRANGE $k 4095 x >"$TMP/redis16.set" 2>&1 ||
+    ! grep -qx 4096 "$TMP/redis16.set"; then
+    note "Redis at 16 clients: SETRANGE $k failed: $(head -c 200 "$TMP/redis16.set")"
+    return
+  fi
+  phase redis16-csv redis-benchmark -h 127.0.0.1 -p "$rport" -c $F16_N -n $R16_REQS --csv \
+    GETRANGE $k 0 4095 || return
+  # "test","rps","avg_latency_ms",...: the header names the fields of the line after it.
+  awk -F, -v c=$F16_N -v n=$R16_REQS '{ gsub(/"/, "") }
+    NR == 1 { for (i = 2; i <= NF; i++) h[i] = $i; next }
+    $1 ~ /^GETRANGE/ { l = "result redis_getrange_c16_rps value=" $2 " clients=" c " requests=" n
+      for (i = 3; i <= NF; i++) { f = h[i]; sub(/_latency_ms$/, "_ms", f); l = l " " f "=" $i }
+      print l }' "$TMP/redis16-csv" >"$TMP/redis16"
+  [ -s "$TMP/redis16" ] ||
+    note "Redis at 16 clients: no GETRANGE line in redis-benchmark's output: $(head -c 300 "$TMP/redis16-csv")"
+}
 
 if command -v redis-server >/dev/null; then
   rport=$("$NET" free-port)
@@ -274,6 +338,7 @@ if command -v redis-server >/dev/null; then
   PIDS+=($!)
   if await_line "$TMP/redis.log" 'Ready to accept connections' >/dev/null; then
     phase redis "$NET" redis "$rport"
+    redis_c16
   else
     note "redis-server did not start: $(tail -n 3 "$TMP/redis.log" | tr '\n' ' ')"
   fi
@@ -299,9 +364,10 @@ ratio() {
     r = a / b; printf (r >= 10 ? "%.0fx" : r >= 1 ? "%.1fx" : "%.2fx"), r }'
 }
 
+TITLE="dshm benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores,\
+ $(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n1), Linux $(uname -r)"
 echo
-echo "dshm benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
-  "$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n1), Linux $(uname -r)"
+echo "$TITLE"
 echo "all traffic on 127.0.0.1; latencies in microseconds (us), throughput in MB/s (10^6 B/s)"
 echo "load average (1, 5, 15 min): $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
@@ -381,7 +447,11 @@ sum() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.2f", 
 mib() { awk -v k="$1" 'BEGIN { if (k == "") print "-"; else printf "%.1f", k / 1024 }'; }
 # met RATIO GOAL: yes/no/-.
 met() { awk -v r="$1" -v g="$2" 'BEGIN { print (r == "" ? "-" : r + 0 <= g + 0 ? "yes" : "no") }'; }
+# met_ge VALUE GOAL: yes/no/- for a goal that is a floor.
+met_ge() { awk -v r="$1" -v g="$2" 'BEGIN { print (r == "" ? "-" : r + 0 >= g + 0 ? "yes" : "no") }'; }
 or_dash() { printf '%s' "${1:--}"; }
+# int0 X: X rounded to an integer, "-" when missing.
+int0() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else printf "%.0f", x }'; }
 
 # The native side of the first-touch goal: a minor fault plus a SIGSEGV round trip.
 n_touch=$(sum "$(get native-touch touch_us median)" "$(get native-sigsegv sigsegv_us median)")
@@ -512,6 +582,39 @@ goals (issue 10): fault/RTT <= 2.0 on loopback, <= 1.2 at >= 200 us RTT; ping-po
 TXT
 
 echo
+# The 16-client row and the server's memory per idle connection (issue 10).
+f16_pps=$(get f16-fetch fetch_pps value)
+r16_rps=$(get redis16 redis_getrange_c16_rps value)
+r_f16=$(num "$f16_pps" "$r16_rps")
+conn_kib=$(get conn server_conn_kib value)
+f16_check="equal: one page moved per fault"
+[ "$(get f16-fetch fetch_pps resident_new)" = "$(get f16-fetch fetch_pps pages)" ] ||
+  f16_check="NOT equal to the pages read: the figure counts pages read, not pages moved"
+echo "$F16_N concurrent clients, 4 KiB pages per second (dshm: each client a host of its own)"
+trow "" "dshm" "Redis" "dshm/Redis" "goal"
+trow "$F16_N-client page fetches/s" "$(int0 "$f16_pps")" "$(int0 "$r16_rps")" \
+  "$(ratio "$r_f16" 1)" ">= 1.5x"
+cat <<TXT
+dshm: a $((F16_BYTES >> 20)) MiB segment filled on host A; $F16_N clients, each with a
+  DSHM_AGENT_DIR (so an agent) of its own, read one word of every page of a disjoint slice
+  ($((F16_BYTES / 4096 / F16_N)) pages each) from the top down, started together: the agent reads ahead only
+  over following pages not held, so every fault fetches exactly its own page from the
+  server. Counted: pages delivered to the clients (slices' top pages, read before the
+  start, excepted) over the time from the start to the last client's finish.
+  $(cell f16-fetch fetch_pps pages) pages read in $(cell f16-fetch fetch_pps seconds) s; pages that arrived in the clients' hosts meanwhile
+  (the views' resident pages, mincore): $(cell f16-fetch fetch_pps resident_new) ($f16_check).
+Redis: redis-benchmark -c $F16_N -n $R16_REQS GETRANGE of a 4096-byte value (0 4095), requests/s.
+TXT
+echo
+echo "server memory per idle connection: Pss $(or_dash "$conn_kib") KiB, private" \
+  "$(cell conn server_conn_kib private_kib) KiB, RSS $(cell conn server_conn_kib rss_kib) KiB"
+cat <<TXT
+  the growth of a fresh dshm-server's /proc/PID/smaps_rollup over $(cell conn server_conn_kib conns) connections that
+  completed a host agent's handshake (HELLO, NODE) and stay idle, divided by their number
+  (the kernel's socket buffers are not in it).
+TXT
+
+echo
 printf '%-44s %10s %8s %5s\n' "goals (agent mode)" "measured" "goal" "met"
 printf '%-44s %10s %8s %5s\n' "local ping-pong / native" "$(ratio "$r_pp" 1)" "<= 2x" \
   "$(met "$r_pp" 2)"
@@ -521,6 +624,11 @@ printf '%-44s %10s %8s %5s\n' "host memory / native (Pss + agent RSS)" "$(ratio 
   "<= 1.1x" "$(met "$r_mem" 1.1)"
 printf '%-44s %10s %8s %5s\n' "host memory / native (Pss + agent Pss)" "$(ratio "$r_mem_pss" 1)" \
   "<= 1.1x" "$(met "$r_mem_pss" 1.1)"
+printf '%-44s %10s %8s %5s\n' "$F16_N-client page fetches/s / Redis -c $F16_N" "$(ratio "$r_f16" 1)" \
+  ">= 1.5x" "$(met_ge "$r_f16" 1.5)"
+printf '%-44s %10s %8s %5s\n' "server memory per idle connection" \
+  "$(awk -v k="$conn_kib" 'BEGIN { if (k == "") print "-"; else printf "%.1f KiB", k }')" \
+  "<= 16 KiB" "$(met "$conn_kib" 16)"
 
 if [ ${#NOTES[@]} -gt 0 ]; then
   echo
@@ -529,16 +637,30 @@ fi
 echo
 echo "seconds per phase: ${TIMES[*]/ /=}" | fold -s -w 90 | sed 's/ *$//'
 echo "raw results ($(($(date +%s) - T_START)) s):"
+# "PHASE NAME key=value ...": every result line of the run, also kept in the build directory
+# (RESULTS) for bench/plot.sh.
 for f in tcp native native-mem a2-fill a2-fault a2-seqread a2-calls a2-pp native-pp a1-pp \
-  native-touch native-sigsegv a1-touch a1-mem redis; do
+  native-touch native-sigsegv a1-touch a1-mem \
+  $(for k in $RV_KS; do echo native-rv$k a2-rv$k; done) \
+  f16-fill f16-fetch conn redis redis16 \
+  d0-rtt $(for d in $DELAYS; do echo d$d-fill d$d-fault d$d-pp d$d-rtt; done); do
   [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
-done
-for k in $RV_KS; do
-  for f in native-rv$k a2-rv$k; do
-    [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
-  done
-done
-for f in d0-rtt $(for d in $DELAYS; do echo d$d-fill d$d-fault d$d-pp d$d-rtt; done); do
-  [ -f "$TMP/$f" ] && sed -n "s/^result /$f /p" "$TMP/$f"
-done
+done >"$TMP/raw"
+cat "$TMP/raw"
+
+# The plot of the main rows (bench/plot.sh, gnuplot): into the build directory with the raw
+# results it is drawn from.
+RESULTS=$B/bench/results.txt PNG=$B/bench/bench.png
+if { echo "# $TITLE"; cat "$TMP/raw"; } >"$RESULTS" 2>"$TMP/results.err"; then
+  echo "raw results saved in $RESULTS"
+  if ! command -v gnuplot >/dev/null; then
+    echo "run.sh: no plot: gnuplot is not installed (make bench-deps installs gnuplot-nox)"
+  elif bash "$(dirname "${BASH_SOURCE[0]}")/plot.sh" "$RESULTS" "$PNG" 2>"$TMP/plot.err"; then
+    echo "plot: $PNG"
+  else
+    echo "run.sh: no plot: bench/plot.sh failed: $(tail -n 3 "$TMP/plot.err" | tr '\n' ' ')"
+  fi
+else
+  echo "run.sh: raw results not saved in $RESULTS: $(tr '\n' ' ' <"$TMP/results.err")"
+fi
 exit 0

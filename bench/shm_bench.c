@@ -15,6 +15,7 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -306,9 +307,11 @@ static int cmd_pp_peer(key_t key, const struct shm_opts *o) {
 
 /* The environment of a peer: ours, with every NAME=VALUE of SHM_BENCH_PEER_ENV (separated by
  * spaces) replacing or adding NAME. This is how run.sh puts a peer on another dshm host
- * (another DSHM_AGENT_DIR) while this program knows nothing of dshm. */
+ * (another DSHM_AGENT_DIR) while this program knows nothing of dshm. fetch's clients get
+ * SHM_BENCH_CLIENT_ENV the same way, with every "{}" in it replaced by the client's number
+ * (each client on a host of its own). */
 struct peer_env {
-  char *buf;  /* SHM_BENCH_PEER_ENV, cut into its entries */
+  char *buf;  /* the variable, "{}" replaced, cut into its entries */
   char **env; /* NULL-terminated */
 };
 
@@ -317,14 +320,42 @@ static void peer_env_free(struct peer_env *pe) {
   free(pe->env);
 }
 
-static int peer_env_make(struct peer_env *pe) {
-  const char *spec = getenv("SHM_BENCH_PEER_ENV");
+/* A copy of spec with every "{}" replaced by index (index < 0: a plain copy), or NULL. */
+static char *env_subst(const char *spec, int index) {
+  char num[16];
+  size_t nsub = 0, nlen, len = strlen(spec);
+  const char *q;
+
+  if (index < 0)
+    return strdup(spec);
+  nlen = (size_t)snprintf(num, sizeof(num), "%d", index);
+  for (q = strstr(spec, "{}"); q; q = strstr(q + 2, "{}"))
+    nsub++;
+  char *out = malloc(len + nsub * nlen + 1), *o = out;
+  if (!out)
+    return NULL;
+  for (const char *p = spec; *p;) {
+    if (p[0] == '{' && p[1] == '}') {
+      memcpy(o, num, nlen);
+      o += nlen;
+      p += 2;
+    } else {
+      *o++ = *p++;
+    }
+  }
+  *o = 0;
+  return out;
+}
+
+/* var: the variable naming the additions; index: what "{}" in it stands for (< 0: none). */
+static int peer_env_make(struct peer_env *pe, const char *var, int index) {
+  const char *spec = getenv(var);
   size_t n = 0, k = 0, nadd = 0;
   char *add[64], *save = NULL;
 
   while (environ[n])
     n++;
-  pe->buf = strdup(spec ? spec : "");
+  pe->buf = env_subst(spec ? spec : "", index);
   pe->env = calloc(n + 64 + 1, sizeof(*pe->env));
   if (!pe->buf || !pe->env) {
     peer_env_free(pe);
@@ -350,14 +381,16 @@ static int peer_env_make(struct peer_env *pe) {
   return 0;
 }
 
-/* Spawns this program with argv; with peer, in the peer's environment (peer_env_make); fd3
- * and fd4, when >= 0, become the child's descriptors 3 and 4 (a control channel). */
-static int spawn_bench(pid_t *pid, char *const argv[], int peer, int fd3, int fd4) {
+/* Spawns this program with argv; with var, in the environment peer_env_make makes of it (var
+ * NULL: ours); fd3 and fd4, when >= 0, become the child's descriptors 3 and 4 (a control
+ * channel). */
+static int spawn_bench_env(pid_t *pid, char *const argv[], const char *var, int index, int fd3,
+                           int fd4) {
   posix_spawn_file_actions_t fa;
   struct peer_env pe = {NULL, NULL};
   int err;
 
-  if (peer && peer_env_make(&pe) < 0)
+  if (var && peer_env_make(&pe, var, index) < 0)
     return -1;
   posix_spawn_file_actions_init(&fa);
   /* Through descriptors out of the way first, so that neither dup2 can clobber the other's
@@ -374,7 +407,7 @@ static int spawn_bench(pid_t *pid, char *const argv[], int peer, int fd3, int fd
     posix_spawn_file_actions_adddup2(&fa, 201, 4);
     posix_spawn_file_actions_addclose(&fa, 201);
   }
-  err = posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, peer ? pe.env : environ);
+  err = posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, var ? pe.env : environ);
   posix_spawn_file_actions_destroy(&fa);
   peer_env_free(&pe);
   if (err) {
@@ -382,6 +415,11 @@ static int spawn_bench(pid_t *pid, char *const argv[], int peer, int fd3, int fd
     return -1;
   }
   return 0;
+}
+
+/* As spawn_bench_env; with peer, in the peer's environment (SHM_BENCH_PEER_ENV). */
+static int spawn_bench(pid_t *pid, char *const argv[], int peer, int fd3, int fd4) {
+  return spawn_bench_env(pid, argv, peer ? "SHM_BENCH_PEER_ENV" : NULL, -1, fd3, fd4);
 }
 
 static int spawn_self(pid_t *pid, char *const argv[]) {
@@ -1069,6 +1107,189 @@ out:
   return rc;
 }
 
+/* What a fetch client reports on its control pipe: once attached and primed (ready), then
+ * once done (or failed). One write each, far below PIPE_BUF. */
+struct fetch_report {
+  int32_t state; /* FETCH_READY, FETCH_DONE, FETCH_FAILED */
+  uint32_t client;
+  uint64_t pages; /* FETCH_DONE: pages read */
+  int64_t moved;  /* FETCH_DONE: pages that became resident in the view meanwhile, or -1 */
+};
+
+enum { FETCH_READY = 1, FETCH_DONE = 2, FETCH_FAILED = 3 };
+
+#define FETCH_MAX_NS (5ull * 1000000000ull) /* a client stops after this, whatever is left */
+
+/* Page fetches per second served to NPROC concurrent clients. The segment KEY exists, filled
+ * (word i = i) by "fill" (under dshm on another host, whose last detach sent the pages home
+ * to the server). NPROC fresh clients, each in the environment SHM_BENCH_CLIENT_ENV makes
+ * for it (under dshm a host of its own, so an agent of its own: every fetch is a request the
+ * server serves), take disjoint slices of SEG_BYTES / NPROC pages; each attaches, primes its
+ * slice (below) and says so; once all are ready this process closes the barrier pipe, and
+ * each reads one word of every page of its slice, checking it, for at most FETCH_MAX_NS.
+ * The figure is the pages read by all of them over the time from the barrier to the last
+ * report: pages delivered to clients per second, each page a fault of its own. */
+static int cmd_fetch(key_t key, const struct shm_opts *o) {
+  unsigned n = o->nproc, spawned = 0, ready = 0, done = 0;
+  size_t slice = o->seg_bytes / BENCH_PAGE / (n ? n : 1);
+  int go[2] = {-1, -1}, rep[2] = {-1, -1}, rc = 1;
+  pid_t *kids = calloc(n ? n : 1, sizeof(*kids));
+  uint64_t pages = 0, t0 = 0, t1 = 0, lo = UINT64_MAX, hi = 0;
+  int64_t moved = 0;
+  char a[NOPTS][32], num[16];
+  char *argv[] = {"shm_bench", "fetch-client", OPTS_ARGV(a), num, NULL};
+
+  fmt_opts(a, key, o);
+  if (!kids) {
+    die_errno("fetch: calloc");
+    goto out;
+  }
+  if (n == 0 || slice < 2) {
+    fprintf(stderr, "shm_bench: fetch: SEG_BYTES must hold at least 2 pages per client "
+                    "(NPROC %u)\n", n);
+    goto out;
+  }
+  if (pipe2(go, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
+    die_errno("fetch: pipe");
+    goto stop;
+  }
+  for (; spawned < n; spawned++) {
+    snprintf(num, sizeof(num), "%u", spawned); /* the client's number, after the knobs */
+    if (spawn_bench_env(&kids[spawned], argv, "SHM_BENCH_CLIENT_ENV", (int)spawned, go[0],
+                        rep[1]) < 0) {
+      die_errno("fetch: posix_spawn");
+      goto stop;
+    }
+  }
+  close(rep[1]);
+  rep[1] = -1;
+  while (ready + done < 2 * n) {
+    struct fetch_report r;
+    if (ctl_read(rep[0], &r, sizeof(r), CTL_MS) != 1) {
+      fprintf(stderr, "shm_bench: fetch: a client died or did not report within %d ms "
+                      "(%u ready, %u done)\n", CTL_MS, ready, done);
+      goto stop;
+    }
+    if (r.state == FETCH_FAILED) {
+      fprintf(stderr, "shm_bench: fetch: client %u failed\n", r.client);
+      goto stop;
+    }
+    if (r.state == FETCH_READY && ++ready == n) {
+      /* Everybody is attached and primed: the end of file on go is the start. */
+      t0 = bench_now_ns();
+      close(go[1]);
+      go[1] = -1;
+    } else if (r.state == FETCH_DONE) {
+      done++;
+      pages += r.pages;
+      moved = moved < 0 || r.moved < 0 ? -1 : moved + r.moved;
+      lo = r.pages < lo ? r.pages : lo;
+      hi = r.pages > hi ? r.pages : hi;
+      t1 = bench_now_ns();
+    }
+  }
+  printf("result fetch_pps value=%.0f pages=%" PRIu64 " clients=%u seconds=%.3f "
+         "client_min=%" PRIu64 " client_max=%" PRIu64 " resident_new=%" PRId64 "\n",
+         (double)pages * 1e9 / (double)(t1 - t0), pages, n, (double)(t1 - t0) / 1e9, lo, hi,
+         moved);
+  rc = 0;
+stop:
+  for (int i = 0; i < 2; i++) {
+    if (go[i] >= 0)
+      close(go[i]);
+    if (rep[i] >= 0)
+      close(rep[i]);
+  }
+  if (rc)
+    for (unsigned i = 0; i < spawned; i++)
+      kill(kids[i], SIGTERM);
+  for (unsigned i = 0; i < spawned; i++)
+    if (wait_child(kids[i], "fetch client"))
+      rc = 1;
+out:
+  free(kids);
+  return rc;
+}
+
+static int fetch_say(unsigned client, int32_t state, uint64_t pages, int64_t moved) {
+  struct fetch_report r = {.state = state, .client = client, .pages = pages, .moved = moved};
+  return ctl_write(4, &r, sizeof(r));
+}
+
+/* The pages of the view [p, p + npages pages) resident in memory, or -1. mincore as a system
+ * call: the libc function is one the shim interposes (it would bring every page in first).
+ * Under dshm a view maps its host's copy, so this counts the pages the host has received;
+ * natively the whole filled segment is resident. */
+static int64_t resident_pages(const volatile void *p, size_t npages, unsigned char *vec) {
+  int64_t n = 0;
+  if (syscall(SYS_mincore, (void *)(uintptr_t)p, npages * BENCH_PAGE, vec) < 0)
+    return -1;
+  for (size_t i = 0; i < npages; i++)
+    n += vec[i] & 1;
+  return n;
+}
+
+/* One fetch client, number client of o->nproc. Its slice is read from the top down: the
+ * agent reads ahead only over the following pages not held yet, so with the page above
+ * already held every fault fetches exactly its own page. The top page itself is the primer,
+ * read before the barrier and not counted (its read-ahead runs into the next slice, which
+ * another host reads). The view's resident pages before the start and after the last read
+ * say how many pages really arrived meanwhile (resident_pages). */
+static int cmd_fetch_client(key_t key, const struct shm_opts *o, unsigned client) {
+  size_t npages = o->seg_bytes / BENCH_PAGE, slice = npages / o->nproc;
+  size_t base = client * slice, pg = base + slice - 1;
+  size_t ra_last = pg + RA_PAGES - 1 < npages ? pg + RA_PAGES - 1 : npages - 1;
+  const size_t wpp = BENCH_PAGE / sizeof(uint64_t);
+  uint64_t pages = 0, deadline;
+  int64_t res0, res1;
+  unsigned char *vec = malloc(npages);
+  const volatile uint64_t *w = (void *)-1;
+  int id = shmget(key, 0, 0);
+  char c;
+
+  if (!vec || id < 0) {
+    die_errno(vec ? "fetch-client: shmget" : "fetch-client: malloc");
+    goto fail;
+  }
+  w = shmat(id, NULL, SHM_RDONLY);
+  if (w == (void *)-1) {
+    die_errno("fetch-client: shmat");
+    goto fail;
+  }
+  /* The primer, then the last page of its read-ahead window: the agent answers the first
+   * page's fault at once and installs the rest of the grant after, in order, so the count
+   * below is taken once that has settled. */
+  if (w[pg * wpp] != pg * wpp || w[ra_last * wpp] != ra_last * wpp)
+    goto bad;
+  res0 = resident_pages(w, npages, vec);
+  if (fetch_say(client, FETCH_READY, 0, 0) < 0)
+    goto bad;
+  while (ctl_read(3, &c, 1, -1) > 0) /* until the end of file: the start */
+    ;
+  deadline = bench_now_ns() + FETCH_MAX_NS;
+  while (pg-- > base) {
+    if (w[pg * wpp] != pg * wpp)
+      goto bad;
+    pages++;
+    if (pages % 64 == 0 && bench_now_ns() > deadline)
+      break;
+  }
+  res1 = resident_pages(w, npages, vec);
+  shmdt((const void *)w);
+  free(vec);
+  if (fetch_say(client, FETCH_DONE, pages, res0 < 0 || res1 < 0 ? -1 : res1 - res0) < 0)
+    return die_errno("fetch-client: report");
+  return 0;
+bad:
+  fprintf(stderr, "shm_bench: fetch-client %u: page %zu: wrong word or no report\n", client, pg);
+fail:
+  if (w != (void *)-1)
+    shmdt((const void *)w);
+  free(vec);
+  fetch_say(client, FETCH_FAILED, 0, 0);
+  return 1;
+}
+
 /* Every phase in its own process; this one never touches shared memory itself. */
 static int cmd_all(key_t key, const struct shm_opts *o) {
   int rc = run_phase("fill", key, o);
@@ -1097,6 +1318,10 @@ static void usage(void) {
           "            the VmRSS/Pss of SHM_BENCH_RSS=\"NAME=PID NAME=@PIDFILE_GLOB[|GLOB..] ...\"\n"
           "  revoke    NPROC readers read a page, a writer (in the peer's environment) stores\n"
           "            to it, timed; ROUNDS pages, %u apart (SEG_BYTES must hold them)\n"
+          "  fetch     NPROC clients (each in the environment of SHM_BENCH_CLIENT_ENV, \"{}\"\n"
+          "            replaced by its number) read one word of every page of a disjoint slice\n"
+          "            of the filled segment KEY, from the top down (one page per fault),\n"
+          "            started together: pages delivered per second\n"
           "SHM_BENCH_PEER_ENV=\"NAME=VALUE ...\": extra environment of pingpong's B side and of\n"
           "revoke's writer. Output lines start with \"result\".\n",
           RV_STRIDE);
@@ -1113,6 +1338,13 @@ static int parse_ul(const char *s, unsigned long long min, unsigned long long *o
 }
 
 int main(int argc, char **argv) {
+  unsigned long long client = 0;
+  /* fetch's clients: "fetch-client KEY ... NPROC CLIENT", all seven knobs and the number. */
+  if (argc == 3 + NOPTS && !strcmp(argv[1], "fetch-client") &&
+      parse_ul(argv[--argc], 0, &client) < 0) {
+    usage();
+    return 2;
+  }
   if (argc < 2 || argc > 2 + NOPTS) {
     usage();
     return 2;
@@ -1180,6 +1412,10 @@ int main(int argc, char **argv) {
     return rv_child(key, &o, 0);
   if (!strcmp(cmd, "rv-writer"))
     return rv_child(key, &o, 1);
+  if (!strcmp(cmd, "fetch"))
+    return cmd_fetch(key, &o);
+  if (!strcmp(cmd, "fetch-client"))
+    return client < o.nproc ? cmd_fetch_client(key, &o, (unsigned)client) : 2;
   usage();
   return 2;
 }

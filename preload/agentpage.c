@@ -95,10 +95,13 @@ static uint32_t announce(struct dshm_hostpage *hp) {
   return h;
 }
 
-/* Async-signal-safe: the fault record, one SOCK_SEQPACKET message (one send(2) is one whole
- * message, whoever else writes to the socket). 0 or -1. */
-static int send_record(int32_t shmid, uint32_t page, int write) {
+/* Async-signal-safe: a record about one page, one SOCK_SEQPACKET message (one send(2) is one
+ * whole message, whoever else writes to the socket): a fault record (READ_DATA or ACQUIRE,
+ * a run of one page) or RAISED (a range of one page). The run header and the range have the
+ * same layout. 0 or -1. */
+static int send_page_msg(uint8_t op, int32_t shmid, uint32_t page, uint32_t mode) {
   uint8_t f[PROTO_HDR_SIZE + PROTO_RUN_HDR + PROTO_RUN_ENTRY];
+  size_t len = op == PROTO_OP_RAISED ? PROTO_HDR_SIZE + PROTO_RUN_HDR : sizeof f;
   int fd = atomic_load(&shim__agent_fd);
 
   if (fd < 0)
@@ -106,15 +109,15 @@ static int send_record(int32_t shmid, uint32_t page, int write) {
   memset(f, 0, sizeof f);
   proto_put_u32(f, PROTO_MAGIC);
   f[4] = PROTO_VERSION;
-  f[5] = write ? PROTO_OP_ACQUIRE : PROTO_OP_READ_DATA;
-  proto_put_u32(f + 16, PROTO_RUN_HDR + PROTO_RUN_ENTRY);
+  f[5] = op;
+  proto_put_u32(f + 16, (uint32_t)(len - PROTO_HDR_SIZE));
   proto_put_u32(f + 20, (uint32_t)shmid);
   proto_put_u32(f + 24, page);
   proto_put_u32(f + 28, 1);
-  proto_put_u32(f + 32, write ? PROTO_MODE_EXCLUSIVE : PROTO_MODE_SHARED);
+  proto_put_u32(f + 32, mode);
   for (;;) {
-    ssize_t n = send(fd, f, sizeof f, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n == (ssize_t)sizeof f)
+    ssize_t n = send(fd, f, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == (ssize_t)len)
       return 0;
     if (n < 0 && errno == EAGAIN) {
       sched_yield();
@@ -124,6 +127,20 @@ static int send_record(int32_t shmid, uint32_t page, int write) {
       continue;
     return -1;
   }
+}
+
+static int send_record(int32_t shmid, uint32_t page, int write) {
+  return send_page_msg(write ? PROTO_OP_ACQUIRE : PROTO_OP_READ_DATA, shmid, page,
+                       write ? PROTO_MODE_EXCLUSIVE : PROTO_MODE_SHARED);
+}
+
+/* After raising page p: a grant made for this host's waiters has been used (hosttab.h,
+ * the fresh word); if the agent holds a revocation of it until then, it may go on. */
+static void fresh_used(struct shim_seg *sg, uint32_t p) {
+  _Atomic uint32_t *f = &sg->host[p].fresh;
+
+  if (atomic_load_explicit(f, memory_order_relaxed) != 0 && atomic_exchange(f, 0) == DSHM_HT_HELD)
+    (void)send_page_msg(PROTO_OP_RAISED, sg->shmid, p, PROTO_MODE_INVALID);
 }
 
 /* Raises page p of sg to what the host holds, if that is enough for want: in the view at
@@ -150,6 +167,8 @@ static int raise_page(struct shim_seg *sg, uint32_t p, uint32_t want, uintptr_t 
   busy_drop(w, mode, rc < 0);
   if (mode != (s & SHIM_PG_MODE))
     shim__vma_note(sg, p, s & SHIM_PG_MODE, mode);
+  if (rc > 0)
+    fresh_used(sg, p);
   return rc;
 }
 

@@ -19,9 +19,17 @@
 #define DSHM_HT_GEN_SHIFT 8u    /* every change of mode or error moves the generation, so a
                                  * sleeper never misses a change that came and went */
 
+/* The fresh word: a grant that local processes asked for is not taken back before one of
+ * them has raised the page (docs/design.md, "A grant is used before it is taken back").
+ * The agent sets FRESH before it raises the state word for such a grant; the first process
+ * to raise the page swaps it to 0, and if it was HELD (the agent holds a revocation of the
+ * page until then) tells the agent with a RAISED message. */
+#define DSHM_HT_FRESH 1u
+#define DSHM_HT_HELD  2u
+
 struct dshm_hostpage {
   _Atomic uint32_t word;
-  uint32_t reserved;
+  _Atomic uint32_t fresh;  /* 0, DSHM_HT_FRESH or DSHM_HT_HELD */
   /* Bit (slot % 64) of every local process that may hold the page above INVALID in one of
    * its views. A process sets its bit (seq_cst) before it reads word and raises; the agent
    * lowers word (seq_cst) before it reads holders: one of the two always sees the other. */

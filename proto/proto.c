@@ -159,7 +159,8 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_RECALL_ACK:     return B_RUN;
   case PROTO_OP_INVALIDATE:
   case PROTO_OP_INVALIDATE_ACK:
-  case PROTO_OP_RECALL:         return B_RANGE;
+  case PROTO_OP_RECALL:
+  case PROTO_OP_RAISED:         return B_RANGE;
   case PROTO_OP_PING:           return B_PING;
   case PROTO_OP_GROUPS:         return reply ? B_NONE : B_GROUPS;
   case PROTO_OP_CHALLENGE:      return reply ? B_NONE : B_CHALLENGE;

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define PROTO_MAGIC        0x44534D31u /* "DSM1" */
-#define PROTO_VERSION      4u
+#define PROTO_VERSION      5u
 #define PROTO_HDR_SIZE     20u
 #define PROTO_PAGE_SIZE    4096u
 #define PROTO_PAGE_SHIFT   12u
@@ -76,7 +76,8 @@
   X(AUTH,           17, PROTO_SMALL_MAX)                   \
   X(NODE,           18, PROTO_SMALL_MAX)                   \
   X(REATTACH,       19, PROTO_SMALL_MAX)                   \
-  X(INHERIT,        20, PROTO_SMALL_MAX)
+  X(INHERIT,        20, PROTO_SMALL_MAX)                   \
+  X(RAISED,         21, PROTO_SMALL_MAX)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,

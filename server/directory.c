@@ -23,7 +23,11 @@ struct dreq {
   struct dreq *next;
   uint32_t node;        /* SRV_NODE_NONE once the requester went away */
   uint32_t reqid;
-  uint8_t op;           /* PROTO_OP_READ_DATA or PROTO_OP_ACQUIRE */
+  uint8_t op;           /* PROTO_OP_READ_DATA or PROTO_OP_ACQUIRE: the reply's opcode */
+  uint8_t mode;         /* what is granted: SHARED, or EXCLUSIVE (an ACQUIRE, or a READ_DATA
+                         * of a migratory page, see start) */
+  uint8_t writable;     /* the node has the segment attached writable */
+  uint8_t started;      /* start() saw it once (a transaction re-starts it when done) */
   uint32_t first;
   uint32_t count;
   uint64_t version[];   /* what the requester holds, per page of the run */
@@ -48,6 +52,8 @@ struct dpage {
   uint32_t owner;
   uint32_t nsharers;
   uint32_t capsharers;
+  uint32_t last_writer; /* the node of the last EXCLUSIVE grant, or SRV_NODE_NONE */
+  uint8_t migratory;    /* nodes take the page in turn, reading then writing it */
   uint32_t *sharers;
   struct dtxn *txn;
   struct dreq *qhead;
@@ -89,6 +95,7 @@ static struct dpage *page_get(struct srv_dir *d, uint64_t idx) {
       /* A chunk is made before any grant of its pages: an owner recorded here was granted
        * by an earlier run of the server, and its node has not come back yet. */
       c[i].owner = pr && pr->owner ? SRV_NODE_GHOST : SRV_NODE_NONE;
+      c[i].last_writer = SRV_NODE_NONE;
     }
     d->chunk[ci] = c;
   }
@@ -171,7 +178,7 @@ static int idle(const struct dpage *pg) {
 
 /* The head page can be granted without asking anyone. */
 static int grantable(const struct dpage *pg, const struct dreq *r) {
-  if (r->op == PROTO_OP_READ_DATA)
+  if (r->mode == PROTO_MODE_SHARED)
     return pg->owner == SRV_NODE_NONE || pg->owner == r->node;
   return held_only_by(pg, r->node);
 }
@@ -179,11 +186,13 @@ static int grantable(const struct dpage *pg, const struct dreq *r) {
 /* A read-ahead page (after the head) may join the grant. A page without state is idle,
  * unqueued and held by nobody. */
 static int ahead_ok(const struct dpage *pg, const struct dreq *r) {
+  if (r->mode != (r->op == PROTO_OP_READ_DATA ? PROTO_MODE_SHARED : PROTO_MODE_EXCLUSIVE))
+    return 0; /* a migratory grant is of its page alone */
   if (pg == NULL)
     return 1;
   if (!idle(pg))
     return 0;
-  if (r->op == PROTO_OP_READ_DATA)
+  if (r->mode == PROTO_MODE_SHARED)
     return pg->owner == SRV_NODE_NONE;
   return held_only_by(pg, r->node);
 }
@@ -233,7 +242,7 @@ static int grant_page(struct srv_dir *d, struct dpage *pg, uint64_t idx,
                       const struct dreq *r, uint64_t held, struct proto_page *out) {
   int data;
 
-  if (r->op == PROTO_OP_READ_DATA) {
+  if (r->mode == PROTO_MODE_SHARED) {
     /* An owner asking to read has lost track of its copy: it becomes a plain sharer. */
     if (sharer_add(pg, r->node) < 0)
       return -ENOMEM;
@@ -249,6 +258,8 @@ static int grant_page(struct srv_dir *d, struct dpage *pg, uint64_t idx,
     bump_version(d, pg, idx);
     set_owner(d, pg, idx, r->node);
   }
+  if (r->mode == PROTO_MODE_EXCLUSIVE)
+    pg->last_writer = r->node;
   out->version = pg->version;
   out->flags = data ? PROTO_PAGE_DATA : 0;
   out->data = data ? d->data + idx * PROTO_PAGE_SIZE : NULL;
@@ -268,7 +279,7 @@ static void grant(struct srv_dir *d, const struct dreq *r) {
   m.h.reqid = r->reqid;
   run->shmid = d->shmid;
   run->first = r->first;
-  run->mode = r->op == PROTO_OP_READ_DATA ? PROTO_MODE_SHARED : PROTO_MODE_EXCLUSIVE;
+  run->mode = r->mode;
   for (i = 0; i < r->count; i++) {
     uint64_t idx = (uint64_t)r->first + i;
     struct dpage *pg = page_peek(d, idx);
@@ -307,11 +318,37 @@ static void txn_free(struct dtxn *t) {
   free(t);
 }
 
+/* Migratory sharing (docs/protocol.md, "Migratory pages"): nodes that take a page in turn,
+ * each reading it and then writing it (a lock word, a flag handed back and forth), pay two
+ * transactions per turn, a read and an upgrade. An upgrade by a sharer when at most one
+ * other node has a copy and another node wrote last marks the page migratory; a read of a
+ * migratory page held EXCLUSIVE by another node is then granted EXCLUSIVE (when the reader
+ * may write), which takes the owner's copy away as the upgrade would have. An upgrade with
+ * more copies about, or an owner giving the page back unchanged (srv_dir_recall_ack), ends
+ * it. Only the mode of a grant changes: the transaction is the one an ACQUIRE would run.
+ * Called when r first starts at pg, with the copies as they are before its transaction. */
+static void migratory_note(struct dpage *pg, struct dreq *r) {
+  if (r->started)
+    return;
+  r->started = 1;
+  if (r->op == PROTO_OP_ACQUIRE) {
+    if (sharer_find(pg, r->node) >= 0 && pg->nsharers <= 2 &&
+        pg->last_writer != SRV_NODE_NONE && pg->last_writer != r->node)
+      pg->migratory = 1;
+    else if (pg->nsharers > 2)
+      pg->migratory = 0;
+  } else if (pg->migratory && r->writable && pg->owner != r->node &&
+             pg->owner != SRV_NODE_NONE && pg->owner != SRV_NODE_GHOST) {
+    r->mode = PROTO_MODE_EXCLUSIVE;
+  }
+}
+
 /* Serves r at its head page pg, which has no transaction: grants at once or starts one.
  * Takes ownership of r. */
 static void start(struct srv_dir *d, struct dpage *pg, struct dreq *r) {
   struct dtxn *t;
 
+  migratory_note(pg, r);
   if (grantable(pg, r)) {
     grant(d, r);
     req_free(d, r);
@@ -320,7 +357,7 @@ static void start(struct srv_dir *d, struct dpage *pg, struct dreq *r) {
   t = calloc(1, sizeof *t);
   /* A RECALL to SHARED turns the owner into a sharer when its ack arrives: reserve the slot
    * now so that the ack can always be applied. */
-  if (t == NULL || (r->op == PROTO_OP_READ_DATA && sharer_reserve(pg, 1) < 0)) {
+  if (t == NULL || (r->mode == PROTO_MODE_SHARED && sharer_reserve(pg, 1) < 0)) {
     free(t);
     send_error(d, r, -ENOMEM);
     req_free(d, r);
@@ -333,7 +370,7 @@ static void start(struct srv_dir *d, struct dpage *pg, struct dreq *r) {
     t->recall_node = pg->owner;
     t->recall_reqid = next_reqid(d->ctx);
     send_range(d, t->recall_node, PROTO_OP_RECALL, t->recall_reqid, r->first,
-               r->op == PROTO_OP_READ_DATA ? PROTO_MODE_SHARED : PROTO_MODE_INVALID);
+               r->mode == PROTO_MODE_SHARED ? PROTO_MODE_SHARED : PROTO_MODE_INVALID);
     return;
   }
   advance(d, pg);
@@ -384,7 +421,7 @@ static void advance(struct srv_dir *d, struct dpage *pg) {
 
   if (t->recall_node != SRV_NODE_NONE)
     return;
-  if (t->req->op == PROTO_OP_ACQUIRE && !t->inval_started) {
+  if (t->req->mode == PROTO_MODE_EXCLUSIVE && !t->inval_started) {
     if (invalidate_others(d, pg, t) < 0) {
       pg->txn = NULL;
       send_error(d, t->req, -ENOMEM);
@@ -492,7 +529,7 @@ static int run_in_range(const struct srv_dir *d, const struct proto_run *run) {
 }
 
 int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op,
-                    const struct proto_run *run) {
+                    const struct proto_run *run, int writable) {
   struct dpage *pg;
   struct dreq *r;
   uint32_t i;
@@ -518,6 +555,9 @@ int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op
   r->node = node;
   r->reqid = reqid;
   r->op = op;
+  r->mode = (uint8_t)run->mode;
+  r->writable = writable != 0;
+  r->started = 0;
   r->first = run->first;
   r->count = run->count;
   for (i = 0; i < run->count; i++)
@@ -617,10 +657,15 @@ void srv_dir_recall_ack(struct srv_dir *d, uint32_t node, uint32_t reqid,
     /* Still the owner: it held the page EXCLUSIVE until now and lowered it to the mode we
      * asked for. Otherwise its write-back already arrived and there is nothing to take. */
     if (pg->owner == node) {
-      if (run->page[i].flags & PROTO_PAGE_DATA)
-        memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
+      uint8_t *dst = d->data + idx * PROTO_PAGE_SIZE;
+      if (run->page[i].flags & PROTO_PAGE_DATA) {
+        /* Given back unchanged: the owner only read it, the page is not migratory. */
+        if (pg->migratory && memcmp(dst, run->page[i].data, PROTO_PAGE_SIZE) == 0)
+          pg->migratory = 0;
+        memcpy(dst, run->page[i].data, PROTO_PAGE_SIZE);
+      }
       set_owner(d, pg, idx, SRV_NODE_NONE);
-      if (t->req->op == PROTO_OP_READ_DATA)
+      if (t->req->mode == PROTO_MODE_SHARED)
         (void)sharer_add(pg, node); /* slot reserved when the recall was sent */
     }
     t->recall_node = SRV_NODE_NONE;
@@ -683,6 +728,8 @@ void srv_dir_forget(struct srv_dir *d, uint32_t node) {
       /* An owner's unsent changes are lost; the stored data stays. */
       if (pg->owner == node)
         set_owner(d, pg, ci * CHUNK_PAGES + i, SRV_NODE_NONE);
+      if (pg->last_writer == node)
+        pg->last_writer = SRV_NODE_NONE;
       sharer_del(pg, node);
       if (t == NULL)
         continue;

@@ -71,9 +71,11 @@ void srv_dir_free(struct srv_dir *d);
 /* READ_DATA (op PROTO_OP_READ_DATA, mode SHARED) or ACQUIRE (PROTO_OP_ACQUIRE, mode
  * EXCLUSIVE) from node. Returns 0 when the grant has been sent or will be sent later, or
  * -EINVAL / -ENOMEM and sends nothing: the caller answers with the error. The caller has
- * already checked that node has the segment attached (and attached writable for ACQUIRE). */
+ * already checked that node has the segment attached (and attached writable for ACQUIRE);
+ * writable says whether it is: only then may a READ_DATA of a migratory page be granted
+ * EXCLUSIVE (its reply's run is then that one page at mode EXCLUSIVE). */
 int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op,
-                    const struct proto_run *run);
+                    const struct proto_run *run, int writable);
 
 /* WRITE_DATA from node: stores the pages it owns and lowers them to run->mode (SHARED or
  * INVALID), or keeps them owned (EXCLUSIVE: a background write-back). Returns 0

@@ -324,7 +324,8 @@ static int on_page_request(struct srv_conn *c, struct proto_msg *m, const char *
     return reply_status(c, m, -EACCES);
   SRV_VLOG("node %u: %s shm %d pages %u+%u", c->node, proto_op_name(m->h.opcode),
            m->u.run.shmid, m->u.run.first, m->u.run.count);
-  err = srv_dir_request(at->seg->dir, c->node, m->h.reqid, m->h.opcode, &m->u.run);
+  err = srv_dir_request(at->seg->dir, c->node, m->h.reqid, m->h.opcode, &m->u.run,
+                        at->nrw > 0);
   if (err < 0)
     return reply_status(c, m, err);
   return 0;

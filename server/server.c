@@ -21,8 +21,15 @@ static int dir_send(void *opaque, uint32_t node, struct proto_msg *m) {
 
   if (c == NULL)
     return -ENOTCONN;
-  SRV_VLOG("node %u: <- %s%s reqid %u", node, proto_op_name(m->h.opcode),
-           (m->h.flags & PROTO_F_REPLY) ? " reply" : "", m->h.reqid);
+  /* A grant says what it grants: a READ_DATA answered EXCLUSIVE is a migratory grant. */
+  if ((m->h.flags & PROTO_F_REPLY) && m->h.status == 0 &&
+      (m->h.opcode == PROTO_OP_READ_DATA || m->h.opcode == PROTO_OP_ACQUIRE))
+    SRV_VLOG("node %u: <- %s reply reqid %u: pages %u+%u %s", node, proto_op_name(m->h.opcode),
+             m->h.reqid, m->u.run.first, m->u.run.count,
+             m->u.run.mode == PROTO_MODE_EXCLUSIVE ? "EXCLUSIVE" : "SHARED");
+  else
+    SRV_VLOG("node %u: <- %s%s reqid %u", node, proto_op_name(m->h.opcode),
+             (m->h.flags & PROTO_F_REPLY) ? " reply" : "", m->h.reqid);
   return srv__conn_send(c, m);
 }
 

@@ -27,9 +27,10 @@
  *             4 the server hangs up (byte 0: bit 0 it comes back as another instance, bit 1
  *             it answers the next REATTACH with EINVAL, bit 2 with EIO, bit 3 it stays down);
  *             5 the server stops/resumes reading; 6 SIGTERM (agent_stop);
- *             7 pp sets bits in the holders of pages of a segment it mapped (bytes: which
- *             mapping, first page, count (0: all), flags: bit 7 bit number in bits 0-5
- *             instead of pp's own, bit 6 also WAIT in the state word);
+ *             7 pp sets bits in the holders of pages of a segment it mapped and takes their
+ *             fresh words, as the shim's raise does (bytes: which mapping, first page,
+ *             count (0: all), flags: bit 7 bit number in bits 0-5 instead of pp's own,
+ *             bit 6 also WAIT in the state word); a RAISED is a message of its own;
  *             8 pp stores into a page it mapped writable (bytes: which mapping, page);
  *             9 the next byte-0 records come without the agent running in between (so
  *             a hang-up, a call and server input can be read in one loop iteration).
@@ -379,6 +380,7 @@ static void srv_record(uint8_t sel, const uint8_t *p, size_t n) {
 /* ---- the processes ---- */
 
 struct fmap {
+  int32_t shmid;
   struct dshm_hostpage *tab;
   size_t tablen;
   uint8_t *data;
@@ -420,7 +422,7 @@ static void proc_hangup(struct fproc *f) {
 }
 
 /* An attach: the process maps the segment and the host page table, as the shim does. */
-static void proc_map(struct fproc *f, int dfd, int tfd) {
+static void proc_map(struct fproc *f, int dfd, int tfd, int32_t shmid) {
   struct fmap *m = &f->map[f->nmap++ % NMAP];
   struct stat ds, ts;
   int fl = fcntl(dfd, F_GETFL);
@@ -434,6 +436,7 @@ static void proc_map(struct fproc *f, int dfd, int tfd) {
       die("an attach's descriptors have sizes out of bounds");
     return; /* not mapped */
   }
+  m->shmid = shmid;
   m->rw = (fl & O_ACCMODE) == O_RDWR;
   m->datalen = (size_t)ds.st_size;
   m->tablen = (size_t)ts.st_size;
@@ -477,7 +480,7 @@ static int proc_drain(struct fproc *f) {
     if (nfd > 2)
       die("the agent sent a process more than two descriptors");
     if (nfd == 2 && pmsg.h.opcode == PROTO_OP_ATTACH_SEGMENT && pmsg.h.status == 0)
-      proc_map(f, fds[0], fds[1]);
+      proc_map(f, fds[0], fds[1], pmsg.u.attach_reply.shmid);
     for (int k = 0; k < nfd; k++)
       close(fds[k]);
     if (!(pmsg.h.flags & PROTO_F_REPLY))
@@ -577,6 +580,21 @@ static struct fmap *map_pick(struct fproc *f, uint8_t which) {
   return m->tab != NULL ? m : NULL;
 }
 
+/* Process k raised a fresh page the agent holds a revocation for: RAISED, as the shim. */
+static void proc_raised(uint8_t k, int32_t shmid, uint32_t page) {
+  static uint8_t b[PROTO_HDR_SIZE + PROTO_RUN_HDR];
+  struct proto_msg r;
+  ssize_t n;
+
+  memset(&r.h, 0, sizeof r.h);
+  r.h.opcode = PROTO_OP_RAISED;
+  r.u.range = (struct proto_range){shmid, page, 1, PROTO_MODE_INVALID};
+  n = proto_encode(b, sizeof b, &r);
+  if (n < 0)
+    die("encoding RAISED");
+  proc_record(k, b, (size_t)n);
+}
+
 static void event(uint8_t sel, const uint8_t *p, size_t n) {
   struct fproc *f = &procs[sel & 3];
   struct fmap *m;
@@ -622,6 +640,8 @@ static void event(uint8_t sel, const uint8_t *p, size_t n) {
     for (size_t i = arg(p, n, 1), k = 0; i < npages && (arg(p, n, 2) == 0 || k < arg(p, n, 2));
          i++, k++) {
       atomic_fetch_or(&m->tab[i].holders, bit);
+      if (atomic_exchange(&m->tab[i].fresh, 0) == DSHM_HT_HELD)
+        proc_raised((uint8_t)(sel & 3), m->shmid, (uint32_t)i);
       if (fl & 0x40)
         atomic_fetch_or(&m->tab[i].word, DSHM_HT_WAIT);
     }
@@ -756,6 +776,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   cfg.ready_fd = -1;
   cfg.idle_ms = 3600u * 1000u;
   cfg.timeout_ms = 30;
+  /* Longer than settle() waits for a timer: a held revocation stays held until the input
+   * raises the page (event 7), detaches or ends. */
+  cfg.hold_ms = 60000;
   bounded = getenv("FUZZ_AGENT_UNBOUNDED") == NULL;
   cfg.max_segsz = bounded ? FUZZ_MAX_SEGSZ : 0;
   /* The loop's signal pipe and its spare descriptor (EMFILE) are made once, by the first

@@ -470,6 +470,11 @@ static struct proto_msg lowered(int32_t shmid, uint32_t first, uint32_t count) {
   return range(PROTO_OP_INVALIDATE_ACK, 0, shmid, first, count, PROTO_MODE_INVALID);
 }
 
+/* The shim's word that it raised a fresh grant the agent holds a revocation for. */
+static struct proto_msg raised(int32_t shmid, uint32_t pg) {
+  return range(PROTO_OP_RAISED, 0, shmid, pg, 1, PROTO_MODE_INVALID);
+}
+
 static struct proto_msg child(int32_t shmid, uint32_t nrw, uint32_t nro, uint32_t pid) {
   struct proto_msg m = inherit(shmid, nrw, nro);
 
@@ -579,6 +584,36 @@ static void agent_seeds(const char *dir) {
   ev(&cur, EV_HANGUP, 0, 0, 0, 0, 0);
   ev(&cur, EV_HANGUP, 2, 0, 0, 0, 0);
   put_file(dir, "vanish-mid-recall", &cur);
+
+  /* Fresh grants (proto/hosttab.h): a RECALL of a page granted for a process that has not
+   * raised it yet is held until the process raises it (RAISED); a held INVALIDATE of a page
+   * whose process hangs up goes on; one held at the last detach is answered then; RAISED
+   * for no held revocation, for a segment not attached, and from a stranger are ignored. */
+  cur.n = 0;
+  rec(&cur, P(0), hello());
+  attached(&cur, 0, 13, 2, 0);
+  rec(&cur, P(0), fault(13, 0, 1));
+  reply(&cur, grant(13, 0, 1, PROTO_MODE_EXCLUSIVE));
+  rec(&cur, S, range(PROTO_OP_RECALL, 920, 13, 0, 1, PROTO_MODE_INVALID));
+  ev(&cur, EV_HOLD, 0, 0, 0, 1, 0); /* raises page 0: RAISED */
+  rec(&cur, PM(0, 0), lowered(13, 0, 1));
+  rec(&cur, P(0), raised(13, 0));
+  rec(&cur, P(1), raised(13, 0));
+  rec(&cur, P(0), raised(99, 0));
+  rec(&cur, P(0), fault(13, 0, 0));
+  m = grant(13, 0, 1, PROTO_MODE_EXCLUSIVE); /* a migratory grant of a read */
+  m.h.opcode = PROTO_OP_READ_DATA;
+  reply(&cur, m);
+  rec(&cur, S, range(PROTO_OP_RECALL, 921, 13, 0, 1, PROTO_MODE_INVALID));
+  rec(&cur, P(0), segref(PROTO_OP_DETACH_SEGMENT, 13));
+  reply(&cur, status(PROTO_OP_DETACH_SEGMENT, 0));
+  rec(&cur, P(2), hello());
+  attached(&cur, 2, 14, 1, 0);
+  rec(&cur, P(2), fault(14, 0, 0));
+  reply(&cur, grant(14, 0, 1, PROTO_MODE_SHARED));
+  rec(&cur, S, range(PROTO_OP_INVALIDATE, 922, 14, 0, 1, PROTO_MODE_INVALID));
+  ev(&cur, EV_HANGUP, 2, 0, 0, 0, 0);
+  put_file(dir, "fresh-hold", &cur);
 
   /* A forked child's attachments: declared for a child that is alive and connects later
    * (init's pid), for one that is dead already (its pidfd fires at once), for a pid that

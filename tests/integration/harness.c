@@ -273,6 +273,18 @@ void h_server_start_logged(struct h_server *s, char *log_path) {
   close(fd);
 }
 
+int h_logged_count(const char *log_path, const char *a, const char *b) {
+  FILE *f = fopen(log_path, "r");
+  char line[512];
+  int n = 0;
+
+  ck_assert_msg(f != NULL, "%s", log_path);
+  while (fgets(line, sizeof line, f) != NULL)
+    n += strstr(line, a) != NULL && strstr(line, b) != NULL;
+  fclose(f);
+  return n;
+}
+
 int h_logged_flush_of(const char *log_path, unsigned page) {
   FILE *f = fopen(log_path, "r");
   char line[512];

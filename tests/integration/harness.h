@@ -72,6 +72,9 @@ void h_server_start_logged(struct h_server *s, char *log_path);
 /* Whether the server log at log_path holds a background write-back (WRITE_DATA keeping
  * the pages) of a run that contains page. Fails the test if the log cannot be read. */
 int h_logged_flush_of(const char *log_path, unsigned page);
+/* How many lines of the server log at log_path hold both a and b. Fails the test if the log
+ * cannot be read. */
+int h_logged_count(const char *log_path, const char *a, const char *b);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 long h_now_ms(void);

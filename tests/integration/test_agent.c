@@ -497,7 +497,7 @@ END_TEST
 /* ---- the agent's background write-back (DSHM_FLUSH_MS) ------------------------------ */
 
 #define WPAGES  200              /* pattern pages of tests/progs/flush.c's writer */
-#define WMARKER (WPAGES + 32 - 1) /* its marker page (flush.c, GAP) */
+#define WMARKER (WPAGES + 65 - 1) /* its marker page (flush.c, GAP) */
 
 static char log_path[64]; /* the verbose server's stderr */
 
@@ -625,6 +625,77 @@ START_TEST(test_idle_agent_keeps_owed_data) {
 }
 END_TEST
 
+/* Four roles on two hosts (A, B, A, B) take turns on one page, each turn a read and then a
+ * write on the other host than the last: the plain counter beside the turn word is exact at
+ * every turn. The server granted reads EXCLUSIVE along the way (migratory pages,
+ * docs/protocol.md), so the test covers that path: a grant that dropped the owner's write
+ * or left it a copy shows as a wrong count. */
+START_TEST(test_turns_two_hosts) {
+  char k[16], role[4][4];
+  const struct host *on[4] = {&host_a, &host_b, &host_a, &host_b};
+  struct h_proc p[4];
+  struct h_result r;
+  int migratory;
+
+  KEYSTR(k, h_unique_key());
+  for (int i = 0; i < 4; i++) {
+    char *argv[] = {"host", "turns", k, "300", role[i], "4", NULL};
+    snprintf(role[i], sizeof role[i], "%d", i);
+    spawn_on(&p[i], on[i], argv, NULL);
+  }
+  for (int i = 0; i < 4; i++) {
+    h_wait(&p[i], &r, RUN_MS);
+    assert_exit0(&r, "turns");
+    ck_assert_str_eq(r.out, "turns ok 1200\n");
+  }
+  migratory = h_logged_count(log_path, "<- READ_DATA reply", "EXCLUSIVE");
+  ck_assert_msg(migratory > 0, "no read was granted EXCLUSIVE: the migratory path was not taken");
+}
+END_TEST
+
+/* The READ_DATA requests the verbose server logged: how many, and the pages they asked for
+ * in all. */
+static void logged_reads(int *nreq, unsigned *npages) {
+  FILE *f = fopen(log_path, "r");
+  char line[512];
+
+  ck_assert_msg(f != NULL, "%s", log_path);
+  *nreq = 0;
+  *npages = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    const char *at = strstr(line, "READ_DATA shm ");
+    unsigned first, count;
+    if (at != NULL && sscanf(at, "READ_DATA shm %*d pages %u+%u", &first, &count) == 2) {
+      (*nreq)++;
+      *npages += count;
+    }
+  }
+  fclose(f);
+}
+
+/* Read-ahead adapts (agent/hostseg.c, ahead()): every 4th of 64 pages read in order is an
+ * isolated fault, each asking for its page alone (16 requests for 16 pages: nothing fetched
+ * that the reader does not touch); all 64 read in order by another host, the window doubles
+ * from one page and takes at most 8 requests. A fixed read-ahead asks for 64 pages at the
+ * first fault of each. */
+START_TEST(test_read_ahead_adapts) {
+  char k[16];
+  char *strided[] = {"host", "scan", KEYSTR(k, h_unique_key()), "64", "4", NULL};
+  char *all[] = {"host", "scan", k, "64", "1", NULL};
+  struct h_result r;
+  unsigned pages, pages2;
+  int n, n2;
+
+  run_on(&host_a, strided, "scan ok 16\n", &r);
+  logged_reads(&n, &pages);
+  ck_assert_int_eq(n, 16);
+  ck_assert_uint_eq(pages, 16);
+  run_on(&host_b, all, "scan ok 64\n", &r);
+  logged_reads(&n2, &pages2);
+  ck_assert_msg(n2 - n >= 1 && n2 - n <= 8, "64 pages read in order took %d requests", n2 - n);
+}
+END_TEST
+
 START_TEST(test_agent_flush) {
   killed_agent(1, "intact " STR(WPAGES) " of " STR(WPAGES) "\n");
 }
@@ -664,6 +735,8 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_agent_flush);
   tcase_add_test(tc, test_fault_storm);
   tcase_add_test(tc, test_agent_no_flush);
+  tcase_add_test(tc, test_turns_two_hosts);
+  tcase_add_test(tc, test_read_ahead_adapts);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -83,7 +83,7 @@ START_TEST(test_scattered_writeback) {
 END_TEST
 
 #define WPAGES   200  /* pattern pages of the killed writer */
-#define WMARKER  (WPAGES + 32 - 1) /* its marker page (tests/progs/flush.c, GAP) */
+#define WMARKER  (WPAGES + 65 - 1) /* its marker page (tests/progs/flush.c, GAP) */
 
 /* Runs the killed-writer scenario: writer writes WPAGES pages, then its marker page, and
  * says "written"; if wait_flush, the test waits until the server logged a background

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #define PAGE 4096
-#define RUN  17 /* a write fault takes up to 16 pages ahead: every 17th stays untouched */
-#define GAP  32 /* the marker page is never taken as write-ahead of a pattern page */
+#define RUN  17 /* runs 17 pages apart: each write is an isolated fault, granted alone */
+#define GAP  65 /* past the write-ahead cap (64): the marker page is never taken with a pattern page */
 
 static int fail(const char *what) {
   fprintf(stderr, "flush: %s: %s\n", what, strerror(errno));

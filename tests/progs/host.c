@@ -23,6 +23,13 @@
  *                                  NPROC forked readers of an MB MiB segment: one copy in
  *                                  memory (Pss/Rss from /proc/PID/smaps); "readers one_copy yes"
  *   host flag KEY ROUNDS ROLE      flag (page 0) / payload (page 1) ping-pong, ROLE 0 or 1
+ *   host scan KEY PAGES STRIDE     reads one byte of every STRIDE-th page of a PAGES-page
+ *                                  segment (made if missing), in order; "scan ok N" (N pages)
+ *   host turns KEY ROUNDS ROLE NROLES
+ *                                  NROLES processes take ROUNDS turns each on one page: at
+ *                                  its turn a role checks that the plain counter beside the
+ *                                  turn word counts every turn so far, adds one and passes
+ *                                  the turn on; "turns ok T" (T: the turns taken in all)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -708,10 +715,65 @@ static int cmd_flag(key_t key, long rounds, int role) {
   return shmdt(s) == 0 ? 0 : fail("shmdt");
 }
 
+static int cmd_scan(key_t key, long pages, long stride) {
+  volatile uint8_t *s = attach(key, (size_t)pages * PAGE, IPC_CREAT, SHM_RDONLY, NULL);
+  unsigned sum = 0;
+  long n = 0;
+
+  if (s == NULL)
+    return 1;
+  if (pages < 1 || stride < 1)
+    return 2;
+  for (long i = 0; i < pages; i += stride, n++)
+    sum += s[(size_t)i * PAGE];
+  printf("scan ok %ld\n", sum == 0 ? n : -1L);
+  return shmdt((const void *)s) == 0 ? 0 : fail("shmdt");
+}
+
+/* Turn-taking on one page (the pattern migratory grants serve: read, then write, then
+ * another host): a write lost or a stale copy read shows as a counter that does not match
+ * the turn. The segment is removed by the last role. */
+struct turns_seg {
+  uint64_t turn;  /* whose turn: turn % nroles */
+  uint64_t count; /* plain read-modify-write, one per turn */
+  uint64_t done;
+};
+
+static int cmd_turns(key_t key, long rounds, long role, long nroles) {
+  int id;
+  struct turns_seg *s = attach(key, sizeof *s, IPC_CREAT, 0, &id);
+
+  if (s == NULL)
+    return 1;
+  if (nroles < 1 || role < 0 || role >= nroles || rounds < 1)
+    return 2;
+  for (long r = 0; r < rounds; r++) {
+    uint64_t t = (uint64_t)(r * nroles + role);
+    if (spin_until(&s->turn, t) != 0) {
+      fprintf(stderr, "host: turns: role %ld: turn %llu never came (turn word %llu)\n", role,
+              (unsigned long long)t,
+              (unsigned long long)__atomic_load_n(&s->turn, __ATOMIC_ACQUIRE));
+      return 1;
+    }
+    uint64_t c = *(volatile uint64_t *)&s->count;
+    if (c != t) {
+      fprintf(stderr, "host: turns: role %ld at turn %llu found count %llu: a write was lost\n",
+              role, (unsigned long long)t, (unsigned long long)c);
+      return 1;
+    }
+    *(volatile uint64_t *)&s->count = c + 1;
+    __atomic_store_n(&s->turn, t + 1, __ATOMIC_RELEASE);
+  }
+  printf("turns ok %llu\n", (unsigned long long)(rounds * nroles));
+  if (__atomic_add_fetch(&s->done, 1, __ATOMIC_SEQ_CST) == (uint64_t)nroles)
+    (void)shmctl(id, IPC_RMID, NULL);
+  return shmdt(s) == 0 ? 0 : fail("shmdt");
+}
+
 /* storm KEY PARTIES THREADS: THREADS threads of this process and of the other PARTIES-1
  * processes running the same meet at a barrier (page 0), then all read the storm page at
  * once; prints "storm value V". The host agent must ask the server for that page once. */
-#define STORM_PAGE 40 /* beyond any read-ahead or write-ahead of the barrier page */
+#define STORM_PAGE 40 /* not fetched with the barrier page (its faults are isolated ones) */
 
 struct storm {
   uint64_t *w;
@@ -760,7 +822,8 @@ static int usage(void) {
           "       sem KEY NITEMS | exitwrite KEY PAGES | verify KEY PAGES |\n"
           "       killwrite KEY PAGES | rmidfork KEY | forks KEY N |\n"
           "       readers KEY MB NPROC [fresh] | flag KEY ROUNDS ROLE |\n"
-          "       storm KEY PARTIES THREADS | writedetach KEY PAGES GOFILE\n");
+          "       storm KEY PARTIES THREADS | writedetach KEY PAGES GOFILE |\n"
+          "       turns KEY ROUNDS ROLE NROLES | scan KEY PAGES STRIDE\n");
   return 2;
 }
 
@@ -798,6 +861,10 @@ int main(int argc, char **argv) {
     return cmd_writedetach(key, atol(argv[3]), argv[4]);
   if (!strcmp(cmd, "storm") && argc == 5)
     return cmd_storm(key, atol(argv[3]), atol(argv[4]));
+  if (!strcmp(cmd, "scan") && argc == 5)
+    return cmd_scan(key, atol(argv[3]), atol(argv[4]));
+  if (!strcmp(cmd, "turns") && argc == 6)
+    return cmd_turns(key, atol(argv[3]), atol(argv[4]), atol(argv[5]));
   if (!strcmp(cmd, "flag") && argc == 5)
     return cmd_flag(key, atol(argv[3]), atoi(argv[4]));
   return usage();

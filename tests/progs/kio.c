@@ -111,15 +111,18 @@ static int cmd_pipe(key_t key) {
   n = read(p[0], s + 10 * PAGE + 100, 3000);
   show("read-invalid", n, check(s + 10 * PAGE + 100, 3000, 0, 1));
 
-  /* Pages 0-63 SHARED (one read; read-ahead), 64 onwards INVALID: straddle 62..65. */
-  nz += s[0] != 0;
+  /* Pages 0-63 SHARED, 64 onwards INVALID: straddle 62..65. Read from the top down: each
+   * read is an isolated fault, fetched alone (the agent reads ahead only for runs). */
+  for (int i = 63; i >= 0; i--)
+    nz += s[(size_t)i * PAGE] != 0;
   feed(p[1], 3 * PAGE, 2);
   n = read(p[0], s + 62 * PAGE + 2048, 3 * PAGE);
   show("read-shared-invalid", n, check(s + 62 * PAGE + 2048, 3 * PAGE, 0, 2));
 
-  /* Pages 81-96 EXCLUSIVE (one write; write-ahead), 97 INVALID: without pinning the
-   * kernel would copy into 96 and stop at 97, a silent short read. */
-  s[81 * PAGE] = 1;
+  /* Pages 81-96 EXCLUSIVE (written from the top down, each alone), 97 INVALID: without
+   * pinning the kernel would copy into 96 and stop at 97, a silent short read. */
+  for (int i = 96; i >= 81; i--)
+    s[(size_t)i * PAGE] = 1;
   feed(p[1], 2 * PAGE, 8);
   n = read(p[0], s + 96 * PAGE + 10, 2 * PAGE);
   show("read-excl-invalid", n, check(s + 96 * PAGE + 10, 2 * PAGE, 0, 8));

@@ -86,8 +86,8 @@ static void teardown(void) {
 
 /* ---- helpers ---- */
 
-static int request(uint32_t node, uint32_t reqid, uint8_t op, uint32_t first, uint32_t count,
-                   uint64_t version) {
+static int request_w(uint32_t node, uint32_t reqid, uint8_t op, uint32_t first,
+                     uint32_t count, uint64_t version, int writable) {
   struct proto_run run;
   uint32_t i;
 
@@ -98,7 +98,12 @@ static int request(uint32_t node, uint32_t reqid, uint8_t op, uint32_t first, ui
   run.mode = op == PROTO_OP_READ_DATA ? PROTO_MODE_SHARED : PROTO_MODE_EXCLUSIVE;
   for (i = 0; i < count && i < PROTO_MAX_RUN; i++)
     run.page[i].version = version;
-  return srv_dir_request(dir, node, reqid, op, &run);
+  return srv_dir_request(dir, node, reqid, op, &run, writable);
+}
+
+static int request(uint32_t node, uint32_t reqid, uint8_t op, uint32_t first, uint32_t count,
+                   uint64_t version) {
+  return request_w(node, reqid, op, first, count, version, 1);
 }
 
 static void read_req(uint32_t node, uint32_t reqid, uint32_t first, uint32_t count,
@@ -589,9 +594,9 @@ START_TEST(request_mode_must_match_op) {
   run.shmid = SHMID;
   run.count = 1;
   run.mode = PROTO_MODE_EXCLUSIVE;
-  ck_assert_int_eq(srv_dir_request(dir, 1, 1, PROTO_OP_READ_DATA, &run), -EINVAL);
+  ck_assert_int_eq(srv_dir_request(dir, 1, 1, PROTO_OP_READ_DATA, &run, 1), -EINVAL);
   run.mode = PROTO_MODE_SHARED;
-  ck_assert_int_eq(srv_dir_request(dir, 1, 1, PROTO_OP_ACQUIRE, &run), -EINVAL);
+  ck_assert_int_eq(srv_dir_request(dir, 1, 1, PROTO_OP_ACQUIRE, &run, 1), -EINVAL);
   no_more();
 }
 END_TEST
@@ -704,6 +709,151 @@ START_TEST(late_ack_after_forget_is_ignored) {
 }
 END_TEST
 
+/* ---- migratory pages ---- */
+
+/* Nodes 1 and 2 take page 0 in turn, reading then writing it: 1 writes (0x11), 2 reads and
+ * then upgrades. That upgrade (a sharer, one other copy, another node wrote last) makes the
+ * page migratory; 2 owns it afterwards. */
+static void make_migratory(void) {
+  uint32_t rq;
+
+  make_owner(1, 0);
+  read_req(2, 20, 0, 1, 0);
+  rq = expect_ask(1, PROTO_OP_RECALL, 0, PROTO_MODE_SHARED);
+  recall_ack(1, rq, 0, 1, 0x11);
+  expect_grant(2, 20, PROTO_OP_READ_DATA, 0, 1);
+  acquire_req(2, 21, 0, 1, info(0).version);
+  rq = expect_ask(1, PROTO_OP_INVALIDATE, 0, PROTO_MODE_INVALID);
+  inval_ack(1, rq, 0);
+  expect_grant(2, 21, PROTO_OP_ACQUIRE, 0, 1);
+  ck_assert_uint_eq(info(0).owner, 2);
+  no_more();
+}
+
+/* The next message is a READ_DATA reply to node granting page alone EXCLUSIVE. */
+static const struct sent *expect_migratory_grant(uint32_t node, uint32_t reqid, uint32_t page) {
+  const struct sent *s = next_msg();
+  ck_assert_uint_eq(s->node, node);
+  ck_assert_uint_eq(s->op, PROTO_OP_READ_DATA);
+  ck_assert(s->reply);
+  ck_assert_int_eq(s->status, 0);
+  ck_assert_uint_eq(s->reqid, reqid);
+  ck_assert_uint_eq(s->first, page);
+  ck_assert_uint_eq(s->count, 1);
+  ck_assert_uint_eq(s->mode, PROTO_MODE_EXCLUSIVE);
+  return s;
+}
+
+START_TEST(migratory_read_is_granted_exclusive) {
+  const struct sent *g;
+  uint64_t v;
+  uint32_t rq;
+
+  make_migratory();
+  v = info(0).version;
+  /* 1 reads: 2 must give the page up entirely (not keep a copy), with its data. */
+  read_req(1, 30, 0, 4, 0);
+  rq = expect_ask(2, PROTO_OP_RECALL, 0, PROTO_MODE_INVALID);
+  recall_ack(2, rq, 0, 1, 0x22);
+  g = expect_migratory_grant(1, 30, 0); /* no read-ahead with it */
+  ck_assert(g->data[0]);
+  ck_assert_uint_eq(g->byte[0], 0x22); /* 2's write */
+  ck_assert_uint_gt(g->version[0], v);
+  ck_assert_uint_eq(info(0).owner, 1);
+  ck_assert_uint_eq(info(0).nsharers, 0);
+  /* And back: 2 reads, 1 gives it up with its write. */
+  read_req(2, 31, 0, 1, v);
+  rq = expect_ask(1, PROTO_OP_RECALL, 0, PROTO_MODE_INVALID);
+  recall_ack(1, rq, 0, 1, 0x33);
+  g = expect_migratory_grant(2, 31, 0);
+  ck_assert_uint_eq(g->byte[0], 0x33);
+  ck_assert_uint_eq(mem[0], 0x33);
+  ck_assert_uint_eq(info(0).owner, 2);
+  no_more();
+}
+END_TEST
+
+START_TEST(migratory_ends_when_page_comes_back_unchanged) {
+  uint32_t rq;
+
+  make_migratory();
+  read_req(1, 30, 0, 1, 0);
+  rq = expect_ask(2, PROTO_OP_RECALL, 0, PROTO_MODE_INVALID);
+  recall_ack(2, rq, 0, 1, 0x22);
+  expect_migratory_grant(1, 30, 0);
+  /* 1 only read it: what comes back is what the server has. */
+  read_req(2, 31, 0, 1, 0);
+  rq = expect_ask(1, PROTO_OP_RECALL, 0, PROTO_MODE_INVALID);
+  recall_ack(1, rq, 0, 1, 0x22);
+  expect_migratory_grant(2, 31, 0); /* decided when the request started */
+  /* No longer migratory: the next read leaves the owner a copy. */
+  read_req(1, 32, 0, 1, 0);
+  rq = expect_ask(2, PROTO_OP_RECALL, 0, PROTO_MODE_SHARED);
+  recall_ack(2, rq, 0, 1, 0x22);
+  expect_grant(1, 32, PROTO_OP_READ_DATA, 0, 1);
+  ck_assert_uint_eq(info(0).nsharers, 2);
+  no_more();
+}
+END_TEST
+
+START_TEST(migratory_read_needs_a_writable_attachment) {
+  uint32_t rq;
+
+  make_migratory();
+  ck_assert_int_eq(request_w(1, 30, PROTO_OP_READ_DATA, 0, 1, 0, 0), 0);
+  rq = expect_ask(2, PROTO_OP_RECALL, 0, PROTO_MODE_SHARED);
+  recall_ack(2, rq, 0, 1, 0x22);
+  expect_grant(1, 30, PROTO_OP_READ_DATA, 0, 1);
+  ck_assert_uint_eq(info(0).owner, SRV_NODE_NONE);
+  no_more();
+}
+END_TEST
+
+/* One writer, one reader: the writer upgrades after the reader's read, but it also wrote
+ * last, so the page is not migratory and the reader keeps getting SHARED copies. */
+START_TEST(producer_consumer_is_not_migratory) {
+  uint32_t rq;
+
+  make_owner(1, 0);
+  for (uint32_t i = 0; i < 3; i++) {
+    read_req(2, 20 + i, 0, 1, 0);
+    rq = expect_ask(1, PROTO_OP_RECALL, 0, PROTO_MODE_SHARED);
+    recall_ack(1, rq, 0, 1, (uint8_t)(0x40 + i));
+    expect_grant(2, 20 + i, PROTO_OP_READ_DATA, 0, 1);
+    acquire_req(1, 30 + i, 0, 1, info(0).version);
+    rq = expect_ask(2, PROTO_OP_INVALIDATE, 0, PROTO_MODE_INVALID);
+    inval_ack(2, rq, 0);
+    expect_grant(1, 30 + i, PROTO_OP_ACQUIRE, 0, 1);
+  }
+  no_more();
+}
+END_TEST
+
+/* An upgrade while two other nodes hold copies: widely shared, not migratory. */
+START_TEST(upgrade_among_many_sharers_is_not_migratory) {
+  uint32_t rq, a, b;
+
+  make_owner(1, 0);
+  read_req(2, 20, 0, 1, 0);
+  rq = expect_ask(1, PROTO_OP_RECALL, 0, PROTO_MODE_SHARED);
+  recall_ack(1, rq, 0, 1, 0x11);
+  expect_grant(2, 20, PROTO_OP_READ_DATA, 0, 1);
+  read_req(3, 30, 0, 1, 0);
+  expect_grant(3, 30, PROTO_OP_READ_DATA, 0, 1);
+  acquire_req(2, 21, 0, 1, info(0).version);
+  a = expect_ask(1, PROTO_OP_INVALIDATE, 0, PROTO_MODE_INVALID);
+  b = expect_ask(3, PROTO_OP_INVALIDATE, 0, PROTO_MODE_INVALID);
+  inval_ack(1, a, 0);
+  inval_ack(3, b, 0);
+  expect_grant(2, 21, PROTO_OP_ACQUIRE, 0, 1);
+  read_req(1, 40, 0, 1, 0);
+  rq = expect_ask(2, PROTO_OP_RECALL, 0, PROTO_MODE_SHARED);
+  recall_ack(2, rq, 0, 1, 0x22);
+  expect_grant(1, 40, PROTO_OP_READ_DATA, 0, 1);
+  no_more();
+}
+END_TEST
+
 START_TEST(free_with_work_in_flight) {
   make_owner(1, 0);
   read_req(2, 20, 0, 1, 0);
@@ -748,6 +898,11 @@ static Suite *directory_suite(void) {
   tcase_add_test(tc, forget_removes_every_role);
   tcase_add_test(tc, late_ack_after_forget_is_ignored);
   tcase_add_test(tc, free_with_work_in_flight);
+  tcase_add_test(tc, migratory_read_is_granted_exclusive);
+  tcase_add_test(tc, migratory_ends_when_page_comes_back_unchanged);
+  tcase_add_test(tc, migratory_read_needs_a_writable_attachment);
+  tcase_add_test(tc, producer_consumer_is_not_migratory);
+  tcase_add_test(tc, upgrade_among_many_sharers_is_not_migratory);
   suite_add_tcase(s, tc);
   return s;
 }

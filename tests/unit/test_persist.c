@@ -243,7 +243,7 @@ START_TEST(save_load_keeps_everything) {
   memset(s->store.base + PG, 0x5a, PG);
   /* Node 1 takes page 2 EXCLUSIVE: the record names it (a ghost after the restart). */
   run1(&r, id, 2, PROTO_MODE_EXCLUSIVE, 0, NULL);
-  ck_assert_int_eq(srv_dir_request(s->dir, 1, 7, PROTO_OP_ACQUIRE, &r), 0);
+  ck_assert_int_eq(srv_dir_request(s->dir, 1, 7, PROTO_OP_ACQUIRE, &r, 1), 0);
   ck_assert_uint_eq(s->store.rec[2].owner, 0x1111);
   ck_assert_uint_eq(s->store.rec[2].version, 2);
   id2 = srv_seg_get(&t, &alice, IPC_PRIVATE, 10, 0600);
@@ -272,7 +272,7 @@ START_TEST(save_load_keeps_everything) {
   ck_assert_uint_eq(pi.version, 2);
   nsent = 0;
   run1(&r, id, 2, PROTO_MODE_SHARED, 0, NULL);
-  ck_assert_int_eq(srv_dir_request(s2->dir, 2, 8, PROTO_OP_READ_DATA, &r), 0);
+  ck_assert_int_eq(srv_dir_request(s2->dir, 2, 8, PROTO_OP_READ_DATA, &r, 1), 0);
   ck_assert_int_eq(nsent, 1); /* only the recall to the ghost (which goes nowhere) */
   /* ... until node 1 writes back the version it was granted. */
   memset(page, 0x77, PG);
@@ -298,9 +298,9 @@ START_TEST(ghost_ends_with_grace_or_wrong_version) {
   id = srv_seg_get(&t, &alice, IPC_PRIVATE, 4 * PG, 0600);
   s = srv_seg_lookup(&t, id);
   run1(&r, id, 0, PROTO_MODE_EXCLUSIVE, 0, NULL);
-  ck_assert_int_eq(srv_dir_request(s->dir, 1, 7, PROTO_OP_ACQUIRE, &r), 0);
+  ck_assert_int_eq(srv_dir_request(s->dir, 1, 7, PROTO_OP_ACQUIRE, &r, 1), 0);
   run1(&r, id, 3, PROTO_MODE_EXCLUSIVE, 0, NULL);
-  ck_assert_int_eq(srv_dir_request(s->dir, 2, 7, PROTO_OP_ACQUIRE, &r), 0);
+  ck_assert_int_eq(srv_dir_request(s->dir, 2, 7, PROTO_OP_ACQUIRE, &r, 1), 0);
   ck_assert_int_eq(srv_persist_flush(&p, &t), 0);
   close_all(&p, &t);
 

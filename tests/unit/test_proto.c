@@ -397,12 +397,12 @@ START_TEST(test_frame_bad_header) {
   struct proto_hdr h;
   size_t n = attach_frame();
 
-  /* Version 4 (SHM_LOCK's limit, SHM_HUGETLB's answer) on the wire; a version 3 peer is
-   * refused at its first frame. */
-  ck_assert_uint_eq(PROTO_VERSION, 4);
-  ck_assert_uint_eq(frame[4], 4);
+  /* Version 5 (migratory grants, RAISED) on the wire; a version 4 peer is refused at its
+   * first frame. */
+  ck_assert_uint_eq(PROTO_VERSION, 5);
+  ck_assert_uint_eq(frame[4], 5);
   ck_assert_int_eq(proto_frame(frame, n, &h), (ssize_t)n);
-  frame[4] = 3;
+  frame[4] = 4;
   ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
   frame[4] = PROTO_VERSION;
   frame[0] ^= 0xFF;

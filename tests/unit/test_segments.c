@@ -290,7 +290,7 @@ START_TEST(detach_leaves_directory) {
 
   ck_assert_int_eq(srv_att_add(&atts, &tab, &alice, id, 0, &s), 0);
   ck_assert_int_eq(srv_att_add(&atts, &tab, &alice, id, 0, &s), 0);
-  ck_assert_int_eq(srv_dir_request(s->dir, 5, 1, PROTO_OP_ACQUIRE, &run), 0);
+  ck_assert_int_eq(srv_dir_request(s->dir, 5, 1, PROTO_OP_ACQUIRE, &run, 1), 0);
   ck_assert_int_eq(nsent, 1);
   ck_assert_int_eq(srv_dir_page_info(s->dir, 0, &pi), 0);
   ck_assert_uint_eq(pi.owner, 5);
