@@ -86,7 +86,7 @@ struct shim_seg *shim_cache_seg_find(int shmid, int dying_ok);
 int shim_cache_seg_new(int shmid, uint64_t segsz, int tabfd, struct shim_seg **out);
 /* Frees the segment's resources. Precondition: no views, dying set, inflight 0. */
 void shim_cache_seg_free(struct shim_seg *sg);
-/* Marks the segment dying and wakes every thread sleeping on one of its pages. */
+/* Marks the segment dying: handlers that look at it from now on give up. */
 void shim_cache_seg_kill(struct shim_seg *sg);
 /* Waits (sleeping, without the lock) until no fault handler uses the segment. */
 void shim_cache_seg_quiesce(struct shim_seg *sg);

@@ -146,6 +146,18 @@ static int encode(struct proto_msg *m, struct frame **out) {
   return 0;
 }
 
+static int do_write(void);
+
+/* After queueing: the calling thread writes the queue itself (one system call instead of a
+ * wake-up of the I/O thread, ~10-20 us on a VM, before the request even leaves); the I/O
+ * thread is woken only for what the socket would not take, or an error it must see. On
+ * the I/O thread its loop writes next anyway. */
+static void send_now(void) {
+  if (!on_io_thread && do_write() == 0)
+    return;
+  poke();
+}
+
 /* Lock held. */
 static void queue_frame(struct frame *f) {
   if (S.out_tail != NULL)
@@ -169,7 +181,7 @@ int shim__session_enqueue(struct proto_msg *m) {
   }
   queue_frame(f);
   pthread_mutex_unlock(&S.lock);
-  poke();
+  send_now();
   return 0;
 }
 
@@ -200,7 +212,7 @@ int shim_session_submit(struct proto_msg *req, struct shim_waiter *w) {
   S.waiters = w;
   queue_frame(f);
   pthread_mutex_unlock(&S.lock);
-  poke();
+  send_now();
   return 0;
 }
 

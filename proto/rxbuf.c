@@ -32,6 +32,11 @@ int proto_rxbuf_fit(struct proto_rxbuf *b, size_t need) {
     cap = b->len < need / 2 ? 2 * b->len : need;
     if (cap < b->base)
       cap = b->base;
+    /* Never smaller under a frame that is coming: what the previous frame earned (twice what
+     * was sent, at most) stays until the stream is between frames, so a burst of large
+     * frames is not reallocated (and its fresh pages faulted in) frame after frame. */
+    if (cap < b->cap)
+      cap = b->cap;
   }
   if (cap <= b->len)
     cap = b->len + 1; /* never reached by a caller that took every whole frame */

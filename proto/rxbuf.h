@@ -33,7 +33,8 @@ void proto_rxbuf_shift(struct proto_rxbuf *b, size_t off);
 /* Sizes the buffer for what comes next: need is the whole length of the frame whose header
  * is at the head (its header already checked against its opcode's cap), 0 if none is known.
  * It grows by doubling what has actually arrived, never straight to need, so a peer lying in
- * a length field pins no more than twice what it sent; between frames it goes back to base.
+ * a length field pins no more than twice what it sent; it does not shrink while a frame
+ * larger than base is coming, and between frames it goes back to base.
  * Keeps room for at least one more byte. 0 or -ENOMEM (the buffer is unchanged then). */
 int proto_rxbuf_fit(struct proto_rxbuf *b, size_t need);
 

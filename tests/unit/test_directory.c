@@ -212,13 +212,34 @@ START_TEST(read_idle_page_grants_data) {
   const struct sent *s;
 
   mem[0] = 0x42;
-  read_req(1, 10, 0, 1, 0);
+  read_req(1, 10, 0, 1, 7); /* a host holding another version (0 would be pristine_...) */
   s = expect_grant(1, 10, PROTO_OP_READ_DATA, 0, 1);
   ck_assert_uint_eq(s->version[0], 1);
   ck_assert(s->data[0]);
   ck_assert_uint_eq(s->byte[0], 0x42);
   ck_assert(srv_dir_is_sharer(dir, 0, 1));
   ck_assert_uint_eq(info(0).owner, SRV_NODE_NONE);
+  no_more();
+}
+END_TEST
+
+/* A page never granted EXCLUSIVE is all zeros, as is the copy of a host that never held it
+ * (version 0): such grants carry no data, read or write. Once written, they do. */
+START_TEST(pristine_page_grants_carry_no_data) {
+  const struct sent *s;
+
+  read_req(1, 10, 0, 2, 0);
+  s = expect_grant(1, 10, PROTO_OP_READ_DATA, 0, 2);
+  ck_assert(!s->data[0] && !s->data[1]);
+  acquire_req(2, 11, 4, 1, 0);
+  s = expect_grant(2, 11, PROTO_OP_ACQUIRE, 4, 1);
+  ck_assert(!s->data[0]);
+  ck_assert_uint_eq(s->version[0], 2);
+  ck_assert_int_eq(write_back(2, 4, PROTO_MODE_SHARED, 0x66), 0);
+  read_req(3, 12, 4, 1, 0);
+  s = expect_grant(3, 12, PROTO_OP_READ_DATA, 4, 1);
+  ck_assert(s->data[0]);
+  ck_assert_uint_eq(s->byte[0], 0x66);
   no_more();
 }
 END_TEST
@@ -241,7 +262,7 @@ END_TEST
 START_TEST(read_ahead_grants_idle_pages) {
   const struct sent *s;
 
-  read_req(1, 10, 2, 4, 0);
+  read_req(1, 10, 2, 4, 7);
   s = expect_grant(1, 10, PROTO_OP_READ_DATA, 2, 4);
   for (int i = 0; i < 4; i++) {
     ck_assert(s->data[i]);
@@ -254,7 +275,7 @@ START_TEST(read_ahead_stops_at_owned_page) {
   const struct sent *s;
 
   make_owner(5, 3);
-  read_req(1, 10, 1, 4, 0);
+  read_req(1, 10, 1, 4, 7);
   s = expect_grant(1, 10, PROTO_OP_READ_DATA, 1, 2); /* pages 1, 2; 3 is owned */
   ck_assert(s->data[0] && s->data[1]);
   ck_assert(!srv_dir_is_sharer(dir, 3, 1));
@@ -317,7 +338,7 @@ END_TEST
 START_TEST(acquire_idle_page_bumps_version) {
   const struct sent *s;
 
-  acquire_req(1, 10, 0, 1, 0);
+  acquire_req(1, 10, 0, 1, 7);
   s = expect_grant(1, 10, PROTO_OP_ACQUIRE, 0, 1);
   ck_assert_uint_eq(s->version[0], 2);
   ck_assert(s->data[0]);
@@ -869,6 +890,7 @@ static Suite *directory_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, read_idle_page_grants_data);
   tcase_add_test(tc, read_same_version_omits_data);
+  tcase_add_test(tc, pristine_page_grants_carry_no_data);
   tcase_add_test(tc, read_ahead_grants_idle_pages);
   tcase_add_test(tc, read_ahead_stops_at_owned_page);
   tcase_add_test(tc, read_ahead_stops_at_busy_page);

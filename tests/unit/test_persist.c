@@ -327,6 +327,36 @@ START_TEST(ghost_ends_with_grace_or_wrong_version) {
 }
 END_TEST
 
+/* A ghost's write-back keeping SHARED makes its node a sharer without a request of the node
+ * in this run of the server: forgetting the node (it detaches) must still remove it. */
+START_TEST(ghost_write_back_sharer_is_forgotten) {
+  struct srv_persist p;
+  struct srv_segtab t;
+  struct srv_seg *s;
+  struct proto_run r;
+  uint8_t page[PG];
+  int id;
+
+  open_load(&p, &t, 0);
+  id = srv_seg_get(&t, &alice, IPC_PRIVATE, 4 * PG, 0600);
+  s = srv_seg_lookup(&t, id);
+  run1(&r, id, 1, PROTO_MODE_EXCLUSIVE, 0, NULL);
+  ck_assert_int_eq(srv_dir_request(s->dir, 1, 7, PROTO_OP_ACQUIRE, &r, 1), 0);
+  ck_assert_int_eq(srv_persist_flush(&p, &t), 0);
+  close_all(&p, &t);
+
+  open_load(&p, &t, 0);
+  s = srv_seg_lookup(&t, id);
+  memset(page, 0x44, PG);
+  run1(&r, id, 1, PROTO_MODE_SHARED, 2, page);
+  ck_assert_int_eq(srv_dir_write(s->dir, 1, &r), 0);
+  ck_assert_int_eq(srv_dir_is_sharer(s->dir, 1, 1), 1);
+  srv_dir_forget(s->dir, 1);
+  ck_assert_int_eq(srv_dir_is_sharer(s->dir, 1, 1), 0);
+  close_all(&p, &t);
+}
+END_TEST
+
 START_TEST(second_server_is_refused) {
   struct srv_persist p, q;
 
@@ -424,6 +454,7 @@ static Suite *suite(void) {
   tcase_add_checked_fixture(td, dir_setup, dir_teardown);
   tcase_add_test(td, save_load_keeps_everything);
   tcase_add_test(td, ghost_ends_with_grace_or_wrong_version);
+  tcase_add_test(td, ghost_write_back_sharer_is_forgotten);
   tcase_add_test(td, second_server_is_refused);
   tcase_add_test(td, corrupt_or_missing_files_refuse_to_load);
   tcase_add_test(td, strays_are_removed_and_destroy_removes_the_file);

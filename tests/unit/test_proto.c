@@ -829,12 +829,17 @@ START_TEST(test_rxbuf_sizes) {
   ck_assert_int_eq(proto_rxbuf_fit(&b, need), 0);
   ck_assert_uint_eq(b.cap, need);
   ck_assert_uint_gt(proto_rxbuf_room(&b), 0);
-  /* The frame is taken with 10 bytes of the next one behind it. */
+  /* The frame is taken with 30 bytes of the next one behind it, whose header says 64 KiB:
+   * the buffer keeps its size under it (a burst of large frames is not reallocated). */
   b.len = need;
-  b.p[need - 10] = 0x5a;
-  proto_rxbuf_shift(&b, need - 10);
-  ck_assert_uint_eq(b.len, 10);
+  b.p[need - 30] = 0x5a;
+  proto_rxbuf_shift(&b, need - 30);
+  ck_assert_uint_eq(b.len, 30);
   ck_assert_uint_eq(b.p[0], 0x5a);
+  ck_assert_int_eq(proto_rxbuf_fit(&b, 65536), 0);
+  ck_assert_uint_eq(b.cap, need);
+  /* That one taken too, 10 bytes of a header behind it: between frames, back to base. */
+  b.len = 10;
   ck_assert_int_eq(proto_rxbuf_fit(&b, 0), 0);
   ck_assert_uint_eq(b.cap, base);
   proto_rxbuf_free(&b);
