@@ -329,6 +329,7 @@ static uint32_t ahead(struct agent *ag, struct hseg *s, uint32_t page, uint32_t 
         st = &s->streams[i];
     st->window = 1;
     st->mode = mode;
+    st->prefetch = UINT32_MAX;
   }
   st->used = s->nrequests;
   st->first = page;
@@ -336,11 +337,13 @@ static uint32_t ahead(struct agent *ag, struct hseg *s, uint32_t page, uint32_t 
   return st->window;
 }
 
-/* Asks the server for page at mode, with read-ahead (ahead()) over the following pages that
- * need the same and that nothing is happening to. */
-static void request(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode) {
-  uint32_t limit = ahead(ag, s, page, mode), n, i;
+/* Asks the server for page at mode and up to limit - 1 following pages that need the same
+ * and that nothing is happening to. The number of pages asked for. */
+static uint32_t request_run(struct agent *ag, struct hseg *s, uint32_t page, uint32_t limit,
+                            uint32_t mode) {
   uint64_t versions[PROTO_MAX_RUN];
+  uint32_t n, i;
+
   for (n = 1; n < limit && page + n < s->npages; n++) {
     const struct hpage *hp = &s->pg[page + n];
     uint32_t w = atomic_load(&s->tab[page + n].word), m = dshm_ht_mode(w);
@@ -357,6 +360,41 @@ static void request(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mo
       s->pg[page + i].fetching = 0;
     tab_set(s, page, tab_mode(s, page), DSHM_HT_ERR);
   }
+  return n;
+}
+
+/* A fault's request: its page with read-ahead (ahead()). */
+static void request(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode) {
+  (void)request_run(ag, s, page, ahead(ag, s, page, mode), mode);
+}
+
+/* Pipelined reads: the grant of a fault's run to a reader at the full window (a long
+ * sequential read) asks for the next window at once, so that it is on the wire while the
+ * reader consumes this one. At most one window ahead: the prefetched run's own grant asks
+ * for nothing; the reader's fault past its end does (it continues the stream). */
+static void prefetch(struct agent *ag, struct hseg *s, uint32_t first) {
+  struct hstream *st = NULL;
+  uint32_t page, w;
+
+  for (unsigned i = 0; i < HSEG_STREAMS && st == NULL; i++)
+    if (s->streams[i].window != 0 && s->streams[i].mode == PROTO_MODE_SHARED &&
+        s->streams[i].first == first)
+      st = &s->streams[i];
+  if (st == NULL || st->prefetch == first) {
+    if (st != NULL)
+      st->prefetch = UINT32_MAX; /* the prefetch arrived */
+    return;
+  }
+  page = st->next;
+  if (st->window < (READ_AHEAD < ag->max_run ? READ_AHEAD : ag->max_run) || page >= s->npages ||
+      s->dying || !ag->up_open || s->pg[page].fetching || s->pg[page].revoking)
+    return;
+  w = atomic_load(&s->tab[page].word);
+  if ((w & DSHM_HT_ERR) || dshm_ht_mode(w) != PROTO_MODE_INVALID)
+    return;
+  st->prefetch = st->first = page;
+  st->next = page + request_run(ag, s, page, st->window, PROTO_MODE_SHARED);
+  AGENT_VLOG("prefetch shm %d pages %u+%u", s->shmid, page, st->next - page);
 }
 
 void agent_seg_want(struct agent *ag, struct hseg *s, uint32_t page, uint32_t mode) {
@@ -500,6 +538,8 @@ void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_
     if (tab_mode(s, q->first) < run->mode)
       atomic_store(&s->tab[q->first].fresh, 0);
     install(s, run, 1, run->count);
+    if (q->mode == PROTO_MODE_SHARED && run->mode == PROTO_MODE_SHARED)
+      prefetch(ag, s, q->first);
   }
   for (i = 0; i < q->count && q->first + i < s->npages; i++)
     settle(ag, s, q->first + i);

@@ -26,6 +26,7 @@ struct hstream {
   uint32_t first, next;     /* the last request's run asked for [first, next) */
   uint32_t window;          /* its length */
   uint32_t mode;
+  uint32_t prefetch;        /* first page of its prefetched run in flight, or UINT32_MAX */
   uint64_t used;            /* when last matched, for replacement */
 };
 

@@ -25,6 +25,9 @@
  *   host flag KEY ROUNDS ROLE      flag (page 0) / payload (page 1) ping-pong, ROLE 0 or 1
  *   host scan KEY PAGES STRIDE     reads one byte of every STRIDE-th page of a PAGES-page
  *                                  segment (made if missing), in order; "scan ok N" (N pages)
+ *   host gens KEY PAGES w|r          w writes generation 1 into PAGES pages, waits for r to have
+ *                                  read it, writes generation 2; r reads (in order) and checks
+ *                                  each generation; "gens w ok" / "gens r ok"
  *   host turns KEY ROUNDS ROLE NROLES
  *                                  NROLES processes take ROUNDS turns each on one page: at
  *                                  its turn a role checks that the plain counter beside the
@@ -730,6 +733,52 @@ static int cmd_scan(key_t key, long pages, long stride) {
   return shmdt((const void *)s) == 0 ? 0 : fail("shmdt");
 }
 
+/* gens: two generations of every word of PAGES pages, the control words on page PAGES. */
+static uint64_t gen_word(uint64_t gen, size_t p, size_t i) {
+  return gen << 48 | (uint64_t)p << 16 | i;
+}
+
+static int gen_check(const volatile uint64_t *w, size_t pages, uint64_t gen) {
+  for (size_t p = 0; p < pages; p++)
+    for (size_t i = 0; i < PAGE / 8; i++)
+      if (w[p * (PAGE / 8) + i] != gen_word(gen, p, i)) {
+        fprintf(stderr, "host: gens: generation %llu: page %zu word %zu is %#llx\n",
+                (unsigned long long)gen, p, i, (unsigned long long)w[p * (PAGE / 8) + i]);
+        return 1;
+      }
+  return 0;
+}
+
+static int cmd_gens(key_t key, long pages, const char *role) {
+  uint64_t *w = attach(key, (size_t)(pages + 1) * PAGE, IPC_CREAT, 0, NULL);
+  uint64_t *ctl;
+  int writer = !strcmp(role, "w");
+
+  if (w == NULL)
+    return 1;
+  if (pages < 1 || (!writer && strcmp(role, "r")))
+    return 2;
+  ctl = w + (size_t)pages * (PAGE / 8); /* [0]: generation written, [1]: generation read */
+  for (uint64_t gen = 1; gen <= 2; gen++) {
+    if (writer) {
+      if (gen == 2 && spin_until(&ctl[1], 1) != 0)
+        return fail("gens: the reader never read generation 1");
+      for (size_t p = 0; p < (size_t)pages; p++)
+        for (size_t i = 0; i < PAGE / 8; i++)
+          w[p * (PAGE / 8) + i] = gen_word(gen, p, i);
+      __atomic_store_n(&ctl[0], gen, __ATOMIC_RELEASE);
+    } else {
+      if (spin_until(&ctl[0], gen) != 0)
+        return fail("gens: the writer never wrote");
+      if (gen_check(w, (size_t)pages, gen) != 0)
+        return 1;
+      __atomic_store_n(&ctl[1], gen, __ATOMIC_RELEASE);
+    }
+  }
+  printf("gens %s ok\n", role);
+  return shmdt(w) == 0 ? 0 : fail("shmdt");
+}
+
 /* Turn-taking on one page (the pattern migratory grants serve: read, then write, then
  * another host): a write lost or a stale copy read shows as a counter that does not match
  * the turn. The segment is removed by the last role. */
@@ -823,7 +872,8 @@ static int usage(void) {
           "       killwrite KEY PAGES | rmidfork KEY | forks KEY N |\n"
           "       readers KEY MB NPROC [fresh] | flag KEY ROUNDS ROLE |\n"
           "       storm KEY PARTIES THREADS | writedetach KEY PAGES GOFILE |\n"
-          "       turns KEY ROUNDS ROLE NROLES | scan KEY PAGES STRIDE\n");
+          "       turns KEY ROUNDS ROLE NROLES | scan KEY PAGES STRIDE |\n"
+          "       gens KEY PAGES w|r\n");
   return 2;
 }
 
@@ -863,6 +913,8 @@ int main(int argc, char **argv) {
     return cmd_storm(key, atol(argv[3]), atol(argv[4]));
   if (!strcmp(cmd, "scan") && argc == 5)
     return cmd_scan(key, atol(argv[3]), atol(argv[4]));
+  if (!strcmp(cmd, "gens") && argc == 5)
+    return cmd_gens(key, atol(argv[3]), argv[4]);
   if (!strcmp(cmd, "turns") && argc == 6)
     return cmd_turns(key, atol(argv[3]), atol(argv[4]), atol(argv[5]));
   if (!strcmp(cmd, "flag") && argc == 5)
