@@ -244,27 +244,37 @@ static void budget_wait(void) {
   }
 }
 
+#define UNSENT_SLICE_MS 10 /* how often a record the socket refused is tried again */
+
 /* The host does not hold page p of sg well enough (word h): asks the agent (again after
  * every change of the page that left it short, sent_gen tracking that) and announces WAIT.
- * 1: sleep on the word h | WAIT for *slice ms; 0: the word moved, look again; -1: no
- * answer can come (the record cannot be sent, or the deadline passed). */
+ * 1: sleep on the word h | WAIT for *slice ms; 2: the record could not be sent (the agent's
+ * socket is closing: the I/O thread is about to declare the agent gone, which the caller's
+ * next look sees, so that the SIGBUS names the right cause), sleep *slice ms (sleep_unsent)
+ * and try again; 0: the word moved, look again; -1: the deadline passed. */
 static int ask(struct shim_seg *sg, uint32_t p, int write, uint32_t h, uint32_t *sent_gen,
                long deadline, long *slice) {
   _Atomic uint32_t *hw = &sg->host[p].word;
-  long left;
+  long left = deadline - now_ms();
 
+  if (left <= 0)
+    return -1;
   if ((h >> DSHM_HT_GEN_SHIFT) != *sent_gen) {
-    if (send_record(sg->shmid, p, write) < 0)
-      return -1;
+    if (send_record(sg->shmid, p, write) < 0) {
+      *slice = left < UNSENT_SLICE_MS ? left : UNSENT_SLICE_MS;
+      return 2;
+    }
     *sent_gen = h >> DSHM_HT_GEN_SHIFT;
   }
   if (!(h & DSHM_HT_WAIT) && !atomic_compare_exchange_strong(hw, &h, h | DSHM_HT_WAIT))
     return 0;
-  left = deadline - now_ms();
-  if (left <= 0)
-    return -1;
   *slice = left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
   return 1;
+}
+
+/* ask()'s 2: a short sleep that the session's loss ends early (it wakes shim__dead). */
+static void sleep_unsent(long slice) {
+  futex_wait((_Atomic uint32_t *)&shim__dead, 0, 0, slice);
 }
 
 int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write) {
@@ -305,7 +315,10 @@ int shim_agent_fault(struct shim_hit *hit, uintptr_t addr, int write) {
     shim_cache_release(hit);
     if (rc < 0)
       return -1;
-    futex_wait(hw, h | DSHM_HT_WAIT, 1, slice);
+    if (rc == 2)
+      sleep_unsent(slice);
+    else
+      futex_wait(hw, h | DSHM_HT_WAIT, 1, slice);
     if (shim_cache_lookup(addr, hit) < 0)
       return 0; /* the view is gone: the retry decides whose fault it is */
   }
@@ -342,7 +355,10 @@ int shim_agent_page_ready(int slot, unsigned gen, uint32_t pg, int write) {
     if (rc < 0)
       return -EFAULT;
     pthread_mutex_unlock(&shim__cache_lock);
-    futex_wait(hw, h | DSHM_HT_WAIT, 1, slice);
+    if (rc == 2)
+      sleep_unsent(slice);
+    else
+      futex_wait(hw, h | DSHM_HT_WAIT, 1, slice);
     pthread_mutex_lock(&shim__cache_lock);
   }
 }

@@ -4,12 +4,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -440,6 +443,8 @@ static void session_die(int err) {
   pthread_mutex_lock(&S.lock);
   S.state = S_DEAD;
   atomic_store(&shim__dead, 1);
+  /* Fault handlers whose record the dying socket refused sleep on it (agentpage.c). */
+  syscall(SYS_futex, (int *)&shim__dead, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
   atomic_store(&shim__agent_fd, -1);
   while ((w = S.waiters) != NULL) {
     S.waiters = w->next;
