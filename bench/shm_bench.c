@@ -524,8 +524,9 @@ static int cmd_rm(key_t key) {
 #define CALLS_ITERS 200u
 #define CALLS_WARMUP 20u
 static int cmd_calls(key_t key) {
-  double get[CALLS_ITERS], at[CALLS_ITERS], dt[CALLS_ITERS];
+  double get[CALLS_ITERS], at[CALLS_ITERS], st[CALLS_ITERS], dt[CALLS_ITERS];
   for (unsigned i = 0; i < CALLS_WARMUP + CALLS_ITERS; i++) {
+    struct shmid_ds ds;
     uint64_t t0 = bench_now_ns();
     int id = shmget(key, 0, 0);
     uint64_t t1 = bench_now_ns();
@@ -535,17 +536,22 @@ static int cmd_calls(key_t key) {
     uint64_t t2 = bench_now_ns();
     if (p == (void *)-1)
       return die_errno("calls: shmat");
+    if (shmctl(id, IPC_STAT, &ds) < 0)
+      return die_errno("calls: IPC_STAT");
+    uint64_t t3 = bench_now_ns();
     if (shmdt(p) < 0)
       return die_errno("calls: shmdt");
-    uint64_t t3 = bench_now_ns();
+    uint64_t t4 = bench_now_ns();
     if (i < CALLS_WARMUP)
       continue;
     get[i - CALLS_WARMUP] = (double)(t1 - t0) / 1e3;
     at[i - CALLS_WARMUP] = (double)(t2 - t1) / 1e3;
-    dt[i - CALLS_WARMUP] = (double)(t3 - t2) / 1e3;
+    st[i - CALLS_WARMUP] = (double)(t3 - t2) / 1e3;
+    dt[i - CALLS_WARMUP] = (double)(t4 - t3) / 1e3;
   }
   bench_print_lat("shmget_us", get, CALLS_ITERS);
   bench_print_lat("shmat_us", at, CALLS_ITERS);
+  bench_print_lat("ipcstat_us", st, CALLS_ITERS);
   bench_print_lat("shmdt_us", dt, CALLS_ITERS);
   return 0;
 }
