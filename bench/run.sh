@@ -640,25 +640,24 @@ g10() { printf '%-52s %9s %9s %5s\n' "$1" "$(ratio "$2" 1)" "$3" "$4"; }
 printf '%-52s %9s %9s %5s\n' "goals (issue 10: between hosts)" "measured" "goal" "met"
 rtt0=$(get tcp tcp_rtt_us median) bulk=$(get tcp tcp_bulk_MBps value)
 f1=$(get dshm2 fault_us median)
+# g10_links LABEL PHASE NAME GOAL: LABEL / raw RTT on each delayed link of >= 200 us RTT.
+g10_links() {
+  local d rtt r
+  for d in $DELAYS; do
+    rtt=$(get "d$d-rtt" tcp_rtt_via_us median)
+    r=$(num "$(get "d$d-$2" "$3" median)" "$rtt")
+    if awk -v x="$rtt" 'BEGIN { exit !(x != "" && x + 0 >= 200) }'; then
+      g10 "$1 / raw RTT, link of $(int0 "$rtt") us RTT" "$r" "<= $4x" "$(met "$r" "$4")"
+    fi
+  done
+}
 r=$(num "$f1" "$rtt0"); g10 "1-page fault / raw 4 KiB RTT, loopback" "$r" "<= 2x" "$(met "$r" 2)"
-for d in $DELAYS; do
-  rtt=$(get "d$d-rtt" tcp_rtt_via_us median)
-  r=$(num "$(get "d$d-fault" fault_us median)" "$rtt")
-  if awk -v x="$rtt" 'BEGIN { exit !(x != "" && x + 0 >= 200) }'; then
-    g10 "1-page fault / raw RTT, link of $(int0 "$rtt") us RTT" "$r" "<= 1.2x" "$(met "$r" 1.2)"
-  fi
-done
+g10_links "1-page fault" fault fault_us 1.2
 r=$(num "$(get dshm2 fault_scattered_us median)" "$f1")
 g10 "scattered fault / 1-page fault" "$r" "<= 1.3x" "$(met "$r" 1.3)"
 r=$(num "$(get dshm2 pingpong_us median)" "$rtt0")
 g10 "ping-pong (two handoffs) / raw RTT, loopback" "$r" "<= 6x" "$(met "$r" 6)"
-for d in $DELAYS; do
-  rtt=$(get "d$d-rtt" tcp_rtt_via_us median)
-  r=$(num "$(get "d$d-pp" pingpong_us median)" "$rtt")
-  if awk -v x="$rtt" 'BEGIN { exit !(x != "" && x + 0 >= 200) }'; then
-    g10 "ping-pong / raw RTT, link of $(int0 "$rtt") us RTT" "$r" "<= 4.5x" "$(met "$r" 4.5)"
-  fi
-done
+g10_links "ping-pong" pp pingpong_us 4.5
 r=$(num "$(get dshm2 seqread_MBps value)" "$bulk")
 g10 "cold sequential read / raw TCP bulk" "$r" ">= 0.5x" "$(met_ge "$r" 0.5)"
 r=$(num "$(get dshm2 fill_MBps value)" "$bulk")
