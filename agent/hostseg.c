@@ -197,8 +197,6 @@ static void seg_free(struct agent *ag, struct hseg *s) {
   seg_release(s);
 }
 
-/* Writes back every page the host holds EXCLUSIVE (WRITE_DATA, mode INVALID): runs of at
- * most max_run pages, the data copied out as each message is encoded. */
 static void revoke_finish(struct agent *ag, struct revoke *rv);
 static void revoke_go(struct agent *ag, struct revoke *rv);
 
@@ -224,6 +222,8 @@ static uint32_t map_run(struct agent *ag, struct hseg *s, uint32_t p) {
   return q > p ? q : p + 1;
 }
 
+/* Writes back every page the host holds EXCLUSIVE (WRITE_DATA, mode INVALID): runs of at
+ * most max_run pages, the data copied out as each message is encoded. */
 static void write_back_all(struct agent *ag, struct hseg *s) {
   uint32_t p = 0, q, i, mapped = 0;
 
