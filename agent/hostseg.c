@@ -26,12 +26,10 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "kabi.h"
 #include "local.h"
 #include "upstream.h"
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22 /* Linux 5.14 */
-#endif
 
 #define READ_AHEAD  64u  /* pages a request asks for at most: the read-ahead window's cap */
 #define WRITE_AHEAD 64u  /* the same for writes */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kabi.h"
 #include "pin.h"
 #include "real.h"
 #include "session.h"
@@ -34,9 +35,6 @@
 
 #define WAIT_SLICE_MS 100 /* a sleeper looks again this often (agent or segment gone) */
 #define RAISE_AHEAD   63u /* pages raised after a faulting one: the rest of a read-ahead */
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22 /* Linux 5.14 */
-#endif
 
 atomic_int shim__agent_fd = -1;
 atomic_uint shim__agent_slot;

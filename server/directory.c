@@ -11,10 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
+#include "kabi.h"
 #include "store.h"
 
 /* Page state is allocated in chunks on first use, so a huge mostly untouched segment costs

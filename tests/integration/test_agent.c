@@ -220,9 +220,10 @@ static void setup(void) {
 }
 
 /* Every agent exits by itself once its last process is gone: asserted after every test. */
-/* An agent's log (host dir, *.log) must hold no sanitizer report: in the ASan build every
- * agent runs with leak detection (agent-asan.sh) and reports into its log at exit. */
-static void assert_clean_logs(const struct host *h) {
+/* Calls fn with every line of every agent log of host h (its dir, *.log). */
+static void each_log_line(const struct host *h, void (*fn)(const char *path, const char *line,
+                                                             void *arg),
+                          void *arg) {
   DIR *d = opendir(h->dir);
   struct dirent *e;
 
@@ -237,12 +238,23 @@ static void assert_clean_logs(const struct host *h) {
     snprintf(path, sizeof path, "%s/%s", h->dir, e->d_name);
     f = fopen(path, "r");
     while (f != NULL && fgets(line, sizeof line, f) != NULL)
-      ck_assert_msg(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error") == NULL,
-                    "%s: %s", path, line);
+      fn(path, line, arg);
     if (f != NULL)
       fclose(f);
   }
   closedir(d);
+}
+
+static void no_sanitizer_report(const char *path, const char *line, void *arg) {
+  (void)arg;
+  ck_assert_msg(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error") == NULL,
+                "%s: %s", path, line);
+}
+
+/* An agent's log (host dir, *.log) must hold no sanitizer report: in the ASan build every
+ * agent runs with leak detection (agent-asan.sh) and reports into its log at exit. */
+static void assert_clean_logs(const struct host *h) {
+  each_log_line(h, no_sanitizer_report, NULL);
 }
 
 static void teardown(void) {
@@ -700,15 +712,18 @@ END_TEST
  * that host A wrote, then A writes them all again (taking them from B) and B reads them
  * again: every word is of the latest generation, and B's agent asked for runs ahead of the
  * reader (its verbose log says so), so the prefetched runs are what was checked. */
+static void count_prefetches(const char *path, const char *line, void *arg) {
+  (void)path;
+  *(int *)arg += strstr(line, "prefetch shm") != NULL;
+}
+
 START_TEST(test_pipelined_reads_stay_coherent) {
-  char k[16], path[512], line[512];
+  char k[16];
   char *wr[] = {"host", "gens", KEYSTR(k, h_unique_key()), "1024", "w", NULL};
   char *rd[] = {"host", "gens", k, "1024", "r", NULL};
   char *verbose[] = {"DSHM_AGENT_VERBOSE=1", NULL};
   struct h_proc pw, pr;
   struct h_result r;
-  struct dirent *e;
-  DIR *d;
   int prefetches = 0;
 
   spawn_on(&pw, &host_a, wr, NULL);
@@ -719,21 +734,7 @@ START_TEST(test_pipelined_reads_stay_coherent) {
   h_wait(&pr, &r, RUN_MS);
   assert_exit0(&r, "gens r");
   ck_assert_str_eq(r.out, "gens r ok\n");
-  d = opendir(host_b.dir);
-  ck_assert_msg(d != NULL, "%s: %s", host_b.dir, strerror(errno));
-  while ((e = readdir(d)) != NULL) {
-    FILE *f;
-    size_t len = strlen(e->d_name);
-    if (len < 4 || strcmp(e->d_name + len - 4, ".log") != 0)
-      continue;
-    snprintf(path, sizeof path, "%s/%s", host_b.dir, e->d_name);
-    f = fopen(path, "r");
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-      prefetches += strstr(line, "prefetch shm") != NULL;
-    if (f != NULL)
-      fclose(f);
-  }
-  closedir(d);
+  each_log_line(&host_b, count_prefetches, &prefetches);
   ck_assert_msg(prefetches > 0, "host B's agent logged no prefetch: the path was not taken");
 }
 END_TEST
