@@ -106,6 +106,8 @@ struct agent {
   /* hostseg.c */
   TAILQ_HEAD(hsegs, hseg) segs;
   TAILQ_HEAD(, revoke) revokes;
+  /* procexit.c */
+  TAILQ_HEAD(, exitwatch) exitwatches;
   uv_timer_t hold;          /* revocations held for a fresh grant (hostseg.c, hold()) */
   uint32_t next_lreqid;     /* reqids of our INVALIDATE/RECALL to processes */
   /* main.c */

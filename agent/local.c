@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,9 +19,11 @@
 #include <unistd.h>
 
 #include "hostseg.h"
+#include "procexit.h"
 #include "upstream.h"
 
-#define LOCAL_MAX_MSG (PROTO_HDR_SIZE + PROTO_RUN_HDR + PROTO_MAX_RUN * PROTO_RUN_ENTRY)
+/* The largest message a process sends: a SEMCTL SETALL of the largest set. */
+#define LOCAL_MAX_MSG (PROTO_HDR_SIZE + PROTO_SEMCTL_MAX_PAYLOAD)
 
 static struct proto_msg in; /* 6 KiB, single-threaded */
 static uint8_t rbuf[LOCAL_MAX_MSG + 1];
@@ -227,7 +230,9 @@ static void proc_gone(struct agent *ag, struct lproc *p) {
     close(p->fd);
   if (p->pidfd >= 0)
     close(p->pidfd);
-  p->fd = p->pidfd = -1;
+  if (p->undo_pidfd >= 0) /* an exec keeps the adjustments: only its exit applies them */
+    agent_exit_watch(ag, p->pid, p->undo_pidfd);
+  p->fd = p->pidfd = p->undo_pidfd = -1;
   if (p->closing == 0)
     proc_free(p); /* else by the last close callback */
   agent_procs_changed(ag);
@@ -242,6 +247,13 @@ static void reply_status(struct lproc *p, const struct proto_msg *m, int err) {
   r.h.reqid = m->h.reqid;
   r.h.status = err < 0 ? proto_err_from_errno(err) : 0;
   (void)agent_proc_send(p, &r, -1, -1);
+}
+
+static int semop_has_undo(const struct proto_semop *q) {
+  for (uint32_t i = 0; i < q->nsops; i++)
+    if (proto_get_u16(q->sops + (size_t)i * PROTO_SEMOP_SIZE + 4) & SEM_UNDO)
+      return 1;
+  return 0;
 }
 
 /* Reads every process connection that has input or hung up, so that a call sees the effect
@@ -285,7 +297,7 @@ static struct lproc *proc_new(struct agent *ag, pid_t pid) {
   p->id = ++ag->next_proc_id ? ag->next_proc_id : ++ag->next_proc_id;
   p->slot = slot_new(ag, p->id);
   p->pid = pid;
-  p->fd = p->pidfd = -1;
+  p->fd = p->pidfd = p->undo_pidfd = -1;
   STAILQ_INIT(&p->out);
   TAILQ_INSERT_TAIL(&ag->procs, p, link);
   ag->nprocs++;
@@ -378,8 +390,10 @@ static void dispatch(struct agent *ag, struct lproc *p, struct proto_msg *m,
   default:
     break;
   }
-  /* SysV calls: the kernel's word on who asks, and every exit before this call applied. */
+  /* SysV calls: the kernel's word on who asks, and every exit before this call applied
+   * (detaches, SEM_UNDO). */
   reap_hangups(ag, p);
+  agent_exit_reap(ag);
   switch (m->h.opcode) {
   case PROTO_OP_CREATE_SEGMENT:
     m->u.create.cred = cred;
@@ -423,6 +437,23 @@ static void dispatch(struct agent *ag, struct lproc *p, struct proto_msg *m,
     m->u.inherit.cred = cred;
     err = on_inherit(ag, p, m);
     break;
+  case PROTO_OP_SEMGET:
+    m->u.semget.cred = cred;
+    err = agent_up_forward(ag, p, m);
+    break;
+  case PROTO_OP_SEMCTL:
+    m->u.semctl.cred = cred;
+    err = agent_up_forward(ag, p, m);
+    break;
+  case PROTO_OP_SEMOP:
+    m->u.semop.cred = cred;
+    if (p->undo_pidfd < 0 && semop_has_undo(&m->u.semop))
+      p->undo_pidfd = agent_exit_pidfd(p->pid);
+    err = agent_up_forward(ag, p, m);
+    break;
+  case PROTO_OP_SEM_CANCEL:
+    agent_up_sem_cancel(ag, p->id, m->u.sem_cancel.reqid);
+    return;
   default:
     agent_log("pid %d: unexpected %s: closing its connection", (int)p->pid,
               proto_op_name(m->h.opcode));

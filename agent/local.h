@@ -31,6 +31,8 @@ struct lproc {
   gid_t gid;
   int fd;                   /* -1: inherited attachments of a forked child not connected yet */
   int pidfd;                /* such a child's liveness; -1 otherwise */
+  int undo_pidfd;           /* it sent a SEM_UNDO semop: watched until it exits (procexit.h);
+                             * -1 otherwise */
   uv_poll_t poll;           /* fd, when connected */
   uv_poll_t ppoll;          /* pidfd, while pending */
   int poll_on, ppoll_on;

@@ -26,6 +26,7 @@
 #include "agent.h"
 #include "hostseg.h"
 #include "local.h"
+#include "procexit.h"
 #include "upstream.h"
 
 int agent_verbose;
@@ -71,6 +72,7 @@ void agent_stop(struct agent *ag, const char *why) {
   agent_seg_unhold_all(ag);
   uv_close((uv_handle_t *)&ag->hold, on_closed);
   agent_local_close_all(ag);
+  agent_exit_close_all(ag);
   agent_up_close(ag);
 }
 
@@ -124,6 +126,7 @@ void agent_init(struct agent *ag, uv_loop_t *loop, struct agent_cfg *cfg) {
   TAILQ_INIT(&ag->procs);
   TAILQ_INIT(&ag->segs);
   TAILQ_INIT(&ag->revokes);
+  TAILQ_INIT(&ag->exitwatches);
   uv_signal_init(loop, &ag->sigterm);
   uv_signal_init(loop, &ag->sigint);
   uv_timer_init(loop, &ag->idle);

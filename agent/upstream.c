@@ -326,7 +326,8 @@ static void on_reply(struct agent *ag, struct proto_msg *m) {
     if (ag->fwd[i].reqid == m->h.reqid) {
       struct fwd f = ag->fwd[i];
       struct lproc *p = f.proc ? agent_proc_find(ag, f.proc) : NULL;
-      if (m->h.opcode != f.op || m->h.length > PROTO_SMALL_MAX) {
+      if (m->h.opcode != f.op ||
+          m->h.length > (f.op == PROTO_OP_SEMCTL ? PROTO_SEMCTL_MAX_PAYLOAD : PROTO_SMALL_MAX)) {
         up_lost(ag, "a reply that does not match its request");
         return;
       }
@@ -842,11 +843,36 @@ int agent_up_page_request(struct agent *ag, int32_t shmid, uint32_t first, uint3
   return err;
 }
 
+/* Asks the server to end the waiting SEMOP with upstream reqid (its reply follows). */
+static void send_sem_cancel(struct agent *ag, uint32_t reqid) {
+  struct proto_msg m;
+
+  memset(&m, 0, sizeof m);
+  m.h.opcode = PROTO_OP_SEM_CANCEL;
+  m.u.sem_cancel.reqid = reqid;
+  if (ag->up_open && !ag->up_reconn)
+    (void)agent_up_send(ag, &m);
+}
+
+void agent_up_sem_cancel(struct agent *ag, uint32_t proc, uint32_t lreqid) {
+  for (size_t i = 0; i < ag->nfwd; i++)
+    if (ag->fwd[i].proc == proc && ag->fwd[i].op == PROTO_OP_SEMOP &&
+        ag->fwd[i].lreqid == lreqid) {
+      send_sem_cancel(ag, ag->fwd[i].reqid);
+      return;
+    }
+}
+
 void agent_up_forget_proc(struct agent *ag, uint32_t proc) {
   size_t i;
 
-  /* An ATTACH still in flight keeps its entry, marked: its success is undone on arrival. */
+  /* An ATTACH still in flight keeps its entry, marked: its success is undone on arrival.
+   * A semop still waiting at the server must not run for a process that is gone (the
+   * kernel drops a dying task's waits): cancelled, its reply dropped. */
   for (i = 0; i < ag->nfwd; i++)
-    if (ag->fwd[i].proc == proc && ag->fwd[i].op != PROTO_OP_ATTACH_SEGMENT)
+    if (ag->fwd[i].proc == proc && ag->fwd[i].op != PROTO_OP_ATTACH_SEGMENT) {
+      if (ag->fwd[i].op == PROTO_OP_SEMOP)
+        send_sem_cancel(ag, ag->fwd[i].reqid);
       ag->fwd[i].proc = 0;
+    }
 }

@@ -43,4 +43,8 @@ int agent_up_park(struct agent *ag, struct lproc *p, struct proto_msg *m);
  * undone). */
 void agent_up_forget_proc(struct agent *ag, uint32_t proc);
 
+/* The process (lproc id) that waits in the SEMOP with its own reqid lreqid was interrupted:
+ * the server is asked to end it (its reply, EINTR or its real result, follows). */
+void agent_up_sem_cancel(struct agent *ag, uint32_t proc, uint32_t lreqid);
+
 #endif

@@ -166,6 +166,7 @@ R16_REQS=100000           # redis-benchmark -c 16 requests
 CONN_N=256                # idle connections to a fresh server
 
 phase native "$SHM" all "$(key 0)"
+phase native-semop "$SHM" semop "$(key 5)" # the kernel's SysV semaphores
 PHASE_S=90 phase native-mem "$SHM" mem "$(key 3)" $MEM_BYTES 64 9 2000 200 $MEM_READERS
 
 # A failed dshm phase: whether the server still runs, what it and the agents logged last.
@@ -213,6 +214,8 @@ if [ -x "$SERVER" ] && [ -f "$SHIM" ] && [ -x "$AGENT" ]; then
     fi
     phase a2-rm1 env "${ON_A[@]}" "$SHM" rm "$a" || ok=0
     phase a2-pp env "${ON_A[@]}" "$PEER_ON_B" "$SHM" pingpong "$(key 11)" || ok=0
+    # A networked SysV semaphore set (issue 11): semop through host B's agent to the server.
+    phase a2-semop env "${ON_B[@]}" "$SHM" semop "$(key 15)" || ok=0
     cat "$TMP"/a2-{fill,fault,seqread,calls,pp} >"$TMP/dshm2" 2>/dev/null
     # One host. Each agent figure right after its native counterpart: on this shared VM
     # the load moves within a run, and the spinning ping-pong is bimodal with it.
@@ -402,6 +405,12 @@ row "cold sequential read 64 MiB (MB/s)" "$(cell native seqread_MBps value)" \
 row "sequential fill 64 MiB + detach (MB/s)" "$(cell native fill_MBps value)" \
   "$(cell dshm2 fill_MBps value)" "$(cell tcp tcp_bulk_MBps value)" \
   "$(cell redis redis_fill_MBps value)"
+row "SysV semop, uncontended, median (us)" "$(cell native-semop semop_us median)" \
+  "$(cell a2-semop semop_us median)" "$(cell tcp tcp_rtt_us median)" \
+  "$(cell redis redis_getrange_us median)"
+row "SysV semop, uncontended, p99 (us)" "$(cell native-semop semop_us p99)" \
+  "$(cell a2-semop semop_us p99)" "$(cell tcp tcp_rtt_us p99)" \
+  "$(cell redis redis_getrange_us p99)"
 echo
 cat <<'TXT'
 read fault, 1 page: a fault that fetches exactly one 4 KiB page (the next page is
@@ -413,6 +422,9 @@ TCP floor: a 4 KiB echo round trip between two processes pinned to one CPU (all
   latency rows; the same pinned to two CPUs is below) and one 64 MiB stream.
 Redis: GETRANGE of one 4 KiB page; ping-pong = SETRANGE + polling GETRANGE;
   bulk = GETRANGE/SETRANGE in 1 MiB chunks, one request at a time.
+SysV semop: semop -1 then +1 on a set of one semaphore (each timed), by a process on host B;
+  natively a system call, under dshm a round trip through the host agent to the server
+  (the Redis column: one request, GETRANGE, for scale).
 TXT
 echo
 
@@ -673,6 +685,10 @@ printf '%-52s %9s %9s %5s\n' "server memory per idle connection" \
   "$(awk -v k="$conn_kib" 'BEGIN { if (k == "") print "-"; else printf "%.1f KiB", k }')" \
   "<= 16 KiB" "$(met "$conn_kib" 16)"
 echo "(~1x: met when within 1.5x of one round trip, or 1.2x of the one-page segment's call)"
+echo
+printf '%-52s %9s %9s %5s\n' "goals (issue 11: SysV semaphores)" "measured" "goal" "met"
+r=$(num "$(get a2-semop semop_us median)" "$rtt0")
+g10 "semop, uncontended / raw RTT" "$r" "~1x" "$(met "$r" 1.5)"
 
 if [ ${#NOTES[@]} -gt 0 ]; then
   echo
@@ -683,7 +699,7 @@ echo "seconds per phase: ${TIMES[*]/ /=}" | fold -s -w 90 | sed 's/ *$//'
 echo "raw results ($(($(date +%s) - T_START)) s):"
 # "PHASE NAME key=value ...": every result line of the run, also kept in the build directory
 # (RESULTS) for bench/plot.sh.
-for f in tcp native native-mem a2-fill a2-fault a2-seqread a2-calls a2-calls1 a2-pp native-pp a1-pp \
+for f in tcp native native-semop native-mem a2-fill a2-fault a2-seqread a2-calls a2-calls1 a2-pp a2-semop native-pp a1-pp \
   native-touch native-sigsegv a1-touch a1-mem \
   $(for k in $RV_KS; do echo native-rv$k a2-rv$k; done) \
   f16-fill f16-fetch conn redis redis16 \

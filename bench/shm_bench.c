@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -554,6 +555,45 @@ static int cmd_calls(key_t key) {
   bench_print_lat("ipcstat_us", st, CALLS_ITERS);
   bench_print_lat("shmdt_us", dt, CALLS_ITERS);
   return 0;
+}
+
+/* A SysV semaphore set KEY of one semaphore at 1 (made here, removed at the end): semop -1
+ * then +1, uncontended, each timed, CALLS_ITERS times after CALLS_WARMUP. Under the shim
+ * each is a round trip to the server through the host agent; natively a system call. */
+static int cmd_semop(key_t key) {
+  double lat[2 * CALLS_ITERS];
+  struct sembuf dn = {0, -1, 0}, up = {0, 1, 0};
+  int id = semget(key, 1, IPC_CREAT | IPC_EXCL | 0600), rc = 1;
+
+  if (id < 0)
+    return die_errno("semop: semget");
+  if (semctl(id, 0, SETVAL, 1) < 0) {
+    die_errno("semop: SETVAL");
+    goto out;
+  }
+  for (unsigned i = 0; i < CALLS_WARMUP + CALLS_ITERS; i++) {
+    uint64_t t0 = bench_now_ns();
+    if (semop(id, &dn, 1) < 0) {
+      die_errno("semop: -1");
+      goto out;
+    }
+    uint64_t t1 = bench_now_ns();
+    if (semop(id, &up, 1) < 0) {
+      die_errno("semop: +1");
+      goto out;
+    }
+    uint64_t t2 = bench_now_ns();
+    if (i < CALLS_WARMUP)
+      continue;
+    lat[2 * (i - CALLS_WARMUP)] = (double)(t1 - t0) / 1e3;
+    lat[2 * (i - CALLS_WARMUP) + 1] = (double)(t2 - t1) / 1e3;
+  }
+  bench_print_lat("semop_us", lat, 2 * CALLS_ITERS);
+  rc = 0;
+out:
+  if (semctl(id, 0, IPC_RMID) < 0 && rc == 0)
+    rc = die_errno("semop: IPC_RMID");
+  return rc;
 }
 
 /* First touches of pages another process of the host holds. The holder creates KEY, writes
@@ -1317,6 +1357,7 @@ static void usage(void) {
           "  all       fill, fault, seqread, calls, rm (segment KEY), pingpong (KEY+1),\n"
           "            each in a fresh process\n"
           "  fill | fault | seqread | calls | rm | pingpong   one of those phases\n"
+          "  semop     a SysV semaphore set KEY (made and removed): uncontended semop -1, +1\n"
           "  touch     a holder fills KEY, a fresh process reads every STRIDE-th page once a\n"
           "            round (ROUNDS, the first a warm-up): first-touch time per page\n"
           "  sigsegv   SIGSEGV round trip on every STRIDE-th page of a private segment\n"
@@ -1402,6 +1443,8 @@ int main(int argc, char **argv) {
     return cmd_rm(key);
   if (!strcmp(cmd, "calls"))
     return cmd_calls(key);
+  if (!strcmp(cmd, "semop"))
+    return cmd_semop(key);
   if (!strcmp(cmd, "touch"))
     return cmd_touch(key, &o);
   if (!strcmp(cmd, "touch-peer"))

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -26,6 +27,10 @@ struct shim_real {
   void *(*shmat)(int, const void *, int);
   int (*shmdt)(const void *);
   int (*shmctl)(int, int, struct shmid_ds *);
+  int (*semget)(key_t, int, int);
+  int (*semop)(int, struct sembuf *, size_t);
+  int (*semtimedop)(int, struct sembuf *, size_t, const struct timespec *);
+  int (*semctl)(int, int, int, ...);
   key_t (*ftok)(const char *, int);
   /* Address-space calls that may take a view away (remap.c). */
   void *(*mmap)(void *, size_t, int, int, int, off_t);

@@ -219,6 +219,36 @@ int shim_session_submit(struct proto_msg *req, struct shim_waiter *w) {
   return 0;
 }
 
+/* Lock held. Wakes the waiter (both ways it may be waiting). */
+static void waiter_done(struct shim_waiter *w) {
+  __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+  pthread_cond_signal(&w->cond);
+  if (w->intr)
+    syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int shim_session_wait_intr(struct shim_waiter *w, int *err) {
+  /* A futex wait with a timeout ends with EINTR after any signal handler, SA_RESTART or
+   * not (the kernel restarts only untimed waits): semop is never restarted either. */
+  struct timespec ts = {1, 0};
+
+  while (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) {
+    if (syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0) < 0 &&
+        errno == EINTR)
+      return 1;
+  }
+  pthread_mutex_lock(&S.lock); /* pairs with the I/O thread's writes before done */
+  pthread_mutex_unlock(&S.lock);
+  pthread_cond_destroy(&w->cond);
+  if (w->err < 0)
+    *err = w->err;
+  else if (w->hdr.status != 0)
+    *err = -proto_err_to_errno(w->hdr.status);
+  else
+    *err = 0;
+  return 0;
+}
+
 /* Lock held. */
 static void unlink_waiter(struct shim_waiter *w) {
   struct shim_waiter **pp;
@@ -449,8 +479,7 @@ static void session_die(int err) {
   while ((w = S.waiters) != NULL) {
     S.waiters = w->next;
     w->err = -ENOTCONN; /* one errno for "the agent (or its server) is gone" (README) */
-    w->done = 1;
-    pthread_cond_signal(&w->cond);
+    waiter_done(w);
   }
   while ((f = S.out_head) != NULL) {
     S.out_head = f->next;
@@ -480,8 +509,19 @@ static int deliver(const struct proto_msg *m) {
     rx_fds[0] = rx_fds[1] = -1;
     if (w->reply != NULL)
       *w->reply = *m; /* only non-run replies reach waiters: no pointer into rbuf escapes */
-    w->done = 1;
-    pthread_cond_signal(&w->cond);
+    if (w->reply != NULL && m->h.opcode == PROTO_OP_SEMCTL && m->h.status == 0) {
+      /* ... except GETALL's values: copied to the waiter's room. */
+      size_t n = 2 * (size_t)m->u.semctl_reply.nvals;
+      if (n > w->vals_cap) {
+        w->err = -EPROTO;
+        w->reply->u.semctl_reply.nvals = 0;
+        w->reply->u.semctl_reply.vals = NULL;
+      } else if (n > 0) {
+        memcpy(w->vals, m->u.semctl_reply.vals, n);
+        w->reply->u.semctl_reply.vals = w->vals;
+      }
+    }
+    waiter_done(w);
   }
   pthread_mutex_unlock(&S.lock);
   return w != NULL;

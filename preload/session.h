@@ -41,6 +41,9 @@ struct shim_waiter {
   struct proto_msg *reply; /* if not NULL, receives the whole decoded reply */
   int fds[2];              /* descriptors that came with the reply, or -1 */
   pthread_cond_t cond;
+  int intr;                /* waited for by shim_session_wait_intr: done is also a futex */
+  uint8_t *vals;           /* SEMCTL GETALL: room for the reply's values (vals_cap bytes); */
+  size_t vals_cap;         /* the reply's vals then point here, not into the I/O buffer */
 };
 
 /* Set once the session is lost (or while a forked child has none yet): faults get SIGBUS. */
@@ -63,6 +66,10 @@ int shim_session_call_fds(struct proto_msg *req, struct proto_msg *reply, int fd
 void shim_session_waiter_init(struct shim_waiter *w, struct proto_msg *reply);
 int shim_session_submit(struct proto_msg *req, struct shim_waiter *w);
 int shim_session_wait(struct shim_waiter *w, int timeout_ms);
+/* Waits without a deadline for a request submitted with w->intr set (a semop that may block
+ * for ever), but returns 1 as soon as a signal handler has run in this thread (the reply
+ * still comes: wait again), or 0 once done (then as shim_session_wait). */
+int shim_session_wait_intr(struct shim_waiter *w, int *err);
 
 /* Queues a message that expects no reply (acks, and the I/O thread's own requests).
  * Any thread; messages leave in the order they were queued. 0 or -errno. */

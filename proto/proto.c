@@ -24,6 +24,15 @@
 #define AUTH_REPLY_SIZE   PROTO_MAC_SIZE
 #define REATTACH_SIZE     (CRED_SIZE + 12u)
 #define INHERIT_SIZE      (CRED_SIZE + 16u)
+#define SEMGET_SIZE       (CRED_SIZE + 12u)
+#define SEMGET_REPLY_SIZE 4u
+#define SEMCTL_FIXED      (CRED_SIZE + 32u)  /* + 2 per value */
+#define SEMDS_SIZE        52u
+#define SEMINFO_SIZE      40u
+#define SEMCTL_REPLY_FIXED (4u + SEMDS_SIZE + SEMINFO_SIZE + 4u) /* + 2 per value */
+#define SEMOP_FIXED       (CRED_SIZE + 28u)  /* + PROTO_SEMOP_SIZE per operation */
+#define SEM_CANCEL_SIZE   4u
+#define PROC_EXIT_SIZE    4u
 
 static const uint32_t op_max[PROTO_OP_MAX_] = {
 #define OP_MAX(name, code, max) [code] = (max),
@@ -140,6 +149,13 @@ enum body {
   B_NODE_REPLY,
   B_REATTACH,
   B_INHERIT,
+  B_SEMGET,
+  B_SEMGET_REPLY,
+  B_SEMCTL,
+  B_SEMCTL_REPLY,
+  B_SEMOP,
+  B_SEM_CANCEL,
+  B_PROC_EXIT,
 };
 
 static enum body body_of(const struct proto_hdr *h) {
@@ -168,6 +184,11 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_NODE:           return reply ? B_NODE_REPLY : B_NODE;
   case PROTO_OP_REATTACH:       return reply ? B_ATTACH_REPLY : B_REATTACH;
   case PROTO_OP_INHERIT:        return reply ? B_NONE : B_INHERIT;
+  case PROTO_OP_SEMGET:         return reply ? B_SEMGET_REPLY : B_SEMGET;
+  case PROTO_OP_SEMCTL:         return reply ? B_SEMCTL_REPLY : B_SEMCTL;
+  case PROTO_OP_SEMOP:          return reply ? B_NONE : B_SEMOP;
+  case PROTO_OP_SEM_CANCEL:     return reply ? B_NONE : B_SEM_CANCEL;
+  case PROTO_OP_PROC_EXIT:      return reply ? B_NONE : B_PROC_EXIT;
   }
   return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
 }
@@ -300,6 +321,41 @@ static void decode_ds(struct rd *r, struct proto_ds *ds) {
   ds->cpid = rd_u32(r);
   ds->lpid = rd_u32(r);
   ds->nattch = rd_u64(r);
+}
+
+/* nvals big-endian u16 values at the cursor, left in place (vals points at them). */
+static const uint8_t *rd_vals(struct rd *r, uint32_t nvals) {
+  if (r->bad || nvals > PROTO_SEMMSL_MAX) {
+    r->bad = 1;
+    return NULL;
+  }
+  return rd_take(r, 2 * (size_t)nvals);
+}
+
+static void decode_semds(struct rd *r, struct proto_semds *ds) {
+  ds->key = rd_i32(r);
+  ds->uid = rd_u32(r);
+  ds->gid = rd_u32(r);
+  ds->cuid = rd_u32(r);
+  ds->cgid = rd_u32(r);
+  ds->mode = rd_u32(r);
+  ds->seq = rd_u32(r);
+  ds->otime = (int64_t)rd_u64(r);
+  ds->ctime = (int64_t)rd_u64(r);
+  ds->nsems = rd_u64(r);
+}
+
+static void decode_seminfo(struct rd *r, struct proto_seminfo *in) {
+  in->semmap = rd_i32(r);
+  in->semmni = rd_i32(r);
+  in->semmns = rd_i32(r);
+  in->semmnu = rd_i32(r);
+  in->semmsl = rd_i32(r);
+  in->semopm = rd_i32(r);
+  in->semume = rd_i32(r);
+  in->semusz = rd_i32(r);
+  in->semvmx = rd_i32(r);
+  in->semaem = rd_i32(r);
 }
 
 static void decode_info(struct rd *r, struct proto_info *in) {
@@ -459,6 +515,54 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
     if (!r.bad && !counts_ok(m->u.inherit.nrw, m->u.inherit.nro))
       err = -EBADMSG;
     break;
+  case B_SEMGET:
+    rd_cred(&r, &m->u.semget.cred);
+    m->u.semget.key = rd_i32(&r);
+    m->u.semget.nsems = rd_i32(&r);
+    m->u.semget.semflg = rd_i32(&r);
+    break;
+  case B_SEMGET_REPLY:
+    m->u.semget_reply.semid = rd_i32(&r);
+    break;
+  case B_SEMCTL:
+    rd_cred(&r, &m->u.semctl.cred);
+    m->u.semctl.semid = rd_i32(&r);
+    m->u.semctl.semnum = rd_i32(&r);
+    m->u.semctl.cmd = rd_i32(&r);
+    m->u.semctl.val = rd_i32(&r);
+    m->u.semctl.uid = rd_u32(&r);
+    m->u.semctl.gid = rd_u32(&r);
+    m->u.semctl.mode = rd_u32(&r);
+    m->u.semctl.nvals = rd_u32(&r);
+    m->u.semctl.vals = rd_vals(&r, m->u.semctl.nvals);
+    break;
+  case B_SEMCTL_REPLY:
+    m->u.semctl_reply.ret = rd_i32(&r);
+    decode_semds(&r, &m->u.semctl_reply.ds);
+    decode_seminfo(&r, &m->u.semctl_reply.info);
+    m->u.semctl_reply.nvals = rd_u32(&r);
+    m->u.semctl_reply.vals = rd_vals(&r, m->u.semctl_reply.nvals);
+    break;
+  case B_SEMOP:
+    rd_cred(&r, &m->u.semop.cred);
+    m->u.semop.semid = rd_i32(&r);
+    m->u.semop.flags = rd_u32(&r);
+    m->u.semop.tv_sec = (int64_t)rd_u64(&r);
+    m->u.semop.tv_nsec = (int64_t)rd_u64(&r);
+    m->u.semop.nsops = rd_u32(&r);
+    if (!r.bad && (m->u.semop.nsops < 1 || m->u.semop.nsops > PROTO_SEMOPM_MAX ||
+                   (m->u.semop.flags & ~PROTO_SEMOP_TIMEOUT) != 0)) {
+      err = -EBADMSG;
+      break;
+    }
+    m->u.semop.sops = rd_take(&r, (size_t)m->u.semop.nsops * PROTO_SEMOP_SIZE);
+    break;
+  case B_SEM_CANCEL:
+    m->u.sem_cancel.reqid = rd_u32(&r);
+    break;
+  case B_PROC_EXIT:
+    m->u.proc_exit.pid = rd_u32(&r);
+    break;
   }
   if (err != 0 || r.bad || r.left != 0)
     return -EBADMSG;
@@ -527,6 +631,24 @@ static ssize_t payload_size(const struct proto_msg *m) {
     if (!counts_ok(m->u.inherit.nrw, m->u.inherit.nro))
       return -EINVAL;
     return INHERIT_SIZE;
+  case B_SEMGET:       return SEMGET_SIZE;
+  case B_SEMGET_REPLY: return SEMGET_REPLY_SIZE;
+  case B_SEMCTL:
+    if (m->u.semctl.nvals > PROTO_SEMMSL_MAX || (m->u.semctl.nvals && !m->u.semctl.vals))
+      return -EINVAL;
+    return SEMCTL_FIXED + 2 * (ssize_t)m->u.semctl.nvals;
+  case B_SEMCTL_REPLY:
+    if (m->u.semctl_reply.nvals > PROTO_SEMMSL_MAX ||
+        (m->u.semctl_reply.nvals && !m->u.semctl_reply.vals))
+      return -EINVAL;
+    return SEMCTL_REPLY_FIXED + 2 * (ssize_t)m->u.semctl_reply.nvals;
+  case B_SEMOP:
+    if (m->u.semop.nsops < 1 || m->u.semop.nsops > PROTO_SEMOPM_MAX ||
+        m->u.semop.sops == NULL || (m->u.semop.flags & ~PROTO_SEMOP_TIMEOUT) != 0)
+      return -EINVAL;
+    return SEMOP_FIXED + PROTO_SEMOP_SIZE * (ssize_t)m->u.semop.nsops;
+  case B_SEM_CANCEL:   return SEM_CANCEL_SIZE;
+  case B_PROC_EXIT:    return PROC_EXIT_SIZE;
   }
   return -EINVAL;
 }
@@ -559,6 +681,26 @@ static void encode_ds(struct wr *w, const struct proto_ds *ds) {
   wr_u32(w, ds->cpid);
   wr_u32(w, ds->lpid);
   wr_u64(w, ds->nattch);
+}
+
+static void encode_semds(struct wr *w, const struct proto_semds *ds) {
+  wr_u32(w, (uint32_t)ds->key);
+  wr_u32(w, ds->uid);
+  wr_u32(w, ds->gid);
+  wr_u32(w, ds->cuid);
+  wr_u32(w, ds->cgid);
+  wr_u32(w, ds->mode);
+  wr_u32(w, ds->seq);
+  wr_u64(w, (uint64_t)ds->otime);
+  wr_u64(w, (uint64_t)ds->ctime);
+  wr_u64(w, ds->nsems);
+}
+
+static void encode_seminfo(struct wr *w, const struct proto_seminfo *in) {
+  const int32_t f[] = {in->semmap, in->semmni, in->semmns, in->semmnu, in->semmsl,
+                       in->semopm, in->semume, in->semusz, in->semvmx, in->semaem};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    wr_u32(w, (uint32_t)f[i]);
 }
 
 static void encode_info(struct wr *w, const struct proto_info *in) {
@@ -718,6 +860,51 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     wr_u32(&w, m->u.inherit.nrw);
     wr_u32(&w, m->u.inherit.nro);
     wr_u32(&w, m->u.inherit.child);
+    break;
+  case B_SEMGET:
+    wr_cred(&w, &m->u.semget.cred);
+    wr_u32(&w, (uint32_t)m->u.semget.key);
+    wr_u32(&w, (uint32_t)m->u.semget.nsems);
+    wr_u32(&w, (uint32_t)m->u.semget.semflg);
+    break;
+  case B_SEMGET_REPLY:
+    wr_u32(&w, (uint32_t)m->u.semget_reply.semid);
+    break;
+  case B_SEMCTL:
+    wr_cred(&w, &m->u.semctl.cred);
+    wr_u32(&w, (uint32_t)m->u.semctl.semid);
+    wr_u32(&w, (uint32_t)m->u.semctl.semnum);
+    wr_u32(&w, (uint32_t)m->u.semctl.cmd);
+    wr_u32(&w, (uint32_t)m->u.semctl.val);
+    wr_u32(&w, m->u.semctl.uid);
+    wr_u32(&w, m->u.semctl.gid);
+    wr_u32(&w, m->u.semctl.mode);
+    wr_u32(&w, m->u.semctl.nvals);
+    if (m->u.semctl.nvals)
+      wr_bytes(&w, m->u.semctl.vals, 2 * (size_t)m->u.semctl.nvals);
+    break;
+  case B_SEMCTL_REPLY:
+    wr_u32(&w, (uint32_t)m->u.semctl_reply.ret);
+    encode_semds(&w, &m->u.semctl_reply.ds);
+    encode_seminfo(&w, &m->u.semctl_reply.info);
+    wr_u32(&w, m->u.semctl_reply.nvals);
+    if (m->u.semctl_reply.nvals)
+      wr_bytes(&w, m->u.semctl_reply.vals, 2 * (size_t)m->u.semctl_reply.nvals);
+    break;
+  case B_SEMOP:
+    wr_cred(&w, &m->u.semop.cred);
+    wr_u32(&w, (uint32_t)m->u.semop.semid);
+    wr_u32(&w, m->u.semop.flags);
+    wr_u64(&w, (uint64_t)m->u.semop.tv_sec);
+    wr_u64(&w, (uint64_t)m->u.semop.tv_nsec);
+    wr_u32(&w, m->u.semop.nsops);
+    wr_bytes(&w, m->u.semop.sops, PROTO_SEMOP_SIZE * (size_t)m->u.semop.nsops);
+    break;
+  case B_SEM_CANCEL:
+    wr_u32(&w, m->u.sem_cancel.reqid);
+    break;
+  case B_PROC_EXIT:
+    wr_u32(&w, m->u.proc_exit.pid);
     break;
   }
   return size;

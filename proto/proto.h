@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define PROTO_MAGIC        0x44534D31u /* "DSM1" */
-#define PROTO_VERSION      5u
+#define PROTO_VERSION      6u
 #define PROTO_HDR_SIZE     20u
 #define PROTO_PAGE_SIZE    4096u
 #define PROTO_PAGE_SHIFT   12u
@@ -23,6 +23,15 @@
 #define PROTO_NONCE_SIZE   32u    /* CHALLENGE / AUTH nonces */
 #define PROTO_MAC_SIZE     32u    /* AUTH proofs */
 #define PROTO_AUTH_ALG     1u     /* HMAC-SHA-512-256 keyed with BLAKE2b-256(token) */
+
+/* SysV semaphores: the largest set a SETALL/GETALL carries and the most operations in one
+ * SEMOP (the server's --semmsl and --semopm are capped by them). */
+#define PROTO_SEMMSL_MAX   32000u
+#define PROTO_SEMOPM_MAX   4096u
+#define PROTO_SEMOP_SIZE   6u     /* one operation: num u16, op i16, flg i16 */
+#define PROTO_SEMOP_TIMEOUT 0x1u  /* proto_semop.flags: semtimedop with a timeout */
+#define PROTO_SEMCTL_MAX_PAYLOAD (256u + 2u * PROTO_SEMMSL_MAX)
+#define PROTO_SEMOP_MAX_PAYLOAD  (64u + PROTO_SEMOP_SIZE * PROTO_SEMOPM_MAX)
 
 /* Page-run payload: 16-byte run header, 16 bytes per page entry, then the data blocks. */
 #define PROTO_RUN_HDR      16u
@@ -77,7 +86,12 @@
   X(NODE,           18, PROTO_SMALL_MAX)                   \
   X(REATTACH,       19, PROTO_SMALL_MAX)                   \
   X(INHERIT,        20, PROTO_SMALL_MAX)                   \
-  X(RAISED,         21, PROTO_SMALL_MAX)
+  X(RAISED,         21, PROTO_SMALL_MAX)                   \
+  X(SEMGET,         22, PROTO_SMALL_MAX)                   \
+  X(SEMCTL,         23, PROTO_SEMCTL_MAX_PAYLOAD)          \
+  X(SEMOP,          24, PROTO_SEMOP_MAX_PAYLOAD)           \
+  X(SEM_CANCEL,     25, PROTO_SMALL_MAX)                   \
+  X(PROC_EXIT,      26, PROTO_SMALL_MAX)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,
@@ -111,7 +125,9 @@ enum proto_op {
   X(ERANGE,    19, ERANGE)       \
   X(ETIMEDOUT, 20, ETIMEDOUT)    \
   X(EBADMSG,   21, EBADMSG)      \
-  X(ENOTCONN,  22, ENOTCONN)
+  X(ENOTCONN,  22, ENOTCONN)    \
+  X(EINTR,     23, EINTR)        \
+  X(EFBIG,     24, EFBIG)
 
 enum proto_err {
 #define PROTO__ERR_ENUM(name, code, e) PROTO_##name = code,
@@ -286,6 +302,76 @@ struct proto_range {        /* INVALIDATE, INVALIDATE_ACK, RECALL */
   uint32_t mode;            /* RECALL: the mode the holder keeps (SHARED or INVALID) */
 };
 
+struct proto_semget {       /* SEMGET = semget(key, nsems, semflg) */
+  struct proto_cred cred;
+  int32_t key;
+  int32_t nsems;
+  int32_t semflg;
+};
+
+struct proto_semget_reply {
+  int32_t semid;
+};
+
+struct proto_semds {        /* struct semid64_ds, as the kernel fills it */
+  int32_t key;
+  uint32_t uid, gid, cuid, cgid, mode, seq;
+  int64_t otime, ctime;
+  uint64_t nsems;
+};
+
+struct proto_seminfo {      /* struct seminfo (IPC_INFO, SEM_INFO) */
+  int32_t semmap, semmni, semmns, semmnu, semmsl, semopm, semume, semusz, semvmx, semaem;
+};
+
+/* Semaphore values on the wire: nvals big-endian u16 at vals (into the decoded payload, or
+ * the encoder's source): SETALL's in SEMCTL, GETALL's in its reply; nvals 0 otherwise. */
+struct proto_semctl {       /* SEMCTL = semctl(semid, semnum, cmd, arg) */
+  struct proto_cred cred;
+  int32_t semid;
+  int32_t semnum;
+  int32_t cmd;              /* Linux command number, may carry IPC_64 */
+  int32_t val;              /* SETVAL */
+  uint32_t uid, gid, mode;  /* IPC_SET */
+  uint32_t nvals;           /* SETALL: <= PROTO_SEMMSL_MAX */
+  const uint8_t *vals;
+};
+
+struct proto_semctl_reply {
+  int32_t ret;              /* semctl's return value on success */
+  struct proto_semds ds;    /* IPC_STAT, SEM_STAT(_ANY) */
+  struct proto_seminfo info; /* IPC_INFO, SEM_INFO */
+  uint32_t nvals;           /* GETALL */
+  const uint8_t *vals;
+};
+
+/* SEMOP = semop/semtimedop. nsops operations of PROTO_SEMOP_SIZE bytes at sops (num u16,
+ * op i16, flg i16). With PROTO_SEMOP_TIMEOUT, tv_sec/tv_nsec are the caller's relative
+ * timeout as given (the server checks it). The reply (status only) may come much later:
+ * the server holds a semop that must wait until it is done, times out (EAGAIN), its set
+ * is removed (EIDRM) or it is cancelled (EINTR). */
+struct proto_semop {
+  struct proto_cred cred;
+  int32_t semid;
+  uint32_t flags;           /* PROTO_SEMOP_* */
+  int64_t tv_sec, tv_nsec;
+  uint32_t nsops;           /* 1..PROTO_SEMOPM_MAX */
+  const uint8_t *sops;
+};
+
+/* SEM_CANCEL: the caller of the SEMOP with this reqid (same connection) was interrupted.
+ * No reply of its own: the SEMOP's reply says what happened (EINTR if it was still
+ * waiting, else its real result). */
+struct proto_sem_cancel {
+  uint32_t reqid;
+};
+
+/* PROC_EXIT (agent -> server): a local process ended; its SEM_UNDO adjustments apply. No
+ * reply. */
+struct proto_proc_exit {
+  uint32_t pid;
+};
+
 struct proto_ping {
   uint64_t cookie;
 };
@@ -315,6 +401,13 @@ struct proto_msg {
     struct proto_run run;
     struct proto_range range;
     struct proto_ping ping;
+    struct proto_semget semget;
+    struct proto_semget_reply semget_reply;
+    struct proto_semctl semctl;
+    struct proto_semctl_reply semctl_reply;
+    struct proto_semop semop;
+    struct proto_sem_cancel sem_cancel;
+    struct proto_proc_exit proc_exit;
   } u;
 };
 

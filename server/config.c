@@ -15,6 +15,10 @@
   X(SHMMAX, "shmmax", "DSHM_SHMMAX", "BYTES", "largest segment (SHMMAX)")                  \
   X(SHMALL, "shmall", "DSHM_SHMALL", "PAGES", "pages in all segments together (SHMALL)")   \
   X(SHMMNI, "shmmni", "DSHM_SHMMNI", "N", "most segments at once, <= 32768 (SHMMNI)")      \
+  X(SEMMSL, "semmsl", "DSHM_SEMMSL", "N", "most semaphores in a set, <= 32000 (SEMMSL)")   \
+  X(SEMMNS, "semmns", "DSHM_SEMMNS", "N", "semaphores in all sets together (SEMMNS)")       \
+  X(SEMOPM, "semopm", "DSHM_SEMOPM", "N", "most operations in one semop, <= 4096 (SEMOPM)") \
+  X(SEMMNI, "semmni", "DSHM_SEMMNI", "N", "most semaphore sets at once, <= 32768 (SEMMNI)") \
   X(MAX_CONNS, "max-conns", "DSHM_MAX_CONNS", "N", "most client connections (1024)")       \
   X(MAX_OUTPUT, "max-output", "DSHM_MAX_OUTPUT", "BYTES",                                 \
     "output queued to one peer before it is closed (64 MiB)")                              \
@@ -128,6 +132,26 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
       goto bad;
     cfg->lim.shmmni = v;
     break;
+  case OPT_SEMMSL:
+    if (v < 1 || v > PROTO_SEMMSL_MAX)
+      goto bad;
+    cfg->semlim.semmsl = (uint32_t)v;
+    break;
+  case OPT_SEMMNS:
+    if (v > INT32_MAX) /* IPC_INFO reports it as an int */
+      goto bad;
+    cfg->semlim.semmns = (uint32_t)v;
+    break;
+  case OPT_SEMOPM:
+    if (v < 1 || v > PROTO_SEMOPM_MAX)
+      goto bad;
+    cfg->semlim.semopm = (uint32_t)v;
+    break;
+  case OPT_SEMMNI:
+    if (v > SRV_IPCMNI)
+      goto bad;
+    cfg->semlim.semmni = (uint32_t)v;
+    break;
   case OPT_MAX_CONNS:
     if (v < 1 || v > SRV_MAX_CONNS_LIMIT)
       goto bad;
@@ -240,6 +264,8 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
   cfg->lim.shmmin = SRV_SHMMIN;
   cfg->lim.shmall = SRV_SHMALL_DEFAULT;
   cfg->lim.shmmni = SRV_SHMMNI_DEFAULT;
+  cfg->semlim = (struct srv_sem_limits){SRV_SEMMSL_DEFAULT, SRV_SEMMNS_DEFAULT,
+                                        SRV_SEMOPM_DEFAULT, SRV_SEMMNI_DEFAULT};
   cfg->max_conns = SRV_DEFAULT_MAX_CONNS;
   cfg->max_output = SRV_DEFAULT_MAX_OUTPUT;
   cfg->hello_timeout_ms = SRV_DEFAULT_HELLO_TIMEOUT_MS;

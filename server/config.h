@@ -7,6 +7,7 @@
 
 #include "auth.h"
 #include "segments.h"
+#include "sems.h"
 
 #define SRV_DEFAULT_PORT      8080
 #define SRV_DEFAULT_BIND      "127.0.0.1"
@@ -39,6 +40,7 @@ struct srv_config {
   uint64_t max_frame;       /* largest frame accepted (header included) */
   uint32_t max_pending;     /* page requests held for one connection before it is paused */
   struct srv_limits lim;
+  struct srv_sem_limits semlim;
   uint32_t max_conns;
   uint64_t max_output;         /* bytes queued to one peer before it is closed */
   uint64_t hello_timeout_ms;   /* 0: none */

@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "peercred.h"
+#include "semcalls.h"
 #include "server.h"
 
 /* One queued write: the request, its length and the encoded frame in one allocation. */
@@ -39,6 +40,7 @@ static void on_close(uv_handle_t *h) {
     srv_att_detach_all(&c->atts, &s->segs, c->node, c->peer.pid);
     srv__server_changed(s);
   }
+  srv__sem_conn_gone(c); /* its waits end; its processes' SEM_UNDO applies */
   srv__server_del_conn(s, c->node);
   proto_rxbuf_free(&c->rx);
   free(c);
@@ -312,6 +314,7 @@ void srv__conn_check_timeouts(struct srv_conn *c, uint64_t now_ms) {
     srv__conn_close(c, c->state == SRV_CONN_HELLO ? "no HELLO in time (--hello-timeout)"
                                                   : "no AUTH in time (--hello-timeout)");
   else if (c->state == SRV_CONN_READY && cfg->idle_timeout_ms != 0 && c->atts.n == 0 &&
+           c->nsemreqs == 0 &&
            c->wpending == 0 && now_ms - c->last_rx_ms >= cfg->idle_timeout_ms)
     srv__conn_close(c, "idle with nothing attached (--idle-timeout)");
 }
@@ -328,6 +331,7 @@ static struct srv_conn *conn_new(struct srv_server *s, int is_unix) {
   }
   c->srv = s;
   c->node = SRV_NODE_NONE;
+  TAILQ_INIT(&c->semreqs);
   c->is_unix = is_unix;
   err = is_unix ? uv_pipe_init(s->loop, &c->h.pipe, 0) : uv_tcp_init(s->loop, &c->h.tcp);
   if (err < 0) {

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #include "attach.h"
@@ -11,6 +12,8 @@
 #include "rxbuf.h"
 
 struct srv_server;
+struct srv_semreq;
+TAILQ_HEAD(srv_semreq_q, srv_semreq);
 
 #define SRV_CONN_RBASE  8192u   /* read buffer kept between frames */
 
@@ -62,6 +65,8 @@ struct srv_conn {
   uint64_t node_tag;         /* its 64-bit fold recorded in page records; 0 = none */
   struct srv_peer peer;
   struct srv_atts atts;
+  struct srv_semreq_q semreqs; /* SEMOPs waiting at the server (semcalls.c) */
+  uint32_t nsemreqs;
 };
 
 /* Accepts one pending connection on listener (the TCP or the Unix one). Loop thread only. */

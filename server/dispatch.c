@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "peercred.h"
+#include "semcalls.h"
 #include "server.h"
 
 #ifndef IPC_64
@@ -22,7 +23,7 @@ typedef int (*handler_fn)(struct srv_conn *c, struct proto_msg *m, const char **
  * "Who the server believes"). The pid is always the claimed one: a host agent forwards the
  * calls of many local processes over one connection and names each caller, so that
  * shm_cpid and shm_lpid are theirs; a pid grants nothing. */
-static struct srv_cred cred_of(const struct srv_conn *c, const struct proto_cred *pc) {
+struct srv_cred srv__cred_of(const struct srv_conn *c, const struct proto_cred *pc) {
   struct srv_cred cr = {
     .pid = pc->pid, .uid = pc->uid, .gid = pc->gid,
     .ngroups = c->peer.ngroups, .groups = c->peer.groups,
@@ -208,7 +209,7 @@ static int on_node(struct srv_conn *c, struct proto_msg *m, const char **why) {
 /* REATTACH: a reconnecting node's attachments of a segment, counted again. */
 static int on_reattach(struct srv_conn *c, struct proto_msg *m, const char **why) {
   const struct proto_reattach *q = &m->u.reattach;
-  struct srv_cred cr = cred_of(c, &q->cred);
+  struct srv_cred cr = srv__cred_of(c, &q->cred);
   struct srv_seg *seg;
   struct proto_msg r;
   int err;
@@ -229,7 +230,7 @@ static int on_reattach(struct srv_conn *c, struct proto_msg *m, const char **why
  * agent's connection has attached; fork counts them without a permission check. */
 static int on_inherit(struct srv_conn *c, struct proto_msg *m, const char **why) {
   const struct proto_inherit *q = &m->u.inherit;
-  uint32_t pid = cred_of(c, &q->cred).pid;
+  uint32_t pid = srv__cred_of(c, &q->cred).pid;
   int err;
 
   (void)why;
@@ -242,7 +243,7 @@ static int on_inherit(struct srv_conn *c, struct proto_msg *m, const char **why)
 
 static int on_create(struct srv_conn *c, struct proto_msg *m, const char **why) {
   const struct proto_create *q = &m->u.create;
-  struct srv_cred cr = cred_of(c, &q->cred);
+  struct srv_cred cr = srv__cred_of(c, &q->cred);
   struct proto_msg r;
   int id;
 
@@ -259,7 +260,7 @@ static int on_create(struct srv_conn *c, struct proto_msg *m, const char **why) 
 
 static int on_attach(struct srv_conn *c, struct proto_msg *m, const char **why) {
   const struct proto_attach *q = &m->u.attach;
-  struct srv_cred cr = cred_of(c, &q->cred);
+  struct srv_cred cr = srv__cred_of(c, &q->cred);
   struct srv_seg *seg;
   struct proto_msg r;
   int err;
@@ -280,13 +281,13 @@ static int on_detach(struct srv_conn *c, struct proto_msg *m, const char **why) 
 
   (void)why;
   return reply_status(c, m, srv_att_detach(&c->atts, &c->srv->segs, c->node, q->shmid,
-                                           cred_of(c, &q->cred).pid));
+                                           srv__cred_of(c, &q->cred).pid));
 }
 
 static int on_remove(struct srv_conn *c, struct proto_msg *m, const char **why) {
   struct proto_shmctl q = {.cred = m->u.segref.cred, .shmid = m->u.segref.shmid,
                            .cmd = IPC_RMID};
-  struct srv_cred cr = cred_of(c, &q.cred);
+  struct srv_cred cr = srv__cred_of(c, &q.cred);
   struct proto_shmctl_reply out;
 
   (void)why;
@@ -295,7 +296,7 @@ static int on_remove(struct srv_conn *c, struct proto_msg *m, const char **why) 
 
 static int on_shmctl(struct srv_conn *c, struct proto_msg *m, const char **why) {
   struct proto_shmctl q = m->u.shmctl;
-  struct srv_cred cr = cred_of(c, &q.cred);
+  struct srv_cred cr = srv__cred_of(c, &q.cred);
   struct proto_msg r;
   int ret;
 
@@ -392,6 +393,11 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
   [PROTO_OP_NODE] = on_node,
   [PROTO_OP_REATTACH] = on_reattach,
   [PROTO_OP_INHERIT] = on_inherit,
+  [PROTO_OP_SEMGET] = srv__sem_get,
+  [PROTO_OP_SEMCTL] = srv__sem_ctl,
+  [PROTO_OP_SEMOP] = srv__sem_op,
+  [PROTO_OP_SEM_CANCEL] = srv__sem_cancel,
+  [PROTO_OP_PROC_EXIT] = srv__sem_proc_exit,
 };
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {

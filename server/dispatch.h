@@ -9,4 +9,7 @@
  * set to a static description). Loop thread only. */
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why);
 
+/* Who makes a request (the claimed cred, or the kernel's ids for a peer it vouches for). */
+struct srv_cred srv__cred_of(const struct srv_conn *c, const struct proto_cred *pc);
+
 #endif

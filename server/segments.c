@@ -104,34 +104,12 @@ struct srv_seg *srv_seg_lookup(const struct srv_segtab *t, int32_t shmid) {
   return s != NULL && s->shm_id == shmid ? s : NULL;
 }
 
-static int in_group(const struct srv_cred *c, uint32_t gid) {
-  uint32_t i;
-  if (c->gid == gid)
-    return 1;
-  for (i = 0; i < c->ngroups; i++)
-    if (c->groups[i] == gid)
-      return 1;
-  return 0;
-}
-
-/* ipcperms(): flag's rwx bits in any of the three classes request that access; the caller's
- * class (owner/creator, then group, then other) decides what is granted; root bypasses. */
 static int ipcperms(const struct srv_seg *s, const struct srv_cred *c, int flag) {
-  uint32_t requested = ((uint32_t)flag >> 6 | (uint32_t)flag >> 3 | (uint32_t)flag) & 7;
-  uint32_t granted = s->shm_perm.mode;
-
-  if (c->uid == s->shm_perm.cuid || c->uid == s->shm_perm.uid)
-    granted >>= 6;
-  else if (in_group(c, s->shm_perm.cgid) || in_group(c, s->shm_perm.gid))
-    granted >>= 3;
-  if ((requested & ~granted & 7) != 0 && c->uid != 0)
-    return -EACCES;
-  return 0;
+  return srv_ipc_perms(&s->shm_perm, c, flag);
 }
 
-/* IPC_SET and IPC_RMID: owner, creator or root. */
 static int may_change(const struct srv_seg *s, const struct srv_cred *c) {
-  return c->uid == s->shm_perm.cuid || c->uid == s->shm_perm.uid || c->uid == 0;
+  return srv_ipc_may_change(&s->shm_perm, c);
 }
 
 static struct srv_seg *find_key(const struct srv_segtab *t, int32_t key) {

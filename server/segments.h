@@ -5,16 +5,10 @@
 #include <stdint.h>
 
 #include "directory.h"
+#include "ipcperm.h"
 #include "proto.h"
 #include "store.h"
 
-#define SRV_IPCMNI     32768u  /* ids per table, as the kernel's IPCMNI */
-/* Ids are (SRV_SEQ_TAG + seq) * IPCMNI + index with seq in [0, SRV_SEQ_MAX]: every dshm id
- * has bit 30 set, which a kernel id only reaches after 2^15 sequence steps; the shim routes
- * unknown ids by this tag (docs/compatibility.md, "Ids"). Ids stay non-negative ints. */
-#define SRV_SEQ_TAG    0x8000u
-#define SRV_SEQ_MAX    0x7fffu
-#define SRV_ID_TAG     0x40000000
 #define SRV_SHM_DEST   01000u  /* mode bit Linux shows in IPC_STAT after IPC_RMID */
 #define SRV_SHM_LOCKED 02000u
 
@@ -29,22 +23,6 @@ struct srv_limits {
   uint64_t shmmin;   /* bytes */
   uint64_t shmall;   /* pages, all segments together */
   uint64_t shmmni;   /* segments, <= SRV_IPCMNI */
-};
-
-/* Who is asking: the cred of the request plus the groups claimed in HELLO. */
-struct srv_cred {
-  uint32_t pid;
-  uint32_t uid;
-  uint32_t gid;
-  uint32_t ngroups;
-  const uint32_t *groups;
-};
-
-struct srv_ipc_perm {
-  int32_t key;
-  uint32_t uid, gid, cuid, cgid;
-  uint32_t mode;     /* low 9 bits + SRV_SHM_DEST */
-  uint32_t seq;
 };
 
 struct srv_seg {

@@ -13,6 +13,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "semcalls.h"
 
 /* The directory's transport: node id -> connection. */
 static int dir_send(void *opaque, uint32_t node, struct proto_msg *m) {
@@ -79,6 +80,12 @@ int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_conf
   if (s->conns == NULL)
     return -ENOMEM;
   s->persist.dirfd = s->persist.lockfd = -1;
+  err = srv_semtab_init(&s->sems, &cfg->semlim, srv__sem_done, s);
+  if (err < 0) {
+    free(s->conns);
+    s->conns = NULL;
+    return err;
+  }
   err = srv_segtab_init(&s->segs, &cfg->lim, &s->dirctx);
   if (err == 0 && cfg->data_dir != NULL) {
     err = srv_persist_open(&s->persist, cfg->data_dir);
@@ -95,6 +102,7 @@ int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_conf
     srv_segtab_fini(&s->segs);
   }
   if (err < 0) {
+    srv_semtab_fini(&s->sems);
     free(s->conns);
     s->conns = NULL;
   }
@@ -454,6 +462,7 @@ int srv_server_fini(struct srv_server *s) {
       srv_log("data dir %s: segments flushed", s->persist.path);
   }
   srv_segtab_fini(&s->segs);
+  srv_semtab_fini(&s->sems);
   srv_persist_close(&s->persist);
   free(s->conns);
   s->conns = NULL;

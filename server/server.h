@@ -9,6 +9,7 @@
 #include "directory.h"
 #include "persist.h"
 #include "segments.h"
+#include "sems.h"
 
 #define SRV_DRAIN_MS       2000u  /* shutdown: longest wait for queued replies to leave */
 
@@ -28,6 +29,7 @@ struct srv_server {
   struct srv_conn **conns;  /* cfg->max_conns slots; the index is the node id */
   uint32_t nconns;
   struct srv_segtab segs;
+  struct srv_semtab sems;   /* in memory only, as the kernel's (not in --data-dir) */
   struct srv_dirctx dirctx;
   struct srv_persist persist;  /* dirfd -1 without --data-dir */
   uint8_t instance[PROTO_NODE_ID]; /* NODE reply: kept in the data dir, else random */

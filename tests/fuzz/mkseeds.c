@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 
 #include "proto.h"
@@ -168,6 +169,55 @@ static struct proto_msg inherit(int32_t shmid, uint32_t nrw, uint32_t nro) {
 }
 
 /* One record of fuzz_server: selector, length, the frame of m. */
+/* SysV semaphores: the wire forms of the values and operations (docs/protocol.md). */
+static const uint8_t sem_vals[6] = {0, 1, 0, 2, 0x7f, 0xff};
+static const uint8_t sem_ops[12] = {0, 0, 0xff, 0xff, 0, 0,      /* sem 0: -1 */
+                                    0, 1, 0, 1, 0x10, 0};        /* sem 1: +1, SEM_UNDO */
+
+static struct proto_msg semget_req(int32_t key, int32_t nsems, int32_t flg) {
+  struct proto_msg m = msg(PROTO_OP_SEMGET, 40);
+
+  m.u.semget = (struct proto_semget){cred, key, nsems, flg};
+  return m;
+}
+
+static struct proto_msg semctl_req(int32_t semid, int32_t semnum, int32_t cmd, uint32_t nvals) {
+  struct proto_msg m = msg(PROTO_OP_SEMCTL, 41);
+
+  m.u.semctl.cred = cred;
+  m.u.semctl.semid = semid;
+  m.u.semctl.semnum = semnum;
+  m.u.semctl.cmd = cmd;
+  m.u.semctl.val = 1;
+  m.u.semctl.mode = 0640;
+  m.u.semctl.nvals = nvals;
+  m.u.semctl.vals = nvals ? sem_vals : NULL;
+  return m;
+}
+
+/* nsops 1: the decrement alone; 2: with the SEM_UNDO increment. timeout_ms < 0: none. */
+static struct proto_msg semop_req(uint32_t reqid, int32_t semid, uint32_t nsops,
+                                  int timeout_ms) {
+  struct proto_msg m = msg(PROTO_OP_SEMOP, reqid);
+
+  m.u.semop.cred = cred;
+  m.u.semop.semid = semid;
+  if (timeout_ms >= 0) {
+    m.u.semop.flags = PROTO_SEMOP_TIMEOUT;
+    m.u.semop.tv_nsec = (int64_t)timeout_ms * 1000000;
+  }
+  m.u.semop.nsops = nsops;
+  m.u.semop.sops = sem_ops;
+  return m;
+}
+
+static struct proto_msg sem_cancel(uint32_t reqid) {
+  struct proto_msg m = msg(PROTO_OP_SEM_CANCEL, 0);
+
+  m.u.sem_cancel.reqid = reqid;
+  return m;
+}
+
 static void rec(struct buf *b, uint8_t sel, struct proto_msg m) {
   struct buf *one = malloc(sizeof *one);
 
@@ -185,7 +235,7 @@ static void rec(struct buf *b, uint8_t sel, struct proto_msg m) {
  * stream. */
 static void proto_seeds(const char *dir) {
   static struct buf all;
-  struct proto_msg ms[32];
+  struct proto_msg ms[48];
   int n = 0, i;
   char name[64];
 
@@ -238,6 +288,21 @@ static void proto_seeds(const char *dir) {
   ms[n++] = inherit(0, 2, 1);
   ms[n] = msg(PROTO_OP_INHERIT, 16); /* a bare status reply: empty on success */
   ms[n++].h.flags = PROTO_F_REPLY;
+  ms[n++] = semget_req(0x5e11, 3, IPC_CREAT | 0600);
+  ms[n] = msg(PROTO_OP_SEMGET, 40);
+  ms[n].h.flags = PROTO_F_REPLY;
+  ms[n++].u.semget_reply.semid = 1 << 30;
+  ms[n++] = semctl_req(1 << 30, 0, SETALL, 3);
+  ms[n] = msg(PROTO_OP_SEMCTL, 41);
+  ms[n].h.flags = PROTO_F_REPLY;
+  ms[n].u.semctl_reply.ds.nsems = 3;
+  ms[n].u.semctl_reply.info.semmsl = 32000;
+  ms[n].u.semctl_reply.nvals = 3;
+  ms[n++].u.semctl_reply.vals = sem_vals;
+  ms[n++] = semop_req(42, 1 << 30, 2, 250);
+  ms[n++] = sem_cancel(42);
+  ms[n] = msg(PROTO_OP_PROC_EXIT, 0);
+  ms[n++].u.proc_exit.pid = 4242;
   all.n = 0;
   for (i = 0; i < n; i++) {
     frame(&all, &ms[i]);
@@ -396,6 +461,33 @@ static void server_seeds(const char *dir) {
   rec(&cur, 0, hello());
   rec(&cur, 0, auth());
   put_file(dir, "auth-unasked", &cur);
+
+  /* Semaphores: two peers; a set made and filled, a semop that waits and one that times
+   * out, a SEM_UNDO one, the waiter cancelled, one done by the other peer's increment, an
+   * exit applying the undo, every semctl command, the set removed under a waiter. The first
+   * set's id is 1 << 30. */
+  cur.n = 0;
+  rec(&cur, 0, hello());
+  rec(&cur, 1, hello());
+  rec(&cur, 0, semget_req(0x5e11, 3, rw));
+  rec(&cur, 0, semctl_req(1 << 30, 0, SETALL, 3));
+  rec(&cur, 1, semop_req(50, 1 << 30, 1, -1));
+  rec(&cur, 1, semop_req(51, 1 << 30, 1, 1));
+  rec(&cur, 0, semop_req(52, 1 << 30, 2, -1));
+  rec(&cur, 1, sem_cancel(50));
+  rec(&cur, 1, semop_req(53, 1 << 30, 1, -1));
+  rec(&cur, 0, semctl_req(1 << 30, 0, SETVAL, 0));
+  {
+    struct proto_msg e = msg(PROTO_OP_PROC_EXIT, 0);
+    e.u.proc_exit.pid = cred.pid;
+    rec(&cur, 0, e);
+  }
+  for (int32_t cmd = 0; cmd <= 20; cmd++)
+    if (cmd != IPC_RMID && cmd != SETALL)
+      rec(&cur, 0, semctl_req(cmd == SEM_STAT || cmd == SEM_STAT_ANY ? 0 : 1 << 30, 1, cmd, 0));
+  rec(&cur, 1, semop_req(54, 1 << 30, 1, -1));
+  rec(&cur, 0, semctl_req(1 << 30, 0, IPC_RMID, 0));
+  put_file(dir, "semaphores", &cur);
 }
 
 /* ---- fuzz_agent: records of the processes (P), the server (S) and events (EV) ---- */
@@ -753,6 +845,34 @@ static void agent_seeds(const char *dir) {
   ev(&cur, EV_STOP, 0, 0, 0, 0, 0);
   rec(&cur, P(0), hello());
   put_file(dir, "backpressure", &cur);
+
+  /* Semaphores through the agent: semget, a SETALL, a semop that waits and is cancelled
+   * (the server's EINTR), a SEM_UNDO semop, GETALL's reply with values, a waiter whose
+   * process hangs up (its semop cancelled at the server, its exit watched). */
+  cur.n = 0;
+  rec(&cur, P(0), semget_req(0x5e11, 3, IPC_CREAT | 0600));
+  m = status(PROTO_OP_SEMGET, 0);
+  m.u.semget_reply.semid = 1 << 30;
+  reply(&cur, m);
+  rec(&cur, P(0), semctl_req(1 << 30, 0, SETALL, 3));
+  reply(&cur, status(PROTO_OP_SEMCTL, 0));
+  rec(&cur, P(0), semop_req(60, 1 << 30, 1, -1));
+  rec(&cur, P(0), sem_cancel(60));
+  reply(&cur, status(PROTO_OP_SEMOP, PROTO_EINTR));
+  rec(&cur, P(1), semop_req(61, 1 << 30, 2, 100));
+  reply(&cur, status(PROTO_OP_SEMOP, 0));
+  rec(&cur, P(1), semctl_req(1 << 30, 0, GETALL, 0));
+  m = status(PROTO_OP_SEMCTL, 0);
+  m.u.semctl_reply.nvals = 3;
+  m.u.semctl_reply.vals = sem_vals;
+  reply(&cur, m);
+  rec(&cur, P(1), semop_req(62, 1 << 30, 1, -1));
+  ev(&cur, EV_HANGUP, 1, 0, 0, 0, 0);
+  reply(&cur, status(PROTO_OP_SEMOP, PROTO_EINTR));
+  rec(&cur, P(0), semop_req(63, 1 << 30, 1, 0));
+  reply(&cur, status(PROTO_OP_SEMOP, PROTO_EAGAIN));
+  ev(&cur, EV_STOP, 0, 0, 0, 0, 0);
+  put_file(dir, "semaphores", &cur);
 }
 
 int main(int argc, char **argv) {

@@ -749,6 +749,71 @@ START_TEST(test_agent_no_flush) {
 }
 END_TEST
 
+/* SysV semaphores between hosts (tests/progs/semhost.c). A set of one semaphore is the
+ * mutex of a plain counter in a segment: 2 processes on each of 2 hosts, 300 locked
+ * increments each (SEM_UNDO on every operation): exact, and the semaphore back at 1. */
+START_TEST(test_semaphore_mutex_two_hosts) {
+  char sk[16], mk[16];
+  char *init[] = {"semhost", "init", KEYSTR(sk, h_unique_key()), KEYSTR(mk, h_unique_key()),
+                  NULL};
+  char *argv[] = {"semhost", "mutex", sk, mk, "4", "300", NULL};
+  char *sum[] = {"semhost", "sum", sk, mk, NULL};
+  const struct host *on[4] = {&host_a, &host_b, &host_a, &host_b};
+  struct h_proc p[4];
+  struct h_result r;
+
+  run_on(&host_a, init, "ready\n", &r);
+  for (int i = 0; i < 4; i++)
+    spawn_on(&p[i], on[i], argv, NULL);
+  for (int i = 0; i < 4; i++) {
+    h_wait(&p[i], &r, RUN_MS);
+    assert_exit0(&r, "semhost mutex");
+    ck_assert_str_eq(r.out, "done\n");
+  }
+  run_on(&host_b, sum, "counter 1200 sem 1\n", &r);
+}
+END_TEST
+
+/* A process on host A takes the semaphore with SEM_UNDO; host B cannot (EAGAIN after its
+ * timeout) until A's process is SIGKILLed: its adjustment is applied (the host agent tells
+ * the server it exited), and B's waiting semtimedop gets it. Another process keeps host A's
+ * agent (and its connection) up meanwhile: the adjustment must come from the exit alone, not
+ * from the host leaving. */
+START_TEST(test_sem_undo_after_kill) {
+  char sk[16], mk[16];
+  char *init[] = {"semhost", "init", KEYSTR(sk, h_unique_key()), KEYSTR(mk, h_unique_key()),
+                  NULL};
+  char *hold[] = {"semhost", "hold", sk, NULL};
+  char *take_short[] = {"semhost", "take", sk, "1", NULL};
+  char *take[] = {"semhost", "take", sk, "30", NULL};
+  char *keep[] = {"semhost", "keep", sk, NULL};
+  char *sum[] = {"semhost", "sum", sk, mk, NULL};
+  struct h_proc holder, taker, keeper;
+  struct h_result r;
+  int st;
+
+  run_on(&host_a, init, "ready\n", &r);
+  spawn_on(&keeper, &host_a, keep, NULL);
+  h_expect_line(&keeper, "kept", RUN_MS);
+  spawn_on(&holder, &host_a, hold, NULL);
+  h_expect_line(&holder, "held", RUN_MS);
+  run_on(&host_b, take_short, "EAGAIN\n", &r);
+  spawn_on(&taker, &host_b, take, NULL);
+  ck_assert_int_eq(kill(holder.pid, SIGKILL), 0);
+  ck_assert_int_eq(h_wait_exit(holder.pid, &st, RUN_MS), 0);
+  close(holder.out_fd);
+  close(holder.err_fd);
+  h_wait(&taker, &r, RUN_MS);
+  assert_exit0(&r, "semhost take");
+  ck_assert_str_eq(r.out, "taken\n");
+  run_on(&host_a, sum, "counter 0 sem 0\n", &r);
+  ck_assert_int_eq(kill(keeper.pid, SIGKILL), 0);
+  ck_assert_int_eq(h_wait_exit(keeper.pid, &st, RUN_MS), 0);
+  close(keeper.out_fd);
+  close(keeper.err_fd);
+}
+END_TEST
+
 static Suite *agent_suite(void) {
   Suite *s = suite_create("agent");
   TCase *tc = tcase_create("host");
@@ -770,6 +835,8 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_readers_fresh);
   tcase_add_test(tc, test_agent_killed);
   tcase_add_test(tc, test_idle_agent_keeps_owed_data);
+  tcase_add_test(tc, test_semaphore_mutex_two_hosts);
+  tcase_add_test(tc, test_sem_undo_after_kill);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);

@@ -35,6 +35,21 @@ static void setup(void) {
     if (f != NULL)
       fclose(f);
   }
+  /* kernel.sem: SEMMSL SEMMNS SEMOPM SEMMNI, for the semaphore table. */
+  {
+    static const char *const sem_env[] = {"DSHM_SEMMSL", "DSHM_SEMMNS", "DSHM_SEMOPM",
+                                          "DSHM_SEMMNI"};
+    unsigned long v[4];
+    FILE *f = fopen("/proc/sys/kernel/sem", "r");
+    if (f != NULL && fscanf(f, "%lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3]) == 4)
+      for (int i = 0; i < 4; i++) {
+        char val[32];
+        snprintf(val, sizeof val, "%lu", v[i]);
+        setenv(sem_env[i], val, 1);
+      }
+    if (f != NULL)
+      fclose(f);
+  }
   h_server_start(&srv);
 }
 
@@ -42,19 +57,20 @@ static void teardown(void) {
   h_server_stop(&srv);
 }
 
-/* Runs probe KEY SECTION natively or under the shim; asserts it exits 0. */
-static void run_probe(const struct h_server *s, const char *section, char *const env[],
-                      struct h_result *r) {
+/* Runs PROG KEY SECTION natively or under the shim; asserts it exits 0. */
+static void run_prog(const char *prog, const struct h_server *s, const char *section,
+                     char *const env[], struct h_result *r) {
   char k[16];
-  char *argv[] = {"probe", KEYSTR(k, h_unique_key()), (char *)section, NULL};
+  char *argv[] = {(char *)prog, KEYSTR(k, h_unique_key()), (char *)section, NULL};
   struct h_proc p;
 
   h_spawn_env(&p, s ? s->addr : NULL, argv, env);
   h_wait(&p, r, 120000);
   ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
-                "probe %s (%s): status %#x\nstdout:\n%s\nstderr:\n%s", section,
+                "%s %s (%s): status %#x\nstdout:\n%s\nstderr:\n%s", prog, section,
                 s ? "shim" : "native", r->status, r->out, r->err);
 }
+
 
 /* Compares two outputs line by line and fails at the first difference, showing both. */
 static void compare(const char *section, const char *native, const char *shim) {
@@ -74,15 +90,54 @@ static void compare(const char *section, const char *native, const char *shim) {
   }
 }
 
-static void differential(const char *section) {
+/* PROG SECTION natively, then under the shim: the same output, line by line. */
+static void differential_of(const char *prog, const char *section) {
   static struct h_result native, shim;
 
-  run_probe(NULL, section, NULL, &native);
-  run_probe(&srv, section, NULL, &shim);
+  run_prog(prog, NULL, section, NULL, &native);
+  run_prog(prog, &srv, section, NULL, &shim);
   compare(section, native.out, shim.out);
 }
 
+static void differential(const char *section) {
+  differential_of("probe", section);
+}
+
 START_TEST(test_shmget) { differential("get"); }
+END_TEST
+
+/* SysV semaphores: tests/progs/semprobe.c, section by section, natively and under the
+ * shim (the sets then live at the server). Its section "stop" is left out: a known
+ * difference (docs/compatibility.md). */
+static void sem_differential(const char *section) {
+  differential_of("semprobe", section);
+}
+
+START_TEST(test_semget) { sem_differential("get"); }
+END_TEST
+
+START_TEST(test_semctl) { sem_differential("ctl"); }
+END_TEST
+
+START_TEST(test_semop) { sem_differential("op"); }
+END_TEST
+
+START_TEST(test_semop_waits) { sem_differential("wait"); }
+END_TEST
+
+START_TEST(test_sem_undo) { sem_differential("undo"); }
+END_TEST
+
+START_TEST(test_sem_permissions) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "test_sem_permissions: not root, skipped\n");
+    return;
+  }
+  sem_differential("perm");
+}
+END_TEST
+
+START_TEST(test_sem_efault) { sem_differential("efault"); }
 END_TEST
 
 START_TEST(test_shmat) { differential("at"); }
@@ -304,6 +359,13 @@ static Suite *fidelity_suite(void) {
   tcase_add_test(tc, test_hugetlb);
   tcase_add_test(tc, test_keys_passthrough);
   tcase_add_test(tc, test_ftok);
+  tcase_add_test(tc, test_semget);
+  tcase_add_test(tc, test_semctl);
+  tcase_add_test(tc, test_semop);
+  tcase_add_test(tc, test_semop_waits);
+  tcase_add_test(tc, test_sem_undo);
+  tcase_add_test(tc, test_sem_permissions);
+  tcase_add_test(tc, test_sem_efault);
   suite_add_tcase(s, tc);
   return s;
 }

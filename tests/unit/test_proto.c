@@ -397,12 +397,12 @@ START_TEST(test_frame_bad_header) {
   struct proto_hdr h;
   size_t n = attach_frame();
 
-  /* Version 5 (migratory grants, RAISED) on the wire; a version 4 peer is refused at its
-   * first frame. */
-  ck_assert_uint_eq(PROTO_VERSION, 5);
-  ck_assert_uint_eq(frame[4], 5);
+  /* Version 6 (SysV semaphores) on the wire; a version 5 peer is refused at its first
+   * frame. */
+  ck_assert_uint_eq(PROTO_VERSION, 6);
+  ck_assert_uint_eq(frame[4], 6);
   ck_assert_int_eq(proto_frame(frame, n, &h), (ssize_t)n);
-  frame[4] = 4;
+  frame[4] = 5;
   ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
   frame[4] = PROTO_VERSION;
   frame[0] ^= 0xFF;
@@ -809,6 +809,122 @@ END_TEST
 /* The receive buffer's size follows what is pending: a frame announced as 1 MiB with 100
  * bytes sent pins 8 KiB (the base), not 1 MiB; it grows by doubling what arrived, reaches
  * exactly the frame's length, and goes back to the base once the frame is taken. */
+/* The semaphore messages: every field and the variable parts (values, operations) at both
+ * ends of their ranges. */
+START_TEST(test_sem_roundtrip) {
+  static uint8_t vals[2 * PROTO_SEMMSL_MAX];
+  uint8_t sops[2 * PROTO_SEMOP_SIZE];
+  struct proto_msg m = msg(PROTO_OP_SEMGET, 0), d;
+
+  m.u.semget = (struct proto_semget){{7, 1000, 1001}, 0x1234, 17, 01600};
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  ck_assert_int_eq(d.u.semget.cred.uid, 1000);
+  ck_assert_int_eq(d.u.semget.key, 0x1234);
+  ck_assert_int_eq(d.u.semget.nsems, 17);
+  ck_assert_int_eq(d.u.semget.semflg, 01600);
+
+  for (uint32_t i = 0; i < PROTO_SEMMSL_MAX; i++)
+    proto_put_u16(vals + 2 * i, (uint16_t)(i * 7));
+  m = msg(PROTO_OP_SEMCTL, 0);
+  m.u.semctl = (struct proto_semctl){{7, 1, 2}, 1 << 30, 3, 17 /* SETALL */, -5, 10, 11,
+                                     0600, PROTO_SEMMSL_MAX, vals};
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  ck_assert_int_eq(d.u.semctl.semid, 1 << 30);
+  ck_assert_int_eq(d.u.semctl.semnum, 3);
+  ck_assert_int_eq(d.u.semctl.cmd, 17);
+  ck_assert_int_eq(d.u.semctl.val, -5);
+  ck_assert_uint_eq(d.u.semctl.mode, 0600);
+  ck_assert_uint_eq(d.u.semctl.nvals, PROTO_SEMMSL_MAX);
+  ck_assert_uint_eq(proto_get_u16(d.u.semctl.vals + 2 * 31999), (uint16_t)(31999 * 7));
+
+  m = msg(PROTO_OP_SEMCTL, PROTO_F_REPLY);
+  m.u.semctl_reply.ret = 9;
+  m.u.semctl_reply.ds = (struct proto_semds){-1, 1, 2, 3, 4, 0640, 5, -6, 7, 8};
+  m.u.semctl_reply.info.semmni = 32000;
+  m.u.semctl_reply.info.semaem = 32767;
+  m.u.semctl_reply.nvals = 2;
+  m.u.semctl_reply.vals = vals;
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  ck_assert_int_eq(d.u.semctl_reply.ret, 9);
+  ck_assert_int_eq(d.u.semctl_reply.ds.key, -1);
+  ck_assert_int_eq(d.u.semctl_reply.ds.otime, -6);
+  ck_assert_uint_eq(d.u.semctl_reply.ds.nsems, 8);
+  ck_assert_int_eq(d.u.semctl_reply.info.semmni, 32000);
+  ck_assert_int_eq(d.u.semctl_reply.info.semaem, 32767);
+  ck_assert_uint_eq(proto_get_u16(d.u.semctl_reply.vals + 2), 7);
+
+  proto_put_u16(sops, 4);
+  proto_put_u16(sops + 2, (uint16_t)-3);
+  proto_put_u16(sops + 4, 0x1800);
+  memcpy(sops + PROTO_SEMOP_SIZE, sops, PROTO_SEMOP_SIZE);
+  m = msg(PROTO_OP_SEMOP, 0);
+  m.u.semop = (struct proto_semop){{7, 1, 2}, 5, PROTO_SEMOP_TIMEOUT, 3, 999999999, 2, sops};
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  ck_assert_uint_eq(d.u.semop.flags, PROTO_SEMOP_TIMEOUT);
+  ck_assert_int_eq(d.u.semop.tv_sec, 3);
+  ck_assert_int_eq(d.u.semop.tv_nsec, 999999999);
+  ck_assert_uint_eq(d.u.semop.nsops, 2);
+  ck_assert_int_eq((int16_t)proto_get_u16(d.u.semop.sops + PROTO_SEMOP_SIZE + 2), -3);
+
+  m = msg(PROTO_OP_SEM_CANCEL, 0);
+  m.u.sem_cancel.reqid = 77;
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  ck_assert_uint_eq(d.u.sem_cancel.reqid, 77);
+  m = msg(PROTO_OP_PROC_EXIT, 0);
+  m.u.proc_exit.pid = 4242;
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  ck_assert_uint_eq(d.u.proc_exit.pid, 4242);
+}
+END_TEST
+
+/* Counts beyond the caps and counts that disagree with the payload are refused on both
+ * sides, and the SEMOP flags this version does not know. */
+START_TEST(test_sem_malformed) {
+  static uint8_t vals[2 * (PROTO_SEMMSL_MAX + 1)];
+  uint8_t sops[PROTO_SEMOP_SIZE] = {0};
+  struct proto_msg m = msg(PROTO_OP_SEMCTL, 0), d;
+  size_t n;
+
+  m.u.semctl.nvals = PROTO_SEMMSL_MAX + 1;
+  m.u.semctl.vals = vals;
+  ck_assert_int_eq(proto_encoded_size(&m), -EINVAL);
+  m.u.semctl.nvals = 1;
+  m.u.semctl.vals = NULL;
+  ck_assert_int_eq(proto_encoded_size(&m), -EINVAL);
+
+  /* nvals says 3, the payload holds 2 values. */
+  m.u.semctl.nvals = 2;
+  m.u.semctl.vals = vals;
+  n = encode_ok(&m);
+  proto_put_u32(frame + n - 4 - 4, 3);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  /* nvals far beyond the cap. */
+  proto_put_u32(frame + n - 4 - 4, 0xffffffffu);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+
+  m = msg(PROTO_OP_SEMOP, 0);
+  m.u.semop.nsops = 0;
+  m.u.semop.sops = sops;
+  ck_assert_int_eq(proto_encoded_size(&m), -EINVAL);
+  m.u.semop.nsops = PROTO_SEMOPM_MAX + 1;
+  ck_assert_int_eq(proto_encoded_size(&m), -EINVAL);
+  m.u.semop.nsops = 1;
+  m.u.semop.flags = 2;
+  ck_assert_int_eq(proto_encoded_size(&m), -EINVAL);
+  m.u.semop.flags = 0;
+  n = encode_ok(&m);
+  /* nsops 0, 2 (more than the payload) and an unknown flag, as a peer could send them. */
+  proto_put_u32(frame + n - PROTO_SEMOP_SIZE - 4, 0);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(frame + n - PROTO_SEMOP_SIZE - 4, 2);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(frame + n - PROTO_SEMOP_SIZE - 4, 1);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  proto_put_u32(frame + PROTO_HDR_SIZE + 16, 2);
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+}
+END_TEST
+
 START_TEST(test_rxbuf_sizes) {
   struct proto_rxbuf b;
   const size_t base = 8192, need = 1u << 20;
@@ -869,6 +985,8 @@ static Suite *proto_suite(void) {
   tcase_add_test(tc, test_random_damage);
   tcase_add_test(tc, test_node_reattach);
   tcase_add_test(tc, test_inherit);
+  tcase_add_test(tc, test_sem_roundtrip);
+  tcase_add_test(tc, test_sem_malformed);
   tcase_add_test(tc, test_rxbuf_sizes);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
