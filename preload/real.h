@@ -2,6 +2,7 @@
 #ifndef DSHM_SHIM_REAL_H
 #define DSHM_SHIM_REAL_H
 
+#include <semaphore.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <stddef.h>
@@ -32,6 +33,10 @@ struct shim_real {
   int (*semtimedop)(int, struct sembuf *, size_t, const struct timespec *);
   int (*semctl)(int, int, int, ...);
   key_t (*ftok)(const char *, int);
+  /* POSIX semaphores outside networked segments (semt.c). */
+  int (*sem_wait)(sem_t *);
+  int (*sem_timedwait)(sem_t *, const struct timespec *);
+  int (*sem_clockwait)(sem_t *, clockid_t, const struct timespec *);
   /* Address-space calls that may take a view away (remap.c). */
   void *(*mmap)(void *, size_t, int, int, int, off_t);
   int (*munmap)(void *, size_t);

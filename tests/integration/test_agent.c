@@ -814,6 +814,37 @@ START_TEST(test_sem_undo_after_kill) {
 }
 END_TEST
 
+/* POSIX semaphores (sem_t, process-shared) in a segment, used from two hosts: a bounded
+ * queue (tests/progs/waits.c) with both producers on host A and both consumers on host B,
+ * 1000 items each, so that every wake a waiter needs comes from the other host (a lost one
+ * shows as ETIMEDOUT); the sums are exact and the semaphores end where they started. Then a
+ * sem_timedwait that nobody posts times out (ETIMEDOUT, not before its time). */
+START_TEST(test_sem_t_two_hosts) {
+  char k[16];
+  char *init[] = {"waits", "init", KEYSTR(k, h_unique_key()), NULL};
+  char *prod[] = {"waits", "producer", k, "1000", NULL};
+  char *cons0[] = {"waits", "consumer", k, "0", "1000", NULL};
+  char *cons1[] = {"waits", "consumer", k, "1", "1000", NULL};
+  char *tmo[] = {"waits", "timeout", k, "300", NULL};
+  char *sum[] = {"waits", "sum", k, NULL};
+  struct h_proc p[4];
+  struct h_result r;
+
+  run_on(&host_a, init, "ready\n", &r);
+  spawn_on(&p[0], &host_b, cons0, NULL);
+  spawn_on(&p[1], &host_b, cons1, NULL);
+  spawn_on(&p[2], &host_a, prod, NULL);
+  spawn_on(&p[3], &host_a, prod, NULL);
+  for (int i = 0; i < 4; i++) {
+    h_wait(&p[i], &r, RUN_MS);
+    assert_exit0(&r, i < 2 ? "waits consumer" : "waits producer");
+    ck_assert_str_eq(r.out, i < 2 ? "consumed\n" : "produced\n");
+  }
+  run_on(&host_b, tmo, "ETIMEDOUT waited>=300ms=1\n", &r);
+  run_on(&host_b, sum, "sum 1001000 count 2000 full 0 empty 16 lock 1\n", &r);
+}
+END_TEST
+
 static Suite *agent_suite(void) {
   Suite *s = suite_create("agent");
   TCase *tc = tcase_create("host");
@@ -837,6 +868,7 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_idle_agent_keeps_owed_data);
   tcase_add_test(tc, test_semaphore_mutex_two_hosts);
   tcase_add_test(tc, test_sem_undo_after_kill);
+  tcase_add_test(tc, test_sem_t_two_hosts);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);

@@ -1,0 +1,174 @@
+/* waits.c - process-shared primitives in a segment used from several hosts (run under the
+ * shim by test_agent.c): a sem_t producer/consumer queue whose parties are separate
+ * processes that attach the segment by key.
+ *
+ *   waits init KEY                    the queue: sem_t empty (16), full (0), lock (1)
+ *   waits producer KEY N              puts 1..N
+ *   waits consumer KEY WHO N          takes N items, their sum into slot WHO (0..3); a post
+ *                                     that never arrives shows as ETIMEDOUT after 20 s
+ *   waits sum KEY                     prints the sums, counts and semaphore values, removes
+ *   waits timeout KEY MS              sem_timedwait on full (0) for MS: prints the errno and
+ *                                     whether at least MS went by
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLOTS  16
+#define WAIT_S 20
+
+struct queue {
+  sem_t empty, full, lock;
+  uint64_t head, tail; /* guarded by lock */
+  uint64_t slot[SLOTS];
+  uint64_t sum[4], count[4];
+};
+
+static int fail(const char *what) {
+  fprintf(stderr, "waits: %s: %s\n", what, strerror(errno));
+  return 1;
+}
+
+static struct queue *attach(key_t key, int create) {
+  int id = shmget(key, sizeof(struct queue), create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
+  struct queue *q;
+
+  if (id < 0) {
+    fail("shmget");
+    return NULL;
+  }
+  q = shmat(id, NULL, 0);
+  if (q == (void *)-1) {
+    fail("shmat");
+    return NULL;
+  }
+  return q;
+}
+
+static struct timespec after_ms(long ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
+static int timed(sem_t *s) {
+  struct timespec until = after_ms(WAIT_S * 1000L);
+  int rc;
+
+  while ((rc = sem_timedwait(s, &until)) != 0 && errno == EINTR)
+    ;
+  return rc;
+}
+
+static int cmd_init(key_t key) {
+  struct queue *q = attach(key, 1);
+
+  if (q == NULL)
+    return 1;
+  if (sem_init(&q->empty, 1, SLOTS) != 0 || sem_init(&q->full, 1, 0) != 0 ||
+      sem_init(&q->lock, 1, 1) != 0)
+    return fail("sem_init");
+  printf("ready\n");
+  return shmdt(q) == 0 ? 0 : fail("shmdt");
+}
+
+static int cmd_producer(key_t key, long n) {
+  struct queue *q = attach(key, 0);
+
+  if (q == NULL)
+    return 1;
+  for (long i = 1; i <= n; i++) {
+    if (timed(&q->empty) != 0 || sem_wait(&q->lock) != 0)
+      return fail("producer: sem_wait");
+    q->slot[q->head++ % SLOTS] = (uint64_t)i;
+    if (sem_post(&q->lock) != 0 || sem_post(&q->full) != 0)
+      return fail("producer: sem_post");
+  }
+  printf("produced\n");
+  return shmdt(q) == 0 ? 0 : fail("shmdt");
+}
+
+static int cmd_consumer(key_t key, long who, long n) {
+  struct queue *q = attach(key, 0);
+  uint64_t sum = 0;
+
+  if (q == NULL || who < 0 || who > 3)
+    return 1;
+  for (long i = 0; i < n; i++) {
+    if (timed(&q->full) != 0)
+      return fail("consumer: sem_timedwait");
+    if (sem_wait(&q->lock) != 0)
+      return fail("consumer: sem_wait");
+    sum += q->slot[q->tail++ % SLOTS];
+    if (sem_post(&q->lock) != 0 || sem_post(&q->empty) != 0)
+      return fail("consumer: sem_post");
+  }
+  q->sum[who] = sum;
+  q->count[who] = (uint64_t)n;
+  printf("consumed\n");
+  return shmdt(q) == 0 ? 0 : fail("shmdt");
+}
+
+static int cmd_sum(key_t key) {
+  struct queue *q = attach(key, 0);
+  int full, empty, lock, id = shmget(key, 0, 0);
+
+  if (q == NULL)
+    return 1;
+  if (sem_getvalue(&q->full, &full) != 0 || sem_getvalue(&q->empty, &empty) != 0 ||
+      sem_getvalue(&q->lock, &lock) != 0)
+    return fail("sem_getvalue");
+  printf("sum %" PRIu64 " count %" PRIu64 " full %d empty %d lock %d\n",
+         q->sum[0] + q->sum[1] + q->sum[2] + q->sum[3],
+         q->count[0] + q->count[1] + q->count[2] + q->count[3], full, empty, lock);
+  if (shmdt(q) != 0 || shmctl(id, IPC_RMID, NULL) != 0)
+    return fail("cleanup");
+  return 0;
+}
+
+static int cmd_timeout(key_t key, long ms) {
+  struct queue *q = attach(key, 0);
+  struct timespec t0, t1, until = after_ms(ms);
+  int rc, e;
+
+  if (q == NULL)
+    return 1;
+  clock_gettime(CLOCK_REALTIME, &t0);
+  rc = sem_timedwait(&q->full, &until);
+  e = errno;
+  clock_gettime(CLOCK_REALTIME, &t1);
+  printf("%s waited>=%ldms=%d\n", rc == 0 ? "ok" : strerrorname_np(e), ms,
+         (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= ms);
+  return shmdt(q) == 0 ? 0 : fail("shmdt");
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "init"))
+    return cmd_init((key_t)atol(argv[2]));
+  if (argc == 4 && !strcmp(argv[1], "producer"))
+    return cmd_producer((key_t)atol(argv[2]), atol(argv[3]));
+  if (argc == 5 && !strcmp(argv[1], "consumer"))
+    return cmd_consumer((key_t)atol(argv[2]), atol(argv[3]), atol(argv[4]));
+  if (argc == 3 && !strcmp(argv[1], "sum"))
+    return cmd_sum((key_t)atol(argv[2]));
+  if (argc == 4 && !strcmp(argv[1], "timeout"))
+    return cmd_timeout((key_t)atol(argv[2]), atol(argv[3]));
+  fprintf(stderr, "usage: see the head of waits.c\n");
+  return 2;
+}
