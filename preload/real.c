@@ -32,6 +32,8 @@ static const struct {
   {"sem_wait", (void **)&shim_real.sem_wait},
   {"sem_timedwait", (void **)&shim_real.sem_timedwait},
   {"sem_clockwait", (void **)&shim_real.sem_clockwait},
+  {"pthread_mutex_timedlock", (void **)&shim_real.pthread_mutex_timedlock},
+  {"pthread_mutex_clocklock", (void **)&shim_real.pthread_mutex_clocklock},
   {"ftok", (void **)&shim_real.ftok},
   {"mmap", (void **)&shim_real.mmap},
   {"munmap", (void **)&shim_real.munmap},

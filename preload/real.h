@@ -2,6 +2,7 @@
 #ifndef DSHM_SHIM_REAL_H
 #define DSHM_SHIM_REAL_H
 
+#include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -37,6 +38,9 @@ struct shim_real {
   int (*sem_wait)(sem_t *);
   int (*sem_timedwait)(sem_t *, const struct timespec *);
   int (*sem_clockwait)(sem_t *, clockid_t, const struct timespec *);
+  /* Timed locks of mutexes outside networked segments (mutex.c). */
+  int (*pthread_mutex_timedlock)(pthread_mutex_t *, const struct timespec *);
+  int (*pthread_mutex_clocklock)(pthread_mutex_t *, clockid_t, const struct timespec *);
   /* Address-space calls that may take a view away (remap.c). */
   void *(*mmap)(void *, size_t, int, int, int, off_t);
   int (*munmap)(void *, size_t);

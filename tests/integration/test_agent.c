@@ -845,6 +845,38 @@ START_TEST(test_sem_t_two_hosts) {
 }
 END_TEST
 
+/* A process-shared pthread mutex in a segment guarding a plain counter, 2 processes on each
+ * of 2 hosts (tests/progs/waits.c), each critical section held 300 us so that the others
+ * sleep in the lock, on both hosts: the unlock on one host must wake a sleeper on the other
+ * (without the interposed lock the first cross-host sleeper never wakes). Exact, for each
+ * mutex type glibc's algorithm has. */
+static void mutex_two_hosts(const char *type) {
+  char k[16];
+  char *init[] = {"waits", "minit", KEYSTR(k, h_unique_key()), (char *)type, NULL};
+  char *argv[] = {"waits", "mutex", k, "4", "100", "300", NULL};
+  char *sum[] = {"waits", "msum", k, NULL};
+  const struct host *on[4] = {&host_a, &host_b, &host_a, &host_b};
+  struct h_proc p[4];
+  struct h_result r;
+
+  run_on(&host_a, init, "ready\n", &r);
+  for (int i = 0; i < 4; i++)
+    spawn_on(&p[i], on[i], argv, NULL);
+  for (int i = 0; i < 4; i++) {
+    h_wait(&p[i], &r, RUN_MS);
+    assert_exit0(&r, "waits mutex");
+    ck_assert_str_eq(r.out, "done\n");
+  }
+  run_on(&host_b, sum, "counter 400\n", &r);
+}
+
+START_TEST(test_mutex_two_hosts) {
+  mutex_two_hosts("normal");
+  mutex_two_hosts("recursive");
+  mutex_two_hosts("errorcheck");
+}
+END_TEST
+
 static Suite *agent_suite(void) {
   Suite *s = suite_create("agent");
   TCase *tc = tcase_create("host");
@@ -869,6 +901,7 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_semaphore_mutex_two_hosts);
   tcase_add_test(tc, test_sem_undo_after_kill);
   tcase_add_test(tc, test_sem_t_two_hosts);
+  tcase_add_test(tc, test_mutex_two_hosts);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);

@@ -9,12 +9,20 @@
  *   waits sum KEY                     prints the sums, counts and semaphore values, removes
  *   waits timeout KEY MS              sem_timedwait on full (0) for MS: prints the errno and
  *                                     whether at least MS went by
+ *   waits minit KEY                   a process-shared mutex (TYPE: normal, recursive or
+ *     [TYPE]                          errorcheck) and a plain counter it guards
+ *   waits mutex KEY PARTIES ROUNDS    after PARTIES processes arrived: ROUNDS locked
+ *     [HOLD_US]                       increments (pthread_mutex_lock, or timedlock on odd
+ *                                     rounds), each holding the lock HOLD_US (so that the
+ *                                     others sleep in the lock, on every host)
+ *   waits msum KEY                    prints the counter, removes the segment
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +166,95 @@ static int cmd_timeout(key_t key, long ms) {
   return shmdt(q) == 0 ? 0 : fail("shmdt");
 }
 
+struct locked {
+  pthread_mutex_t m;
+  uint64_t arrived; /* start barrier */
+  uint64_t counter; /* plain: only the mutex makes it exact */
+};
+
+static struct locked *mattach(key_t key, int create) {
+  int id = shmget(key, sizeof(struct locked), create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
+  struct locked *l;
+
+  if (id < 0) {
+    fail("shmget");
+    return NULL;
+  }
+  l = shmat(id, NULL, 0);
+  if (l == (void *)-1) {
+    fail("shmat");
+    return NULL;
+  }
+  return l;
+}
+
+static int cmd_minit(key_t key, const char *type) {
+  struct locked *l = mattach(key, 1);
+  pthread_mutexattr_t a;
+  int t = PTHREAD_MUTEX_NORMAL;
+
+  if (l == NULL)
+    return 1;
+  if (type != NULL && !strcmp(type, "recursive"))
+    t = PTHREAD_MUTEX_RECURSIVE;
+  else if (type != NULL && !strcmp(type, "errorcheck"))
+    t = PTHREAD_MUTEX_ERRORCHECK;
+  if (pthread_mutexattr_init(&a) != 0 || pthread_mutexattr_setpshared(&a, 1) != 0 ||
+      pthread_mutexattr_settype(&a, t) != 0 || pthread_mutex_init(&l->m, &a) != 0)
+    return fail("pthread_mutex_init");
+  printf("ready\n");
+  return shmdt(l) == 0 ? 0 : fail("shmdt");
+}
+
+static int cmd_mutex(key_t key, long parties, long rounds, long hold_us) {
+  struct locked *l = mattach(key, 0);
+  struct timespec t0, t;
+  int rc;
+
+  if (l == NULL)
+    return 1;
+  __atomic_fetch_add(&l->arrived, 1, __ATOMIC_SEQ_CST);
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (__atomic_load_n(&l->arrived, __ATOMIC_SEQ_CST) < (uint64_t)parties) {
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (t.tv_sec - t0.tv_sec > WAIT_S) {
+      fprintf(stderr, "waits: the other parties did not arrive\n");
+      return 1;
+    }
+  }
+  for (long i = 0; i < rounds; i++) {
+    struct timespec until = after_ms(WAIT_S * 1000L);
+    rc = i % 2 ? pthread_mutex_timedlock(&l->m, &until) : pthread_mutex_lock(&l->m);
+    if (rc != 0) {
+      errno = rc;
+      return fail("mutex: lock");
+    }
+    volatile uint64_t *c = &l->counter;
+    uint64_t v = *c;
+    if (hold_us > 0)
+      nanosleep(&(struct timespec){0, hold_us * 1000}, NULL);
+    *c = v + 1;
+    if ((rc = pthread_mutex_unlock(&l->m)) != 0) {
+      errno = rc;
+      return fail("mutex: unlock");
+    }
+  }
+  printf("done\n");
+  return shmdt(l) == 0 ? 0 : fail("shmdt");
+}
+
+static int cmd_msum(key_t key) {
+  struct locked *l = mattach(key, 0);
+  int id = shmget(key, 0, 0);
+
+  if (l == NULL)
+    return 1;
+  printf("counter %" PRIu64 "\n", l->counter);
+  if (pthread_mutex_destroy(&l->m) != 0 || shmdt(l) != 0 || shmctl(id, IPC_RMID, NULL) != 0)
+    return fail("cleanup");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "init"))
     return cmd_init((key_t)atol(argv[2]));
@@ -169,6 +266,13 @@ int main(int argc, char **argv) {
     return cmd_sum((key_t)atol(argv[2]));
   if (argc == 4 && !strcmp(argv[1], "timeout"))
     return cmd_timeout((key_t)atol(argv[2]), atol(argv[3]));
+  if ((argc == 3 || argc == 4) && !strcmp(argv[1], "minit"))
+    return cmd_minit((key_t)atol(argv[2]), argc == 4 ? argv[3] : NULL);
+  if ((argc == 5 || argc == 6) && !strcmp(argv[1], "mutex"))
+    return cmd_mutex((key_t)atol(argv[2]), atol(argv[3]), atol(argv[4]),
+                     argc == 6 ? atol(argv[5]) : 0);
+  if (argc == 3 && !strcmp(argv[1], "msum"))
+    return cmd_msum((key_t)atol(argv[2]));
   fprintf(stderr, "usage: see the head of waits.c\n");
   return 2;
 }
