@@ -15,6 +15,8 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/sem.h>
+#include <semaphore.h>
+#include <pthread.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -510,6 +512,128 @@ out:
   if (id >= 0)
     shmctl(id, IPC_RMID, NULL);
   free(lat);
+  return rc;
+}
+
+/* sem_t ping-pong (issue 11): A posts ping and waits on pong, B (in the peer's environment:
+ * another host when run.sh says so) waits on ping and posts pong. Both sleep in sem_wait, so
+ * a round is two wakes that cross hosts, against the spinning page ping-pong above. */
+struct semt_page {
+  sem_t ping, pong; /* made by A before it starts B */
+};
+
+static struct semt_page *semt_attach(key_t key, int *id) {
+  *id = shmget(key, BENCH_PAGE, IPC_CREAT | 0600);
+  if (*id < 0)
+    return NULL;
+  void *p = shmat(*id, NULL, 0);
+  return p == (void *)-1 ? NULL : p;
+}
+
+static int semt_wait(sem_t *s) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 10;
+  while (sem_timedwait(s, &until) != 0)
+    if (errno != EINTR)
+      return -1;
+  return 0;
+}
+
+static int cmd_semt_peer(key_t key, const struct shm_opts *o) {
+  int id;
+  struct semt_page *pg = semt_attach(key, &id);
+  if (!pg)
+    return die_errno("semt peer: attach");
+  for (unsigned i = 0; i < o->pp_warmup + o->pp_iters; i++) {
+    if (semt_wait(&pg->ping) < 0 || sem_post(&pg->pong) < 0)
+      return die_errno("semt peer: round");
+  }
+  shmdt(pg);
+  return 0;
+}
+
+static int cmd_semt(key_t key, const struct shm_opts *o) {
+  char a[NOPTS][32];
+  fmt_opts(a, key, o);
+  char *argv[] = {"shm_bench", "semt-peer", OPTS_ARGV(a), NULL};
+  double *lat = calloc(o->pp_iters ? o->pp_iters : 1, sizeof(*lat));
+  int id = -1, rc = 1;
+  struct semt_page *pg = semt_attach(key, &id);
+  pid_t pid = -1;
+
+  if (!lat || !pg) {
+    die_errno("semt: attach");
+    goto out;
+  }
+  if (sem_init(&pg->ping, 1, 0) < 0 || sem_init(&pg->pong, 1, 0) < 0) {
+    die_errno("semt: sem_init");
+    goto out;
+  }
+  if (spawn_bench(&pid, argv, 1, -1, -1) < 0) {
+    die_errno("posix_spawn");
+    goto out;
+  }
+  for (unsigned i = 0; i < o->pp_warmup + o->pp_iters; i++) {
+    uint64_t t0 = bench_now_ns();
+    if (sem_post(&pg->ping) < 0 || semt_wait(&pg->pong) < 0) {
+      fprintf(stderr, "shm_bench: semt: round %u: %s\n", i, strerror(errno));
+      goto out;
+    }
+    uint64_t t1 = bench_now_ns();
+    if (i >= o->pp_warmup)
+      lat[i - o->pp_warmup] = (double)(t1 - t0) / 1e3;
+  }
+  bench_print_lat("semt_pingpong_us", lat, o->pp_iters);
+  rc = 0;
+out:
+  if (rc && pid > 0)
+    kill(pid, SIGTERM);
+  if (pid > 0 && wait_child(pid, "semt peer"))
+    rc = 1;
+  if (pg)
+    shmdt(pg);
+  if (id >= 0)
+    shmctl(id, IPC_RMID, NULL);
+  free(lat);
+  return rc;
+}
+
+/* An uncontended process-shared mutex in the segment KEY (made and removed): lock + unlock,
+ * MUTEX_ITERS pairs timed together after a warm-up; ns per pair. */
+#define MUTEX_ITERS 1000000u
+static int cmd_mutex(key_t key) {
+  int id = shmget(key, BENCH_PAGE, IPC_CREAT | IPC_EXCL | 0600), rc = 1;
+  pthread_mutexattr_t a;
+  pthread_mutex_t *m;
+
+  if (id < 0)
+    return die_errno("mutex: shmget");
+  m = shmat(id, NULL, 0);
+  if (m == (void *)-1) {
+    die_errno("mutex: shmat");
+    goto out;
+  }
+  if (pthread_mutexattr_init(&a) != 0 || pthread_mutexattr_setpshared(&a, 1) != 0 ||
+      pthread_mutex_init(m, &a) != 0) {
+    fprintf(stderr, "shm_bench: mutex: pthread_mutex_init failed\n");
+    goto out;
+  }
+  for (unsigned i = 0; i < MUTEX_ITERS / 10; i++) { /* warm-up: the page is ours after it */
+    pthread_mutex_lock(m);
+    pthread_mutex_unlock(m);
+  }
+  uint64_t t0 = bench_now_ns();
+  for (unsigned i = 0; i < MUTEX_ITERS; i++) {
+    pthread_mutex_lock(m);
+    pthread_mutex_unlock(m);
+  }
+  uint64_t t1 = bench_now_ns();
+  printf("result mutex_ns value=%.1f\n", (double)(t1 - t0) / MUTEX_ITERS);
+  rc = 0;
+  shmdt(m);
+out:
+  shmctl(id, IPC_RMID, NULL);
   return rc;
 }
 
@@ -1358,6 +1482,10 @@ static void usage(void) {
           "            each in a fresh process\n"
           "  fill | fault | seqread | calls | rm | pingpong   one of those phases\n"
           "  semop     a SysV semaphore set KEY (made and removed): uncontended semop -1, +1\n"
+          "  semt      sem_t ping-pong: post/wait against a peer (SHM_BENCH_PEER_ENV) that\n"
+          "            waits/posts; PP_ITERS rounds after PP_WARMUP\n"
+          "  mutex     an uncontended process-shared pthread mutex in segment KEY: ns per\n"
+          "            lock+unlock\n"
           "  touch     a holder fills KEY, a fresh process reads every STRIDE-th page once a\n"
           "            round (ROUNDS, the first a warm-up): first-touch time per page\n"
           "  sigsegv   SIGSEGV round trip on every STRIDE-th page of a private segment\n"
@@ -1445,6 +1573,12 @@ int main(int argc, char **argv) {
     return cmd_calls(key);
   if (!strcmp(cmd, "semop"))
     return cmd_semop(key);
+  if (!strcmp(cmd, "semt"))
+    return cmd_semt(key, &o);
+  if (!strcmp(cmd, "semt-peer"))
+    return cmd_semt_peer(key, &o);
+  if (!strcmp(cmd, "mutex"))
+    return cmd_mutex(key);
   if (!strcmp(cmd, "touch"))
     return cmd_touch(key, &o);
   if (!strcmp(cmd, "touch-peer"))
