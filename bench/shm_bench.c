@@ -523,11 +523,7 @@ struct semt_page {
 };
 
 static struct semt_page *semt_attach(key_t key, int *id) {
-  *id = shmget(key, BENCH_PAGE, IPC_CREAT | 0600);
-  if (*id < 0)
-    return NULL;
-  void *p = shmat(*id, NULL, 0);
-  return p == (void *)-1 ? NULL : p;
+  return (struct semt_page *)pp_attach(key, id); /* one page, made or found */
 }
 
 static int semt_wait(sem_t *s) {

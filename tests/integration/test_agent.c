@@ -749,6 +749,31 @@ START_TEST(test_agent_no_flush) {
 }
 END_TEST
 
+/* SIGKILLs p and reaps it. */
+static void kill_reap(struct h_proc *p) {
+  int st;
+
+  ck_assert_int_eq(kill(p->pid, SIGKILL), 0);
+  ck_assert_int_eq(h_wait_exit(p->pid, &st, RUN_MS), 0);
+  close(p->out_fd);
+  close(p->err_fd);
+}
+
+/* argv on hosts A, B, A, B at once; each must exit 0 printing want. */
+static void four_parties(char *const argv[], const char *want) {
+  const struct host *on[4] = {&host_a, &host_b, &host_a, &host_b};
+  struct h_proc p[4];
+  struct h_result r;
+
+  for (int i = 0; i < 4; i++)
+    spawn_on(&p[i], on[i], argv, NULL);
+  for (int i = 0; i < 4; i++) {
+    h_wait(&p[i], &r, RUN_MS);
+    assert_exit0(&r, argv[1]);
+    ck_assert_str_eq(r.out, want);
+  }
+}
+
 /* SysV semaphores between hosts (tests/progs/semhost.c). A set of one semaphore is the
  * mutex of a plain counter in a segment: 2 processes on each of 2 hosts, 300 locked
  * increments each (SEM_UNDO on every operation): exact, and the semaphore back at 1. */
@@ -758,18 +783,10 @@ START_TEST(test_semaphore_mutex_two_hosts) {
                   NULL};
   char *argv[] = {"semhost", "mutex", sk, mk, "4", "300", NULL};
   char *sum[] = {"semhost", "sum", sk, mk, NULL};
-  const struct host *on[4] = {&host_a, &host_b, &host_a, &host_b};
-  struct h_proc p[4];
   struct h_result r;
 
   run_on(&host_a, init, "ready\n", &r);
-  for (int i = 0; i < 4; i++)
-    spawn_on(&p[i], on[i], argv, NULL);
-  for (int i = 0; i < 4; i++) {
-    h_wait(&p[i], &r, RUN_MS);
-    assert_exit0(&r, "semhost mutex");
-    ck_assert_str_eq(r.out, "done\n");
-  }
+  four_parties(argv, "done\n");
   run_on(&host_b, sum, "counter 1200 sem 1\n", &r);
 }
 END_TEST
@@ -790,7 +807,6 @@ START_TEST(test_sem_undo_after_kill) {
   char *sum[] = {"semhost", "sum", sk, mk, NULL};
   struct h_proc holder, taker, keeper;
   struct h_result r;
-  int st;
 
   run_on(&host_a, init, "ready\n", &r);
   spawn_on(&keeper, &host_a, keep, NULL);
@@ -799,18 +815,12 @@ START_TEST(test_sem_undo_after_kill) {
   h_expect_line(&holder, "held", RUN_MS);
   run_on(&host_b, take_short, "EAGAIN\n", &r);
   spawn_on(&taker, &host_b, take, NULL);
-  ck_assert_int_eq(kill(holder.pid, SIGKILL), 0);
-  ck_assert_int_eq(h_wait_exit(holder.pid, &st, RUN_MS), 0);
-  close(holder.out_fd);
-  close(holder.err_fd);
+  kill_reap(&holder);
   h_wait(&taker, &r, RUN_MS);
   assert_exit0(&r, "semhost take");
   ck_assert_str_eq(r.out, "taken\n");
   run_on(&host_a, sum, "counter 0 sem 0\n", &r);
-  ck_assert_int_eq(kill(keeper.pid, SIGKILL), 0);
-  ck_assert_int_eq(h_wait_exit(keeper.pid, &st, RUN_MS), 0);
-  close(keeper.out_fd);
-  close(keeper.err_fd);
+  kill_reap(&keeper);
 }
 END_TEST
 
@@ -855,18 +865,10 @@ static void mutex_two_hosts(const char *type) {
   char *init[] = {"waits", "minit", KEYSTR(k, h_unique_key()), (char *)type, NULL};
   char *argv[] = {"waits", "mutex", k, "4", "100", "300", NULL};
   char *sum[] = {"waits", "msum", k, NULL};
-  const struct host *on[4] = {&host_a, &host_b, &host_a, &host_b};
-  struct h_proc p[4];
   struct h_result r;
 
   run_on(&host_a, init, "ready\n", &r);
-  for (int i = 0; i < 4; i++)
-    spawn_on(&p[i], on[i], argv, NULL);
-  for (int i = 0; i < 4; i++) {
-    h_wait(&p[i], &r, RUN_MS);
-    assert_exit0(&r, "waits mutex");
-    ck_assert_str_eq(r.out, "done\n");
-  }
+  four_parties(argv, "done\n");
   run_on(&host_b, sum, "counter 400\n", &r);
 }
 

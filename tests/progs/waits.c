@@ -47,20 +47,21 @@ static int fail(const char *what) {
   return 1;
 }
 
-static struct queue *attach(key_t key, int create) {
-  int id = shmget(key, sizeof(struct queue), create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
-  struct queue *q;
+/* The segment KEY of size bytes, made (create) or found, attached. */
+static void *attach(key_t key, size_t size, int create) {
+  int id = shmget(key, size, create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
+  void *p;
 
   if (id < 0) {
     fail("shmget");
     return NULL;
   }
-  q = shmat(id, NULL, 0);
-  if (q == (void *)-1) {
+  p = shmat(id, NULL, 0);
+  if (p == (void *)-1) {
     fail("shmat");
     return NULL;
   }
-  return q;
+  return p;
 }
 
 static struct timespec after_ms(long ms) {
@@ -85,7 +86,7 @@ static int timed(sem_t *s) {
 }
 
 static int cmd_init(key_t key) {
-  struct queue *q = attach(key, 1);
+  struct queue *q = attach(key, sizeof(struct queue), 1);
 
   if (q == NULL)
     return 1;
@@ -97,7 +98,7 @@ static int cmd_init(key_t key) {
 }
 
 static int cmd_producer(key_t key, long n) {
-  struct queue *q = attach(key, 0);
+  struct queue *q = attach(key, 0, 0);
 
   if (q == NULL)
     return 1;
@@ -113,7 +114,7 @@ static int cmd_producer(key_t key, long n) {
 }
 
 static int cmd_consumer(key_t key, long who, long n) {
-  struct queue *q = attach(key, 0);
+  struct queue *q = attach(key, 0, 0);
   uint64_t sum = 0;
 
   if (q == NULL || who < 0 || who > 3)
@@ -134,7 +135,7 @@ static int cmd_consumer(key_t key, long who, long n) {
 }
 
 static int cmd_sum(key_t key) {
-  struct queue *q = attach(key, 0);
+  struct queue *q = attach(key, 0, 0);
   int full, empty, lock, id = shmget(key, 0, 0);
 
   if (q == NULL)
@@ -151,7 +152,7 @@ static int cmd_sum(key_t key) {
 }
 
 static int cmd_timeout(key_t key, long ms) {
-  struct queue *q = attach(key, 0);
+  struct queue *q = attach(key, 0, 0);
   struct timespec t0, t1, until = after_ms(ms);
   int rc, e;
 
@@ -172,24 +173,8 @@ struct locked {
   uint64_t counter; /* plain: only the mutex makes it exact */
 };
 
-static struct locked *mattach(key_t key, int create) {
-  int id = shmget(key, sizeof(struct locked), create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
-  struct locked *l;
-
-  if (id < 0) {
-    fail("shmget");
-    return NULL;
-  }
-  l = shmat(id, NULL, 0);
-  if (l == (void *)-1) {
-    fail("shmat");
-    return NULL;
-  }
-  return l;
-}
-
 static int cmd_minit(key_t key, const char *type) {
-  struct locked *l = mattach(key, 1);
+  struct locked *l = attach(key, sizeof(struct locked), 1);
   pthread_mutexattr_t a;
   int t = PTHREAD_MUTEX_NORMAL;
 
@@ -207,7 +192,7 @@ static int cmd_minit(key_t key, const char *type) {
 }
 
 static int cmd_mutex(key_t key, long parties, long rounds, long hold_us) {
-  struct locked *l = mattach(key, 0);
+  struct locked *l = attach(key, 0, 0);
   struct timespec t0, t;
   int rc;
 
@@ -244,7 +229,7 @@ static int cmd_mutex(key_t key, long parties, long rounds, long hold_us) {
 }
 
 static int cmd_msum(key_t key) {
-  struct locked *l = mattach(key, 0);
+  struct locked *l = attach(key, 0, 0);
   int id = shmget(key, 0, 0);
 
   if (l == NULL)
