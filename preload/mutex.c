@@ -111,7 +111,7 @@ SHIM_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespe
   int rc = do_lock(m, CLOCK_REALTIME, abstime);
 
   if (rc == -1)
-    return shim_real.pthread_mutex_timedlock ? shim_real.pthread_mutex_timedlock(m, abstime)
+    return SHIM_REAL(pthread_mutex_timedlock) ? shim_real.pthread_mutex_timedlock(m, abstime)
                                              : ENOSYS;
   return rc;
 }
@@ -122,7 +122,7 @@ SHIM_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
                                                                 : -1;
 
   if (rc == -1)
-    return shim_real.pthread_mutex_clocklock
+    return SHIM_REAL(pthread_mutex_clocklock)
                ? shim_real.pthread_mutex_clocklock(m, clock, abstime)
                : ENOSYS;
   return rc;

@@ -41,11 +41,23 @@ struct shim_real {
   /* Timed locks of mutexes outside networked segments (mutex.c). */
   int (*pthread_mutex_timedlock)(pthread_mutex_t *, const struct timespec *);
   int (*pthread_mutex_clocklock)(pthread_mutex_t *, clockid_t, const struct timespec *);
+  /* Condition variables outside networked segments (condvar.c). */
+  int (*pthread_cond_wait)(pthread_cond_t *, pthread_mutex_t *);
+  int (*pthread_cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+  int (*pthread_cond_clockwait)(pthread_cond_t *, pthread_mutex_t *, clockid_t,
+                                const struct timespec *);
+  int (*pthread_cond_signal)(pthread_cond_t *);
+  int (*pthread_cond_broadcast)(pthread_cond_t *);
   /* Address-space calls that may take a view away (remap.c). */
   void *(*mmap)(void *, size_t, int, int, int, off_t);
   int (*munmap)(void *, size_t);
   void *(*mremap)(void *, size_t, size_t, int, ...);
 };
+
+int shim_init(void); /* lifecycle.h */
+/* shim_real.f, resolved by the shim's init first when a call comes before it (another
+ * library's constructor); NULL if libc has no such symbol. */
+#define SHIM_REAL(f) (shim_real.f != NULL ? shim_real.f : (shim_init(), shim_real.f))
 
 /* The shim's own mappings go to the kernel directly, not through its mmap/munmap wrappers
  * (remap.c), which look at the views under the cache lock the caller may hold. */

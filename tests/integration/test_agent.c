@@ -759,19 +759,39 @@ static void kill_reap(struct h_proc *p) {
   close(p->err_fd);
 }
 
-/* argv on hosts A, B, A, B at once; each must exit 0 printing want. */
-static void four_parties(char *const argv[], const char *want) {
-  const struct host *on[4] = {&host_a, &host_b, &host_a, &host_b};
+/* Four programs at once, argv[i] on host on[i]; each must exit 0 printing want[i]. */
+static void parties(const struct host *const on[4], char *const *const argv[4],
+                    const char *const want[4]) {
   struct h_proc p[4];
   struct h_result r;
 
   for (int i = 0; i < 4; i++)
-    spawn_on(&p[i], on[i], argv, NULL);
+    spawn_on(&p[i], on[i], argv[i], NULL);
   for (int i = 0; i < 4; i++) {
     h_wait(&p[i], &r, RUN_MS);
-    assert_exit0(&r, argv[1]);
-    ck_assert_str_eq(r.out, want);
+    assert_exit0(&r, argv[i][1]);
+    ck_assert_str_eq(r.out, want[i]);
   }
+}
+
+/* argv on hosts A, B, A, B at once; each must exit 0 printing want. */
+static void four_parties(char *const argv[], const char *want) {
+  const struct host *const on[4] = {&host_a, &host_b, &host_a, &host_b};
+  char *const *const av[4] = {argv, argv, argv, argv};
+  const char *const w[4] = {want, want, want, want};
+
+  parties(on, av, w);
+}
+
+/* Consumers cons0 and cons1 on host B, two producers prod on host A (every wake a waiter
+ * needs comes from the other host). */
+static void b_consumes_a_produces(char *const cons0[], char *const cons1[],
+                                  char *const prod[]) {
+  const struct host *const on[4] = {&host_b, &host_b, &host_a, &host_a};
+  char *const *const av[4] = {cons0, cons1, prod, prod};
+  const char *const w[4] = {"consumed\n", "consumed\n", "produced\n", "produced\n"};
+
+  parties(on, av, w);
 }
 
 /* SysV semaphores between hosts (tests/progs/semhost.c). A set of one semaphore is the
@@ -837,19 +857,10 @@ START_TEST(test_sem_t_two_hosts) {
   char *cons1[] = {"waits", "consumer", k, "1", "1000", NULL};
   char *tmo[] = {"waits", "timeout", k, "300", NULL};
   char *sum[] = {"waits", "sum", k, NULL};
-  struct h_proc p[4];
   struct h_result r;
 
   run_on(&host_a, init, "ready\n", &r);
-  spawn_on(&p[0], &host_b, cons0, NULL);
-  spawn_on(&p[1], &host_b, cons1, NULL);
-  spawn_on(&p[2], &host_a, prod, NULL);
-  spawn_on(&p[3], &host_a, prod, NULL);
-  for (int i = 0; i < 4; i++) {
-    h_wait(&p[i], &r, RUN_MS);
-    assert_exit0(&r, i < 2 ? "waits consumer" : "waits producer");
-    ck_assert_str_eq(r.out, i < 2 ? "consumed\n" : "produced\n");
-  }
+  b_consumes_a_produces(cons0, cons1, prod);
   run_on(&host_b, tmo, "ETIMEDOUT waited>=300ms=1\n", &r);
   run_on(&host_b, sum, "sum 1001000 count 2000 full 0 empty 16 lock 1\n", &r);
 }
@@ -879,6 +890,25 @@ START_TEST(test_mutex_two_hosts) {
 }
 END_TEST
 
+/* Condition variables (process-shared, CLOCK_MONOTONIC) in a segment, with their mutex: a
+ * bounded queue with both producers on host A and both consumers on host B, 1000 items each
+ * (tests/progs/waits.c): every signal a waiter needs comes from the other host (a lost one
+ * shows as ETIMEDOUT after 20 s; glibc's own condition variables lose them). */
+START_TEST(test_condvar_two_hosts) {
+  char k[16];
+  char *init[] = {"waits", "cinit", KEYSTR(k, h_unique_key()), NULL};
+  char *prod[] = {"waits", "cprod", k, "1000", NULL};
+  char *cons0[] = {"waits", "ccons", k, "0", "1000", NULL};
+  char *cons1[] = {"waits", "ccons", k, "1", "1000", NULL};
+  char *sum[] = {"waits", "csum", k, NULL};
+  struct h_result r;
+
+  run_on(&host_a, init, "ready\n", &r);
+  b_consumes_a_produces(cons0, cons1, prod);
+  run_on(&host_b, sum, "sum 1001000 count 2000 left 0\n", &r);
+}
+END_TEST
+
 static Suite *agent_suite(void) {
   Suite *s = suite_create("agent");
   TCase *tc = tcase_create("host");
@@ -904,6 +934,7 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_sem_undo_after_kill);
   tcase_add_test(tc, test_sem_t_two_hosts);
   tcase_add_test(tc, test_mutex_two_hosts);
+  tcase_add_test(tc, test_condvar_two_hosts);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);

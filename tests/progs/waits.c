@@ -16,6 +16,12 @@
  *                                     rounds), each holding the lock HOLD_US (so that the
  *                                     others sleep in the lock, on every host)
  *   waits msum KEY                    prints the counter, removes the segment
+ *   waits cinit KEY                   a queue of a process-shared mutex and two condition
+ *                                     variables (not full, not empty; CLOCK_MONOTONIC)
+ *   waits cprod KEY N                 puts 1..N, waiting while the queue is full
+ *   waits ccons KEY WHO N             takes N items, waiting while it is empty (20 s at most
+ *                                     each: a lost wake shows as ETIMEDOUT)
+ *   waits csum KEY                    prints the sums and counts, removes the segment
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -24,6 +30,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +198,28 @@ static int cmd_minit(key_t key, const char *type) {
   return shmdt(l) == 0 ? 0 : fail("shmdt");
 }
 
+/* A mutex party that has not finished after STUCK_S says where it is and exits 3, so that a
+ * lost wake-up shows as a diagnosis rather than as a silent hang. */
+#define STUCK_S 40
+static struct locked *stuck_l;
+static volatile long stuck_round = -1;
+
+static void on_stuck(int sig) {
+  char buf[200];
+  int n;
+
+  (void)sig;
+  n = snprintf(buf, sizeof buf,
+               "waits: mutex: stuck at round %ld: lock %d owner %d nusers %u arrived %lu\n",
+               stuck_round, stuck_l ? stuck_l->m.__data.__lock : -1,
+               stuck_l ? stuck_l->m.__data.__owner : -1,
+               stuck_l ? stuck_l->m.__data.__nusers : 0,
+               stuck_l ? (unsigned long)stuck_l->arrived : 0);
+  if (n > 0)
+    (void)!write(2, buf, (size_t)n);
+  _exit(3);
+}
+
 static int cmd_mutex(key_t key, long parties, long rounds, long hold_us) {
   struct locked *l = attach(key, 0, 0);
   struct timespec t0, t;
@@ -198,6 +227,9 @@ static int cmd_mutex(key_t key, long parties, long rounds, long hold_us) {
 
   if (l == NULL)
     return 1;
+  stuck_l = l;
+  signal(SIGALRM, on_stuck);
+  alarm(STUCK_S);
   __atomic_fetch_add(&l->arrived, 1, __ATOMIC_SEQ_CST);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   while (__atomic_load_n(&l->arrived, __ATOMIC_SEQ_CST) < (uint64_t)parties) {
@@ -209,6 +241,7 @@ static int cmd_mutex(key_t key, long parties, long rounds, long hold_us) {
   }
   for (long i = 0; i < rounds; i++) {
     struct timespec until = after_ms(WAIT_S * 1000L);
+    stuck_round = i;
     rc = i % 2 ? pthread_mutex_timedlock(&l->m, &until) : pthread_mutex_lock(&l->m);
     if (rc != 0) {
       errno = rc;
@@ -225,6 +258,8 @@ static int cmd_mutex(key_t key, long parties, long rounds, long hold_us) {
     }
   }
   printf("done\n");
+  fflush(stdout); /* seen even if the detach below were the part that hangs */
+  stuck_round = rounds;
   return shmdt(l) == 0 ? 0 : fail("shmdt");
 }
 
@@ -236,6 +271,107 @@ static int cmd_msum(key_t key) {
     return 1;
   printf("counter %" PRIu64 "\n", l->counter);
   if (pthread_mutex_destroy(&l->m) != 0 || shmdt(l) != 0 || shmctl(id, IPC_RMID, NULL) != 0)
+    return fail("cleanup");
+  return 0;
+}
+
+struct cqueue {
+  pthread_mutex_t m;
+  pthread_cond_t notfull, notempty;
+  uint64_t n, head, tail; /* guarded by m */
+  uint64_t slot[SLOTS];
+  uint64_t sum[4], count[4];
+};
+
+static int cerr(const char *what, int rc) {
+  errno = rc;
+  return fail(what);
+}
+
+static int cmd_cinit(key_t key) {
+  struct cqueue *q = attach(key, sizeof(struct cqueue), 1);
+  pthread_mutexattr_t ma;
+  pthread_condattr_t ca;
+
+  if (q == NULL)
+    return 1;
+  if (pthread_mutexattr_init(&ma) != 0 || pthread_mutexattr_setpshared(&ma, 1) != 0 ||
+      pthread_mutex_init(&q->m, &ma) != 0 || pthread_condattr_init(&ca) != 0 ||
+      pthread_condattr_setpshared(&ca, 1) != 0 ||
+      pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+      pthread_cond_init(&q->notfull, &ca) != 0 || pthread_cond_init(&q->notempty, &ca) != 0)
+    return fail("cinit");
+  printf("ready\n");
+  return shmdt(q) == 0 ? 0 : fail("shmdt");
+}
+
+/* Waits on c (with m held) until *n says go; 0 or an error number. */
+static int cwait(pthread_cond_t *c, pthread_mutex_t *m, volatile uint64_t *n, uint64_t bad) {
+  struct timespec until;
+  int rc;
+
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += WAIT_S;
+  while (*n == bad)
+    if ((rc = pthread_cond_timedwait(c, m, &until)) != 0)
+      return rc;
+  return 0;
+}
+
+static int cmd_cprod(key_t key, long n) {
+  struct cqueue *q = attach(key, 0, 0);
+  int rc;
+
+  if (q == NULL)
+    return 1;
+  for (long i = 1; i <= n; i++) {
+    if ((rc = pthread_mutex_lock(&q->m)) != 0)
+      return cerr("cprod: lock", rc);
+    if ((rc = cwait(&q->notfull, &q->m, &q->n, SLOTS)) != 0)
+      return cerr("cprod: wait", rc);
+    q->slot[q->head++ % SLOTS] = (uint64_t)i;
+    q->n++;
+    if ((rc = pthread_cond_signal(&q->notempty)) != 0 || (rc = pthread_mutex_unlock(&q->m)))
+      return cerr("cprod: signal", rc);
+  }
+  printf("produced\n");
+  return shmdt(q) == 0 ? 0 : fail("shmdt");
+}
+
+static int cmd_ccons(key_t key, long who, long n) {
+  struct cqueue *q = attach(key, 0, 0);
+  uint64_t sum = 0;
+  int rc;
+
+  if (q == NULL || who < 0 || who > 3)
+    return 1;
+  for (long i = 0; i < n; i++) {
+    if ((rc = pthread_mutex_lock(&q->m)) != 0)
+      return cerr("ccons: lock", rc);
+    if ((rc = cwait(&q->notempty, &q->m, &q->n, 0)) != 0)
+      return cerr("ccons: wait", rc);
+    sum += q->slot[q->tail++ % SLOTS];
+    q->n--;
+    if ((rc = pthread_cond_signal(&q->notfull)) != 0 || (rc = pthread_mutex_unlock(&q->m)))
+      return cerr("ccons: signal", rc);
+  }
+  q->sum[who] = sum;
+  q->count[who] = (uint64_t)n;
+  printf("consumed\n");
+  return shmdt(q) == 0 ? 0 : fail("shmdt");
+}
+
+static int cmd_csum(key_t key) {
+  struct cqueue *q = attach(key, 0, 0);
+  int id = shmget(key, 0, 0);
+
+  if (q == NULL)
+    return 1;
+  printf("sum %" PRIu64 " count %" PRIu64 " left %" PRIu64 "\n",
+         q->sum[0] + q->sum[1] + q->sum[2] + q->sum[3],
+         q->count[0] + q->count[1] + q->count[2] + q->count[3], q->n);
+  if (pthread_cond_destroy(&q->notfull) != 0 || pthread_cond_destroy(&q->notempty) != 0 ||
+      pthread_mutex_destroy(&q->m) != 0 || shmdt(q) != 0 || shmctl(id, IPC_RMID, NULL) != 0)
     return fail("cleanup");
   return 0;
 }
@@ -258,6 +394,14 @@ int main(int argc, char **argv) {
                      argc == 6 ? atol(argv[5]) : 0);
   if (argc == 3 && !strcmp(argv[1], "msum"))
     return cmd_msum((key_t)atol(argv[2]));
+  if (argc == 3 && !strcmp(argv[1], "cinit"))
+    return cmd_cinit((key_t)atol(argv[2]));
+  if (argc == 4 && !strcmp(argv[1], "cprod"))
+    return cmd_cprod((key_t)atol(argv[2]), atol(argv[3]));
+  if (argc == 5 && !strcmp(argv[1], "ccons"))
+    return cmd_ccons((key_t)atol(argv[2]), atol(argv[3]), atol(argv[4]));
+  if (argc == 3 && !strcmp(argv[1], "csum"))
+    return cmd_csum((key_t)atol(argv[2]));
   fprintf(stderr, "usage: see the head of waits.c\n");
   return 2;
 }
