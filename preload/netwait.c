@@ -79,8 +79,13 @@ int shim_netwait(const uint32_t *addr, uint32_t expected, int private_, clockid_
         return 1; /* detached or lost: the caller's plain path */
       continue;
     }
-    while (!(h & DSHM_HT_WAIT) && !atomic_compare_exchange_weak(hw, &h, h | DSHM_HT_WAIT))
-      ;
+    /* Marked WAIT in the very word that was checked above: a CAS that fails saw the word
+     * move (maybe to INVALID), and everything is looked at again. Sleeping on an INVALID
+     * word would never end: a host that holds nothing loses nothing. */
+    if (!(h & DSHM_HT_WAIT) && !atomic_compare_exchange_strong(hw, &h, h | DSHM_HT_WAIT)) {
+      shim_cache_release(&hit);
+      continue;
+    }
     h |= DSHM_HT_WAIT;
     /* The state first, then the word (through the view: faulted in if need be). A change of
      * the host's mode after the state was read fails the wait's second compare. */
