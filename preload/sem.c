@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "boundary.h"
-#include "config.h"
 #include "lifecycle.h"
 #include "real.h"
 #include "route.h"
@@ -47,20 +46,9 @@ static struct proto_cred cred_now(void) {
 
 /* One request through the agent; vals (may be NULL) receives GETALL's values. */
 static int call(struct proto_msg *req, struct proto_msg *reply, uint8_t *vals, size_t cap) {
-  struct shim_waiter w;
   int err = shim_session_ensure();
 
-  if (err < 0)
-    return err;
-  shim_session_waiter_init(&w, reply);
-  w.vals = vals;
-  w.vals_cap = cap;
-  err = shim_session_submit(req, &w);
-  if (err < 0) {
-    pthread_cond_destroy(&w.cond);
-    return err;
-  }
-  return shim_session_wait(&w, shim_cfg.timeout_ms);
+  return err < 0 ? err : shim_session_call_vals(req, reply, vals, cap);
 }
 
 static int do_semget(key_t key, int nsems, int semflg) {
@@ -98,10 +86,8 @@ static int wait_semop(struct proto_msg *req) {
   shim_session_waiter_init(&w, NULL);
   w.intr = 1;
   err = shim_session_submit(req, &w);
-  if (err < 0) {
-    pthread_cond_destroy(&w.cond);
+  if (err < 0)
     return err;
-  }
   while (shim_session_wait_intr(&w, &err) == 1) {
     struct proto_msg c;
     if (cancelled)

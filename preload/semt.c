@@ -29,17 +29,6 @@ struct glibc_sem {
 
 _Static_assert(sizeof(struct glibc_sem) <= sizeof(sem_t), "sem_t is glibc's");
 
-/* The fast path: take one if there is one. */
-static int take(struct glibc_sem *s) {
-  uint64_t d = atomic_load_explicit(&s->data, memory_order_relaxed);
-
-  while ((d & VALUE_MASK) != 0)
-    if (atomic_compare_exchange_weak_explicit(&s->data, &d, d - 1, memory_order_acquire,
-                                              memory_order_relaxed))
-      return 1;
-  return 0;
-}
-
 /* The slow path, glibc's: counted among the waiters (so that sem_post wakes), sleep while
  * the value is 0, take one when it is not. 0, or -ETIMEDOUT / -EINTR (not counted any
  * more), or 1 (not networked after all: the caller runs the real function). */
@@ -75,7 +64,7 @@ static int do_wait(sem_t *sem, clockid_t clock, const struct timespec *abstime) 
   if (abstime != NULL && (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000L))
     return -EINVAL;
   pthread_testcancel(); /* sem_wait is a cancellation point */
-  if (take(s))
+  if (sem_trywait(sem) == 0) /* glibc's own fast path (not interposed) */
     return 0;
   return wait_slow(s, clock, abstime);
 }

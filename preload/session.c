@@ -203,11 +203,14 @@ int shim_session_submit(struct proto_msg *req, struct shim_waiter *w) {
   req->h.flags = 0;
   req->h.status = 0;
   err = encode(req, &f);
-  if (err < 0)
+  if (err < 0) {
+    pthread_cond_destroy(&w->cond);
     return err;
+  }
   pthread_mutex_lock(&S.lock);
   if (S.state != S_UP) {
     pthread_mutex_unlock(&S.lock);
+    pthread_cond_destroy(&w->cond);
     free(f);
     return -ENOTCONN;
   }
@@ -294,16 +297,18 @@ int shim_session_wait(struct shim_waiter *w, int timeout_ms) {
   return err;
 }
 
-int shim_session_call_fds(struct proto_msg *req, struct proto_msg *reply, int fds[2]) {
+/* One synchronous call; vals/cap: the waiter's room for GETALL's values (NULL/0 if none). */
+static int call(struct proto_msg *req, struct proto_msg *reply, int fds[2], uint8_t *vals,
+                size_t cap) {
   struct shim_waiter w;
   int err;
 
   shim_session_waiter_init(&w, reply);
+  w.vals = vals;
+  w.vals_cap = cap;
   err = shim_session_submit(req, &w);
-  if (err < 0) {
-    pthread_cond_destroy(&w.cond);
+  if (err < 0)
     return err;
-  }
   err = shim_session_wait(&w, shim_cfg.timeout_ms);
   for (int i = 0; i < 2; i++) {
     if (fds != NULL && err == 0)
@@ -314,8 +319,17 @@ int shim_session_call_fds(struct proto_msg *req, struct proto_msg *reply, int fd
   return err;
 }
 
+int shim_session_call_fds(struct proto_msg *req, struct proto_msg *reply, int fds[2]) {
+  return call(req, reply, fds, NULL, 0);
+}
+
 int shim_session_call(struct proto_msg *req, struct proto_msg *reply) {
-  return shim_session_call_fds(req, reply, NULL);
+  return call(req, reply, NULL, NULL, 0);
+}
+
+int shim_session_call_vals(struct proto_msg *req, struct proto_msg *reply, uint8_t *vals,
+                           size_t cap) {
+  return call(req, reply, NULL, vals, cap);
 }
 
 /* ---- connecting ---------------------------------------------------------------------- */

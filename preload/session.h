@@ -60,9 +60,14 @@ int shim_session_call(struct proto_msg *req, struct proto_msg *reply);
 /* The same, keeping the descriptors that came with the reply in fds (-1 for none; the
  * caller closes them). */
 int shim_session_call_fds(struct proto_msg *req, struct proto_msg *reply, int fds[2]);
+/* The same for a SEMCTL whose reply may carry values (GETALL): they are copied into vals
+ * (cap bytes), and the reply's vals point there. */
+int shim_session_call_vals(struct proto_msg *req, struct proto_msg *reply, uint8_t *vals,
+                           size_t cap);
 
 /* The two halves of shim_session_call, for callers that must queue under another lock
- * and wait after releasing it. timeout_ms < 0 waits forever. wait destroys the waiter. */
+ * and wait after releasing it. timeout_ms < 0 waits forever. wait destroys the waiter, and
+ * so does a submit that fails (there is nothing to wait for then). */
 void shim_session_waiter_init(struct shim_waiter *w, struct proto_msg *reply);
 int shim_session_submit(struct proto_msg *req, struct shim_waiter *w);
 int shim_session_wait(struct shim_waiter *w, int timeout_ms);

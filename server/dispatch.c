@@ -60,7 +60,7 @@ static int owner_groups(struct srv_conn *c, uint32_t hint_pid) {
   return 0;
 }
 
-static void reply_init(struct proto_msg *r, const struct proto_msg *m) {
+void srv__reply_init(struct proto_msg *r, const struct proto_msg *m) {
   memset(&r->h, 0, sizeof r->h);
   r->h.opcode = m->h.opcode;
   r->h.flags = PROTO_F_REPLY;
@@ -156,7 +156,7 @@ static int on_auth(struct srv_conn *c, struct proto_msg *m, const char **why) {
     srv__conn_reject(c, m->h.reqid, "wrong token");
     return 0;
   }
-  reply_init(&r, m);
+  srv__reply_init(&r, m);
   dshm_auth_mac(key, DSHM_AUTH_SERVER, c->snonce, m->u.auth.nonce, r.u.auth_reply.mac);
   /* One use: the nonce cannot serve again on this connection. */
   memset(c->snonce, 0, sizeof c->snonce);
@@ -200,7 +200,7 @@ static int on_node(struct srv_conn *c, struct proto_msg *m, const char **why) {
   }
   if (q->flags & PROTO_NODE_RESUMED)
     srv__server_node_resumed(c->srv, c->node_tag);
-  reply_init(&r, m);
+  srv__reply_init(&r, m);
   memcpy(r.u.node_reply.instance, c->srv->instance, PROTO_NODE_ID);
   (void)srv__conn_send(c, &r);
   return 0;
@@ -219,7 +219,7 @@ static int on_reattach(struct srv_conn *c, struct proto_msg *m, const char **why
   if (err < 0)
     return reply_status(c, m, err);
   SRV_VLOG("node %u: reattached shm %d (%u rw, %u ro)", c->node, q->shmid, q->nrw, q->nro);
-  reply_init(&r, m);
+  srv__reply_init(&r, m);
   r.u.attach_reply.shmid = q->shmid;
   r.u.attach_reply.segsz = seg->shm_segsz;
   (void)srv__conn_send(c, &r);
@@ -252,7 +252,7 @@ static int on_create(struct srv_conn *c, struct proto_msg *m, const char **why) 
                         q->huge_err != 0 ? -proto_err_to_errno((int)q->huge_err) : 0);
   if (id < 0)
     return reply_status(c, m, id);
-  reply_init(&r, m);
+  srv__reply_init(&r, m);
   r.u.create_reply.shmid = id;
   (void)srv__conn_send(c, &r);
   return 0;
@@ -269,7 +269,7 @@ static int on_attach(struct srv_conn *c, struct proto_msg *m, const char **why) 
   err = srv_att_add(&c->atts, &c->srv->segs, &cr, q->shmid, q->shmflg, &seg);
   if (err < 0)
     return reply_status(c, m, err);
-  reply_init(&r, m);
+  srv__reply_init(&r, m);
   r.u.attach_reply.shmid = q->shmid;
   r.u.attach_reply.segsz = seg->shm_segsz;
   (void)srv__conn_send(c, &r);
@@ -305,7 +305,7 @@ static int on_shmctl(struct srv_conn *c, struct proto_msg *m, const char **why) 
    * non-root peer the kernel vouches for has only the uid the kernel gave it. */
   if (c->kernel_ids && ((q.cmd & ~IPC_64) == SHM_LOCK || (q.cmd & ~IPC_64) == SHM_UNLOCK))
     q.mode &= ~PROTO_LOCK_CAP_IPC_LOCK;
-  reply_init(&r, m);
+  srv__reply_init(&r, m);
   ret = srv_seg_ctl(&c->srv->segs, &cr, &q, &r.u.shmctl_reply);
   if (ret < 0)
     return reply_status(c, m, ret);
@@ -368,7 +368,7 @@ static int on_ping(struct srv_conn *c, struct proto_msg *m, const char **why) {
   struct proto_msg r;
 
   (void)why;
-  reply_init(&r, m);
+  srv__reply_init(&r, m);
   r.u.ping = m->u.ping;
   (void)srv__conn_send(c, &r);
   return 0;

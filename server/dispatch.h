@@ -12,4 +12,7 @@ int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why);
 /* Who makes a request (the claimed cred, or the kernel's ids for a peer it vouches for). */
 struct srv_cred srv__cred_of(const struct srv_conn *c, const struct proto_cred *pc);
 
+/* A reply's header for request m: its opcode and reqid, REPLY, status 0. */
+void srv__reply_init(struct proto_msg *r, const struct proto_msg *m);
+
 #endif

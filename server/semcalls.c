@@ -78,9 +78,7 @@ int srv__sem_get(struct srv_conn *c, struct proto_msg *m, const char **why) {
   if (id < 0)
     return srv__conn_send_status(c, m->h.opcode, m->h.reqid, id), 0;
   memset(&r, 0, sizeof r);
-  r.h.opcode = m->h.opcode;
-  r.h.flags = PROTO_F_REPLY;
-  r.h.reqid = m->h.reqid;
+  srv__reply_init(&r, m);
   r.u.semget_reply.semid = id;
   (void)srv__conn_send(c, &r);
   return 0;
@@ -96,9 +94,7 @@ int srv__sem_ctl(struct srv_conn *c, struct proto_msg *m, const char **why) {
 
   (void)why;
   memset(&r, 0, sizeof r);
-  r.h.opcode = m->h.opcode;
-  r.h.flags = PROTO_F_REPLY;
-  r.h.reqid = m->h.reqid;
+  srv__reply_init(&r, m);
   /* GETALL's room: the set's size is bounded by --semmsl <= PROTO_SEMMSL_MAX. */
   vals = malloc(sizeof *vals * tab(c)->lim.semmsl);
   if (vals == NULL) {
