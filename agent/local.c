@@ -20,6 +20,7 @@
 
 #include "hostseg.h"
 #include "procexit.h"
+#include "threadalive.h"
 #include "upstream.h"
 
 /* The largest message a process sends: a SEMCTL SETALL of the largest set. */
@@ -338,6 +339,26 @@ static int on_inherit(struct agent *ag, struct lproc *p, struct proto_msg *m) {
   return agent_up_forward(ag, p, m);
 }
 
+/* OWNER_ALIVE from a process (preload/robust.c): tag 0 asks for this host's tag; an owner
+ * on this host is looked at here, one elsewhere asked of the server (which asks its host). */
+static void on_owner_alive(struct agent *ag, struct lproc *p, struct proto_msg *m) {
+  uint64_t mine = proto_node_tag(ag->node_id);
+  int err;
+
+  if (m->u.owner.tag == 0 || m->u.owner.tag == mine) {
+    m->h.flags = PROTO_F_REPLY;
+    m->u.owner.alive = m->u.owner.tag == 0 ? 1u
+                       : (uint32_t)dshm_thread_alive((pid_t)m->u.owner.pid,
+                                                     (pid_t)m->u.owner.tid);
+    m->u.owner.tag = mine;
+    (void)agent_proc_send(p, m, -1, -1);
+    return;
+  }
+  err = agent_up_forward(ag, p, m);
+  if (err < 0)
+    reply_status(p, m, err);
+}
+
 /* One message of process p; creds are the kernel's for this message. */
 static void dispatch(struct agent *ag, struct lproc *p, struct proto_msg *m,
                      const struct ucred *uc) {
@@ -386,6 +407,9 @@ static void dispatch(struct agent *ag, struct lproc *p, struct proto_msg *m,
   case PROTO_OP_RECALL_ACK:
     AGENT_VLOG("pid %d (slot %u) lowered (reqid %u)", (int)p->pid, p->slot, m->h.reqid);
     agent_seg_local_ack(ag, p->id, m->h.reqid);
+    return;
+  case PROTO_OP_OWNER_ALIVE:
+    on_owner_alive(ag, p, m);
     return;
   default:
     break;

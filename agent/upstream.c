@@ -21,6 +21,7 @@
 #include "client.h"
 #include "hostseg.h"
 #include "local.h"
+#include "threadalive.h"
 
 /* A SysV request waiting for the reconnect: its process, and its frame (kernel-verified
  * credentials already in it). */
@@ -369,6 +370,13 @@ static void on_message(struct agent *ag, struct proto_msg *m) {
     break;
   case PROTO_OP_PING:
     m->h.flags = PROTO_F_REPLY;
+    (void)agent_up_send(ag, m);
+    break;
+  case PROTO_OP_OWNER_ALIVE:
+    /* Another host asks whether a robust mutex's owner here lives (server/owners.c). */
+    m->h.flags = PROTO_F_REPLY;
+    m->u.owner.alive = (uint32_t)dshm_thread_alive((pid_t)m->u.owner.pid, (pid_t)m->u.owner.tid);
+    AGENT_VLOG("owner %u/%u alive? %u", m->u.owner.pid, m->u.owner.tid, m->u.owner.alive);
     (void)agent_up_send(ag, m);
     break;
   default:

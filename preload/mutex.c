@@ -4,9 +4,9 @@
  * low-level lock of nptl: 0 free, 1 taken, 2 taken with waiters; the owner's tid, the
  * recursion count and the user count beside it), so glibc's own unlock and trylock, not
  * interposed, keep working in every process. Uncontended locks, and mutexes elsewhere, take
- * glibc's path. Robust, priority-inheritance and priority-protect mutexes are glibc's alone:
- * their owner is a kernel thread id of one host. */
-#include <dlfcn.h>
+ * glibc's path. Robust process-shared mutexes in networked segments are robust.c's;
+ * priority-inheritance and priority-protect ones are glibc's alone: their owner is a kernel
+ * thread id that only the kernel of its host can act on. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,29 +17,20 @@
 #include "cache.h"
 #include "netwait.h"
 #include "real.h"
+#include "robust.h"
 
-/* glibc's own lock and trylock, resolved here on first use rather than in the shim's init:
- * the shim's own locks come through these wrappers too, from inside its init. */
+/* glibc's own lock and trylock, looked up on first use rather than in the shim's init: the
+ * shim's own locks come through these wrappers too, from inside its init. */
 typedef int (*lock_fn)(pthread_mutex_t *);
-static _Atomic(lock_fn) real_lock, real_trylock;
-
-static lock_fn resolve(_Atomic(lock_fn) *slot, const char *name) {
-  lock_fn f = atomic_load_explicit(slot, memory_order_acquire);
-
-  if (f == NULL) {
-    f = (lock_fn)dlsym(RTLD_NEXT, name); /* the same answer in every thread */
-    atomic_store_explicit(slot, f, memory_order_release);
-  }
-  return f;
-}
+static _Atomic(void *) real_lock, real_trylock;
 
 static int glibc_lock(pthread_mutex_t *m) {
-  lock_fn f = resolve(&real_lock, "pthread_mutex_lock");
+  lock_fn f = (lock_fn)shim_real_lazy(&real_lock, "pthread_mutex_lock");
   return f != NULL ? f(m) : ENOSYS;
 }
 
 static int glibc_trylock(pthread_mutex_t *m) {
-  lock_fn f = resolve(&real_trylock, "pthread_mutex_trylock");
+  lock_fn f = (lock_fn)shim_real_lazy(&real_trylock, "pthread_mutex_trylock");
   return f != NULL ? f(m) : ENOSYS;
 }
 
@@ -77,6 +68,12 @@ static int do_lock(pthread_mutex_t *m, clockid_t clock, const struct timespec *a
   /* No view in the process (also: before the shim's init), so no networked mutex. */
   if (atomic_load(&shim__nviews) == 0)
     return -1;
+  /* A robust one of ours is never glibc's, not even its trylock (robust.c). */
+  if (m->__data.__kind & KIND_ROBUST) {
+    rc = shim_robust_lock(m, clock, abstime);
+    if (rc != -1)
+      return rc;
+  }
   /* Uncontended (or ours already, recursively): glibc's trylock is the fast path, and its
    * answer for robust mutexes (EOWNERDEAD, ENOTRECOVERABLE) is the lock's. */
   rc = glibc_trylock(m);

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct shim_real shim_real;
@@ -44,6 +45,16 @@ static const struct {
   {"munmap", (void **)&shim_real.munmap},
   {"mremap", (void **)&shim_real.mremap},
 };
+
+void *shim_real_lazy(_Atomic(void *) *slot, const char *name) {
+  void *f = atomic_load_explicit(slot, memory_order_acquire);
+
+  if (f == NULL) {
+    f = dlsym(RTLD_NEXT, name); /* the same answer in every thread */
+    atomic_store_explicit(slot, f, memory_order_release);
+  }
+  return f;
+}
 
 int shim_real_resolve(void) {
   int rc = 0;

@@ -54,6 +54,11 @@ struct shim_real {
   void *(*mremap)(void *, size_t, size_t, int, ...);
 };
 
+/* A libc function looked up on first use (dlsym RTLD_NEXT) and kept in *slot, NULL if libc
+ * has none: for wrappers the shim's own init goes through (its locks), before shim_real is
+ * filled. */
+void *shim_real_lazy(_Atomic(void *) *slot, const char *name);
+
 int shim_init(void); /* lifecycle.h */
 /* shim_real.f, resolved by the shim's init first when a call comes before it (another
  * library's constructor); NULL if libc has no such symbol. */

@@ -33,6 +33,7 @@
 #define SEMOP_FIXED       (CRED_SIZE + 28u)  /* + PROTO_SEMOP_SIZE per operation */
 #define SEM_CANCEL_SIZE   4u
 #define PROC_EXIT_SIZE    4u
+#define OWNER_SIZE        20u
 
 static const uint32_t op_max[PROTO_OP_MAX_] = {
 #define OP_MAX(name, code, max) [code] = (max),
@@ -73,6 +74,11 @@ uint32_t proto_get_u32(const uint8_t *p) {
 
 uint64_t proto_get_u64(const uint8_t *p) {
   return (uint64_t)proto_get_u32(p) << 32 | proto_get_u32(p + 4);
+}
+
+uint64_t proto_node_tag(const uint8_t id[PROTO_NODE_ID]) {
+  uint64_t t = proto_get_u64(id) ^ proto_get_u64(id + 8);
+  return t != 0 ? t : 1;
 }
 
 const char *proto_op_name(unsigned opcode) {
@@ -156,6 +162,7 @@ enum body {
   B_SEMOP,
   B_SEM_CANCEL,
   B_PROC_EXIT,
+  B_OWNER,
 };
 
 static enum body body_of(const struct proto_hdr *h) {
@@ -189,6 +196,7 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_SEMOP:          return reply ? B_NONE : B_SEMOP;
   case PROTO_OP_SEM_CANCEL:     return reply ? B_NONE : B_SEM_CANCEL;
   case PROTO_OP_PROC_EXIT:      return reply ? B_NONE : B_PROC_EXIT;
+  case PROTO_OP_OWNER_ALIVE:    return B_OWNER;
   }
   return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
 }
@@ -563,6 +571,14 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
   case B_PROC_EXIT:
     m->u.proc_exit.pid = rd_u32(&r);
     break;
+  case B_OWNER:
+    m->u.owner.tag = rd_u64(&r);
+    m->u.owner.pid = rd_u32(&r);
+    m->u.owner.tid = rd_u32(&r);
+    m->u.owner.alive = rd_u32(&r);
+    if (!r.bad && m->u.owner.alive > 1)
+      err = -EBADMSG;
+    break;
   }
   if (err != 0 || r.bad || r.left != 0)
     return -EBADMSG;
@@ -649,6 +665,7 @@ static ssize_t payload_size(const struct proto_msg *m) {
     return SEMOP_FIXED + PROTO_SEMOP_SIZE * (ssize_t)m->u.semop.nsops;
   case B_SEM_CANCEL:   return SEM_CANCEL_SIZE;
   case B_PROC_EXIT:    return PROC_EXIT_SIZE;
+  case B_OWNER:        return m->u.owner.alive > 1 ? -EINVAL : (ssize_t)OWNER_SIZE;
   }
   return -EINVAL;
 }
@@ -905,6 +922,12 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     break;
   case B_PROC_EXIT:
     wr_u32(&w, m->u.proc_exit.pid);
+    break;
+  case B_OWNER:
+    wr_u64(&w, m->u.owner.tag);
+    wr_u32(&w, m->u.owner.pid);
+    wr_u32(&w, m->u.owner.tid);
+    wr_u32(&w, m->u.owner.alive);
     break;
   }
   return size;

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define PROTO_MAGIC        0x44534D31u /* "DSM1" */
-#define PROTO_VERSION      6u
+#define PROTO_VERSION      7u
 #define PROTO_HDR_SIZE     20u
 #define PROTO_PAGE_SIZE    4096u
 #define PROTO_PAGE_SHIFT   12u
@@ -91,7 +91,8 @@
   X(SEMCTL,         23, PROTO_SEMCTL_MAX_PAYLOAD)          \
   X(SEMOP,          24, PROTO_SEMOP_MAX_PAYLOAD)           \
   X(SEM_CANCEL,     25, PROTO_SMALL_MAX)                   \
-  X(PROC_EXIT,      26, PROTO_SMALL_MAX)
+  X(PROC_EXIT,      26, PROTO_SMALL_MAX)                   \
+  X(OWNER_ALIVE,    27, PROTO_SMALL_MAX)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,
@@ -372,6 +373,16 @@ struct proto_proc_exit {
   uint32_t pid;
 };
 
+/* OWNER_ALIVE: does thread tid of process pid on the host whose node tag is tag still live
+ * (the owner of a robust mutex, preload/robust.c)? Asked by a process of its agent (tag 0:
+ * "which tag is my host's"), by an agent of the server, and relayed by the server to the
+ * agent of that host. The reply has the same body: alive 1 or 0 (and the tag). */
+struct proto_owner {
+  uint64_t tag;
+  uint32_t pid, tid;
+  uint32_t alive;           /* 0 or 1; 0 in requests */
+};
+
 struct proto_ping {
   uint64_t cookie;
 };
@@ -408,8 +419,12 @@ struct proto_msg {
     struct proto_semop semop;
     struct proto_sem_cancel sem_cancel;
     struct proto_proc_exit proc_exit;
+    struct proto_owner owner;
   } u;
 };
+
+/* A node's 64-bit tag (NODE): the two halves of its id XORed, never 0. */
+uint64_t proto_node_tag(const uint8_t id[PROTO_NODE_ID]);
 
 /* Byte-order helpers: big-endian on the wire. */
 void proto_put_u16(uint8_t *p, uint16_t v);

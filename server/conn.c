@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "owners.h"
 #include "peercred.h"
 #include "semcalls.h"
 #include "server.h"
@@ -41,6 +42,7 @@ static void on_close(uv_handle_t *h) {
     srv__server_changed(s);
   }
   srv__sem_conn_gone(c); /* its waits end; its processes' SEM_UNDO applies */
+  srv__owner_conn_gone(c); /* questions about its processes: not alive */
   srv__server_del_conn(s, c->node);
   proto_rxbuf_free(&c->rx);
   free(c);

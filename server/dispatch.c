@@ -8,6 +8,7 @@
 #include <sys/shm.h>
 
 #include "log.h"
+#include "owners.h"
 #include "peercred.h"
 #include "semcalls.h"
 #include "server.h"
@@ -179,11 +180,6 @@ static int on_groups(struct srv_conn *c, struct proto_msg *m, const char **why) 
 }
 
 /* The 64-bit tag recorded in page records: the two halves of the id folded, never 0. */
-static uint64_t fold_id(const uint8_t *id) {
-  uint64_t t = proto_get_u64(id) ^ proto_get_u64(id + 8);
-  return t != 0 ? t : 1;
-}
-
 /* NODE: the client's persistent identity (once per connection, the same id afterwards);
  * with RESUMED, a returning node has re-registered and written back: what it held before
  * the restart and did not write back is released. */
@@ -194,7 +190,7 @@ static int on_node(struct srv_conn *c, struct proto_msg *m, const char **why) {
   (void)why;
   if (c->node_tag == 0) {
     memcpy(c->node_id, q->id, sizeof c->node_id);
-    c->node_tag = fold_id(q->id);
+    c->node_tag = proto_node_tag(q->id);
   } else if (memcmp(c->node_id, q->id, sizeof c->node_id) != 0) {
     return reply_status(c, m, -EINVAL);
   }
@@ -398,13 +394,20 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
   [PROTO_OP_SEMOP] = srv__sem_op,
   [PROTO_OP_SEM_CANCEL] = srv__sem_cancel,
   [PROTO_OP_PROC_EXIT] = srv__sem_proc_exit,
+  [PROTO_OP_OWNER_ALIVE] = srv__owner_alive,
 };
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
   handler_fn fn = m->h.opcode < PROTO_OP_MAX_ ? handlers[m->h.opcode] : NULL;
   int err;
 
-  /* The server sends no request that a client could answer with a REPLY. */
+  /* The one request of the server that a client answers with a REPLY: a relayed
+   * OWNER_ALIVE (owners.c). */
+  if ((m->h.flags & PROTO_F_REPLY) && m->h.opcode == PROTO_OP_OWNER_ALIVE &&
+      c->state == SRV_CONN_READY) {
+    srv__owner_answer(c, m);
+    return 0;
+  }
   if (m->h.flags & PROTO_F_REPLY) {
     *why = "unexpected reply";
     return -EPROTO;

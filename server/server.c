@@ -463,6 +463,7 @@ int srv_server_fini(struct srv_server *s) {
   }
   srv_segtab_fini(&s->segs);
   srv_semtab_fini(&s->sems);
+  srv_owners_fini(&s->owners);
   srv_persist_close(&s->persist);
   free(s->conns);
   s->conns = NULL;

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "directory.h"
+#include "owners.h"
 #include "persist.h"
 #include "segments.h"
 #include "sems.h"
@@ -30,6 +31,7 @@ struct srv_server {
   uint32_t nconns;
   struct srv_segtab segs;
   struct srv_semtab sems;   /* in memory only, as the kernel's (not in --data-dir) */
+  struct srv_owners owners; /* OWNER_ALIVE questions relayed to host agents */
   struct srv_dirctx dirctx;
   struct srv_persist persist;  /* dirfd -1 without --data-dir */
   uint8_t instance[PROTO_NODE_ID]; /* NODE reply: kept in the data dir, else random */

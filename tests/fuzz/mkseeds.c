@@ -152,6 +152,13 @@ static struct proto_msg node(uint32_t flags) {
   return m;
 }
 
+/* OWNER_ALIVE about thread tid of pid on the host with node tag tag. */
+static struct proto_msg owner_q(uint32_t reqid, uint64_t tag, uint32_t pid, uint32_t tid) {
+  struct proto_msg m = msg(PROTO_OP_OWNER_ALIVE, reqid);
+  m.u.owner = (struct proto_owner){tag, pid, tid, 0};
+  return m;
+}
+
 static struct proto_msg reattach(int32_t shmid, uint32_t nrw, uint32_t nro) {
   struct proto_msg m = msg(PROTO_OP_REATTACH, 15);
   m.u.reattach.cred = (struct proto_cred){42, 0, 0};
@@ -303,6 +310,9 @@ static void proto_seeds(const char *dir) {
   ms[n++] = sem_cancel(42);
   ms[n] = msg(PROTO_OP_PROC_EXIT, 0);
   ms[n++].u.proc_exit.pid = 4242;
+  ms[n] = owner_q(43, 7, 4242, 4243);
+  ms[n++].h.flags = PROTO_F_REPLY;
+  ms[n++] = owner_q(44, 7, 4242, 4243);
   all.n = 0;
   for (i = 0; i < n; i++) {
     frame(&all, &ms[i]);
@@ -488,6 +498,31 @@ static void server_seeds(const char *dir) {
   rec(&cur, 1, semop_req(54, 1 << 30, 1, -1));
   rec(&cur, 0, semctl_req(1 << 30, 0, IPC_RMID, 0));
   put_file(dir, "semaphores", &cur);
+
+  /* OWNER_ALIVE: peer 1 asks about peer 0's host (relayed to peer 0, whose answer goes back),
+   * about an unknown host (answered at once), and again before peer 0 hangs up without an
+   * answer (answered "not alive"); an answer nobody asked for is ignored. */
+  cur.n = 0;
+  rec(&cur, 0, hello());
+  rec(&cur, 0, node(0));
+  rec(&cur, 1, hello());
+  {
+    struct proto_msg ans;
+    uint8_t id[PROTO_NODE_ID];
+    other = node(0);
+    other.u.node.id[0] = 1;
+    rec(&cur, 1, other);
+    memset(id, 0xA5, sizeof id);
+    rec(&cur, 1, owner_q(70, proto_node_tag(id), 4242, 4243));
+    ans = owner_q(1, proto_node_tag(id), 4242, 4243);
+    ans.h.flags = PROTO_F_REPLY;
+    ans.u.owner.alive = 1;
+    rec(&cur, 0, ans);
+    rec(&cur, 0, ans); /* again: nobody waits for it */
+    rec(&cur, 1, owner_q(71, 12345, 1, 1));
+    rec(&cur, 1, owner_q(72, proto_node_tag(id), 4242, 4244));
+  }
+  put_file(dir, "owners", &cur);
 }
 
 /* ---- fuzz_agent: records of the processes (P), the server (S) and events (EV) ---- */
@@ -873,6 +908,22 @@ static void agent_seeds(const char *dir) {
   reply(&cur, status(PROTO_OP_SEMOP, PROTO_EAGAIN));
   ev(&cur, EV_STOP, 0, 0, 0, 0, 0);
   put_file(dir, "semaphores", &cur);
+
+  /* OWNER_ALIVE: a process asks for its host's tag (answered by the agent), about a thread
+   * of another host (forwarded; the server's answer goes back), and the server asks about a
+   * thread of this host (answered from /proc). */
+  cur.n = 0;
+  rec(&cur, P(0), owner_q(80, 0, 0, 0));
+  rec(&cur, P(0), owner_q(81, 77, 4242, 4243));
+  m = status(PROTO_OP_OWNER_ALIVE, 0);
+  m.u.owner = (struct proto_owner){77, 4242, 4243, 1};
+  reply(&cur, m);
+  one.n = 0;
+  frame(&one, &(struct proto_msg){.h = {.opcode = PROTO_OP_OWNER_ALIVE, .reqid = 9},
+                                  .u.owner = {1, 1, 1, 0}});
+  raw(&cur, S, one.b, one.n);
+  ev(&cur, EV_STOP, 0, 0, 0, 0, 0);
+  put_file(dir, "owners", &cur);
 }
 
 int main(int argc, char **argv) {

@@ -887,6 +887,67 @@ START_TEST(test_mutex_two_hosts) {
   mutex_two_hosts("normal");
   mutex_two_hosts("recursive");
   mutex_two_hosts("errorcheck");
+  mutex_two_hosts("robust"); /* preload/robust.c's own algorithm */
+}
+END_TEST
+
+/* A robust mutex (process-shared, in a segment) held by a process on host A that is
+ * SIGKILLed while a process on each host waits for it (each saw EBUSY first: the owner was
+ * alive then): one of them gets EOWNERDEAD (from its own host's look at the owner, or from
+ * host A's agent through the server), makes it consistent, and the other gets it after
+ * (tests/progs/waits.c). Without robust.c the waiter on host B never wakes. */
+START_TEST(test_robust_owner_killed) {
+  char k[16];
+  char *init[] = {"waits", "minit", KEYSTR(k, h_unique_key()), "robust", NULL};
+  char *hold[] = {"waits", "rhold", k, NULL};
+  char *take[] = {"waits", "rtake", k, "30000", NULL};
+  char *sum[] = {"waits", "msum", k, NULL};
+  struct h_proc holder, tb, ta;
+  struct h_result rb, ra, r;
+
+  run_on(&host_a, init, "ready\n", &r);
+  spawn_on(&holder, &host_a, hold, NULL);
+  h_expect_line(&holder, "held", RUN_MS);
+  spawn_on(&tb, &host_b, take, NULL);
+  h_expect_line(&tb, "EBUSY", RUN_MS);
+  spawn_on(&ta, &host_a, take, NULL);
+  h_expect_line(&ta, "EBUSY", RUN_MS);
+  kill_reap(&holder);
+  h_wait(&tb, &rb, RUN_MS);
+  assert_exit0(&rb, "rtake on B");
+  h_wait(&ta, &ra, RUN_MS);
+  assert_exit0(&ra, "rtake on A");
+  ck_assert_msg((!strcmp(rb.out, "EOWNERDEAD\n") && !strcmp(ra.out, "0\n")) ||
+                    (!strcmp(rb.out, "0\n") && !strcmp(ra.out, "EOWNERDEAD\n")),
+                "after the owner's death: B took it with \"%s\", A with \"%s\"", rb.out, ra.out);
+  run_on(&host_b, sum, "counter 3\n", &r);
+}
+END_TEST
+
+/* The owner's host is lost: host A's agent is SIGKILLed (its connection to the server
+ * closes) while its process holds a robust mutex and a process on host B waits: B gets
+ * EOWNERDEAD (the server answers for a host it has no connection to), although the holder
+ * process itself still runs, cut off. */
+START_TEST(test_robust_owner_host_lost) {
+  char k[16];
+  char *init[] = {"waits", "minit", KEYSTR(k, h_unique_key()), "robust", NULL};
+  char *hold[] = {"waits", "rhold", k, NULL};
+  char *take[] = {"waits", "rtake", k, "30000", NULL};
+  char *sum[] = {"waits", "msum", k, NULL};
+  struct h_proc holder, tb;
+  struct h_result r;
+
+  run_on(&host_a, init, "ready\n", &r);
+  spawn_on(&holder, &host_a, hold, NULL);
+  h_expect_line(&holder, "held", RUN_MS);
+  spawn_on(&tb, &host_b, take, NULL);
+  h_expect_line(&tb, "EBUSY", RUN_MS);
+  ck_assert_int_eq(kill(the_agent(&host_a), SIGKILL), 0);
+  h_wait(&tb, &r, RUN_MS);
+  assert_exit0(&r, "rtake on B");
+  ck_assert_str_eq(r.out, "EOWNERDEAD\n");
+  kill_reap(&holder);
+  run_on(&host_b, sum, "counter 2\n", &r);
 }
 END_TEST
 
@@ -934,6 +995,8 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_sem_undo_after_kill);
   tcase_add_test(tc, test_sem_t_two_hosts);
   tcase_add_test(tc, test_mutex_two_hosts);
+  tcase_add_test(tc, test_robust_owner_killed);
+  tcase_add_test(tc, test_robust_owner_host_lost);
   tcase_add_test(tc, test_condvar_two_hosts);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");

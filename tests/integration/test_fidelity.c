@@ -140,6 +140,12 @@ END_TEST
 START_TEST(test_sem_efault) { sem_differential("efault"); }
 END_TEST
 
+/* Robust process-shared mutexes in a segment (tests/progs/robprobe.c): owners that exit, are
+ * killed or end their thread holding one, EOWNERDEAD, consistent, not recoverable, and the
+ * errors of a live owner; under the shim the segment is networked (preload/robust.c). */
+START_TEST(test_robust_mutex) { differential_of("robprobe", "robust"); }
+END_TEST
+
 START_TEST(test_shmat) { differential("at"); }
 END_TEST
 
@@ -366,6 +372,7 @@ static Suite *fidelity_suite(void) {
   tcase_add_test(tc, test_sem_undo);
   tcase_add_test(tc, test_sem_permissions);
   tcase_add_test(tc, test_sem_efault);
+  tcase_add_test(tc, test_robust_mutex);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -9,13 +9,19 @@
  *   waits sum KEY                     prints the sums, counts and semaphore values, removes
  *   waits timeout KEY MS              sem_timedwait on full (0) for MS: prints the errno and
  *                                     whether at least MS went by
- *   waits minit KEY                   a process-shared mutex (TYPE: normal, recursive or
- *     [TYPE]                          errorcheck) and a plain counter it guards
+ *   waits minit KEY                   a process-shared mutex (TYPE: normal, recursive,
+ *     [TYPE]                          errorcheck, or robust: a robust normal one) and a plain
+ *                                     counter it guards
  *   waits mutex KEY PARTIES ROUNDS    after PARTIES processes arrived: ROUNDS locked
  *     [HOLD_US]                       increments (pthread_mutex_lock, or timedlock on odd
  *                                     rounds), each holding the lock HOLD_US (so that the
  *                                     others sleep in the lock, on every host)
  *   waits msum KEY                    prints the counter, removes the segment
+ *   waits rhold KEY                   takes the (robust) mutex, counts, prints "held" and
+ *                                     waits to be killed holding it
+ *   waits rtake KEY MS                a trylock (its result printed), then a timedlock of MS:
+ *                                     its result printed; after EOWNERDEAD the mutex is made
+ *                                     consistent; counts and unlocks
  *   waits cinit KEY                   a queue of a process-shared mutex and two condition
  *                                     variables (not full, not empty; CLOCK_MONOTONIC)
  *   waits cprod KEY N                 puts 1..N, waiting while the queue is full
@@ -52,6 +58,11 @@ struct queue {
 static int fail(const char *what) {
   fprintf(stderr, "waits: %s: %s\n", what, strerror(errno));
   return 1;
+}
+
+static int cerr_(const char *what, int rc) {
+  errno = rc;
+  return fail(what);
 }
 
 /* The segment KEY of size bytes, made (create) or found, attached. */
@@ -192,7 +203,10 @@ static int cmd_minit(key_t key, const char *type) {
   else if (type != NULL && !strcmp(type, "errorcheck"))
     t = PTHREAD_MUTEX_ERRORCHECK;
   if (pthread_mutexattr_init(&a) != 0 || pthread_mutexattr_setpshared(&a, 1) != 0 ||
-      pthread_mutexattr_settype(&a, t) != 0 || pthread_mutex_init(&l->m, &a) != 0)
+      pthread_mutexattr_settype(&a, t) != 0 ||
+      (type != NULL && !strcmp(type, "robust") &&
+       pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) != 0) ||
+      pthread_mutex_init(&l->m, &a) != 0)
     return fail("pthread_mutex_init");
   printf("ready\n");
   return shmdt(l) == 0 ? 0 : fail("shmdt");
@@ -275,6 +289,50 @@ static int cmd_msum(key_t key) {
   return 0;
 }
 
+static const char *lock_result(int rc) {
+  return rc == 0 ? "0" : rc == EOWNERDEAD ? "EOWNERDEAD" : rc == EBUSY ? "EBUSY"
+         : rc == ETIMEDOUT ? "ETIMEDOUT" : rc == ENOTRECOVERABLE ? "ENOTRECOVERABLE"
+         : strerror(rc);
+}
+
+static int cmd_rhold(key_t key) {
+  struct locked *l = attach(key, 0, 0);
+  int rc;
+
+  if (l == NULL)
+    return 1;
+  rc = pthread_mutex_lock(&l->m);
+  if (rc != 0)
+    return cerr_("rhold: lock", rc);
+  l->counter++;
+  printf("held\n");
+  fflush(stdout);
+  for (;;)
+    pause();
+}
+
+static int cmd_rtake(key_t key, long ms) {
+  struct locked *l = attach(key, 0, 0);
+  struct timespec until;
+  int rc;
+
+  if (l == NULL)
+    return 1;
+  printf("%s\n", lock_result(pthread_mutex_trylock(&l->m)));
+  fflush(stdout);
+  until = after_ms(ms);
+  rc = pthread_mutex_timedlock(&l->m, &until);
+  printf("%s\n", lock_result(rc));
+  if (rc == EOWNERDEAD && (rc = pthread_mutex_consistent(&l->m)) != 0)
+    return cerr_("rtake: consistent", rc);
+  if (rc != 0)
+    return 1;
+  l->counter++;
+  if ((rc = pthread_mutex_unlock(&l->m)) != 0)
+    return cerr_("rtake: unlock", rc);
+  return shmdt(l) == 0 ? 0 : fail("shmdt");
+}
+
 struct cqueue {
   pthread_mutex_t m;
   pthread_cond_t notfull, notempty;
@@ -282,11 +340,6 @@ struct cqueue {
   uint64_t slot[SLOTS];
   uint64_t sum[4], count[4];
 };
-
-static int cerr(const char *what, int rc) {
-  errno = rc;
-  return fail(what);
-}
 
 static int cmd_cinit(key_t key) {
   struct cqueue *q = attach(key, sizeof(struct cqueue), 1);
@@ -326,13 +379,13 @@ static int cmd_cprod(key_t key, long n) {
     return 1;
   for (long i = 1; i <= n; i++) {
     if ((rc = pthread_mutex_lock(&q->m)) != 0)
-      return cerr("cprod: lock", rc);
+      return cerr_("cprod: lock", rc);
     if ((rc = cwait(&q->notfull, &q->m, &q->n, SLOTS)) != 0)
-      return cerr("cprod: wait", rc);
+      return cerr_("cprod: wait", rc);
     q->slot[q->head++ % SLOTS] = (uint64_t)i;
     q->n++;
     if ((rc = pthread_cond_signal(&q->notempty)) != 0 || (rc = pthread_mutex_unlock(&q->m)))
-      return cerr("cprod: signal", rc);
+      return cerr_("cprod: signal", rc);
   }
   printf("produced\n");
   return shmdt(q) == 0 ? 0 : fail("shmdt");
@@ -347,13 +400,13 @@ static int cmd_ccons(key_t key, long who, long n) {
     return 1;
   for (long i = 0; i < n; i++) {
     if ((rc = pthread_mutex_lock(&q->m)) != 0)
-      return cerr("ccons: lock", rc);
+      return cerr_("ccons: lock", rc);
     if ((rc = cwait(&q->notempty, &q->m, &q->n, 0)) != 0)
-      return cerr("ccons: wait", rc);
+      return cerr_("ccons: wait", rc);
     sum += q->slot[q->tail++ % SLOTS];
     q->n--;
     if ((rc = pthread_cond_signal(&q->notfull)) != 0 || (rc = pthread_mutex_unlock(&q->m)))
-      return cerr("ccons: signal", rc);
+      return cerr_("ccons: signal", rc);
   }
   q->sum[who] = sum;
   q->count[who] = (uint64_t)n;
@@ -394,6 +447,10 @@ int main(int argc, char **argv) {
                      argc == 6 ? atol(argv[5]) : 0);
   if (argc == 3 && !strcmp(argv[1], "msum"))
     return cmd_msum((key_t)atol(argv[2]));
+  if (argc == 3 && !strcmp(argv[1], "rhold"))
+    return cmd_rhold((key_t)atol(argv[2]));
+  if (argc == 4 && !strcmp(argv[1], "rtake"))
+    return cmd_rtake((key_t)atol(argv[2]), atol(argv[3]));
   if (argc == 3 && !strcmp(argv[1], "cinit"))
     return cmd_cinit((key_t)atol(argv[2]));
   if (argc == 4 && !strcmp(argv[1], "cprod"))

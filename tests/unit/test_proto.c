@@ -397,12 +397,12 @@ START_TEST(test_frame_bad_header) {
   struct proto_hdr h;
   size_t n = attach_frame();
 
-  /* Version 6 (SysV semaphores) on the wire; a version 5 peer is refused at its first
+  /* Version 7 (OWNER_ALIVE) on the wire; a version 6 peer is refused at its first
    * frame. */
-  ck_assert_uint_eq(PROTO_VERSION, 6);
-  ck_assert_uint_eq(frame[4], 6);
+  ck_assert_uint_eq(PROTO_VERSION, 7);
+  ck_assert_uint_eq(frame[4], 7);
   ck_assert_int_eq(proto_frame(frame, n, &h), (ssize_t)n);
-  frame[4] = 5;
+  frame[4] = 6;
   ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
   frame[4] = PROTO_VERSION;
   frame[0] ^= 0xFF;
@@ -874,6 +874,24 @@ START_TEST(test_sem_roundtrip) {
   m.u.proc_exit.pid = 4242;
   ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
   ck_assert_uint_eq(d.u.proc_exit.pid, 4242);
+
+  /* OWNER_ALIVE: the same body both ways; alive is 0 or 1, anything else is refused. */
+  for (int reply = 0; reply < 2; reply++) {
+    size_t on;
+    m = msg(PROTO_OP_OWNER_ALIVE, reply ? PROTO_F_REPLY : 0);
+    m.u.owner = (struct proto_owner){0x0123456789abcdefull, 4242, 4243, (uint32_t)reply};
+    ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+    ck_assert_uint_eq(d.u.owner.tag, 0x0123456789abcdefull);
+    ck_assert_uint_eq(d.u.owner.pid, 4242);
+    ck_assert_uint_eq(d.u.owner.tid, 4243);
+    ck_assert_uint_eq(d.u.owner.alive, (uint32_t)reply);
+    m.u.owner.alive = 2;
+    ck_assert_int_lt(proto_encoded_size(&m), 0);
+    m.u.owner.alive = 1;
+    on = encode_ok(&m);
+    frame[on - 1] = 2; /* alive 2 on the wire */
+    ck_assert_int_eq(decode_exact(frame, on, &d), -EBADMSG);
+  }
 }
 END_TEST
 
