@@ -164,11 +164,16 @@ F16_N=16                  # concurrent fetch clients, each a host of its own
 F16_BYTES=$((64 << 20))   # the segment they share out: 1024 pages each
 R16_REQS=100000           # redis-benchmark -c 16 requests
 CONN_N=256                # idle connections to a fresh server
+# Mutex handoff (SEG_BYTES STRIDE ROUNDS PP_ITERS PP_WARMUP): one page, 200 rounds after 20.
+# Each turn holds the lock a few handoffs long (shm_bench says why): 4-5 s between hosts.
+MH_SHAPE=(4096 1 1 200 20)
 
 phase native "$SHM" all "$(key 0)"
 phase native-semop "$SHM" semop "$(key 5)" # the kernel's SysV semaphores
 phase native-mutex "$SHM" mutex "$(key 6)"  # an uncontended process-shared mutex
+phase native-rwlock "$SHM" rwlock "$(key 8)" # an uncontended process-shared rwlock
 phase native-semt "$SHM" semt "$(key 7)"    # sem_t ping-pong, two processes
+phase native-mhandoff "$SHM" mhandoff "$(key 9)" "${MH_SHAPE[@]}" # mutex handoff, two processes
 PHASE_S=90 phase native-mem "$SHM" mem "$(key 3)" $MEM_BYTES 64 9 2000 200 $MEM_READERS
 
 # A failed dshm phase: whether the server still runs, what it and the agents logged last.
@@ -218,12 +223,16 @@ if [ -x "$SERVER" ] && [ -f "$SHIM" ] && [ -x "$AGENT" ]; then
     phase a2-pp env "${ON_A[@]}" "$PEER_ON_B" "$SHM" pingpong "$(key 11)" || ok=0
     # A networked SysV semaphore set (issue 11): semop through host B's agent to the server.
     phase a2-semop env "${ON_B[@]}" "$SHM" semop "$(key 15)" || ok=0
-    # Futex-based primitives in a segment (issue 11): an uncontended mutex on one host, and
-    # sem_t ping-pong on one host and between two (every wake crosses hosts).
+    # Futex-based primitives in a segment (issue 11): an uncontended mutex and rwlock on one
+    # host, sem_t ping-pong on one host and between two (every wake crosses hosts), and a
+    # mutex handed over in turns between two hosts (every waiter asleep in the lock).
     phase a1-mutex env "${ON_A[@]}" "$SHM" mutex "$(key 16)" || ok=0
+    phase a1-rwlock env "${ON_A[@]}" "$SHM" rwlock "$(key 19)" || ok=0
     phase a1-semt env "${ON_A[@]}" "SHM_BENCH_PEER_ENV=DSHM_AGENT_DIR=$HOST_A" "$SHM" semt \
       "$(key 17)" || ok=0
     phase a2-semt env "${ON_A[@]}" "$PEER_ON_B" "$SHM" semt "$(key 18)" || ok=0
+    phase a2-mhandoff env "${ON_A[@]}" "$PEER_ON_B" "$SHM" mhandoff "$(key 21)" \
+      "${MH_SHAPE[@]}" || ok=0
     cat "$TMP"/a2-{fill,fault,seqread,calls,pp} >"$TMP/dshm2" 2>/dev/null
     # One host. Each agent figure right after its native counterpart: on this shared VM
     # the load moves within a run, and the spinning ping-pong is bimodal with it.
@@ -421,6 +430,10 @@ row "SysV semop, uncontended, p99 (us)" "$(cell native-semop semop_us p99)" \
   "$(cell redis redis_getrange_us p99)"
 row "sem_t ping-pong A->B->A, median (us)" "$(cell native-semt semt_pingpong_us median)" \
   "$(cell a2-semt semt_pingpong_us median)" "$(cell tcp tcp_rtt_us median)" "-"
+row "mutex handoff A->B->A, median (us)" "$(cell native-mhandoff mhandoff_us median)" \
+  "$(cell a2-mhandoff mhandoff_us median)" "$(cell tcp tcp_rtt_us median)" "-"
+row "mutex handoff A->B->A, p99 (us)" "$(cell native-mhandoff mhandoff_us p99)" \
+  "$(cell a2-mhandoff mhandoff_us p99)" "$(cell tcp tcp_rtt_us p99)" "-"
 echo
 cat <<'TXT'
 read fault, 1 page: a fault that fetches exactly one 4 KiB page (the next page is
@@ -437,7 +450,15 @@ SysV semop: semop -1 then +1 on a set of one semaphore (each timed), by a proces
   (the Redis column: one request, GETRANGE, for scale).
 sem_t ping-pong: two process-shared semaphores in a segment; A posts one and sleeps on the
   other, B the reverse (sem_wait: both sleep every round); under dshm A and B on two hosts.
+mutex handoff: a process-shared mutex that A and B take in strict turns (a turn word beside
+  it), each holding it long enough that the other is asleep in pthread_mutex_lock when it is
+  unlocked; a round is two handoffs, each from the holder's unlock to the waiter's return
+  from lock (holds excluded); under dshm A and B on two hosts. Turns that found the lock
+  held (trylock said EBUSY, so A waited in pthread_mutex_lock), of A's turns:
 TXT
+echo "  native $(cell native-mhandoff mhandoff_turns contended) of" \
+  "$(cell native-mhandoff mhandoff_turns turns), dshm $(cell a2-mhandoff mhandoff_turns contended)" \
+  "of $(cell a2-mhandoff mhandoff_turns turns) (${MH_SHAPE[3]} rounds after ${MH_SHAPE[4]})."
 echo
 
 echo "TCP 4 KiB round trip across two CPUs: median $(cell tcp tcp_rtt_xcpu_us median) us," \
@@ -701,10 +722,16 @@ echo
 printf '%-52s %9s %9s %5s\n' "goals (issue 11: waits across hosts)" "measured" "goal" "met"
 r=$(num "$(get a1-mutex mutex_ns value)" "$(get native-mutex mutex_ns value)")
 g10 "mutex lock+unlock, uncontended, one host / native" "$r" "<= 1.5x" "$(met "$r" 1.5)"
+r=$(num "$(get a1-rwlock rwlock_rd_ns value)" "$(get native-rwlock rwlock_rd_ns value)")
+g10 "rwlock rdlock+unlock, uncontended, one host / native" "$r" "<= 1.5x" "$(met "$r" 1.5)"
+r=$(num "$(get a1-rwlock rwlock_wr_ns value)" "$(get native-rwlock rwlock_wr_ns value)")
+g10 "rwlock wrlock+unlock, uncontended, one host / native" "$r" "<= 1.5x" "$(met "$r" 1.5)"
 r=$(num "$(get a1-semt semt_pingpong_us median)" "$(get native-semt semt_pingpong_us median)")
 g10 "sem_t ping-pong, one host / native" "$r" "-" "-"
 r=$(num "$(get a2-semt semt_pingpong_us median)" "$(get dshm2 pingpong_us median)")
 g10 "sem_t ping-pong, two hosts / page ping-pong" "$r" "<= 2x" "$(met "$r" 2)"
+r=$(num "$(get a2-mhandoff mhandoff_us median)" "$(get dshm2 pingpong_us median)")
+g10 "mutex handoff, two hosts / page ping-pong" "$r" "<= 2x" "$(met "$r" 2)"
 r=$(num "$(get a2-semop semop_us median)" "$rtt0")
 g10 "semop, uncontended / raw RTT" "$r" "~1x" "$(met "$r" 1.5)"
 
@@ -717,7 +744,9 @@ echo "seconds per phase: ${TIMES[*]/ /=}" | fold -s -w 90 | sed 's/ *$//'
 echo "raw results ($(($(date +%s) - T_START)) s):"
 # "PHASE NAME key=value ...": every result line of the run, also kept in the build directory
 # (RESULTS) for bench/plot.sh.
-for f in tcp native native-semop native-mutex native-semt native-mem a2-fill a2-fault a2-seqread a2-calls a2-calls1 a2-pp a2-semop a1-mutex a1-semt a2-semt native-pp a1-pp \
+for f in tcp native native-semop native-mutex native-rwlock native-semt native-mhandoff native-mem \
+  a2-fill a2-fault a2-seqread a2-calls a2-calls1 a2-pp a2-semop a1-mutex a1-rwlock a1-semt a2-semt \
+  a2-mhandoff native-pp a1-pp \
   native-touch native-sigsegv a1-touch a1-mem \
   $(for k in $RV_KS; do echo native-rv$k a2-rv$k; done) \
   f16-fill f16-fetch conn redis redis16 \

@@ -1,4 +1,4 @@
-/* shm_bench: a plain SysV shared-memory program that measures faults, write ping-pong, sequential reads, SysV call times, first touches, readers' memory and revocations (run natively or under the dshm shim). */
+/* shm_bench: a plain SysV shared-memory program that measures faults, write ping-pong, sequential reads, SysV call times, process-shared locks and waits, first touches, readers' memory and revocations (run natively or under the dshm shim). */
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sem.h>
 #include <semaphore.h>
 #include <pthread.h>
@@ -628,6 +629,246 @@ static int cmd_mutex(key_t key) {
   printf("result mutex_ns value=%.1f\n", (double)(t1 - t0) / MUTEX_ITERS);
   rc = 0;
   shmdt(m);
+out:
+  shmctl(id, IPC_RMID, NULL);
+  return rc;
+}
+
+/* A contended mutex handoff (issue 11): A and B (B in the peer's environment: another host
+ * when run.sh says so) take strict turns at a process-shared PTHREAD_MUTEX_NORMAL mutex, a
+ * turn word beside it in the same page. Each loops: lock; if it is its turn, flip the turn and
+ * count it; unlock; until it has taken its turns.
+ *
+ * What makes every turn a real contended handoff, the waiter asleep in pthread_mutex_lock
+ * while the other holds the lock:
+ *  - the holder keeps the lock for a hold after flipping the turn (a sleep that touches nothing
+ *    in the segment), so the other side, back at the lock meanwhile, finds it held and sleeps;
+ *  - after every unlock a side stays off the lock for a pause shorter than the hold: glibc's
+ *    mutex is not fair, and an unlocker that locks again at once nearly always beats the
+ *    waiter it has just woken (it would then only find that the turn is not its own). After
+ *    the pause the other side holds the lock, so this side in turn sleeps in lock.
+ * Hold and pause follow the handoffs seen: 4x and 2x their moving average, the hold 1 to 50 ms.
+ * The pause must outlast the other side's handoff in (microseconds natively, page transfers
+ * between hosts), and the hold the pause by more than a sleep's overshoot (on this VM a sleep
+ * of 25 us takes 60-200, even at a timer slack of 1 ns). Without them a spinning scheme would
+ * measure polling through the lock, not a wake.
+ *
+ * A handoff is timed from the holder's last instant before it touches the page again to
+ * unlock (so under dshm it includes the page coming back for the unlock) to the waiter's return
+ * from pthread_mutex_lock; one clock serves both, run.sh's hosts being processes of one
+ * machine. A round A->B->A is two handoffs; holds and pauses are outside it. Checked: the
+ * count of turns at the end (a lost handoff fails) and, before each unlock, that no one else
+ * took the lock meanwhile. Each side re-arms alarm() every time round: a side stuck for
+ * MH_STALL_S (its peer gone) dies of SIGALRM rather than hang the run. */
+#define MH_STALL_S 10
+#define MH_START_NS 1000000ull /* the moving average before any handoff is seen */
+#define MH_MIN_NS 1000000ull   /* bounds of the hold */
+#define MH_MAX_NS 50000000ull
+
+struct mh_page {
+  pthread_mutex_t m;      /* made by A before it starts B */
+  uint32_t turn;          /* whose turn: 0 A, 1 B; under m */
+  uint32_t owner;         /* who took m last: 0 A, 1 B; under m */
+  uint64_t count;         /* turns taken by both; under m */
+  uint64_t released_ns;   /* the last turn's holder's bench_now_ns() before its unlock */
+  uint64_t handoff_ns[2]; /* each side's last handoff in */
+};
+
+struct mh_tally {
+  unsigned contended; /* turns whose pthread_mutex_lock found the lock held */
+  unsigned empty;     /* acquisitions that were not the taker's turn */
+};
+
+static void mh_sleep(uint64_t ns) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += (time_t)(ns / 1000000000u);
+  until.tv_nsec += (long)(ns % 1000000000u);
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+    ;
+}
+
+/* me: 0 for A, 1 for B. turns: this side's turns; lat (A only): the rounds after warmup. */
+static int mh_run(struct mh_page *pg, uint32_t me, unsigned turns, unsigned warmup, double *lat,
+                  struct mh_tally *ty) {
+  uint64_t avg = MH_START_NS, hold = 4 * MH_START_NS;
+  const char *who = me ? "mhandoff peer" : "mhandoff";
+
+  prctl(PR_SET_TIMERSLACK, 1UL); /* sleeps as short as the VM gives them */
+
+  for (unsigned k = 0; k < turns;) {
+    int contended = 0, err;
+
+    alarm(MH_STALL_S);
+    /* trylock only tells whether the lock was held: lock then takes the path it takes. */
+    err = pthread_mutex_trylock(&pg->m);
+    if (err == EBUSY) {
+      contended = 1;
+      err = pthread_mutex_lock(&pg->m);
+    }
+    uint64_t t = bench_now_ns();
+    if (err) {
+      fprintf(stderr, "shm_bench: %s: lock: %s\n", who, strerror(err));
+      return 1;
+    }
+    pg->owner = me;
+    if (pg->turn != me) {
+      ty->empty++;
+      pthread_mutex_unlock(&pg->m);
+      mh_sleep(hold / 2);
+      continue;
+    }
+    if (pg->count > 0) { /* a turn the other side handed over */
+      uint64_t in = t - pg->released_ns, other = pg->handoff_ns[!me];
+      pg->handoff_ns[me] = in;
+      avg = (7 * avg + (in > other ? in : other)) / 8;
+      hold = 4 * avg < MH_MIN_NS ? MH_MIN_NS : 4 * avg > MH_MAX_NS ? MH_MAX_NS : 4 * avg;
+      if (lat && k > warmup)
+        lat[k - warmup - 1] = (double)(other + in) / 1e3; /* A->B, then B->A */
+    }
+    ty->contended += (unsigned)contended;
+    pg->turn = !me;
+    pg->count++;
+    k++;
+    mh_sleep(hold);
+    t = bench_now_ns();
+    pg->released_ns = t; /* a write first: under dshm one transfer brings the page back */
+    if (pg->owner != me) {
+      fprintf(stderr, "shm_bench: %s: the other side took the lock held by this one\n", who);
+      return 1;
+    }
+    pthread_mutex_unlock(&pg->m);
+    if (k < turns)
+      mh_sleep(hold / 2);
+  }
+  alarm(0);
+  return 0;
+}
+
+static void mh_print_tally(const char *name, unsigned turns, const struct mh_tally *ty) {
+  printf("result %s turns=%u contended=%u empty=%u\n", name, turns, ty->contended, ty->empty);
+}
+
+static int cmd_mhandoff_peer(key_t key, const struct shm_opts *o) {
+  struct mh_tally ty = {0, 0};
+  unsigned turns = o->pp_warmup + o->pp_iters + 1;
+  int id, rc;
+  struct mh_page *pg = (struct mh_page *)pp_attach(key, &id); /* one page, made by A */
+
+  if (!pg)
+    return die_errno("mhandoff peer: attach");
+  rc = mh_run(pg, 1, turns, o->pp_warmup, NULL, &ty);
+  if (!rc)
+    mh_print_tally("mhandoff_peer_turns", turns, &ty);
+  shmdt(pg);
+  return rc;
+}
+
+static int cmd_mhandoff(key_t key, const struct shm_opts *o) {
+  char a[NOPTS][32];
+  fmt_opts(a, key, o);
+  char *argv[] = {"shm_bench", "mhandoff-peer", OPTS_ARGV(a), NULL};
+  /* Rounds 1..turns-1 end at A's turns 1..turns-1: PP_WARMUP, then PP_ITERS timed. */
+  unsigned turns = o->pp_warmup + o->pp_iters + 1;
+  double *lat = calloc(o->pp_iters ? o->pp_iters : 1, sizeof(*lat));
+  struct mh_tally ty = {0, 0};
+  pthread_mutexattr_t ma;
+  int id = -1, rc = 1;
+  struct mh_page *pg = (struct mh_page *)pp_attach(key, &id);
+  pid_t pid = -1;
+
+  if (!lat || !pg) {
+    die_errno("mhandoff: attach");
+    goto out;
+  }
+  if (pthread_mutexattr_init(&ma) != 0 ||
+      pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_NORMAL) != 0 ||
+      pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
+      pthread_mutex_init(&pg->m, &ma) != 0) {
+    fprintf(stderr, "shm_bench: mhandoff: pthread_mutex_init failed\n");
+    goto out;
+  }
+  pg->turn = 0;
+  pg->owner = 0;
+  pg->count = 0;
+  if (spawn_bench(&pid, argv, 1, -1, -1) < 0) {
+    die_errno("posix_spawn");
+    goto out;
+  }
+  if (mh_run(pg, 0, turns, o->pp_warmup, lat, &ty))
+    goto out;
+  rc = 0;
+out:
+  if (rc && pid > 0)
+    kill(pid, SIGTERM);
+  if (pid > 0 && wait_child(pid, "mhandoff peer"))
+    rc = 1;
+  if (!rc && pg->count != 2ull * turns) { /* the peer is gone: no lock needed */
+    fprintf(stderr, "shm_bench: mhandoff: %" PRIu64 " turns taken, want %u: a handoff was lost\n",
+            pg->count, 2 * turns);
+    rc = 1;
+  }
+  if (!rc) {
+    bench_print_lat("mhandoff_us", lat, o->pp_iters);
+    mh_print_tally("mhandoff_turns", turns, &ty);
+  }
+  if (pg)
+    shmdt(pg);
+  if (id >= 0)
+    shmctl(id, IPC_RMID, NULL);
+  free(lat);
+  return rc;
+}
+
+/* An uncontended process-shared rwlock in the segment KEY (made and removed): rdlock + unlock,
+ * then wrlock + unlock, RWLOCK_ITERS pairs of each timed together after a warm-up; ns per
+ * pair. */
+#define RWLOCK_ITERS 1000000u
+static int cmd_rwlock(key_t key) {
+  int id = shmget(key, BENCH_PAGE, IPC_CREAT | IPC_EXCL | 0600), rc = 1;
+  pthread_rwlockattr_t a;
+  pthread_rwlock_t *l;
+  uint64_t t0, t1, t2;
+
+  if (id < 0)
+    return die_errno("rwlock: shmget");
+  l = shmat(id, NULL, 0);
+  if (l == (void *)-1) {
+    die_errno("rwlock: shmat");
+    goto out;
+  }
+  if (pthread_rwlockattr_init(&a) != 0 ||
+      pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
+      pthread_rwlock_init(l, &a) != 0) {
+    fprintf(stderr, "shm_bench: rwlock: pthread_rwlock_init failed\n");
+    goto detach;
+  }
+  for (unsigned i = 0; i < RWLOCK_ITERS / 10; i++) { /* warm-up: the page is ours after it */
+    pthread_rwlock_rdlock(l);
+    pthread_rwlock_unlock(l);
+    pthread_rwlock_wrlock(l);
+    pthread_rwlock_unlock(l);
+  }
+  t0 = bench_now_ns();
+  for (unsigned i = 0; i < RWLOCK_ITERS; i++) {
+    pthread_rwlock_rdlock(l);
+    pthread_rwlock_unlock(l);
+  }
+  t1 = bench_now_ns();
+  for (unsigned i = 0; i < RWLOCK_ITERS; i++) {
+    pthread_rwlock_wrlock(l);
+    pthread_rwlock_unlock(l);
+  }
+  t2 = bench_now_ns();
+  printf("result rwlock_rd_ns value=%.1f\n", (double)(t1 - t0) / RWLOCK_ITERS);
+  printf("result rwlock_wr_ns value=%.1f\n", (double)(t2 - t1) / RWLOCK_ITERS);
+  rc = 0;
+detach:
+  shmdt(l);
 out:
   shmctl(id, IPC_RMID, NULL);
   return rc;
@@ -1482,6 +1723,11 @@ static void usage(void) {
           "            waits/posts; PP_ITERS rounds after PP_WARMUP\n"
           "  mutex     an uncontended process-shared pthread mutex in segment KEY: ns per\n"
           "            lock+unlock\n"
+          "  mhandoff  a process-shared mutex handed over in strict turns with a peer\n"
+          "            (SHM_BENCH_PEER_ENV), the waiter asleep in pthread_mutex_lock each\n"
+          "            time: two handoffs per round; PP_ITERS rounds after PP_WARMUP\n"
+          "  rwlock    an uncontended process-shared pthread rwlock in segment KEY: ns per\n"
+          "            rdlock+unlock and per wrlock+unlock\n"
           "  touch     a holder fills KEY, a fresh process reads every STRIDE-th page once a\n"
           "            round (ROUNDS, the first a warm-up): first-touch time per page\n"
           "  sigsegv   SIGSEGV round trip on every STRIDE-th page of a private segment\n"
@@ -1493,8 +1739,8 @@ static void usage(void) {
           "            replaced by its number) read one word of every page of a disjoint slice\n"
           "            of the filled segment KEY, from the top down (one page per fault),\n"
           "            started together: pages delivered per second\n"
-          "SHM_BENCH_PEER_ENV=\"NAME=VALUE ...\": extra environment of pingpong's B side and of\n"
-          "revoke's writer. Output lines start with \"result\".\n",
+          "SHM_BENCH_PEER_ENV=\"NAME=VALUE ...\": extra environment of pingpong's B side, of\n"
+          "semt's and mhandoff's peer and of revoke's writer. Output lines start with \"result\".\n",
           RV_STRIDE);
 }
 
@@ -1575,6 +1821,12 @@ int main(int argc, char **argv) {
     return cmd_semt_peer(key, &o);
   if (!strcmp(cmd, "mutex"))
     return cmd_mutex(key);
+  if (!strcmp(cmd, "mhandoff"))
+    return cmd_mhandoff(key, &o);
+  if (!strcmp(cmd, "mhandoff-peer"))
+    return cmd_mhandoff_peer(key, &o);
+  if (!strcmp(cmd, "rwlock"))
+    return cmd_rwlock(key);
   if (!strcmp(cmd, "touch"))
     return cmd_touch(key, &o);
   if (!strcmp(cmd, "touch-peer"))
