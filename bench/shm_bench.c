@@ -596,21 +596,41 @@ out:
   return rc;
 }
 
+/* A one-page segment KEY made afresh (IPC_EXCL) and attached, or NULL (said why); *id is
+ * its id, or -1. fresh_page_done detaches and removes what fresh_page made. */
+static void *fresh_page(key_t key, int *id, const char *what) {
+  void *p;
+
+  *id = shmget(key, BENCH_PAGE, IPC_CREAT | IPC_EXCL | 0600);
+  if (*id < 0) {
+    fprintf(stderr, "shm_bench: %s: shmget: %s\n", what, strerror(errno));
+    return NULL;
+  }
+  p = shmat(*id, NULL, 0);
+  if (p == (void *)-1) {
+    fprintf(stderr, "shm_bench: %s: shmat: %s\n", what, strerror(errno));
+    return NULL;
+  }
+  return p;
+}
+
+static void fresh_page_done(void *p, int id) {
+  if (p != NULL)
+    shmdt(p);
+  if (id >= 0)
+    shmctl(id, IPC_RMID, NULL);
+}
+
 /* An uncontended process-shared mutex in the segment KEY (made and removed): lock + unlock,
  * MUTEX_ITERS pairs timed together after a warm-up; ns per pair. */
 #define MUTEX_ITERS 1000000u
 static int cmd_mutex(key_t key) {
-  int id = shmget(key, BENCH_PAGE, IPC_CREAT | IPC_EXCL | 0600), rc = 1;
+  int id, rc = 1;
   pthread_mutexattr_t a;
-  pthread_mutex_t *m;
+  pthread_mutex_t *m = fresh_page(key, &id, "mutex");
 
-  if (id < 0)
-    return die_errno("mutex: shmget");
-  m = shmat(id, NULL, 0);
-  if (m == (void *)-1) {
-    die_errno("mutex: shmat");
+  if (m == NULL)
     goto out;
-  }
   if (pthread_mutexattr_init(&a) != 0 || pthread_mutexattr_setpshared(&a, 1) != 0 ||
       pthread_mutex_init(m, &a) != 0) {
     fprintf(stderr, "shm_bench: mutex: pthread_mutex_init failed\n");
@@ -628,9 +648,8 @@ static int cmd_mutex(key_t key) {
   uint64_t t1 = bench_now_ns();
   printf("result mutex_ns value=%.1f\n", (double)(t1 - t0) / MUTEX_ITERS);
   rc = 0;
-  shmdt(m);
 out:
-  shmctl(id, IPC_RMID, NULL);
+  fresh_page_done(m, id);
   return rc;
 }
 
@@ -829,23 +848,18 @@ out:
  * pair. */
 #define RWLOCK_ITERS 1000000u
 static int cmd_rwlock(key_t key) {
-  int id = shmget(key, BENCH_PAGE, IPC_CREAT | IPC_EXCL | 0600), rc = 1;
+  int id, rc = 1;
   pthread_rwlockattr_t a;
-  pthread_rwlock_t *l;
+  pthread_rwlock_t *l = fresh_page(key, &id, "rwlock");
   uint64_t t0, t1, t2;
 
-  if (id < 0)
-    return die_errno("rwlock: shmget");
-  l = shmat(id, NULL, 0);
-  if (l == (void *)-1) {
-    die_errno("rwlock: shmat");
+  if (l == NULL)
     goto out;
-  }
   if (pthread_rwlockattr_init(&a) != 0 ||
       pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
       pthread_rwlock_init(l, &a) != 0) {
     fprintf(stderr, "shm_bench: rwlock: pthread_rwlock_init failed\n");
-    goto detach;
+    goto out;
   }
   for (unsigned i = 0; i < RWLOCK_ITERS / 10; i++) { /* warm-up: the page is ours after it */
     pthread_rwlock_rdlock(l);
@@ -867,10 +881,8 @@ static int cmd_rwlock(key_t key) {
   printf("result rwlock_rd_ns value=%.1f\n", (double)(t1 - t0) / RWLOCK_ITERS);
   printf("result rwlock_wr_ns value=%.1f\n", (double)(t2 - t1) / RWLOCK_ITERS);
   rc = 0;
-detach:
-  shmdt(l);
 out:
-  shmctl(id, IPC_RMID, NULL);
+  fresh_page_done(l, id);
   return rc;
 }
 

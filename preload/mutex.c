@@ -21,17 +21,14 @@
 
 /* glibc's own lock and trylock, looked up on first use rather than in the shim's init: the
  * shim's own locks come through these wrappers too, from inside its init. */
-typedef int (*lock_fn)(pthread_mutex_t *);
 static _Atomic(void *) real_lock, real_trylock;
 
 static int glibc_lock(pthread_mutex_t *m) {
-  lock_fn f = (lock_fn)shim_real_lazy(&real_lock, "pthread_mutex_lock");
-  return f != NULL ? f(m) : ENOSYS;
+  return shim_real_mutex_call(&real_lock, "pthread_mutex_lock", m);
 }
 
 static int glibc_trylock(pthread_mutex_t *m) {
-  lock_fn f = (lock_fn)shim_real_lazy(&real_trylock, "pthread_mutex_trylock");
-  return f != NULL ? f(m) : ENOSYS;
+  return shim_real_mutex_call(&real_trylock, "pthread_mutex_trylock", m);
 }
 
 /* glibc's mutex kinds (nptl/pthreadP.h, sysdeps/nptl/pthread.h): the ABI. */

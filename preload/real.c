@@ -56,6 +56,12 @@ void *shim_real_lazy(_Atomic(void *) *slot, const char *name) {
   return f;
 }
 
+int shim_real_mutex_call(_Atomic(void *) *slot, const char *name, pthread_mutex_t *m) {
+  int (*f)(pthread_mutex_t *) = (int (*)(pthread_mutex_t *))shim_real_lazy(slot, name);
+
+  return f != NULL ? f(m) : ENOSYS;
+}
+
 int shim_real_resolve(void) {
   int rc = 0;
   size_t i;

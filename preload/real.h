@@ -58,6 +58,9 @@ struct shim_real {
  * has none: for wrappers the shim's own init goes through (its locks), before shim_real is
  * filled. */
 void *shim_real_lazy(_Atomic(void *) *slot, const char *name);
+/* Calls the pthread_mutex_* function name of libc (looked up as shim_real_lazy does) on m:
+ * its result, or ENOSYS if libc has none. */
+int shim_real_mutex_call(_Atomic(void *) *slot, const char *name, pthread_mutex_t *m);
 
 int shim_init(void); /* lifecycle.h */
 /* shim_real.f, resolved by the shim's init first when a call comes before it (another

@@ -81,13 +81,7 @@ static _Atomic unsigned *word_of(pthread_mutex_t *m) {
 
 /* glibc's own trylock, unlock and consistent, looked up on first use: the shim's own locks
  * come through the wrappers below, from inside its init too. */
-typedef int (*mutex_fn)(pthread_mutex_t *);
 static _Atomic(void *) real_trylock, real_unlock, real_consistent;
-
-static int glibc_call(_Atomic(void *) *slot, const char *name, pthread_mutex_t *m) {
-  mutex_fn f = (mutex_fn)shim_real_lazy(slot, name);
-  return f != NULL ? f(m) : ENOSYS;
-}
 
 int shim_robust_ours(pthread_mutex_t *m) {
   int kind = m->__data.__kind;
@@ -314,7 +308,7 @@ int shim_robust_lock(pthread_mutex_t *m, clockid_t clock, const struct timespec 
 SHIM_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
   if ((m->__data.__kind & KIND_ROBUST) && shim_robust_ours(m))
     return lock(m, CLOCK_REALTIME, NULL, 1);
-  return glibc_call(&real_trylock, "pthread_mutex_trylock", m);
+  return shim_real_mutex_call(&real_trylock, "pthread_mutex_trylock", m);
 }
 
 SHIM_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
@@ -322,7 +316,7 @@ SHIM_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
   pid_t tid;
 
   if (!(m->__data.__kind & KIND_ROBUST) || !shim_robust_ours(m))
-    return glibc_call(&real_unlock, "pthread_mutex_unlock", m);
+    return shim_real_mutex_call(&real_unlock, "pthread_mutex_unlock", m);
   w = atomic_load(word_of(m));
   tid = gettid();
   if (!mine(m, w, tid))
@@ -340,7 +334,7 @@ SHIM_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
 
 SHIM_EXPORT int pthread_mutex_consistent(pthread_mutex_t *m) {
   if (!(m->__data.__kind & KIND_ROBUST) || !shim_robust_ours(m))
-    return glibc_call(&real_consistent, "pthread_mutex_consistent", m);
+    return shim_real_mutex_call(&real_consistent, "pthread_mutex_consistent", m);
   if (m->__data.__owner != OWNER_INCONSISTENT)
     return EINVAL;
   m->__data.__owner = gettid();
