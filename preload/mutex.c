@@ -15,6 +15,7 @@
 
 #include "boundary.h"
 #include "cache.h"
+#include "mutexabi.h"
 #include "netwait.h"
 #include "real.h"
 #include "robust.h"
@@ -30,15 +31,6 @@ static int glibc_lock(pthread_mutex_t *m) {
 static int glibc_trylock(pthread_mutex_t *m) {
   return shim_real_mutex_call(&real_trylock, "pthread_mutex_trylock", m);
 }
-
-/* glibc's mutex kinds (nptl/pthreadP.h, sysdeps/nptl/pthread.h): the ABI. */
-#define KIND_TYPE_MASK  3   /* TIMED (normal), RECURSIVE, ERRORCHECK, ADAPTIVE */
-#define KIND_RECURSIVE  1
-#define KIND_ERRORCHECK 2
-#define KIND_ROBUST     16
-#define KIND_PI         32
-#define KIND_PP         64
-#define KIND_PSHARED    128
 
 /* The wait of nptl's __lll_lock_wait / __lll_clocklock_wait: mark the lock contended (2)
  * and sleep while it stays so, until the exchange finds it free. 0, or -ETIMEDOUT /

@@ -41,22 +41,12 @@
 
 #include "boundary.h"
 #include "cache.h"
+#include "mutexabi.h"
 #include "netwait.h"
 #include "proto.h"
 #include "real.h"
 #include "session.h"
 #include "threadalive.h"
-
-/* glibc's mutex kinds and owner values (the ABI: sysdeps/nptl/pthread.h, nptl/pthreadP.h). */
-#define KIND_TYPE_MASK      3
-#define KIND_RECURSIVE      1
-#define KIND_ERRORCHECK     2
-#define KIND_ROBUST         16
-#define KIND_PI             32
-#define KIND_PP             64
-#define KIND_PSHARED        128
-#define OWNER_INCONSISTENT  INT_MAX
-#define OWNER_NOTRECOVERABLE (INT_MAX - 1)
 
 #define POLL_MS 100 /* how often a sleeping locker asks whether the owner lives */
 
