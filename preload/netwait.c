@@ -124,3 +124,17 @@ int shim_netwait(const uint32_t *addr, uint32_t expected, int private_, clockid_
     }
   }
 }
+
+int shim_netwait_own(const uint32_t *addr, uint32_t expected, int private_, clockid_t clock,
+                     const struct timespec *abstime) {
+  int rc = shim_netwait(addr, expected, private_, clock, abstime), op;
+
+  if (rc != 1)
+    return rc;
+  /* Absolute, on the caller's clock, as glibc's own waits are. */
+  op = FUTEX_WAIT_BITSET | (private_ ? FUTEX_PRIVATE_FLAG : 0) |
+       (clock == CLOCK_REALTIME ? FUTEX_CLOCK_REALTIME : 0);
+  if (syscall(SYS_futex, addr, op, expected, abstime, NULL, FUTEX_BITSET_MATCH_ANY) == 0)
+    return 0;
+  return errno == EAGAIN || errno == ETIMEDOUT || errno == EINTR ? -errno : 0;
+}

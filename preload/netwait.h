@@ -19,6 +19,13 @@
 int shim_netwait(const uint32_t *addr, uint32_t expected, int private_, clockid_t clock,
                  const struct timespec *abstime);
 
+/* As shim_netwait, for the shim's own algorithms (rwlock.c, barrier.c), whose state no
+ * glibc function could take over midway: a word that is not (or no longer) in a networked
+ * view gets a plain futex wait on clock instead of the answer 1. Returns 0, -EAGAIN,
+ * -ETIMEDOUT or -EINTR. */
+int shim_netwait_own(const uint32_t *addr, uint32_t expected, int private_, clockid_t clock,
+                     const struct timespec *abstime);
+
 /* 1 if p lies in a view of a networked segment (now). */
 int shim_netwait_covers(const void *p);
 

@@ -48,6 +48,17 @@ struct shim_real {
                                 const struct timespec *);
   int (*pthread_cond_signal)(pthread_cond_t *);
   int (*pthread_cond_broadcast)(pthread_cond_t *);
+  /* Read-write locks and barriers outside networked segments (rwlock.c, barrier.c). */
+  int (*pthread_rwlock_rdlock)(pthread_rwlock_t *);
+  int (*pthread_rwlock_tryrdlock)(pthread_rwlock_t *);
+  int (*pthread_rwlock_timedrdlock)(pthread_rwlock_t *, const struct timespec *);
+  int (*pthread_rwlock_clockrdlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+  int (*pthread_rwlock_wrlock)(pthread_rwlock_t *);
+  int (*pthread_rwlock_trywrlock)(pthread_rwlock_t *);
+  int (*pthread_rwlock_timedwrlock)(pthread_rwlock_t *, const struct timespec *);
+  int (*pthread_rwlock_clockwrlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+  int (*pthread_rwlock_unlock)(pthread_rwlock_t *);
+  int (*pthread_barrier_wait)(pthread_barrier_t *);
   /* Address-space calls that may take a view away (remap.c). */
   void *(*mmap)(void *, size_t, int, int, int, off_t);
   int (*munmap)(void *, size_t);

@@ -970,6 +970,48 @@ START_TEST(test_condvar_two_hosts) {
 }
 END_TEST
 
+/* A process-shared read-write lock in a segment guarding a plain record of 64 words, 2
+ * processes on each of 2 hosts (tests/progs/rwbar.c), each taking it 100 times to write (the
+ * record word by word, holding it 300 us half-written) and 100 times to read (checking every
+ * word is equal): the others sleep in the lock on both hosts, and an unlock on one host must
+ * wake sleepers on the other (glibc's own rwlock leaves them asleep: the parties time out).
+ * No torn record, no reader beside a writer, every write counted; for reader preference and
+ * for PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP. */
+static void rwlock_two_hosts(const char *kind) {
+  char k[16];
+  char *init[] = {"rwbar", "rwinit", KEYSTR(k, h_unique_key()), (char *)kind, NULL};
+  char *argv[] = {"rwbar", "rw", k, "4", "100", "300", NULL};
+  char *sum[] = {"rwbar", "rwsum", k, NULL};
+  struct h_result r;
+
+  run_on(&host_a, init, "ready\n", &r);
+  four_parties(argv, "done\n");
+  run_on(&host_b, sum, "writes 400 record 400\n", &r);
+}
+
+START_TEST(test_rwlock_two_hosts) {
+  rwlock_two_hosts("reader");
+  rwlock_two_hosts("writer-nonrecursive");
+}
+END_TEST
+
+/* A process-shared barrier of 4 parties in a segment, 2 on each of 2 hosts, 200 rounds
+ * (tests/progs/rwbar.c): nobody passes before every party arrived (each checks the others'
+ * round after it), the round is reusable at once, and exactly one party a round gets
+ * PTHREAD_BARRIER_SERIAL_THREAD; glibc's own barrier leaves a host asleep. */
+START_TEST(test_barrier_two_hosts) {
+  char k[16];
+  char *init[] = {"rwbar", "binit", KEYSTR(k, h_unique_key()), "4", NULL};
+  char *argv[] = {"rwbar", "barrier", k, "4", "200", NULL};
+  char *sum[] = {"rwbar", "bsum", k, NULL};
+  struct h_result r;
+
+  run_on(&host_a, init, "ready\n", &r);
+  four_parties(argv, "done\n");
+  run_on(&host_b, sum, "serials 200\n", &r);
+}
+END_TEST
+
 static Suite *agent_suite(void) {
   Suite *s = suite_create("agent");
   TCase *tc = tcase_create("host");
@@ -998,6 +1040,8 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_robust_owner_killed);
   tcase_add_test(tc, test_robust_owner_host_lost);
   tcase_add_test(tc, test_condvar_two_hosts);
+  tcase_add_test(tc, test_rwlock_two_hosts);
+  tcase_add_test(tc, test_barrier_two_hosts);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);

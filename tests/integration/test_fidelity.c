@@ -146,6 +146,25 @@ END_TEST
 START_TEST(test_robust_mutex) { differential_of("robprobe", "robust"); }
 END_TEST
 
+/* Process-shared read-write locks and barriers in a segment: tests/progs/rwprobe.c natively
+ * (glibc's algorithms: the oracle) and under the shim, where the segment is networked and the
+ * shim's own algorithms run (preload/rwlock.c, preload/barrier.c). */
+static void rw_differential(const char *section) {
+  differential_of("rwprobe", section);
+}
+
+START_TEST(test_rwlock_errors) { rw_differential("rw"); }
+END_TEST
+
+START_TEST(test_rwlock_prefer_writer) { rw_differential("writer"); }
+END_TEST
+
+START_TEST(test_rwlock_prefer_reader) { rw_differential("reader"); }
+END_TEST
+
+START_TEST(test_barrier) { rw_differential("barrier"); }
+END_TEST
+
 START_TEST(test_shmat) { differential("at"); }
 END_TEST
 
@@ -373,6 +392,10 @@ static Suite *fidelity_suite(void) {
   tcase_add_test(tc, test_sem_permissions);
   tcase_add_test(tc, test_sem_efault);
   tcase_add_test(tc, test_robust_mutex);
+  tcase_add_test(tc, test_rwlock_errors);
+  tcase_add_test(tc, test_rwlock_prefer_writer);
+  tcase_add_test(tc, test_rwlock_prefer_reader);
+  tcase_add_test(tc, test_barrier);
   suite_add_tcase(s, tc);
   return s;
 }
