@@ -84,10 +84,12 @@ static int wait_semop(struct proto_msg *req) {
   if (err < 0)
     return err;
   shim_session_waiter_init(&w, NULL);
-  w.intr = 1;
+  shim_session_intr_begin(&w);
   err = shim_session_submit(req, &w);
-  if (err < 0)
+  if (err < 0) {
+    shim_session_intr_end(&w);
     return err;
+  }
   while (shim_session_wait_intr(&w, &err) == 1) {
     struct proto_msg c;
     if (cancelled)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -192,7 +193,27 @@ void shim_session_waiter_init(struct shim_waiter *w, struct proto_msg *reply) {
   memset(w, 0, sizeof *w);
   w->reply = reply;
   w->fds[0] = w->fds[1] = -1;
+  w->efd = -1;
   pthread_cond_init(&w->cond, NULL);
+}
+
+void shim_session_intr_begin(struct shim_waiter *w) {
+  sigset_t all;
+
+  w->intr = 1;
+  sigfillset(&all);
+  /* A fault, an illegal instruction, a trap: the kernel kills a thread that gets one blocked. */
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
+  sigdelset(&all, SIGILL);
+  sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGTRAP);
+  if (shim_real.pthread_sigmask == NULL ||
+      shim_real.pthread_sigmask(SIG_BLOCK, &all, &w->oldmask) != 0)
+    return; /* the futex on done, as before: a signal just before the sleep waits its turn */
+  w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (w->efd < 0)
+    shim_real.pthread_sigmask(SIG_SETMASK, &w->oldmask, NULL);
 }
 
 int shim_session_submit(struct proto_msg *req, struct shim_waiter *w) {
@@ -228,20 +249,38 @@ static void waiter_done(struct shim_waiter *w) {
   pthread_cond_signal(&w->cond);
   if (w->intr)
     syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  if (w->efd >= 0) {
+    uint64_t one = 1;
+    (void)!write(w->efd, &one, sizeof one);
+  }
+}
+
+void shim_session_intr_end(struct shim_waiter *w) {
+  if (w->efd < 0)
+    return;
+  close(w->efd);
+  w->efd = -1;
+  shim_real.pthread_sigmask(SIG_SETMASK, &w->oldmask, NULL);
 }
 
 int shim_session_wait_intr(struct shim_waiter *w, int *err) {
-  /* A futex wait with a timeout ends with EINTR after any signal handler, SA_RESTART or
-   * not (the kernel restarts only untimed waits): semop is never restarted either. */
+  /* ppoll, like a futex wait with a timeout, ends with EINTR after any signal handler,
+   * SA_RESTART or not: semop is never restarted either. */
   struct timespec ts = {1, 0};
+  struct pollfd p = {w->efd, POLLIN, 0};
 
   while (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) {
-    if (syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0) < 0 &&
-        errno == EINTR)
+    if (w->efd >= 0) {
+      if (ppoll(&p, 1, NULL, &w->oldmask) < 0 && errno == EINTR)
+        return 1;
+    } else if (syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0) < 0 &&
+               errno == EINTR) {
       return 1;
+    }
   }
   pthread_mutex_lock(&S.lock); /* pairs with the I/O thread's writes before done */
   pthread_mutex_unlock(&S.lock);
+  shim_session_intr_end(w);
   pthread_cond_destroy(&w->cond);
   if (w->err < 0)
     *err = w->err;

@@ -4,6 +4,7 @@
 #define DSHM_SHIM_SESSION_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -41,7 +42,9 @@ struct shim_waiter {
   struct proto_msg *reply; /* if not NULL, receives the whole decoded reply */
   int fds[2];              /* descriptors that came with the reply, or -1 */
   pthread_cond_t cond;
-  int intr;                /* waited for by shim_session_wait_intr: done is also a futex */
+  int intr;                /* waited for by shim_session_wait_intr (shim_session_intr_begin) */
+  int efd;                 /* ... an eventfd the reply makes readable, or -1 (a futex on done) */
+  sigset_t oldmask;        /* ... the caller's signal mask, restored when the wait ends */
   uint8_t *vals;           /* SEMCTL GETALL: room for the reply's values (vals_cap bytes); */
   size_t vals_cap;         /* the reply's vals then point here, not into the I/O buffer */
 };
@@ -71,9 +74,18 @@ int shim_session_call_vals(struct proto_msg *req, struct proto_msg *reply, uint8
 void shim_session_waiter_init(struct shim_waiter *w, struct proto_msg *reply);
 int shim_session_submit(struct proto_msg *req, struct shim_waiter *w);
 int shim_session_wait(struct shim_waiter *w, int timeout_ms);
-/* Waits without a deadline for a request submitted with w->intr set (a semop that may block
- * for ever), but returns 1 as soon as a signal handler has run in this thread (the reply
- * still comes: wait again), or 0 once done (then as shim_session_wait). */
+/* Makes w a waiter that shim_session_wait_intr can wait for (before its submit): signals
+ * other than the synchronous ones are blocked in this thread from now until the wait ends, so
+ * that one arriving before the wait is asleep still interrupts it (they are let in only while
+ * it sleeps, atomically: ppoll with the caller's mask). */
+void shim_session_intr_begin(struct shim_waiter *w);
+/* Ends what shim_session_intr_begin started, for a waiter whose submit failed (the wait does
+ * it itself). */
+void shim_session_intr_end(struct shim_waiter *w);
+/* Waits without a deadline for a request of a waiter made with shim_session_intr_begin (a
+ * semop that may block for ever), but returns 1 as soon as a signal handler has run in this
+ * thread (the reply still comes: wait again), or 0 once done (then as shim_session_wait, and
+ * the caller's signal mask is back). */
 int shim_session_wait_intr(struct shim_waiter *w, int *err);
 
 /* Queues a message that expects no reply (acks, and the I/O thread's own requests).
