@@ -27,6 +27,7 @@ struct shim_seg shim__segs[SHIM_MAX_SEGS];
 pthread_mutex_t shim__cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 atomic_int shim__nviews;
+atomic_uint shim__views_gen;
 
 static struct shim_view views[SHIM_MAX_VIEWS];
 static atomic_int views_hw; /* slots [0, views_hw) have ever been used */
@@ -187,6 +188,7 @@ int shim_cache_view_add(struct shim_seg *sg, int fd, void *addr, int fixed, int 
     atomic_store(&views_hw, v + 1);
   sg->nviews++;
   atomic_fetch_add(&shim__nviews, 1);
+  atomic_fetch_add(&shim__views_gen, 1);
   *out = base;
   return v;
 }
@@ -212,6 +214,7 @@ void shim_cache_view_remove(int v, uintptr_t gone, size_t gone_len) {
   atomic_fetch_add(&views[v].seq, 1);
   atomic_store(&views[v].start, 0);
   atomic_fetch_add(&views[v].seq, 1);
+  atomic_fetch_add(&shim__views_gen, 1);
   /* A fault handler may be raising a page of this view (it holds an inflight reference only
    * for that, never while it sleeps): it must be done before the range can be reused by
    * anything else. */

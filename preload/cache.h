@@ -65,6 +65,9 @@ extern struct shim_seg shim__segs[SHIM_MAX_SEGS];
 extern pthread_mutex_t shim__cache_lock;
 /* Published views in the process: 0 lets every I/O wrapper take its fast path. */
 extern atomic_int shim__nviews;
+/* Moves at every view published or taken away: what a thread remembered of the views (netwait.c)
+ * holds while it has not moved. */
+extern atomic_uint shim__views_gen;
 
 /* A part of an address range that lies in a view: pages [first, first+count) of seg. */
 struct shim_vrange {

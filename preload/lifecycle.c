@@ -11,6 +11,7 @@
 #include "config.h"
 #include "fault.h"
 #include "real.h"
+#include "self.h"
 #include "route.h"
 #include "session.h"
 
@@ -33,6 +34,7 @@ static void atfork_parent(void) {
  * addresses (cache.c), no share of the parent's connection; fork.c then gives it a
  * session of its own before fork() returns. */
 static void atfork_child(void) {
+  shim_self_fork_child();
   shim_session_atfork_child();
   shim_cache_fork_child();
   pthread_mutex_unlock(&shim__cache_lock);

@@ -18,6 +18,7 @@
 #include "mutexabi.h"
 #include "netwait.h"
 #include "real.h"
+#include "self.h"
 #include "robust.h"
 
 /* glibc's own lock and trylock, looked up on first use rather than in the shim's init: the
@@ -72,7 +73,7 @@ static int do_lock(pthread_mutex_t *m, clockid_t clock, const struct timespec *a
   if ((kind & (KIND_ROBUST | KIND_PI | KIND_PP)) || !shim_netwait_covers(m))
     return -1;
   type = kind & KIND_TYPE_MASK;
-  tid = gettid();
+  tid = shim_self_tid();
   if (type == KIND_ERRORCHECK && m->__data.__owner == tid)
     return EDEADLK;
   rc = lll_wait(m, clock, abstime);

@@ -45,6 +45,7 @@
 #include "netwait.h"
 #include "proto.h"
 #include "real.h"
+#include "self.h"
 #include "session.h"
 #include "threadalive.h"
 
@@ -114,7 +115,7 @@ static void rec_set(pthread_mutex_t *m, pid_t tid) {
   struct owner_rec *r = rec_of(m);
 
   atomic_store_explicit(&r->tag, my_tag(), memory_order_relaxed);
-  atomic_store_explicit(&r->who, (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)tid,
+  atomic_store_explicit(&r->who, (uint64_t)(uint32_t)shim_self_pid() << 32 | (uint32_t)tid,
                         memory_order_release);
 }
 
@@ -129,7 +130,7 @@ static int mine(pthread_mutex_t *m, unsigned w, pid_t tid) {
 
   return (w & FUTEX_TID_MASK) == (unsigned)tid &&
          atomic_load_explicit(&r->who, memory_order_acquire) ==
-             ((uint64_t)(uint32_t)getpid() << 32 | (uint32_t)tid) &&
+             ((uint64_t)(uint32_t)shim_self_pid() << 32 | (uint32_t)tid) &&
          atomic_load_explicit(&r->tag, memory_order_relaxed) == my_tag();
 }
 
@@ -229,7 +230,7 @@ static int taken(pthread_mutex_t *m, int type, pid_t tid, int owner_died) {
 static int lock(pthread_mutex_t *m, clockid_t clock, const struct timespec *abstime, int try) {
   _Atomic unsigned *word = word_of(m);
   int type = m->__data.__kind & KIND_TYPE_MASK;
-  pid_t tid = gettid();
+  pid_t tid = shim_self_tid();
   int slept = 0, try_checked = 0;
   struct timespec check_at;
 
@@ -308,7 +309,7 @@ SHIM_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
   if (!(m->__data.__kind & KIND_ROBUST) || !shim_robust_ours(m))
     return shim_real_mutex_call(&real_unlock, "pthread_mutex_unlock", m);
   w = atomic_load(word_of(m));
-  tid = gettid();
+  tid = shim_self_tid();
   if (!mine(m, w, tid))
     return EPERM;
   /* A recursive one still held after this unlock: glibc says ENOTRECOVERABLE while it is
@@ -327,6 +328,6 @@ SHIM_EXPORT int pthread_mutex_consistent(pthread_mutex_t *m) {
     return shim_real_mutex_call(&real_consistent, "pthread_mutex_consistent", m);
   if (m->__data.__owner != OWNER_INCONSISTENT)
     return EINVAL;
-  m->__data.__owner = gettid();
+  m->__data.__owner = shim_self_tid();
   return 0;
 }

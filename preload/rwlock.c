@@ -29,6 +29,7 @@
 #include "cache.h"
 #include "netwait.h"
 #include "real.h"
+#include "self.h"
 
 #define RW_READERS     0x000fffffu
 #define RW_MAX_READERS RW_READERS /* docs/compatibility.md */
@@ -107,7 +108,7 @@ static int rdlock(pthread_rwlock_t *l, int try_, clockid_t clock,
 
   if (bad_time(clock, abstime))
     return EINVAL;
-  if (!try_ && cur_writer(l) == gettid())
+  if (!try_ && cur_writer(l) == shim_self_tid())
     return EDEADLK;
   s = atomic_load_explicit(w, memory_order_relaxed);
   for (;;) {
@@ -136,14 +137,14 @@ static int wrlock(pthread_rwlock_t *l, int try_, clockid_t clock,
 
   if (bad_time(clock, abstime))
     return EINVAL;
-  if (!try_ && cur_writer(l) == gettid())
+  if (!try_ && cur_writer(l) == shim_self_tid())
     return EDEADLK;
   s = atomic_load_explicit(w, memory_order_relaxed);
   for (;;) {
     if (!(s & (RW_WRITER | RW_READERS))) {
       if (atomic_compare_exchange_weak_explicit(w, &s, (s | RW_WRITER) - reg,
                                                 memory_order_acquire, memory_order_relaxed)) {
-        __atomic_store_n(&l->__data.__cur_writer, gettid(), __ATOMIC_RELAXED);
+        __atomic_store_n(&l->__data.__cur_writer, shim_self_tid(), __ATOMIC_RELAXED);
         return 0;
       }
       continue;
@@ -164,7 +165,7 @@ static int unlock(pthread_rwlock_t *l) {
   _Atomic uint32_t *w = word_of(l);
   uint32_t s = atomic_load_explicit(w, memory_order_relaxed), n;
 
-  if ((s & RW_WRITER) && cur_writer(l) == gettid()) {
+  if ((s & RW_WRITER) && cur_writer(l) == shim_self_tid()) {
     __atomic_store_n(&l->__data.__cur_writer, 0, __ATOMIC_RELAXED);
     s = atomic_fetch_and_explicit(w, ~(RW_WRITER | RW_SLEEPERS), memory_order_release);
     if (s & RW_SLEEPERS)
