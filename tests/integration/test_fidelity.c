@@ -140,10 +140,21 @@ END_TEST
 START_TEST(test_sem_efault) { sem_differential("efault"); }
 END_TEST
 
-/* Robust process-shared mutexes in a segment (tests/progs/robprobe.c): owners that exit, are
- * killed or end their thread holding one, EOWNERDEAD, consistent, not recoverable, and the
- * errors of a live owner; under the shim the segment is networked (preload/robust.c). */
-START_TEST(test_robust_mutex) { differential_of("robprobe", "robust"); }
+/* Process-shared waits in a segment (tests/progs/waitprobe.c), section by section: robust
+ * mutexes (owners that exit, are killed or end their thread holding one; EOWNERDEAD,
+ * consistent, not recoverable), the other mutex types, sem_t and condition variables, with
+ * every error their man pages list; under the shim the segment is networked and the shim's
+ * interposed functions run. */
+START_TEST(test_robust_mutex) { differential_of("waitprobe", "robust"); }
+END_TEST
+
+START_TEST(test_mutex_errors) { differential_of("waitprobe", "mutex"); }
+END_TEST
+
+START_TEST(test_sem_t_errors) { differential_of("waitprobe", "semt"); }
+END_TEST
+
+START_TEST(test_cond_errors) { differential_of("waitprobe", "cond"); }
 END_TEST
 
 /* Process-shared read-write locks and barriers in a segment: tests/progs/rwprobe.c natively
@@ -392,6 +403,9 @@ static Suite *fidelity_suite(void) {
   tcase_add_test(tc, test_sem_permissions);
   tcase_add_test(tc, test_sem_efault);
   tcase_add_test(tc, test_robust_mutex);
+  tcase_add_test(tc, test_mutex_errors);
+  tcase_add_test(tc, test_sem_t_errors);
+  tcase_add_test(tc, test_cond_errors);
   tcase_add_test(tc, test_rwlock_errors);
   tcase_add_test(tc, test_rwlock_prefer_writer);
   tcase_add_test(tc, test_rwlock_prefer_reader);
