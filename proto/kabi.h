@@ -9,6 +9,16 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
+#ifndef SHM_STAT_ANY
+#define SHM_STAT_ANY 15        /* Linux 4.17 */
+#endif
+#ifndef SEM_STAT_ANY
+#define SEM_STAT_ANY 20        /* Linux 4.17 */
+#endif
+/* Every id dshm-server hands out has this bit (server/ipcperm.h); kernel ids never reach it
+ * (preload/route.h, SHIM_ID_TAG, is the same bit). */
+#define DSHM_ID_TAG 0x40000000
+
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22  /* Linux 5.14 */
 #endif

@@ -9,17 +9,11 @@ server=$(realpath "$1") preload=$(realpath "$2") agent=$(realpath "$3")
 command -v stress-ng >/dev/null || { echo "stress-ng not installed: skipped"; exit 77; }
 tmp=$(mktemp -d /tmp/dshm-stressng.XXXXXX)
 mkdir -m 700 "$tmp/host"
-"$server" --port 0 >"$tmp/server.log" 2>&1 &
-spid=$!
-cleanup() { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; rm -rf "$tmp"; }
+spid=
+cleanup() { [ -n "$spid" ] && { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; }; rm -rf "$tmp"; }
 trap cleanup EXIT
-port=
-for _ in $(seq 100); do
-  port=$(sed -nE 's/.*listening on [^ ]*:([0-9]+).*/\1/p' "$tmp/server.log")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "dshm-server did not start: $(cat "$tmp/server.log")"; exit 1; }
+. "$(dirname "$0")/server.sh"
+start_server "$server" "$tmp/server.log"
 # A sanitizer build of the shim takes its runtime from the program, and stress-ng has none:
 # preloading libasan ahead of it aborts in stress-ng's own start-up (an interceptor runs
 # while the runtime initialises), so the sanitizer build skips this test visibly; the

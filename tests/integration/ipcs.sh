@@ -1,0 +1,123 @@
+#!/bin/bash
+# ipcs.sh SERVER PRELOAD AGENT DSHM: util-linux's ipcs and ipcrm, and the dshm command, on
+# networked segments and semaphore sets (issue 12). The kernel is the oracle: the same objects
+# are made natively and under the shim (a fresh dshm-server), and ipcs -m, ipcs -s, ipcs -m -i
+# and ipcrm (by id, by key, errors) must print the same, ids and times aside; then dshm ls,
+# stat and rm must print what ipcs and ipcrm print under the shim. Skips (77) without ipcs,
+# ipcrm or python3, and in the sanitizer build (ipcs is not instrumented: see stress-ng.sh).
+set -u
+server=$(realpath "$1") preload=$(realpath "$2") agent=$(realpath "$3") dshm=$(realpath "$4")
+for t in ipcs ipcrm python3; do
+  command -v $t >/dev/null || { echo "$t not installed: skipped"; exit 77; }
+done
+if nm -D --undefined-only "$preload" 2>/dev/null | grep -q "__asan_"; then
+  echo "sanitizer build of the shim: ipcs is not instrumented; skipped (the release build runs it)"
+  exit 77
+fi
+tmp=$(mktemp -d /tmp/dshm-ipcs.XXXXXX)
+mkdir -m 700 "$tmp/host"
+k0=$(( (0x5e800000 + ($$ & 0xffff) * 16) ))
+key() { printf '0x%08x' $((k0 + $1)); }
+K1=$(key 1) K2=$(key 2) K3=$(key 3) NOKEY=$(key 9)
+spid=
+cleanup() {
+  # Native objects of this run, whatever happened.
+  for k in $K1 $K2; do ipcrm -M "$k" 2>/dev/null; done
+  ipcrm -S "$K3" 2>/dev/null
+  [ -n "$spid" ] && { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; }
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+. "$(dirname "$0")/server.sh"
+start_server "$server" "$tmp/server.log"
+SHIM=(env DSHM_SERVER="127.0.0.1:$port" LD_PRELOAD="$preload" DSHM_PRELOAD_LIB="$preload"
+      DSHM_AGENT_DIR="$tmp/host" DSHM_AGENT_BIN="$agent" DSHM_AGENT_IDLE_MS=200)
+NATIVE=(env -u LD_PRELOAD)
+
+# The objects: two segments, one set; prints their ids.
+make_objects() {
+  "$@" python3 -c "
+import ctypes, sys
+l = ctypes.CDLL(None, use_errno=True)
+ids = [l.shmget($K1, 10000, 0o1640), l.shmget($K2, 4096, 0o1600), l.semget($K3, 4, 0o1600)]
+if min(ids) < 0:
+    sys.exit('shmget/semget: errno %d' % ctypes.get_errno())
+print(*ids)"
+}
+
+# Lines of a listing for our keys, the id column (2nd) replaced.
+ours() { grep -E "^($K1|$K2|$K3) " | awk '{ $2 = "ID"; print }'; }
+# ipcs -i output with the id, cpid and change time masked.
+masked() { sed -E 's/(shmid|semid)=[0-9]+/\1=ID/; s/cpid=[0-9]+/cpid=P/; s/^(change_time|ctime)( = |=).*/\1\2T/'; }
+
+# One side (native or shim): listings and removals; writes $tmp/$side.*
+side() {
+  local side=$1; shift
+  read -r id1 id2 sid < <(make_objects "$@") || fail "$side: objects not made"
+  [ -n "$sid" ] || fail "$side: objects not made"
+  "$@" ipcs -m | ours >"$tmp/$side.m" || fail "$side: ipcs -m"
+  "$@" ipcs -s | ours >"$tmp/$side.s" || fail "$side: ipcs -s"
+  "$@" ipcs -m -i "$id1" | masked >"$tmp/$side.mi" || fail "$side: ipcs -m -i"
+  "$@" ipcs -s -i "$sid" | masked >"$tmp/$side.si" || fail "$side: ipcs -s -i"
+  # Errors: an id that names nothing (the kernel's and the server's unused ones), a key.
+  local bad=2147483000
+  [ "$side" = shim ] && bad=$((0x40000000 + 123456))
+  { "$@" ipcrm -m "$bad"; echo "rc=$?"; "$@" ipcrm -M "$NOKEY"; echo "rc=$?"
+    "$@" ipcrm -s "$bad"; echo "rc=$?"; } 2>&1 | sed "s/$bad/BAD/" >"$tmp/$side.err"
+  { "$@" ipcrm -M "$K1"; echo "rc=$?"; "$@" ipcrm -m "$id2"; echo "rc=$?"
+    "$@" ipcrm -S "$K3"; echo "rc=$?"; } >"$tmp/$side.rm" 2>&1
+  "$@" ipcs -a | ours >"$tmp/$side.after"
+  echo "$id1 $id2 $sid"
+}
+
+side native "${NATIVE[@]}" >/dev/null
+side shim "${SHIM[@]}" >"$tmp/shim.ids"
+for f in m s mi si err rm after; do
+  if ! diff -u "$tmp/native.$f" "$tmp/shim.$f"; then
+    fail "ipcs/ipcrm under the shim differ from the kernel's ($f: native first)"
+  fi
+done
+[ -s "$tmp/native.m" ] && [ -s "$tmp/native.s" ] && [ -s "$tmp/native.mi" ] ||
+  fail "the native listings are empty: the comparison proves nothing"
+[ ! -s "$tmp/native.after" ] || fail "ipcrm left objects natively: $(cat "$tmp/native.after")"
+grep -q '^0x' "$tmp/shim.ids" && fail "ids: $(cat "$tmp/shim.ids")"
+read -r sid1 _ _ <"$tmp/shim.ids"
+(( sid1 & 0x40000000 )) || fail "the shim's segment id $sid1 is not the server's"
+
+# dshm against ipcs and ipcrm under the shim: the same lines, ids included.
+read -r id1 id2 sid < <(make_objects "${SHIM[@]}")
+"${SHIM[@]}" ipcs -m | grep -E "^($K1|$K2) " >"$tmp/ipcs.m"
+"${SHIM[@]}" "$dshm" ls -m | grep -E "^($K1|$K2) " >"$tmp/dshm.m"
+diff -u "$tmp/ipcs.m" "$tmp/dshm.m" || fail "dshm ls -m differs from ipcs -m"
+[ "$(wc -l <"$tmp/dshm.m")" = 2 ] || fail "dshm ls -m: $(cat "$tmp/dshm.m")"
+"${SHIM[@]}" ipcs -s | grep -E "^$K3 " >"$tmp/ipcs.s"
+# Without LD_PRELOAD: dshm runs itself again under the library.
+env -u LD_PRELOAD DSHM_SERVER="127.0.0.1:$port" DSHM_PRELOAD_LIB="$preload" \
+  DSHM_AGENT_DIR="$tmp/host" DSHM_AGENT_BIN="$agent" "$dshm" ls -s | grep -E "^$K3 " >"$tmp/dshm.s"
+diff -u "$tmp/ipcs.s" "$tmp/dshm.s" || fail "dshm ls -s differs from ipcs -s"
+"${SHIM[@]}" ipcs -m -i "$id1" >"$tmp/ipcs.mi"
+"${SHIM[@]}" "$dshm" stat "$id1" >"$tmp/dshm.mi"
+diff -u "$tmp/ipcs.mi" "$tmp/dshm.mi" || fail "dshm stat differs from ipcs -m -i"
+"${SHIM[@]}" ipcs -s -i "$sid" >"$tmp/ipcs.si"
+"${SHIM[@]}" "$dshm" stat -s "$sid" >"$tmp/dshm.si"
+diff -u "$tmp/ipcs.si" "$tmp/dshm.si" || fail "dshm stat -s differs from ipcs -s -i"
+"${SHIM[@]}" "$dshm" ls --json | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+keys = {s['key'] for s in d['segments']} | {s['key'] for s in d['semaphores']}
+want = {$K1, $K2, $K3}
+sys.exit(0 if want <= keys else 'dshm ls --json: %s' % d)" || fail "dshm ls --json"
+bad=$((0x40000000 + 123456))
+{ "${SHIM[@]}" ipcrm -m "$bad" -M "$NOKEY"; echo "rc=$?"; } 2>&1 | sed 's/^ipcrm:/X:/' >"$tmp/ipcrm.err"
+{ "${SHIM[@]}" "$dshm" rm -m "$bad" -M "$NOKEY"; echo "rc=$?"; } 2>&1 | sed 's/^dshm:/X:/' >"$tmp/dshm.err"
+diff -u "$tmp/ipcrm.err" "$tmp/dshm.err" || fail "dshm rm's errors differ from ipcrm's"
+"${SHIM[@]}" "$dshm" rm -M "$K1" -m "$id2" -S "$K3" || fail "dshm rm"
+left=$("${SHIM[@]}" ipcs -a | grep -E "^($K1|$K2|$K3) ")
+[ -z "$left" ] || fail "dshm rm left: $left"
+# dshm run: the library in front of an existing LD_PRELOAD, DSHM_SERVER from --server.
+out=$(env LD_PRELOAD=libother.so DSHM_PRELOAD_LIB="$preload" "$dshm" run --server 10.9.8.7:1 \
+  sh -c 'echo "$LD_PRELOAD $DSHM_SERVER"' 2>/dev/null)
+[ "$out" = "$preload:libother.so 10.9.8.7:1" ] || fail "dshm run: $out"
+echo "ipcs, ipcrm and dshm ls/stat/rm/run agree with the kernel's"
