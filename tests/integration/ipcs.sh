@@ -36,15 +36,21 @@ SHIM=(env DSHM_SERVER="127.0.0.1:$port" LD_PRELOAD="$preload" DSHM_PRELOAD_LIB="
       DSHM_AGENT_DIR="$tmp/host" DSHM_AGENT_BIN="$agent" DSHM_AGENT_IDLE_MS=200)
 NATIVE=(env -u LD_PRELOAD)
 
-# The objects: two segments, one set; prints their ids.
+# The objects: two segments and a set, made by two processes; prints their ids.
 make_objects() {
-  "$@" python3 -c "
+  local one two
+  one=$("$@" python3 -c "
 import ctypes, sys
 l = ctypes.CDLL(None, use_errno=True)
-ids = [l.shmget($K1, 10000, 0o1640), l.shmget($K2, 4096, 0o1600), l.semget($K3, 4, 0o1600)]
-if min(ids) < 0:
-    sys.exit('shmget/semget: errno %d' % ctypes.get_errno())
-print(*ids)"
+i = l.shmget($K1, 10000, 0o1640)
+sys.exit('shmget: errno %d' % ctypes.get_errno()) if i < 0 else print(i)") || return 1
+  two=$("$@" python3 -c "
+import ctypes, sys
+l = ctypes.CDLL(None, use_errno=True)
+ids = [l.shmget($K2, 4096, 0o1600), l.semget($K3, 4, 0o1600)]
+sys.exit('shmget/semget: errno %d' % ctypes.get_errno()) if min(ids) < 0 else print(*ids)") ||
+    return 1
+  echo "$one $two"
 }
 
 # Lines of a listing for our keys, the id column (2nd) replaced.
