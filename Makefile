@@ -1,4 +1,4 @@
-# Makefile - a thin front-end over meson/ninja: make, debug, check, demo, install, deps, bench.
+# Makefile - a thin front-end over meson/ninja: make, debug, check, demo, install, deb, deps, bench.
 BUILD       ?= build
 DEBUG_BUILD ?= build-debug
 FUZZ_BUILD  ?= build-fuzz
@@ -8,8 +8,14 @@ MESON_FLAGS ?= -Dwerror=true
 # What building and testing need, as Debian/Ubuntu package names.
 DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3 clang libclang-rt-14-dev libsodium-dev fakeroot stress-ng
 BENCH_PKGS  ?= redis-server gnuplot-nox
+# What `make deb` and `make test-pkg` need besides DEB_PKGS (debian/control's Build-Depends are
+# in DEB_PKGS; dpkg-buildpackage checks build-essential too).
+DEB_BUILD_PKGS ?= build-essential debhelper dpkg-dev lintian
+# Where `make deb` puts dshm_VERSION_ARCH.deb, .changes and .buildinfo.
+DEB_OUT     ?= build-deb
 
-.PHONY: all release debug check test test-release test-debug fuzz deps bench-deps demo bench install clean
+.PHONY: all release debug check test test-release test-debug test-pkg fuzz deps bench-deps deb-deps \
+  demo bench install deb clean
 
 all release: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -42,19 +48,28 @@ deps:
 bench-deps:
 	@DEB_PKGS="$(BENCH_PKGS)" sh tests/deps.sh
 
+deb-deps:
+	@DEB_PKGS="$(DEB_PKGS) $(DEB_BUILD_PKGS)" sh tests/deps.sh
+
 test-release: all
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 
 test-debug: debug
 	meson test -C $(DEBUG_BUILD) --print-errorlogs --num-processes 2
 
-# Every suite in the release build, then the same suites under the sanitizers, then the
-# fuzzers for FUZZ_SECONDS each.
+# The Debian package end to end (tests/pkg/test_deb.sh: build, lintian, dpkg -i, the unit's
+# ExecStart, dpkg --purge); skipped (exit 77) when not root. Its own log, pkglog.
+test-pkg: all deb-deps
+	meson test -C $(BUILD) --suite pkg --print-errorlogs --logbase pkglog
+
+# Every suite in the release build, then the package test, then the same suites under the
+# sanitizers, then the fuzzers for FUZZ_SECONDS each.
 check test: deps
 	$(MAKE) test-release
+	$(MAKE) test-pkg
 	$(MAKE) test-debug
 	$(MAKE) fuzz
-	@python3 tests/summary.py $(BUILD) $(DEBUG_BUILD)
+	@python3 tests/summary.py $(BUILD) $(BUILD):pkglog $(DEBUG_BUILD)
 
 demo: all
 	sh examples/demo.sh $(BUILD)
@@ -65,5 +80,11 @@ bench: all bench-deps
 install: all
 	meson install -C $(BUILD)
 
+# A Debian package built in a copy of the tree (nothing is left in it), then lintian, which
+# must find no error and no warning (docs/operations.md, "Installing").
+deb: deb-deps
+	sh tests/pkg/mkdeb.sh . $(DEB_OUT)
+	lintian --fail-on error,warning $(DEB_OUT)/dshm_*.changes
+
 clean:
-	rm -rf $(BUILD) $(DEBUG_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(DEBUG_BUILD) $(FUZZ_BUILD) $(DEB_OUT)

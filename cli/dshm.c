@@ -28,7 +28,7 @@
 #include "kabi.h"
 
 #ifndef DSHM_LIBDIR
-#define DSHM_LIBDIR "/usr/local/lib"
+#define DSHM_LIBDIR "/usr/local/lib/dshm"
 #endif
 
 union semun_ {
