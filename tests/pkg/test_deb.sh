@@ -41,7 +41,8 @@ LIB=/usr/lib/$MA/dshm/libdshm_preload.so
 AGENT=/usr/lib/$MA/dshm/dshm-agent
 UNIT=/lib/systemd/system/dshm-server.service
 FILES=("$BIN" "$LIB" "$AGENT" "$UNIT"
-       /usr/share/man/man8/dshm-server.8.gz /usr/share/man/man7/libdshm_preload.7.gz)
+       /usr/share/man/man8/dshm-server.8.gz /usr/share/man/man7/libdshm_preload.7.gz
+       /usr/bin/dshm /usr/share/man/man1/dshm.1.gz)
 
 TMP=$(mktemp -d /tmp/dshm-test-deb.XXXXXX)
 chmod 755 "$TMP" # the server runs as nobody below
@@ -202,6 +203,16 @@ if ipcs -m 2>/dev/null | grep -qi "^$KEY "; then
 fi
 grep -q 'hello from dshm-agent@' "$TMP/server.err" || fail "the server saw no host agent"
 say "host B read what host A wrote, through the server; the kernel has no such segment"
+# The installed dshm command, with no LD_PRELOAD and no DSHM_PRELOAD_LIB: it must find the
+# installed library itself and list the writer's segment, as ipcs would.
+[ -x /usr/bin/dshm ] || fail "/usr/bin/dshm is not installed"
+env -u LD_PRELOAD -u DSHM_PRELOAD_LIB -u DSHM_AGENT_BIN DSHM_SERVER="127.0.0.1:$PORT" \
+  DSHM_AGENT_DIR="$TMP/hostA" /usr/bin/dshm ls -m >"$TMP/dshm-ls.out" 2>&1 ||
+  { cat "$TMP/dshm-ls.out" >&2; fail "dshm ls failed"; }
+grep -qi "^$(printf '0x%08x' "$KEY") " "$TMP/dshm-ls.out" ||
+  { cat "$TMP/dshm-ls.out" >&2; fail "dshm ls does not list $KEY"; }
+man -w dshm >/dev/null 2>&1 || [ -f /usr/share/man/man1/dshm.1.gz ] || fail "no dshm(1) installed"
+say "the installed dshm command lists the segment (library found in its installed place)"
 
 # --- 5. stop the server as systemd would (KillSignal=SIGTERM) -----------------------------------
 step "SIGTERM"
