@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 30
 PREFIX      ?= /usr/local
 MESON_FLAGS ?= -Dwerror=true
 # What building and testing need, as Debian/Ubuntu package names.
-DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3 clang libclang-rt-14-dev libsodium-dev fakeroot stress-ng
+DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3 clang libclang-rt-14-dev libsodium-dev fakeroot stress-ng python3-prometheus-client
 BENCH_PKGS  ?= redis-server gnuplot-nox
 
 .PHONY: all release debug check test test-release test-debug fuzz deps bench-deps demo bench install clean
