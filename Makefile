@@ -28,7 +28,7 @@ $(DEBUG_BUILD)/build.ninja:
 
 # libFuzzer targets (clang, ASan + UBSan), each run FUZZ_SECONDS from the seeds in tests/fuzz.
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_proto tests/fuzz/fuzz_server tests/fuzz/fuzz_agent
+	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_proto tests/fuzz/fuzz_server tests/fuzz/fuzz_agent tests/fuzz/fuzz_http
 	sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 $(FUZZ_BUILD)/build.ninja:
