@@ -227,8 +227,8 @@ static void respond(struct srv_hclient *k, int code, const char *ctype, const ch
                   "Connection: close\r\n\r\n",
                   code, reason(code), ctype, blen,
                   code == 405 ? "Allow: GET, HEAD\r\n" : "");
-  if (!head_only && blen > 0)
-    srv_mbuf_printf(&b, "%.*s", (int)blen, body);
+  if (!head_only)
+    srv_mbuf_append(&b, body, blen);
   if (b.err) {
     srv_mbuf_free(&b);
     client_close(k);

@@ -93,6 +93,32 @@ void srv_mbuf_printf(struct srv_mbuf *b, const char *fmt, ...) {
   }
 }
 
+void srv_mbuf_append(struct srv_mbuf *b, const void *p, size_t n) {
+  size_t cap = b->cap ? b->cap : 16384;
+  char *q;
+
+  if (b->err)
+    return;
+  if (n > SIZE_MAX / 4 - b->len) {
+    b->err = -ENOMEM;
+    return;
+  }
+  while (cap - b->len <= n)
+    cap *= 2;
+  if (cap != b->cap) {
+    q = realloc(b->p, cap);
+    if (q == NULL) {
+      b->err = -ENOMEM;
+      return;
+    }
+    b->p = q;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
 void srv_mbuf_free(struct srv_mbuf *b) {
   free(b->p);
   memset(b, 0, sizeof *b);

@@ -176,6 +176,7 @@ struct srv_mbuf {
 
 void srv_mbuf_printf(struct srv_mbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+void srv_mbuf_append(struct srv_mbuf *b, const void *p, size_t n);
 void srv_mbuf_free(struct srv_mbuf *b);
 
 /* Appends the exposition (text format 0.0.4) of the figures and of g to b. 0 or -ENOMEM. */
