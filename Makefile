@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 30
 PREFIX      ?= /usr/local
 MESON_FLAGS ?= -Dwerror=true
 # What building and testing need, as Debian/Ubuntu package names.
-DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3 clang libclang-rt-14-dev libsodium-dev fakeroot stress-ng
+DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3 clang libclang-rt-14-dev libsodium-dev fakeroot stress-ng python3-prometheus-client
 BENCH_PKGS  ?= redis-server gnuplot-nox
 # What `make deb` and `make test-pkg` need besides DEB_PKGS (debian/control's Build-Depends are
 # in DEB_PKGS; dpkg-buildpackage checks build-essential too).
@@ -34,7 +34,7 @@ $(DEBUG_BUILD)/build.ninja:
 
 # libFuzzer targets (clang, ASan + UBSan), each run FUZZ_SECONDS from the seeds in tests/fuzz.
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_proto tests/fuzz/fuzz_server tests/fuzz/fuzz_agent
+	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_proto tests/fuzz/fuzz_server tests/fuzz/fuzz_agent tests/fuzz/fuzz_http
 	sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 $(FUZZ_BUILD)/build.ninja:

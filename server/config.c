@@ -42,7 +42,11 @@
     "keep segments in files in DIR across restarts (default: in memory)")                 \
   X(GRACE_MS, "grace-ms", "DSHM_GRACE_MS", "MS",                                           \
     "after a restart, pages wait this long for their old owners (5000)")                   \
-  X(VERBOSE, "verbose", "DSHM_VERBOSE", "", "also log per-page traffic")
+  X(METRICS, "metrics", "DSHM_METRICS", "[ADDR:]PORT",                                 \
+    "serve Prometheus figures at http://ADDR:PORT/metrics (ADDR 127.0.0.1; default off)")    \
+  X(LOG_FORMAT, "log-format", "DSHM_LOG_FORMAT", "text|json",                              \
+    "log lines as text or as one JSON object each (text)")                                 \
+  X(VERBOSE, "verbose", "DSHM_VERBOSE", "", "also log per-page traffic (debug level)")
 
 enum opt_id {
 #define OPT_ENUM(id, name, env, arg, help) OPT_##id,
@@ -102,7 +106,7 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
   uint64_t v = 0;
   int numeric = id != OPT_BIND && id != OPT_VERBOSE && id != OPT_UNIX &&
                 id != OPT_UNIX_MODE && id != OPT_TOKEN_FILE && id != OPT_INSECURE &&
-                id != OPT_DATA_DIR;
+                id != OPT_DATA_DIR && id != OPT_METRICS && id != OPT_LOG_FORMAT;
 
   if (numeric && parse_u64(val, &v) < 0)
     goto bad;
@@ -180,6 +184,18 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
     if (v > SRV_MAX_GRACE_MS)
       goto bad;
     cfg->grace_ms = v;
+    break;
+  case OPT_METRICS:
+    if (val == NULL || srv_config_parse_hostport(val, SRV_DEFAULT_METRICS_BIND, cfg->metrics_addr,
+                                                 sizeof cfg->metrics_addr,
+                                                 &cfg->metrics_port) < 0)
+      goto bad;
+    cfg->metrics = 1;
+    break;
+  case OPT_LOG_FORMAT:
+    if (val == NULL || (strcmp(val, "text") != 0 && strcmp(val, "json") != 0))
+      goto bad;
+    cfg->log_json = strcmp(val, "json") == 0;
     break;
   case OPT_VERBOSE:
     cfg->verbose = val == NULL || strcmp(val, "0") != 0;
@@ -331,6 +347,48 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
     cfg->tcp_explicit = 1;
   }
   return check_security(cfg, err);
+}
+
+/* A whole decimal port, 0 to 65535. */
+static int parse_port(const char *s, int *port) {
+  uint64_t v;
+
+  if (parse_u64(s, &v) < 0 || v > 65535 || (s[0] == '0' && s[1] != '\0'))
+    return -EINVAL;
+  *port = (int)v;
+  return 0;
+}
+
+int srv_config_parse_hostport(const char *val, const char *def, char *addr, size_t cap,
+                              int *port) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  const char *colon = strrchr(val, ':');
+  char host[64];
+  size_t hlen;
+
+  if (colon == NULL) {
+    if (strlen(def) >= cap || parse_port(val, port) < 0)
+      return -EINVAL;
+    strcpy(addr, def);
+    return 0;
+  }
+  if (parse_port(colon + 1, port) < 0)
+    return -EINVAL;
+  hlen = (size_t)(colon - val);
+  if (hlen >= 2 && val[0] == '[' && val[hlen - 1] == ']') {
+    val++; /* [v6]:port */
+    hlen -= 2;
+  } else if (memchr(val, ':', hlen) != NULL) {
+    return -EINVAL; /* an IPv6 address needs its brackets */
+  }
+  if (hlen == 0 || hlen >= sizeof host || hlen >= cap)
+    return -EINVAL;
+  memcpy(host, val, hlen);
+  host[hlen] = '\0';
+  if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+    return -EINVAL;
+  strcpy(addr, host);
+  return 0;
 }
 
 int srv_config_is_loopback(const char *addr) {

@@ -11,6 +11,7 @@
 
 #define SRV_DEFAULT_PORT      8080
 #define SRV_DEFAULT_BIND      "127.0.0.1"
+#define SRV_DEFAULT_METRICS_BIND "127.0.0.1" /* --metrics PORT */
 #define SRV_DEFAULT_MAX_CONNS 1024u
 #define SRV_MAX_CONNS_LIMIT   65536u
 #define SRV_DEFAULT_MAX_OUTPUT (64u << 20)  /* bytes queued to one peer */
@@ -46,6 +47,10 @@ struct srv_config {
   uint64_t hello_timeout_ms;   /* 0: none */
   uint64_t idle_timeout_ms;    /* 0: none; only connections with nothing attached */
   int verbose;
+  int log_json;                /* --log-format json */
+  int metrics;                 /* --metrics given: serve /metrics on metrics_addr:port */
+  char metrics_addr[64];       /* numeric */
+  int metrics_port;            /* 0: the kernel picks one (logged) */
   const char *data_dir;        /* --data-dir: NULL keeps segments in memory only */
   uint64_t grace_ms;           /* --grace-ms */
 };
@@ -55,6 +60,11 @@ struct srv_config {
  * Returns 0 to run, 1 when --help/--version was printed to out (exit 0), or -EINVAL after
  * a message on err (exit 2). Uses getopt_long: call once per process. */
 int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+/* Parses "PORT", "ADDR:PORT" or "[V6ADDR]:PORT" (numeric addresses only); def is the
+ * address for a port alone. 0, or -EINVAL. */
+int srv_config_parse_hostport(const char *val, const char *def, char *addr, size_t cap,
+                              int *port);
 
 /* 1 if the numeric address addr is a loopback address (127.0.0.0/8, ::1, ::ffff:127.x). */
 int srv_config_is_loopback(const char *addr);

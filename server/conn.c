@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "owners.h"
 #include "peercred.h"
 #include "semcalls.h"
@@ -49,10 +50,17 @@ static void on_close(uv_handle_t *h) {
   srv__server_resume_paused(s); /* the detaches may have completed others' requests */
 }
 
-void srv__conn_close(struct srv_conn *c, const char *why) {
+/* Closes c, counting the close under the reason class cls (SRV_M_CLOSED_*): peers that
+ * leave, or a server shutdown, are routine (info); anything else is worth a look (warn). */
+static void close_as(struct srv_conn *c, enum srv_counter cls, const char *why) {
   if (c->state == SRV_CONN_CLOSING)
     return;
-  srv_log("node %u (%s pid %u, %s) closed%s: %s", c->node,
+  srv_metrics_inc(cls);
+  srv_log(cls == SRV_M_CLOSED_DISCONNECT || cls == SRV_M_CLOSED_SHUTDOWN ||
+                  cls == SRV_M_CLOSED_TIMEOUT
+              ? SRV_LOG_INFO
+              : SRV_LOG_WARN,
+          "node %u (%s pid %u, %s) closed%s: %s", c->node,
           c->peer.name[0] ? c->peer.name : "-", c->peer.pid, c->addr[0] ? c->addr : "-",
           c->state == SRV_CONN_AUTH ? " before completing authentication" : "", why);
   c->state = SRV_CONN_CLOSING;
@@ -61,18 +69,24 @@ void srv__conn_close(struct srv_conn *c, const char *why) {
   uv_close(&c->h.handle, on_close);
 }
 
+void srv__conn_close(struct srv_conn *c, const char *why) {
+  close_as(c, c->srv->stopping ? SRV_M_CLOSED_SHUTDOWN : SRV_M_CLOSED_ERROR, why);
+}
+
 static void on_write(uv_write_t *req, int status) {
   struct wreq *w = (struct wreq *)req;
   struct srv_conn *c = w->conn;
 
   c->wpending -= w->len;
+  if (status == 0)
+    srv_metrics_add(SRV_M_BYTES_OUT, w->len);
   free(w);
   if (status < 0 && status != UV_ECANCELED)
-    srv__conn_close(c, uv_strerror(status));
+    close_as(c, SRV_M_CLOSED_ERROR, uv_strerror(status));
   else if (c->state == SRV_CONN_REJECTED && c->wpending == 0)
-    srv__conn_close(c, "authentication failed (refusal sent)");
+    close_as(c, SRV_M_CLOSED_AUTH, "authentication failed (refusal sent)");
   else if (c->draining && c->wpending == 0)
-    srv__conn_close(c, "server shutting down");
+    close_as(c, SRV_M_CLOSED_SHUTDOWN, "server shutting down");
 }
 
 void srv__conn_drain(struct srv_conn *c) {
@@ -81,7 +95,7 @@ void srv__conn_drain(struct srv_conn *c) {
   c->draining = 1;
   uv_read_stop(&c->h.stream);
   if (c->wpending == 0)
-    srv__conn_close(c, "server shutting down");
+    close_as(c, SRV_M_CLOSED_SHUTDOWN, "server shutting down");
 }
 
 static int queue_write(struct srv_conn *c, struct wreq *w) {
@@ -99,11 +113,12 @@ static int queue_write(struct srv_conn *c, struct wreq *w) {
   if (c->wpending == 0 && uv_stream_get_write_queue_size(&c->h.stream) == 0) {
     int done = uv_try_write(&c->h.stream, &b, 1);
     if (done == (int)b.len) {
+      srv_metrics_add(SRV_M_BYTES_OUT, w->len);
       free(w);
       if (c->state == SRV_CONN_REJECTED)
-        srv__conn_close(c, "authentication failed (refusal sent)");
+        close_as(c, SRV_M_CLOSED_AUTH, "authentication failed (refusal sent)");
       else if (c->draining)
-        srv__conn_close(c, "server shutting down");
+        close_as(c, SRV_M_CLOSED_SHUTDOWN, "server shutting down");
       return 0;
     }
     if (done > 0) {
@@ -114,7 +129,7 @@ static int queue_write(struct srv_conn *c, struct wreq *w) {
   err = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
   if (err < 0) {
     free(w);
-    srv__conn_close(c, uv_strerror(err));
+    close_as(c, SRV_M_CLOSED_ERROR, uv_strerror(err));
     return err;
   }
   c->wpending += w->len;
@@ -129,12 +144,12 @@ static struct wreq *wreq_new(struct srv_conn *c, size_t len) {
   if (c->state == SRV_CONN_CLOSING)
     return NULL;
   if (c->wpending > c->srv->cfg->max_output || len > c->srv->cfg->max_output - c->wpending) {
-    srv__conn_close(c, "peer does not read its replies (output limit)");
+    close_as(c, SRV_M_CLOSED_LIMIT, "peer does not read its replies (output limit)");
     return NULL;
   }
   w = malloc(sizeof *w + len);
   if (w == NULL) {
-    srv__conn_close(c, "out of memory for output");
+    close_as(c, SRV_M_CLOSED_ERROR, "out of memory for output");
     return NULL;
   }
   w->len = len;
@@ -146,7 +161,7 @@ int srv__conn_send(struct srv_conn *c, struct proto_msg *m) {
   struct wreq *w;
 
   if (n < 0) {
-    srv_log("node %u: cannot encode %s (%s)", c->node, proto_op_name(m->h.opcode),
+    srv_log(SRV_LOG_ERROR, "node %u: cannot encode %s (%s)", c->node, proto_op_name(m->h.opcode),
             strerror((int)-n));
     return (int)n;
   }
@@ -183,6 +198,9 @@ static void conn_input(struct srv_conn *c) {
   size_t off = 0, need = 0;
   struct proto_msg m;
 
+  /* What the figures date this input's requests from (a paused connection's buffered
+   * requests count the time they waited too). */
+  srv_metrics.rx_ns = c->rx_ns;
   while (c->state != SRV_CONN_CLOSING && c->state != SRV_CONN_REJECTED) {
     struct proto_hdr h;
     const char *why = NULL;
@@ -191,14 +209,14 @@ static void conn_input(struct srv_conn *c) {
 
     if (n < 0) {
       snprintf(msg, sizeof msg, "bad frame (%s)", strerror((int)-n));
-      srv__conn_close(c, msg);
+      close_as(c, SRV_M_CLOSED_PROTOCOL, msg);
       return;
     }
     if (c->rx.len - off >= PROTO_HDR_SIZE &&
         PROTO_HDR_SIZE + (uint64_t)h.length > c->srv->cfg->max_frame) {
       snprintf(msg, sizeof msg, "frame of %llu bytes above --max-frame",
                (unsigned long long)(PROTO_HDR_SIZE + (uint64_t)h.length));
-      srv__conn_close(c, msg);
+      close_as(c, SRV_M_CLOSED_LIMIT, msg);
       return;
     }
     if (n == 0) {
@@ -222,12 +240,12 @@ static void conn_input(struct srv_conn *c) {
     m.h = h;
     if (proto_decode(&m, c->rx.p + off + PROTO_HDR_SIZE, h.length) < 0) {
       snprintf(msg, sizeof msg, "malformed %s payload", proto_op_name(h.opcode));
-      srv__conn_close(c, msg);
+      close_as(c, SRV_M_CLOSED_PROTOCOL, msg);
       return;
     }
     off += (size_t)n;
     if (srv__dispatch(c, &m, &why) < 0) {
-      srv__conn_close(c, why ? why : "protocol violation");
+      close_as(c, SRV_M_CLOSED_PROTOCOL, why ? why : "protocol violation");
       return;
     }
   }
@@ -238,7 +256,7 @@ static void conn_input(struct srv_conn *c) {
   if (c->paused)
     return;
   if (proto_rxbuf_fit(&c->rx, need) < 0)
-    srv__conn_close(c, "out of memory for input");
+    close_as(c, SRV_M_CLOSED_ERROR, "out of memory for input");
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
@@ -246,11 +264,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
   (void)buf;
   if (nread < 0) {
-    srv__conn_close(c, nread == UV_EOF ? "disconnected" : uv_strerror((int)nread));
+    close_as(c, nread == UV_EOF || nread == UV_ECONNRESET ? SRV_M_CLOSED_DISCONNECT : SRV_M_CLOSED_ERROR,
+             nread == UV_EOF ? "disconnected" : uv_strerror((int)nread));
     return;
   }
   c->rx.len += (size_t)nread;
   c->last_rx_ms = uv_now(c->srv->loop);
+  c->rx_ns = srv_metrics_now_ns();
+  srv_metrics_add(SRV_M_BYTES_IN, (uint64_t)nread);
   conn_input(c);
   srv__server_resume_paused(c->srv);
 }
@@ -263,6 +284,7 @@ void srv__conn_feed(struct srv_conn *c, const uint8_t *p, size_t n) {
 
     memcpy(proto_rxbuf_tail(&c->rx), p, take);
     c->rx.len += take;
+    c->rx_ns = srv_metrics_now_ns();
     p += take;
     n -= take;
     conn_input(c);
@@ -271,14 +293,14 @@ void srv__conn_feed(struct srv_conn *c, const uint8_t *p, size_t n) {
 }
 
 void srv__conn_reject(struct srv_conn *c, uint32_t reqid, const char *why) {
-  srv_log("node %u (%s): authentication failed: %s", c->node, c->addr[0] ? c->addr : "-", why);
+  srv_log(SRV_LOG_WARN, "node %u (%s): authentication failed: %s", c->node, c->addr[0] ? c->addr : "-", why);
   (void)srv__conn_send_status(c, PROTO_OP_AUTH, reqid, -EACCES);
   if (c->state == SRV_CONN_CLOSING)
     return;
   c->state = SRV_CONN_REJECTED;
   uv_read_stop(&c->h.stream);
   if (c->discard_output || c->wpending == 0)
-    srv__conn_close(c, "authentication failed");
+    close_as(c, SRV_M_CLOSED_AUTH, "authentication failed");
 }
 
 void srv__conn_pending(struct srv_conn *c, int delta) {
@@ -305,7 +327,7 @@ void srv__conn_resume(struct srv_conn *c) {
     return;
   err = uv_read_start(&c->h.stream, on_alloc, on_read);
   if (err < 0)
-    srv__conn_close(c, uv_strerror(err));
+    close_as(c, SRV_M_CLOSED_ERROR, uv_strerror(err));
 }
 
 void srv__conn_check_timeouts(struct srv_conn *c, uint64_t now_ms) {
@@ -313,12 +335,12 @@ void srv__conn_check_timeouts(struct srv_conn *c, uint64_t now_ms) {
 
   if (c->state != SRV_CONN_READY && c->state != SRV_CONN_CLOSING &&
       cfg->hello_timeout_ms != 0 && now_ms - c->since_ms >= cfg->hello_timeout_ms)
-    srv__conn_close(c, c->state == SRV_CONN_HELLO ? "no HELLO in time (--hello-timeout)"
+    close_as(c, SRV_M_CLOSED_TIMEOUT, c->state == SRV_CONN_HELLO ? "no HELLO in time (--hello-timeout)"
                                                   : "no AUTH in time (--hello-timeout)");
   else if (c->state == SRV_CONN_READY && cfg->idle_timeout_ms != 0 && c->atts.n == 0 &&
            c->nsemreqs == 0 &&
            c->wpending == 0 && now_ms - c->last_rx_ms >= cfg->idle_timeout_ms)
-    srv__conn_close(c, "idle with nothing attached (--idle-timeout)");
+    close_as(c, SRV_M_CLOSED_TIMEOUT, "idle with nothing attached (--idle-timeout)");
 }
 
 /* A new connection object with its handle initialised; accept (or nothing, for the test
@@ -328,7 +350,7 @@ static struct srv_conn *conn_new(struct srv_server *s, int is_unix) {
   int err;
 
   if (c == NULL) {
-    srv_log("accept: out of memory");
+    srv_log(SRV_LOG_ERROR, "accept: out of memory");
     return NULL;
   }
   c->srv = s;
@@ -337,7 +359,7 @@ static struct srv_conn *conn_new(struct srv_server *s, int is_unix) {
   c->is_unix = is_unix;
   err = is_unix ? uv_pipe_init(s->loop, &c->h.pipe, 0) : uv_tcp_init(s->loop, &c->h.tcp);
   if (err < 0) {
-    srv_log("accept: %s", uv_strerror(err));
+    srv_log(SRV_LOG_ERROR, "accept: %s", uv_strerror(err));
     free(c);
     return NULL;
   }
@@ -356,7 +378,7 @@ static int conn_register(struct srv_server *s, struct srv_conn *c, int err) {
   }
   if (err < 0) {
     c->state = SRV_CONN_CLOSING;
-    srv_log("accept: %s", err == -EMFILE ? "connection table full (--max-conns)"
+    srv_log(SRV_LOG_WARN, "accept: %s", err == -EMFILE ? "connection table full (--max-conns)"
                                          : uv_strerror(err));
     uv_close(&c->h.handle, on_close);
     return err;
@@ -403,7 +425,7 @@ static int tcp_peer(struct srv_conn *c) {
     err = uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ours, &len);
   }
   if (err < 0) {
-    srv_log("node %u: cannot read the connection's addresses: %s", c->node, uv_strerror(err));
+    srv_log(SRV_LOG_WARN, "node %u: cannot read the connection's addresses: %s", c->node, uv_strerror(err));
     return err;
   }
   name_addr(&peer, c->addr, sizeof c->addr);
@@ -411,7 +433,7 @@ static int tcp_peer(struct srv_conn *c) {
     return 0;
   err = srv_peercred_tcp_owner((struct sockaddr *)&ours, (struct sockaddr *)&peer, &uid, &ino);
   if (err < 0) {
-    srv_log("node %u (%s): cannot tell who owns the local peer's socket (sock_diag: %s): "
+    srv_log(SRV_LOG_WARN, "node %u (%s): cannot tell who owns the local peer's socket (sock_diag: %s): "
             "refusing it rather than believing its claims", c->node, c->addr, strerror(-err));
     return err;
   }
@@ -459,26 +481,31 @@ void srv_conn_accept(struct srv_server *s, uv_stream_t *listener) {
     return;
   /* From here on the handle exists: every exit goes through uv_close and on_close. */
   err = uv_accept(listener, &c->h.stream);
-  if (conn_register(s, c, err) < 0)
+  if (err == 0)
+    srv_metrics_inc(SRV_M_CONN_ACCEPTED);
+  if (conn_register(s, c, err) < 0) {
+    if (err == 0) /* accepted, then refused: counted as closed too */
+      srv_metrics_inc(s->nconns >= s->cfg->max_conns ? SRV_M_CLOSED_LIMIT : SRV_M_CLOSED_ERROR);
     return;
+  }
   if (c->is_unix) {
     err = unix_peer(c);
     if (err < 0) {
-      srv__conn_close(c, err == -ERANGE ? "peer has more than 64 supplementary groups"
+      close_as(c, SRV_M_CLOSED_AUTH, err == -ERANGE ? "peer has more than 64 supplementary groups"
                                         : "cannot read the peer's credentials");
       return;
     }
   } else {
     err = tcp_peer(c);
     if (err < 0) {
-      srv__conn_close(c, "the kernel cannot vouch for the local peer (refused)");
+      close_as(c, SRV_M_CLOSED_AUTH, "the kernel cannot vouch for the local peer (refused)");
       return;
     }
     uv_tcp_nodelay(&c->h.tcp, 1); /* request/reply traffic: latency over batching */
   }
   err = uv_read_start(&c->h.stream, on_alloc, on_read);
   if (err < 0)
-    srv__conn_close(c, uv_strerror(err));
+    close_as(c, SRV_M_CLOSED_ERROR, uv_strerror(err));
   else
     SRV_VLOG("node %u: accepted from %s", c->node, c->addr);
 }

@@ -48,6 +48,7 @@ struct srv_conn {
   size_t wpending;           /* bytes handed to uv_write and not yet completed */
   uint64_t since_ms;         /* uv_now at accept: the HELLO deadline counts from here */
   uint64_t last_rx_ms;       /* uv_now of the last bytes read: the idle timeout */
+  uint64_t rx_ns;            /* CLOCK_MONOTONIC of the last bytes read: request latency */
   int discard_output;        /* test seam (fuzzing): no socket, replies are dropped */
   char addr[80];             /* the peer for log lines: "1.2.3.4:5678", "unix pid 12 uid 3" */
   int is_unix;               /* accepted on the --unix listener */

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include "kabi.h"
+#include "metrics.h"
 #include "store.h"
 
 /* Page state is allocated in chunks on first use, so a huge mostly untouched segment costs
@@ -32,6 +33,7 @@ struct dreq {
   uint8_t started;      /* start() saw it once (a transaction re-starts it when done) */
   uint32_t first;
   uint32_t count;
+  uint64_t t0;          /* when its message was read (srv_metrics.rx_ns): its latency */
   uint64_t version[];   /* what the requester holds, per page of the run */
 };
 
@@ -82,6 +84,14 @@ static void ghost_end(struct srv_dir *d, struct dpage *pg, uint64_t idx, int bum
 
 /* ---- pages and sharer sets ---- */
 
+/* The page's state as the figures count it (metrics.h): 2 EXCLUSIVE (an owner, node or
+ * ghost), 1 SHARED (sharers only), 0 INVALID. Every change of owner or sharers goes through
+ * set_owner, sharer_add, sharer_del or sharers_clear, which keep the gauges exact without a
+ * scan. */
+static int pstate(const struct dpage *pg) {
+  return pg->owner != SRV_NODE_NONE ? 2 : pg->nsharers > 0 ? 1 : 0;
+}
+
 static struct dpage *page_peek(const struct srv_dir *d, uint64_t idx) {
   struct dpage *c = d->chunk[idx >> CHUNK_SHIFT];
   return c ? &c[idx & CHUNK_MASK] : NULL;
@@ -103,6 +113,7 @@ static struct dpage *page_get(struct srv_dir *d, uint64_t idx) {
        * by an earlier run of the server, and its node has not come back yet. */
       c[i].owner = pr && pr->owner ? SRV_NODE_GHOST : SRV_NODE_NONE;
       c[i].last_writer = SRV_NODE_NONE;
+      srv_metrics_page_moved(0, pstate(&c[i]));
     }
     d->chunk[ci] = c;
   }
@@ -136,18 +147,30 @@ static int sharer_reserve(struct dpage *pg, uint32_t n) {
 }
 
 static int sharer_add(struct dpage *pg, uint32_t node) {
+  int before = pstate(pg);
+
   if (sharer_find(pg, node) >= 0)
     return 0;
   if (sharer_reserve(pg, 1) < 0)
     return -ENOMEM;
   pg->sharers[pg->nsharers++] = node;
+  srv_metrics_page_moved(before, pstate(pg));
   return 0;
 }
 
 static void sharer_del(struct dpage *pg, uint32_t node) {
-  int i = sharer_find(pg, node);
-  if (i >= 0)
+  int i = sharer_find(pg, node), before = pstate(pg);
+  if (i >= 0) {
     pg->sharers[i] = pg->sharers[--pg->nsharers];
+    srv_metrics_page_moved(before, pstate(pg));
+  }
+}
+
+static void sharers_clear(struct dpage *pg) {
+  int before = pstate(pg);
+
+  pg->nsharers = 0;
+  srv_metrics_page_moved(before, pstate(pg));
 }
 
 /* ---- persisted page records (--data-dir) ---- */
@@ -161,7 +184,10 @@ static uint64_t node_tag(const struct srv_dir *d, uint32_t node) {
 /* Every change of a page's owner goes through here, so that the record says who holds it
  * EXCLUSIVE whenever the server might die. */
 static void set_owner(struct srv_dir *d, struct dpage *pg, uint64_t idx, uint32_t node) {
+  int before = pstate(pg);
+
   pg->owner = node;
+  srv_metrics_page_moved(before, pstate(pg));
   if (d->rec != NULL)
     d->rec[idx].owner = node_tag(d, node);
 }
@@ -233,6 +259,8 @@ static void send_range(struct srv_dir *d, uint32_t node, uint8_t op, uint32_t re
 static void send_error(struct srv_dir *d, const struct dreq *r, int err) {
   struct proto_msg m;
 
+  srv_metrics_inc(SRV_M_PAGE_REQ_ERRORS);
+  srv_metrics_observe(srv__op_class[r->op], srv_metrics_now_ns() - r->t0);
   memset(&m.h, 0, sizeof m.h);
   m.h.opcode = r->op;
   m.h.flags = PROTO_F_REPLY;
@@ -265,7 +293,7 @@ static int grant_page(struct srv_dir *d, struct dpage *pg, uint64_t idx,
   } else {
     /* A sharer already has the latest data; otherwise compare versions before the bump. */
     data = sharer_find(pg, r->node) < 0 && held != pg->version;
-    pg->nsharers = 0;
+    sharers_clear(pg);
     bump_version(d, pg, idx);
     set_owner(d, pg, idx, r->node);
   }
@@ -309,6 +337,14 @@ static void grant(struct srv_dir *d, const struct dreq *r) {
   }
   run->count = i;
   send_msg(d, r->node, &m);
+  srv_metrics_inc(r->mode == PROTO_MODE_SHARED ? SRV_M_GRANTS_SHARED : SRV_M_GRANTS_EXCLUSIVE);
+  srv_metrics_add(r->mode == PROTO_MODE_SHARED ? SRV_M_GRANTED_SHARED : SRV_M_GRANTED_EXCLUSIVE,
+                  i);
+  if (r->op == PROTO_OP_READ_DATA && r->mode == PROTO_MODE_EXCLUSIVE)
+    srv_metrics_inc(SRV_M_MIGRATORY_GRANTS);
+  for (i = 0; i < run->count; i++)
+    srv_metrics.c[SRV_M_GRANT_DATA_PAGES] += (run->page[i].flags & PROTO_PAGE_DATA) != 0;
+  srv_metrics_observe(srv__op_class[r->op], srv_metrics_now_ns() - r->t0);
 }
 
 /* ---- transactions ---- */
@@ -382,6 +418,7 @@ static void start(struct srv_dir *d, struct dpage *pg, struct dreq *r) {
   if (pg->owner != SRV_NODE_NONE && pg->owner != r->node) {
     t->recall_node = pg->owner;
     t->recall_reqid = next_reqid(d->ctx);
+    srv_metrics_inc(SRV_M_RECALLS);
     send_range(d, t->recall_node, PROTO_OP_RECALL, t->recall_reqid, r->first,
                r->mode == PROTO_MODE_SHARED ? PROTO_MODE_SHARED : PROTO_MODE_INVALID);
     return;
@@ -420,6 +457,7 @@ static int invalidate_others(struct srv_dir *d, struct dpage *pg, struct dtxn *t
     p->reqid = next_reqid(d->ctx);
   }
   /* Sent after the list is complete: send() never re-enters, but keep the state whole. */
+  srv_metrics_add(SRV_M_INVALIDATIONS, t->ninval);
   for (i = 0; i < t->ninval; i++)
     send_range(d, t->inval[i].node, PROTO_OP_INVALIDATE, t->inval[i].reqid, t->req->first,
                PROTO_MODE_INVALID);
@@ -474,6 +512,7 @@ struct srv_dir *srv_dir_new(struct srv_dirctx *ctx, int32_t shmid, uint8_t *data
     free(d);
     return NULL;
   }
+  srv_metrics.dir_pages += (int64_t)d->npages;
   return d;
 }
 
@@ -523,6 +562,7 @@ void srv_dir_free(struct srv_dir *d) {
     n = d->npages - (ci << CHUNK_SHIFT);
     n = n < CHUNK_PAGES ? n : CHUNK_PAGES;
     for (i = 0; i < n; i++) {
+      srv_metrics_page_moved(pstate(&c[i]), 0);
       if (c[i].txn != NULL) {
         req_free(d, c[i].txn->req);
         txn_free(c[i].txn);
@@ -532,6 +572,7 @@ void srv_dir_free(struct srv_dir *d) {
     }
     free(c);
   }
+  srv_metrics.dir_pages -= (int64_t)d->npages;
   free(d->chunk);
   free(d->users);
   free(d);
@@ -596,6 +637,7 @@ int srv_dir_request(struct srv_dir *d, uint32_t node, uint32_t reqid, uint8_t op
   r->started = 0;
   r->first = run->first;
   r->count = run->count;
+  r->t0 = srv_metrics.rx_ns;
   for (i = 0; i < run->count; i++)
     r->version[i] = run->page[i].version;
   req_count(d, node, +1);
@@ -623,8 +665,7 @@ static int ghost_of(const struct srv_dir *d, const struct dpage *pg, uint64_t id
  * back (a node holding the old version must not take its own unsent writes for the
  * server's). A transaction waiting for the ghost's "recall" moves on. */
 static void ghost_end(struct srv_dir *d, struct dpage *pg, uint64_t idx, int bump) {
-  pg->owner = SRV_NODE_NONE;
-  d->rec[idx].owner = 0;
+  set_owner(d, pg, idx, SRV_NODE_NONE); /* the record's owner becomes 0 too */
   if (bump)
     bump_version(d, pg, idx);
   if (pg->txn != NULL && pg->txn->recall_node == SRV_NODE_GHOST) {
@@ -669,6 +710,7 @@ int srv_dir_write(struct srv_dir *d, uint32_t node, const struct proto_run *run)
     struct dpage *pg = page_peek(d, idx);
     if (pg != NULL && d->rec != NULL && ghost_of(d, pg, idx, tag, run->page[i].version)) {
       memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
+      srv_metrics_inc(SRV_M_WRITEBACK_PAGES);
       if (run->mode == PROTO_MODE_SHARED)
         (void)sharer_add(pg, node);
       ghost_end(d, pg, idx, 0);
@@ -678,12 +720,14 @@ int srv_dir_write(struct srv_dir *d, uint32_t node, const struct proto_run *run)
     if (pg == NULL || pg->owner != node)
       continue;
     memcpy(d->data + idx * PROTO_PAGE_SIZE, run->page[i].data, PROTO_PAGE_SIZE);
+    srv_metrics_inc(SRV_M_WRITEBACK_PAGES);
     if (run->mode == PROTO_MODE_EXCLUSIVE)
       continue; /* a background write-back: the node keeps the page, the version stays */
     set_owner(d, pg, idx, SRV_NODE_NONE);
     if (run->mode == PROTO_MODE_SHARED)
       (void)sharer_add(pg, node);
   }
+  srv_metrics_inc(SRV_M_WRITEBACKS);
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/shm.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "owners.h"
 #include "peercred.h"
 #include "semcalls.h"
@@ -44,7 +45,7 @@ static int owner_groups(struct srv_conn *c, uint32_t hint_pid) {
   int src = srv_peercred_tcp_groups(c->peer.uid, c->owner_ino, hint_pid, &pc);
 
   if (src < 0) {
-    srv_log("node %u (%s): cannot read the groups of uid %u, the owner of the local peer's "
+    srv_log(SRV_LOG_WARN, "node %u (%s): cannot read the groups of uid %u, the owner of the local peer's "
             "socket (%s): refusing it rather than believing its claims", c->node, c->addr,
             c->peer.uid, src == -ERANGE ? "more than 64 supplementary groups"
                          : src == -ENOENT ? "not held by the pid it names, and no passwd entry"
@@ -86,7 +87,7 @@ static void hello_done(struct srv_conn *c) {
   r.u.hello_reply.node = c->node;
   r.u.hello_reply.page_size = PROTO_PAGE_SIZE;
   r.u.hello_reply.max_run = srv_config_max_run(c->srv->cfg);
-  srv_log("node %u: hello from %s (%s) pid %u uid %u gid %u%s%s", c->node,
+  srv_log(SRV_LOG_INFO, "node %u: hello from %s (%s) pid %u uid %u gid %u%s%s", c->node,
           c->peer.name[0] ? c->peer.name : "-", c->addr[0] ? c->addr : "-", c->peer.pid,
           c->peer.uid, c->peer.gid,
           c->kernel_ids    ? " (kernel-verified)"
@@ -112,7 +113,7 @@ static int on_hello(struct srv_conn *c, struct proto_msg *m, const char **why) {
       return -EACCES;
     }
     if (he->uid != c->peer.uid || he->gid != c->peer.gid)
-      srv_log("node %u (%s): ignoring claimed uid %u gid %u", c->node, c->addr, he->uid,
+      srv_log(SRV_LOG_INFO, "node %u (%s): ignoring claimed uid %u gid %u", c->node, c->addr, he->uid,
               he->gid);
   } else {
     c->peer.uid = he->uid;
@@ -399,8 +400,10 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
   handler_fn fn = m->h.opcode < PROTO_OP_MAX_ ? handlers[m->h.opcode] : NULL;
+  unsigned cls;
   int err;
 
+  srv_metrics_rx(m->h.opcode);
   /* The one request of the server that a client answers with a REPLY: a relayed
    * OWNER_ALIVE (owners.c). */
   if ((m->h.flags & PROTO_F_REPLY) && m->h.opcode == PROTO_OP_OWNER_ALIVE &&
@@ -430,5 +433,9 @@ int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
   }
   err = fn(c, m, why);
   srv__server_changed(c->srv);
+  /* Page requests are timed by the directory, until their grant. */
+  cls = srv__op_class[m->h.opcode];
+  if (cls != SRV_RC_READ && cls != SRV_RC_ACQUIRE)
+    srv_metrics_observe(cls, srv_metrics_now_ns() - srv_metrics.rx_ns);
   return err;
 }

@@ -18,17 +18,18 @@ int main(int argc, char **argv) {
   if (rc != 0)
     return rc > 0 ? 0 : 2;
   srv_log_verbose = cfg.verbose;
+  srv_log_json = cfg.log_json;
   /* A peer that vanishes mid-write must cost an EPIPE, not the server. */
   signal(SIGPIPE, SIG_IGN);
 
   err = uv_loop_init(&loop);
   if (err < 0) {
-    srv_log("uv_loop_init: %s", uv_strerror(err));
+    srv_log(SRV_LOG_ERROR, "uv_loop_init: %s", uv_strerror(err));
     return 1;
   }
   err = srv_server_init(&srv, &loop, &cfg);
   if (err < 0) {
-    srv_log("init failed (%s); exiting", strerror(-err));
+    srv_log(SRV_LOG_ERROR, "init failed (%s); exiting", strerror(-err));
     uv_loop_close(&loop);
     return 1;
   }
@@ -38,9 +39,9 @@ int main(int argc, char **argv) {
   if (srv_server_fini(&srv) < 0)
     rc = 1;
   if (uv_loop_close(&loop) != 0)
-    srv_log("loop closed with handles still open");
+    srv_log(SRV_LOG_WARN, "loop closed with handles still open");
   dshm_auth_key_wipe(&cfg.key);
   if (rc == 0)
-    srv_log("exited cleanly");
+    srv_log(SRV_LOG_INFO, "exited cleanly");
   return rc;
 }

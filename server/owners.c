@@ -7,6 +7,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 
 #define OWNERS_MAX 4096u /* questions in flight, server-wide: one per waiting robust locker */
@@ -42,6 +43,7 @@ int srv__owner_alive(struct srv_conn *c, struct proto_msg *m, const char **why) 
   (void)why;
   t = m->u.owner.tag != 0 ? conn_by_tag(s, m->u.owner.tag) : NULL;
   if (t == NULL) {
+    srv_metrics_inc(SRV_M_OWNER_LOCAL);
     answer(c, m->h.reqid, &m->u.owner, 0);
     return 0;
   }
@@ -65,9 +67,11 @@ int srv__owner_alive(struct srv_conn *c, struct proto_msg *m, const char **why) 
   r.u.owner = m->u.owner;
   r.u.owner.alive = 0;
   if (srv__conn_send(t, &r) < 0) {
+    srv_metrics_inc(SRV_M_OWNER_LOCAL);
     answer(c, m->h.reqid, &m->u.owner, 0); /* closing: the host is going */
     return 0;
   }
+  srv_metrics_inc(SRV_M_OWNER_RELAYED);
   o->q[o->n++] = (struct srv_owner_q){r.h.reqid, t->node, c->node, m->h.reqid};
   SRV_VLOG("node %u: owner %u/%u of node %u? asked (reqid %u)", c->node, m->u.owner.pid,
            m->u.owner.tid, t->node, r.h.reqid);

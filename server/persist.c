@@ -27,28 +27,28 @@ int srv_persist_open(struct srv_persist *p, const char *dir) {
 
   p->dirfd = p->lockfd = -1;
   if (strlen(dir) >= sizeof p->path) {
-    srv_log("data dir: path too long");
+    srv_log(SRV_LOG_ERROR, "data dir: path too long");
     return -ENAMETOOLONG;
   }
   strcpy(p->path, dir);
   if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
     err = -errno;
-    srv_log("data dir %s: cannot create: %s", dir, strerror(-err));
+    srv_log(SRV_LOG_ERROR, "data dir %s: cannot create: %s", dir, strerror(-err));
     return err;
   }
   p->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (p->dirfd < 0) {
     err = -errno;
-    srv_log("data dir %s: cannot open: %s", dir, strerror(-err));
+    srv_log(SRV_LOG_ERROR, "data dir %s: cannot open: %s", dir, strerror(-err));
     return err;
   }
   p->lockfd = openat(p->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (p->lockfd < 0 || flock(p->lockfd, LOCK_EX | LOCK_NB) < 0) {
     err = errno == EWOULDBLOCK ? -EBUSY : -errno;
     if (err == -EBUSY)
-      srv_log("data dir %s is in use by another dshm-server (%s/lock is locked)", dir, dir);
+      srv_log(SRV_LOG_ERROR, "data dir %s is in use by another dshm-server (%s/lock is locked)", dir, dir);
     else
-      srv_log("data dir %s: cannot lock: %s", dir, strerror(-err));
+      srv_log(SRV_LOG_ERROR, "data dir %s: cannot lock: %s", dir, strerror(-err));
     srv_persist_close(p);
     return err;
   }
@@ -115,7 +115,7 @@ static void remove_strays(struct srv_persist *p, const struct srv_segtab *t) {
     if (strcmp(e->d_name, META_TMP) == 0 ||
         (sscanf(e->d_name, "seg-%8x%c", &id, &tail) == 1 &&
          srv_seg_lookup(t, (int32_t)id) == NULL)) {
-      srv_log("data dir %s: removing %s (not in the metadata: a crash cut its creation or "
+      srv_log(SRV_LOG_WARN, "data dir %s: removing %s (not in the metadata: a crash cut its creation or "
               "removal short)", p->path, e->d_name);
       unlinkat(p->dirfd, e->d_name, 0);
     }
@@ -136,22 +136,22 @@ int srv_persist_load(struct srv_persist *p, struct srv_segtab *t) {
   if (err == -ENOENT) {
     /* A new directory: a fresh identity, saved at once. */
     if (getrandom(p->instance, sizeof p->instance, 0) != (ssize_t)sizeof p->instance) {
-      srv_log("data dir %s: getrandom: %s", p->path, strerror(errno));
+      srv_log(SRV_LOG_ERROR, "data dir %s: getrandom: %s", p->path, strerror(errno));
       return -EIO;
     }
     remove_strays(p, t);
-    srv_log("data dir %s: new, no segments", p->path);
+    srv_log(SRV_LOG_INFO, "data dir %s: new, no segments", p->path);
     return srv_persist_save(p, t);
   }
   if (err < 0) {
-    srv_log("data dir %s: cannot read %s: %s", p->path, META_NAME,
+    srv_log(SRV_LOG_ERROR, "data dir %s: cannot read %s: %s", p->path, META_NAME,
             err == -EFBIG ? "larger than any valid metadata (corrupt)" : strerror(-err));
     return err;
   }
   err = srv_meta_decode(buf, len, &m, &why);
   free(buf);
   if (err < 0) {
-    srv_log("data dir %s: %s/%s is unusable: %s; refusing to start (move the directory "
+    srv_log(SRV_LOG_ERROR, "data dir %s: %s/%s is unusable: %s; refusing to start (move the directory "
             "away to start empty)", p->path, p->path, META_NAME, why);
     return err;
   }
@@ -161,7 +161,7 @@ int srv_persist_load(struct srv_persist *p, struct srv_segtab *t) {
   for (i = 0; i < m.nsegs; i++) {
     err = srv_seg_restore(t, &m.segs[i], &why);
     if (err < 0) {
-      srv_log("data dir %s: segment %d: %s; refusing to start", p->path, m.segs[i].shm_id,
+      srv_log(SRV_LOG_ERROR, "data dir %s: segment %d: %s; refusing to start", p->path, m.segs[i].shm_id,
               why ? why : strerror(-err));
       free(m.segs);
       return err == -EBADMSG ? err : err;
@@ -170,7 +170,7 @@ int srv_persist_load(struct srv_persist *p, struct srv_segtab *t) {
   free(m.segs);
   remove_strays(p, t);
   t->dirty = 0;
-  srv_log("data dir %s: restored %u segment%s", p->path, m.nsegs, m.nsegs == 1 ? "" : "s");
+  srv_log(SRV_LOG_INFO, "data dir %s: restored %u segment%s", p->path, m.nsegs, m.nsegs == 1 ? "" : "s");
   return 0;
 }
 
@@ -238,7 +238,7 @@ int srv_persist_save(struct srv_persist *p, struct srv_segtab *t) {
   }
 out:
   if (err < 0)
-    srv_log("data dir %s: cannot save the metadata: %s", p->path, strerror(-err));
+    srv_log(SRV_LOG_ERROR, "data dir %s: cannot save the metadata: %s", p->path, strerror(-err));
   free(buf);
   free(m.segs);
   return err;
@@ -250,7 +250,7 @@ int srv_persist_flush(struct srv_persist *p, struct srv_segtab *t) {
 
   for (i = 0; i < t->nslots; i++)
     if (t->slot[i] != NULL && (e = srv_store_sync(&t->slot[i]->store)) < 0) {
-      srv_log("data dir %s: segment %d: msync: %s", p->path, t->slot[i]->shm_id,
+      srv_log(SRV_LOG_ERROR, "data dir %s: segment %d: msync: %s", p->path, t->slot[i]->shm_id,
               strerror(-e));
       if (err == 0)
         err = e;

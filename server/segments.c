@@ -169,7 +169,7 @@ static int seg_new(struct srv_segtab *t, const struct srv_cred *c, int32_t key, 
   s->shm_id = (int32_t)((SRV_SEQ_TAG + t->seq) * SRV_IPCMNI + idx);
   err = srv_store_init(&s->store, npages, t->dirfd, s->shm_id, 1);
   if (err < 0) {
-    srv_log("segment %d: cannot create its memory: %s", s->shm_id, strerror(-err));
+    srv_log(SRV_LOG_ERROR, "segment %d: cannot create its memory: %s", s->shm_id, strerror(-err));
     goto fail_seg;
   }
   s->dir = srv_dir_new(t->dirctx, s->shm_id, s->store.base, npages);

@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 
 /* A SEMOP that waits: the table's srv_semwait points here through ctx. Freed in its timer's
@@ -154,7 +155,7 @@ int srv__sem_op(struct srv_conn *c, struct proto_msg *m, const char **why) {
   if ((has_tmo && tmo[0] == 0 && tmo[1] == 0) || c->nsemreqs >= c->srv->cfg->max_pending ||
       (rq = calloc(1, sizeof *rq)) == NULL) {
     if (!(has_tmo && tmo[0] == 0 && tmo[1] == 0))
-      srv_log("node %u: semop refused: %s", c->node,
+      srv_log(SRV_LOG_WARN, "node %u: semop refused: %s", c->node,
               rq == NULL && c->nsemreqs < c->srv->cfg->max_pending
                   ? "out of memory" : "too many waiting semops (--max-pending)");
     ret = has_tmo && tmo[0] == 0 && tmo[1] == 0 ? -EAGAIN : -ENOMEM;
@@ -169,6 +170,7 @@ int srv__sem_op(struct srv_conn *c, struct proto_msg *m, const char **why) {
   rq->timer.data = rq;
   TAILQ_INSERT_TAIL(&c->semreqs, rq, link);
   c->nsemreqs++;
+  srv_metrics_inc(SRV_M_SEMOP_WAITS);
   if (has_tmo) {
     /* libuv counts milliseconds: round up, never wake early. */
     uint64_t ms = (uint64_t)tmo[0] * 1000 + ((uint64_t)tmo[1] + 999999) / 1000000;

@@ -13,6 +13,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "semcalls.h"
 
 /* The directory's transport: node id -> connection. */
@@ -72,6 +73,12 @@ int srv_server_init(struct srv_server *s, uv_loop_t *loop, const struct srv_conf
   int err;
 
   memset(s, 0, sizeof *s);
+  srv_metrics_reset();
+  {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->start_time = (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+  }
   s->loop = loop;
   s->cfg = cfg;
   s->dirctx.ops = &dir_ops;
@@ -124,7 +131,7 @@ void srv__server_node_resumed(struct srv_server *s, uint64_t tag) {
     if (s->segs.slot[i] != NULL)
       n += srv_dir_end_ghosts(s->segs.slot[i]->dir, tag);
   if (n > 0)
-    srv_log("a returning node released %llu page%s it held before the restart without "
+    srv_log(SRV_LOG_INFO, "a returning node released %llu page%s it held before the restart without "
             "writing %s back", (unsigned long long)n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
 }
 
@@ -140,7 +147,7 @@ void srv__server_end_grace(struct srv_server *s) {
     srv_seg_reap(&s->segs, seg); /* removed while attached, and nobody came back */
   }
   if (n > 0)
-    srv_log("grace period over: %llu page%s held by clients that did not come back now "
+    srv_log(SRV_LOG_INFO, "grace period over: %llu page%s held by clients that did not come back now "
             "serve their last written-back data", (unsigned long long)n, n == 1 ? "" : "s");
   srv__server_changed(s);
 }
@@ -179,7 +186,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   struct srv_server *s = listener->data;
 
   if (status < 0) {
-    srv_log("listen: %s", uv_strerror(status));
+    srv_log(SRV_LOG_ERROR, "listen: %s", uv_strerror(status));
     return;
   }
   if (!s->stopping)
@@ -189,7 +196,7 @@ static void on_connection(uv_stream_t *listener, int status) {
 static void on_signal(uv_signal_t *h, int signum) {
   struct srv_server *s = h->data;
 
-  srv_log("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  srv_log(SRV_LOG_INFO, "%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
   srv_server_stop(s);
 }
 
@@ -258,6 +265,7 @@ void srv_server_stop(struct srv_server *s) {
   s->tcp_on = s->unix_on = 0; /* closing a bound pipe listener removes its socket file */
   uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
   uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
+  srv_httpd_stop(&s->httpd);
   if (s->sweep_on)
     uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
   s->sweep_on = 0;
@@ -314,15 +322,15 @@ static int announce(struct srv_server *s) {
     struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
     uv_ip6_name(a, name, sizeof name);
     port = ntohs(a->sin6_port);
-    printf("dshm-server: listening on [%s]:%d\n", name, port);
+    srv_log_stdout("listening on [%s]:%d", name, port);
   } else {
     struct sockaddr_in *a = (struct sockaddr_in *)&ss;
     uv_ip4_name(a, name, sizeof name);
     port = ntohs(a->sin_port);
-    printf("dshm-server: listening on %s:%d\n", name, port);
+    srv_log_stdout("listening on %s:%d", name, port);
   }
   if (!s->cfg->auth && !srv_config_is_loopback(name))
-    srv_log("WARNING: listening on %s without a token (--insecure): anyone who can reach "
+    srv_log(SRV_LOG_WARN, "listening on %s without a token (--insecure): anyone who can reach "
             "this port can read and write every segment as any user (docs/security.md)",
             name);
   fflush(stdout);
@@ -339,7 +347,7 @@ static int clear_stale_socket(const char *path) {
   if (lstat(path, &st) < 0)
     return errno == ENOENT ? 0 : -errno;
   if (!S_ISSOCK(st.st_mode)) {
-    srv_log("%s exists and is not a socket: not touching it", path);
+    srv_log(SRV_LOG_ERROR, "%s exists and is not a socket: not touching it", path);
     return -EEXIST;
   }
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -349,16 +357,16 @@ static int clear_stale_socket(const char *path) {
   err = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : -errno;
   close(fd);
   if (err == 0) {
-    srv_log("another server is listening on %s", path);
+    srv_log(SRV_LOG_ERROR, "another server is listening on %s", path);
     return -EADDRINUSE;
   }
   if (err != -ECONNREFUSED) {
-    srv_log("cannot probe %s: %s", path, strerror(-err));
+    srv_log(SRV_LOG_ERROR, "cannot probe %s: %s", path, strerror(-err));
     return err;
   }
   if (unlink(path) < 0)
     return -errno;
-  srv_log("removed stale socket file %s", path);
+  srv_log(SRV_LOG_INFO, "removed stale socket file %s", path);
   return 0;
 }
 
@@ -379,8 +387,72 @@ static int listen_unix(struct srv_server *s) {
   err = uv_listen((uv_stream_t *)&s->ulistener, 128, on_connection);
   if (err < 0)
     return err;
-  printf("dshm-server: listening on unix:%s\n", path);
-  fflush(stdout);
+  srv_log_stdout("listening on unix:%s", path);
+  return 0;
+}
+
+void srv__server_gauges(const struct srv_server *s, struct srv_gauges *g) {
+  uint32_t i;
+
+  memset(g, 0, sizeof *g);
+  g->conns_max = s->cfg->max_conns;
+  for (i = 0; i < s->cfg->max_conns; i++) {
+    const struct srv_conn *c = s->conns[i];
+    if (c == NULL)
+      continue;
+    g->conns_hello += c->state == SRV_CONN_HELLO;
+    g->conns_auth += c->state == SRV_CONN_AUTH;
+    g->conns_ready += c->state == SRV_CONN_READY;
+    g->conns_closing += c->state == SRV_CONN_CLOSING || c->state == SRV_CONN_REJECTED;
+    g->conns_paused += c->paused != 0;
+    g->pending_page_reqs += c->npending;
+    g->semops_waiting += c->nsemreqs;
+    g->output_queued += c->wpending;
+  }
+  for (i = 0; i < s->segs.nslots; i++) {
+    const struct srv_seg *seg = s->segs.slot[i];
+    if (seg == NULL)
+      continue;
+    g->segments++;
+    g->segment_bytes += seg->shm_segsz;
+    g->segments_removed_attached += (seg->shm_perm.mode & SRV_SHM_DEST) != 0;
+  }
+  g->segment_pages = s->segs.shm_tot;
+  g->sem_sets = s->sems.in_use;
+  g->sems = s->sems.sem_tot;
+  g->owner_questions = s->owners.n;
+  g->metrics_clients = s->httpd.nclients;
+  g->start_time = s->start_time;
+}
+
+/* The metrics endpoint's exposition: the figures and the gauges read now. */
+static int render_metrics(void *opaque, struct srv_mbuf *b) {
+  struct srv_gauges g;
+
+  srv__server_gauges(opaque, &g);
+  return srv_metrics_render(b, &g);
+}
+
+/* --metrics: listens and prints "metrics on http://ADDR:PORT/metrics" on stdout after the
+ * listening lines, so that scripts reading the first line see what they always saw. */
+static int metrics_start(struct srv_server *s) {
+  struct sockaddr_storage ss;
+  char name[80];
+  int err;
+
+  if (resolve(s->cfg->metrics_addr, s->cfg->metrics_port, &ss) < 0)
+    return -EINVAL;
+  err = srv_httpd_start(&s->httpd, s->loop, (struct sockaddr *)&ss, render_metrics, s, name,
+                        sizeof name);
+  if (err < 0) {
+    srv_log(SRV_LOG_ERROR, "cannot listen for metrics on %s port %d: %s",
+            s->cfg->metrics_addr, s->cfg->metrics_port, uv_strerror(err));
+    return err;
+  }
+  srv_log_stdout("metrics on http://%s/metrics", name);
+  if (!srv_config_is_loopback(s->cfg->metrics_addr))
+    srv_log(SRV_LOG_WARN, "metrics on %s, not a loopback address: anyone who can reach it "
+            "sees the server's figures (counts and rates, no data; docs/security.md)", name);
   return 0;
 }
 
@@ -389,7 +461,7 @@ int srv_server_start(struct srv_server *s) {
   int err;
 
   if (s->cfg->tcp && resolve(s->cfg->bind, s->cfg->port, &ss) < 0) {
-    srv_log("cannot parse bind address '%s'", s->cfg->bind);
+    srv_log(SRV_LOG_ERROR, "cannot parse bind address '%s'", s->cfg->bind);
     return -EINVAL;
   }
   /* Once the signal handles exist, stop closes everything; before that, unwind by hand. */
@@ -409,7 +481,7 @@ int srv_server_start(struct srv_server *s) {
   if (err == 0)
     err = timers_start(s);
   if (err < 0) {
-    srv_log("cannot start: %s", uv_strerror(err));
+    srv_log(SRV_LOG_ERROR, "cannot start: %s", uv_strerror(err));
     goto fail_stop;
   }
   if (s->cfg->tcp) {
@@ -423,7 +495,7 @@ int srv_server_start(struct srv_server *s) {
     if (err == 0)
       err = announce(s);
     if (err < 0) {
-      srv_log("cannot listen on %s:%d: %s", s->cfg->bind, s->cfg->port, uv_strerror(err));
+      srv_log(SRV_LOG_ERROR, "cannot listen on %s:%d: %s", s->cfg->bind, s->cfg->port, uv_strerror(err));
       goto fail_stop;
     }
   }
@@ -434,12 +506,17 @@ int srv_server_start(struct srv_server *s) {
     if (err == 0)
       err = listen_unix(s);
     if (err < 0) {
-      srv_log("cannot listen on unix:%s: %s", s->cfg->unix_path, uv_strerror(err));
+      srv_log(SRV_LOG_ERROR, "cannot listen on unix:%s: %s", s->cfg->unix_path, uv_strerror(err));
       goto fail_stop;
     }
   }
+  if (s->cfg->metrics) {
+    err = metrics_start(s);
+    if (err < 0)
+      goto fail_stop;
+  }
   if (s->cfg->auth)
-    srv_log("clients must prove the token of %s", s->cfg->token_file);
+    srv_log(SRV_LOG_INFO, "clients must prove the token of %s", s->cfg->token_file);
   return 0;
 
 fail_stop:
@@ -448,7 +525,7 @@ fail_stop:
 fail_sigint:
   uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
 fail:
-  srv_log("init: %s", uv_strerror(err));
+  srv_log(SRV_LOG_ERROR, "init: %s", uv_strerror(err));
   s->stopping = 1;
   return err;
 }
@@ -459,7 +536,7 @@ int srv_server_fini(struct srv_server *s) {
   if (s->persist.dirfd >= 0) {
     err = srv_persist_flush(&s->persist, &s->segs);
     if (err == 0)
-      srv_log("data dir %s: segments flushed", s->persist.path);
+      srv_log(SRV_LOG_INFO, "data dir %s: segments flushed", s->persist.path);
   }
   srv_segtab_fini(&s->segs);
   srv_semtab_fini(&s->sems);

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "directory.h"
+#include "httpd.h"
 #include "owners.h"
 #include "persist.h"
 #include "segments.h"
@@ -39,6 +40,8 @@ struct srv_server {
   int grace_on;
   uv_timer_t drain;         /* shutdown deadline for queued output */
   int drain_on;
+  struct srv_httpd httpd;   /* --metrics; open when httpd.on */
+  double start_time;        /* wall clock at init: dshm_server_start_time_seconds */
   int stopping;
   int want_resume;          /* a paused connection fell below --max-pending */
   int resuming;
@@ -54,6 +57,9 @@ int srv_server_start(struct srv_server *s);
 /* Stops accepting and closes every connection and handle; uv_run then returns. Idempotent.
  * Loop thread only. */
 void srv_server_stop(struct srv_server *s);
+
+/* Reads the gauges of the figures from the tables (metrics.h). Loop thread only. */
+void srv__server_gauges(const struct srv_server *s, struct srv_gauges *g);
 
 /* Frees what is left (segments, tables) after uv_run has returned; with --data-dir first
  * msyncs every segment file and saves the metadata. 0, or -errno if that failed. */

@@ -9,7 +9,7 @@ src=$(dirname "$0")
 # UBSan findings are fatal here (the sanitizer default is to report and go on).
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1
-for t in proto server agent; do
+for t in proto server agent http; do
   corpus=$build/fuzz-corpus/$t
   artifacts=$build/fuzz-artifacts/$t
   mkdir -p "$corpus" "$artifacts"

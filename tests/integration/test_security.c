@@ -295,7 +295,7 @@ START_TEST(refuses_network_without_token) {
                 line);
   h_server_stop(&s.h);
   slurp(s.log, log, sizeof log);
-  ck_assert_msg(strstr(log, "WARNING: listening on 0.0.0.0 without a token") != NULL, "%s", log);
+  ck_assert_msg(strstr(log, "warn: listening on 0.0.0.0 without a token") != NULL, "%s", log);
 }
 END_TEST
 

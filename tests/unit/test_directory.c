@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "directory.h"
+#include "metrics.h"
 
 #define NPAGES 8
 #define SHMID  7
@@ -79,8 +80,31 @@ static void setup(void) {
   ck_assert_ptr_nonnull(dir);
 }
 
+/* The page-state gauges (metrics.h), kept on every transition, agree with a scan of the
+ * directory after whatever the test did; freeing the directory takes its pages away. */
+static void check_gauges(void) {
+  int64_t shared = 0, exclusive = 0;
+  struct srv_dpage_info in;
+
+  for (uint32_t i = 0; i < NPAGES; i++) {
+    ck_assert_int_eq(srv_dir_page_info(dir, i, &in), 0);
+    if (in.owner != SRV_NODE_NONE)
+      exclusive++;
+    else if (in.nsharers > 0)
+      shared++;
+  }
+  ck_assert_int_eq(srv_metrics.dir_pages, NPAGES);
+  ck_assert_int_eq(srv_metrics.pages_shared, shared);
+  ck_assert_int_eq(srv_metrics.pages_exclusive, exclusive);
+}
+
 static void teardown(void) {
+  check_gauges();
   srv_dir_free(dir);
+  dir = NULL;
+  ck_assert_int_eq(srv_metrics.dir_pages, 0);
+  ck_assert_int_eq(srv_metrics.pages_shared, 0);
+  ck_assert_int_eq(srv_metrics.pages_exclusive, 0);
   free(mem);
 }
 

@@ -199,6 +199,47 @@ START_TEST(security_listeners) {
 }
 END_TEST
 
+/* --metrics: off by default, a port alone is loopback, numeric addresses only, IPv6 in
+ * brackets; --log-format text or json. */
+START_TEST(metrics_and_log_format) {
+  static const char *const bad[] = {"", "65536", "-1", "01", "1.2.3.4", "localhost:9464",
+                                    "::1:9464", "[::1]", "[::1]:", "1.2.3.4:", ":9464",
+                                    "1.2.3.4:x", "[1.2.3.4]:80x"};
+
+  unsetenv("DSHM_METRICS");
+  unsetenv("DSHM_LOG_FORMAT");
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_int_eq(cfg.metrics, 0);
+  ck_assert_int_eq(cfg.log_json, 0);
+  ck_assert_int_eq(parse("--metrics", "9464", NULL), 0);
+  ck_assert_int_eq(cfg.metrics, 1);
+  ck_assert_str_eq(cfg.metrics_addr, "127.0.0.1");
+  ck_assert_int_eq(cfg.metrics_port, 9464);
+  ck_assert_int_eq(parse("--metrics", "0", NULL), 0);
+  ck_assert_int_eq(cfg.metrics_port, 0);
+  ck_assert_int_eq(parse("--metrics", "0.0.0.0:9100", NULL), 0); /* allowed, warned at start */
+  ck_assert_str_eq(cfg.metrics_addr, "0.0.0.0");
+  ck_assert_int_eq(cfg.metrics_port, 9100);
+  ck_assert_int_eq(parse("--metrics=[::1]:9464", NULL), 0);
+  ck_assert_str_eq(cfg.metrics_addr, "::1");
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_msg(parse("--metrics", bad[i], NULL) == -EINVAL, "accepted '%s'", bad[i]);
+    ck_assert_ptr_nonnull(strstr(errbuf, "--metrics"));
+  }
+  setenv("DSHM_METRICS", "127.0.0.2:7000", 1);
+  setenv("DSHM_LOG_FORMAT", "json", 1);
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_int_eq(cfg.metrics, 1);
+  ck_assert_str_eq(cfg.metrics_addr, "127.0.0.2");
+  ck_assert_int_eq(cfg.log_json, 1);
+  ck_assert_int_eq(parse("--log-format", "text", NULL), 0); /* flags win */
+  ck_assert_int_eq(cfg.log_json, 0);
+  unsetenv("DSHM_METRICS");
+  unsetenv("DSHM_LOG_FORMAT");
+  ck_assert_int_eq(parse("--log-format", "xml", NULL), -EINVAL);
+}
+END_TEST
+
 START_TEST(frame_and_pending_limits) {
   unsetenv("DSHM_MAX_FRAME");
   unsetenv("DSHM_MAX_PENDING");
@@ -300,6 +341,7 @@ int main(void) {
   tcase_add_test(tc, help_and_version);
   tcase_add_test(tc, abuse_limits);
   tcase_add_test(tc, security_listeners);
+  tcase_add_test(tc, metrics_and_log_format);
   tcase_add_test(tc, frame_and_pending_limits);
   tcase_add_test(tc, token_file);
   tcase_add_test(tc, auth_proofs);
