@@ -6,6 +6,7 @@
  *   dshm ls|ipcs [-m|-s|-a] [--json]
  *   dshm stat [-m|-s] ID|KEY
  *   dshm rm [-m ID] [-M KEY] [-s ID] [-S KEY] ...
+ *   dshm status [--metrics [ADDR:]PORT] [--json]        (status.c)
  *
  * Everything but run talks to the server through the shim: the command runs itself again
  * with the library preloaded, and then makes the plain SysV calls (SHM_INFO and SHM_STAT_ANY,
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "kabi.h"
+#include "status.h"
 
 #ifndef DSHM_LIBDIR
 #define DSHM_LIBDIR "/usr/local/lib/dshm"
@@ -46,6 +48,7 @@ static int usage(FILE *f, int rc) {
           "       dshm ls|ipcs [-m|-s|-a] [--json]\n"
           "       dshm stat [-m|-s] ID|KEY\n"
           "       dshm rm [-m ID] [-M KEY] [-s ID] [-S KEY] ...\n"
+          "       dshm status [--metrics [ADDR:]PORT] [--json]\n"
           "       dshm --help | --version\n"
           "\n"
           "  run    runs PROG under the shim (LD_PRELOAD, kept in front of an existing one;\n"
@@ -54,6 +57,8 @@ static int usage(FILE *f, int rc) {
           "         the layout of ipcs; --json for one JSON object\n"
           "  stat   every field of one segment (-m, the default) or set (-s), as ipcs -i\n"
           "  rm     removes segments and sets by id or key, as ipcrm\n"
+          "  status the server's health and figures, from its metrics endpoint\n"
+          "         (dshm-server --metrics; DSHM_METRICS)\n"
           "\n"
           "The server is DSHM_SERVER (default 127.0.0.1:8080); the library is\n"
           "DSHM_PRELOAD_LIB if set, else %s/libdshm_preload.so. See dshm(1).\n",
@@ -415,6 +420,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "run"))
     return cmd_run(argc - 2, argv + 2);
+  if (!strcmp(cmd, "status"))
+    return dshm_status(argc - 2, argv + 2);
   if (strcmp(cmd, "ls") && strcmp(cmd, "ipcs") && strcmp(cmd, "stat") && strcmp(cmd, "rm"))
     return usage(stderr, 2);
   if (ensure_shimmed(argv) < 0)

@@ -31,7 +31,14 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 . "$(dirname "$0")/server.sh"
-start_server "$server" "$tmp/server.log"
+start_server "$server" "$tmp/server.log" --metrics 127.0.0.1:0
+mport=
+for _ in $(seq 50); do
+  mport=$(sed -nE 's/.*metrics on http:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' "$tmp/server.log")
+  [ -n "$mport" ] && break
+  sleep 0.1
+done
+[ -n "$mport" ] || fail "no metrics address in the server's log: $(cat "$tmp/server.log")"
 SHIM=(env DSHM_SERVER="127.0.0.1:$port" LD_PRELOAD="$preload" DSHM_PRELOAD_LIB="$preload"
       DSHM_AGENT_DIR="$tmp/host" DSHM_AGENT_BIN="$agent" DSHM_AGENT_IDLE_MS=200)
 NATIVE=(env -u LD_PRELOAD)
@@ -115,6 +122,19 @@ d = json.load(sys.stdin)
 keys = {s['key'] for s in d['segments']} | {s['key'] for s in d['semaphores']}
 want = {$K1, $K2, $K3}
 sys.exit(0 if want <= keys else 'dshm ls --json: %s' % d)" || fail "dshm ls --json"
+# dshm status: the server's figures, through its metrics endpoint, against what is there now.
+"$dshm" status --metrics "127.0.0.1:$mport" >"$tmp/status" || fail "dshm status: $(cat "$tmp/status")"
+grep -q "^segments   2 " "$tmp/status" || fail "dshm status: $(cat "$tmp/status")"
+grep -q "^semaphores 1 sets (4 semaphores)" "$tmp/status" || fail "dshm status: $(cat "$tmp/status")"
+DSHM_METRICS="127.0.0.1:$mport" "$dshm" status --json | python3 -c "
+import json, sys
+s = json.load(sys.stdin)['series']
+want = {'dshm_server_segments': 2, 'dshm_server_semaphore_sets': 1, 'dshm_server_semaphores': 4,
+        'dshm_server_segment_bytes': 10000 + 4096}
+bad = {k: (s.get(k), v) for k, v in want.items() if s.get(k) != v}
+sys.exit('dshm status --json: %s' % bad if bad else 0)" || fail "dshm status --json"
+"$dshm" status --metrics 127.0.0.1:1 2>/dev/null && fail "dshm status with no server answered 0"
+"$dshm" status >/dev/null 2>&1; [ $? = 2 ] || fail "dshm status without an address is not a usage error"
 bad=$((0x40000000 + 123456))
 { "${SHIM[@]}" ipcrm -m "$bad" -M "$NOKEY"; echo "rc=$?"; } 2>&1 | sed 's/^ipcrm:/X:/' >"$tmp/ipcrm.err"
 { "${SHIM[@]}" "$dshm" rm -m "$bad" -M "$NOKEY"; echo "rc=$?"; } 2>&1 | sed 's/^dshm:/X:/' >"$tmp/dshm.err"
@@ -126,4 +146,4 @@ left=$("${SHIM[@]}" ipcs -a | grep -E "^($K1|$K2|$K3) ")
 out=$(env LD_PRELOAD=libother.so DSHM_PRELOAD_LIB="$preload" "$dshm" run --server 10.9.8.7:1 \
   sh -c 'echo "$LD_PRELOAD $DSHM_SERVER"' 2>/dev/null)
 [ "$out" = "$preload:libother.so 10.9.8.7:1" ] || fail "dshm run: $out"
-echo "ipcs, ipcrm and dshm ls/stat/rm/run agree with the kernel's"
+echo "ipcs, ipcrm and dshm ls/stat/rm/run agree with the kernel's; dshm status with the server's"

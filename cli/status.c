@@ -1,0 +1,288 @@
+/* status.c - owns `dshm status`: the server's health and figures, read from its metrics
+ * endpoint (dshm-server --metrics, docs/operations.md "Metrics") and summed up for a person,
+ * or passed on whole with --json. */
+#include "status.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_BODY (1u << 20) /* an exposition is a few KiB; anything past this is refused */
+#define MAX_SERIES 1024
+
+struct series {
+  char *name; /* "metric{labels}" as exposed */
+  double value;
+};
+
+static struct series series[MAX_SERIES];
+static size_t nseries;
+
+/* "[ADDR:]PORT" or "[V6]:PORT" into host and port (loopback when only a port). 0 or -1. */
+static int split_addr(const char *spec, char *host, size_t cap, char *port, size_t pcap) {
+  const char *colon = strrchr(spec, ':');
+
+  if (colon == NULL) {
+    snprintf(host, cap, "127.0.0.1");
+    snprintf(port, pcap, "%s", spec);
+  } else if (spec[0] == '[') {
+    const char *end = strchr(spec, ']');
+    if (end == NULL || end + 1 != colon)
+      return -1;
+    snprintf(host, cap, "%.*s", (int)(end - spec - 1), spec + 1);
+    snprintf(port, pcap, "%s", colon + 1);
+  } else {
+    snprintf(host, cap, "%.*s", (int)(colon - spec), spec);
+    snprintf(port, pcap, "%s", colon + 1);
+  }
+  return *host && *port ? 0 : -1;
+}
+
+/* GET /metrics from spec; the body in *out (malloc'd, NUL-terminated). 0 or -1 (said why). */
+static int fetch(const char *spec, char **out) {
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+  struct timeval tv = {5, 0};
+  char host[256], port[32], *buf = NULL, *body;
+  size_t len = 0, cap = 0;
+  int fd = -1, rc;
+  ssize_t n;
+
+  if (split_addr(spec, host, sizeof host, port, sizeof port) < 0) {
+    fprintf(stderr, "dshm: status: bad metrics address '%s' (ADDR:PORT)\n", spec);
+    return -1;
+  }
+  rc = getaddrinfo(host, port, &hints, &ai);
+  if (rc != 0) {
+    fprintf(stderr, "dshm: status: %s: %s\n", spec, gai_strerror(rc));
+    return -1;
+  }
+  fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+      connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+    fprintf(stderr, "dshm: status: cannot reach the server's metrics at %s: %s\n", spec,
+            strerror(errno));
+    goto fail;
+  }
+  dprintf(fd, "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", host);
+  for (;;) {
+    if (len + 4096 + 1 > cap) {
+      char *nb;
+      if (cap >= MAX_BODY) {
+        fprintf(stderr, "dshm: status: the answer from %s is over %u bytes\n", spec, MAX_BODY);
+        goto fail;
+      }
+      cap = cap ? cap * 2 : 16384;
+      nb = realloc(buf, cap);
+      if (nb == NULL)
+        goto fail;
+      buf = nb;
+    }
+    n = read(fd, buf + len, cap - len - 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      fprintf(stderr, "dshm: status: reading from %s: %s\n", spec, strerror(errno));
+      goto fail;
+    }
+    if (n == 0)
+      break;
+    len += (size_t)n;
+  }
+  buf[len] = '\0';
+  body = strstr(buf, "\r\n\r\n");
+  if (strncmp(buf, "HTTP/1.", 7) != 0 || strlen(buf) < 12 || strncmp(buf + 9, "200", 3) != 0 ||
+      body == NULL) {
+    fprintf(stderr, "dshm: status: %s answered '%.*s'\n", spec, (int)strcspn(buf, "\r\n"), buf);
+    goto fail;
+  }
+  memmove(buf, body + 4, strlen(body + 4) + 1);
+  *out = buf;
+  close(fd);
+  freeaddrinfo(ai);
+  return 0;
+fail:
+  free(buf);
+  if (fd >= 0)
+    close(fd);
+  freeaddrinfo(ai);
+  return -1;
+}
+
+/* Every "name{labels} value" line of the exposition into series[]. */
+static void parse(char *body) {
+  for (char *line = strtok(body, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+    char *sp;
+    if (line[0] == '#' || nseries == MAX_SERIES)
+      continue;
+    sp = strrchr(line, ' ');
+    if (sp == NULL)
+      continue;
+    *sp = '\0';
+    series[nseries].name = line;
+    series[nseries].value = strtod(sp + 1, NULL);
+    nseries++;
+  }
+}
+
+static double get(const char *name) {
+  for (size_t i = 0; i < nseries; i++)
+    if (strcmp(series[i].name, name) == 0)
+      return series[i].value;
+  return NAN;
+}
+
+/* The smallest bucket bound under which q of a histogram's observations of class fall, in
+ * seconds; NAN when it has none. */
+static double quantile(const char *cls, double q) {
+  char count_name[256];
+  double total, best = NAN;
+  size_t plen;
+
+  snprintf(count_name, sizeof count_name,
+           "dshm_server_request_duration_seconds_count{class=\"%s\"}", cls);
+  total = get(count_name);
+  if (!(total > 0))
+    return NAN;
+  snprintf(count_name, sizeof count_name,
+           "dshm_server_request_duration_seconds_bucket{class=\"%s\",le=\"", cls);
+  plen = strlen(count_name);
+  for (size_t i = 0; i < nseries; i++) {
+    double le;
+    if (strncmp(series[i].name, count_name, plen) != 0 || series[i].value < q * total)
+      continue;
+    le = strtod(series[i].name + plen, NULL); /* "+Inf" gives inf */
+    if (isnan(best) || le < best)
+      best = le;
+  }
+  return best;
+}
+
+static void human_bytes(char *out, size_t cap, double b) {
+  const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    u++;
+  }
+  snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
+}
+
+static void human_time(char *out, size_t cap, double s) {
+  if (isnan(s))
+    snprintf(out, cap, "-");
+  else if (isinf(s))
+    snprintf(out, cap, "> 33 s");
+  else if (s < 1e-3)
+    snprintf(out, cap, "<= %.0f us", s * 1e6);
+  else if (s < 1)
+    snprintf(out, cap, "<= %.1f ms", s * 1e3);
+  else
+    snprintf(out, cap, "<= %.1f s", s);
+}
+
+static void print_text(const char *spec) {
+  static const char *classes[] = {"read", "acquire", "write", "shm", "sem", "session"};
+  char a[32], b[32];
+  double up = (double)time(NULL) - get("dshm_server_start_time_seconds");
+  double ready = get("dshm_server_connections{state=\"ready\"}");
+  double conns = ready + get("dshm_server_connections{state=\"hello\"}") +
+                 get("dshm_server_connections{state=\"auth\"}") +
+                 get("dshm_server_connections{state=\"closing\"}");
+
+  printf("server     up %.0fh%02.0fm, metrics at %s\n", floor(up / 3600),
+         fmod(floor(up / 60), 60), spec);
+  printf("clients    %.0f connections (%.0f ready, %.0f paused), %.0f host agents\n", conns,
+         ready, get("dshm_server_connections_paused"), get("dshm_server_nodes"));
+  human_bytes(a, sizeof a, get("dshm_server_segment_bytes"));
+  printf("segments   %.0f (%s in %.0f pages: %.0f shared, %.0f exclusive, %.0f at the server "
+         "only), %.0f marked for removal\n",
+         get("dshm_server_segments"), a, get("dshm_server_segment_pages"),
+         get("dshm_server_pages{state=\"shared\"}"),
+         get("dshm_server_pages{state=\"exclusive\"}"),
+         get("dshm_server_pages{state=\"invalid\"}"),
+         get("dshm_server_segments_removed_attached"));
+  printf("semaphores %.0f sets (%.0f semaphores), %.0f semops waiting\n",
+         get("dshm_server_semaphore_sets"), get("dshm_server_semaphores"),
+         get("dshm_server_semops_waiting"));
+  human_bytes(a, sizeof a, get("dshm_server_received_bytes_total"));
+  human_bytes(b, sizeof b, get("dshm_server_sent_bytes_total"));
+  printf("pages      %.0f read and %.0f write grants, %.0f recalls, %.0f invalidations, "
+         "%.0f write-backs, %.0f requests waiting\n",
+         get("dshm_server_page_grants_total{mode=\"shared\"}"),
+         get("dshm_server_page_grants_total{mode=\"exclusive\"}"),
+         get("dshm_server_recalls_sent_total"), get("dshm_server_invalidations_sent_total"),
+         get("dshm_server_writebacks_total"), get("dshm_server_pending_page_requests"));
+  printf("traffic    %s in, %s out\n", a, b);
+  for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
+    char name[128];
+    snprintf(name, sizeof name, "dshm_server_request_duration_seconds_count{class=\"%s\"}",
+             classes[i]);
+    if (!(get(name) > 0))
+      continue;
+    human_time(a, sizeof a, quantile(classes[i], 0.5));
+    human_time(b, sizeof b, quantile(classes[i], 0.99));
+    printf("latency    %-8s %8.0f requests, p50 %s, p99 %s\n", classes[i], get(name), a, b);
+  }
+}
+
+/* Every series as one JSON object, the names as exposed (labels included). */
+static void print_json(const char *spec) {
+  printf("{\n  \"metrics_address\": \"%s\",\n  \"series\": {", spec);
+  for (size_t i = 0; i < nseries; i++) {
+    printf("%s\n    \"", i ? "," : "");
+    for (const char *p = series[i].name; *p; p++)
+      printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+    if (isnan(series[i].value) || isinf(series[i].value))
+      printf("\": null");
+    else
+      printf("\": %.17g", series[i].value);
+  }
+  printf("\n  }\n}\n");
+}
+
+int dshm_status(int argc, char **argv) {
+  const char *spec = getenv("DSHM_METRICS");
+  char *body = NULL;
+  int json = 0;
+
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else if (!strcmp(argv[i], "--metrics") && i + 1 < argc)
+      spec = argv[++i];
+    else if (!strncmp(argv[i], "--metrics=", 10))
+      spec = argv[i] + 10;
+    else {
+      fprintf(stderr, "usage: dshm status [--metrics [ADDR:]PORT] [--json]\n");
+      return 2;
+    }
+  }
+  if (spec == NULL || !*spec) {
+    fprintf(stderr, "dshm: status needs the server's metrics address: --metrics [ADDR:]PORT "
+                    "or DSHM_METRICS (the server's --metrics)\n");
+    return 2;
+  }
+  if (fetch(spec, &body) < 0)
+    return 1;
+  parse(body);
+  if (isnan(get("dshm_server_start_time_seconds"))) {
+    fprintf(stderr, "dshm: status: %s does not look like a dshm-server's metrics\n", spec);
+    free(body);
+    return 1;
+  }
+  if (json)
+    print_json(spec);
+  else
+    print_text(spec);
+  free(body);
+  return 0;
+}
