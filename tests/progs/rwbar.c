@@ -39,6 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "rwbar"
+#include "progs.h"
+
 #define RECORD  64
 #define MAXP    16
 #define WAIT_S  20
@@ -58,33 +61,6 @@ struct bar {
   uint64_t slot[MAXP];  /* each party's round (atomic stores and loads) */
   uint64_t serial[MAXP];
 };
-
-static int fail(const char *what) {
-  fprintf(stderr, "rwbar: %s: %s\n", what, strerror(errno));
-  return 1;
-}
-
-static int err(const char *what, int rc) {
-  errno = rc;
-  return fail(what);
-}
-
-/* The segment KEY of size bytes, made (create) or found, attached. */
-static void *attach(key_t key, size_t size, int create) {
-  int id = shmget(key, size, create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
-  void *p;
-
-  if (id < 0) {
-    fail("shmget");
-    return NULL;
-  }
-  p = shmat(id, NULL, 0);
-  if (p == (void *)-1) {
-    fail("shmat");
-    return NULL;
-  }
-  return p;
-}
 
 static int detach_remove(key_t key, void *p) {
   int id = shmget(key, 0, 0);
@@ -155,7 +131,7 @@ static int write_round(struct rw *p, long i, long hold_us) {
   stuck_what = "wrlock";
   rc = i % 2 ? pthread_rwlock_timedwrlock(&p->l, &until) : pthread_rwlock_wrlock(&p->l);
   if (rc != 0)
-    return err("wrlock", rc);
+    return fail_rc("wrlock", rc);
   if (__atomic_exchange_n(&p->inside, -1000, __ATOMIC_SEQ_CST) != 0) {
     fprintf(stderr, "rwbar: a writer found somebody inside at round %ld\n", i);
     return 1;
@@ -169,7 +145,7 @@ static int write_round(struct rw *p, long i, long hold_us) {
   p->writes++;
   __atomic_store_n(&p->inside, 0, __ATOMIC_SEQ_CST);
   if ((rc = pthread_rwlock_unlock(&p->l)) != 0)
-    return err("wrunlock", rc);
+    return fail_rc("wrunlock", rc);
   return 0;
 }
 
@@ -192,7 +168,7 @@ static int read_round(struct rw *p, long i, long hold_us) {
       rc = pthread_rwlock_rdlock(&p->l);
   }
   if (rc != 0)
-    return err("rdlock", rc);
+    return fail_rc("rdlock", rc);
   if (__atomic_fetch_add(&p->inside, 1, __ATOMIC_SEQ_CST) < 0) {
     fprintf(stderr, "rwbar: a reader found a writer inside at round %ld\n", i);
     return 1;
@@ -206,7 +182,7 @@ static int read_round(struct rw *p, long i, long hold_us) {
     }
   __atomic_fetch_sub(&p->inside, 1, __ATOMIC_SEQ_CST);
   if ((rc = pthread_rwlock_unlock(&p->l)) != 0)
-    return err("rdunlock", rc);
+    return fail_rc("rdunlock", rc);
   return 0;
 }
 
@@ -283,7 +259,7 @@ static int cmd_barrier(key_t key, long n, long rounds) {
     if (rc == PTHREAD_BARRIER_SERIAL_THREAD)
       serials++;
     else if (rc != 0)
-      return err("pthread_barrier_wait", rc);
+      return fail_rc("pthread_barrier_wait", rc);
     for (long j = 0; j < n; j++) {
       uint64_t s = __atomic_load_n(&p->slot[j], __ATOMIC_SEQ_CST);
       if (s != (uint64_t)r && s != (uint64_t)r + 1) {

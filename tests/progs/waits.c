@@ -45,6 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "waits"
+#include "progs.h"
+
 #define SLOTS  16
 #define WAIT_S 20
 
@@ -54,45 +57,6 @@ struct queue {
   uint64_t slot[SLOTS];
   uint64_t sum[4], count[4];
 };
-
-static int fail(const char *what) {
-  fprintf(stderr, "waits: %s: %s\n", what, strerror(errno));
-  return 1;
-}
-
-static int cerr_(const char *what, int rc) {
-  errno = rc;
-  return fail(what);
-}
-
-/* The segment KEY of size bytes, made (create) or found, attached. */
-static void *attach(key_t key, size_t size, int create) {
-  int id = shmget(key, size, create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
-  void *p;
-
-  if (id < 0) {
-    fail("shmget");
-    return NULL;
-  }
-  p = shmat(id, NULL, 0);
-  if (p == (void *)-1) {
-    fail("shmat");
-    return NULL;
-  }
-  return p;
-}
-
-static struct timespec after_ms(long ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
-}
 
 static int timed(sem_t *s) {
   struct timespec until = after_ms(WAIT_S * 1000L);
@@ -303,7 +267,7 @@ static int cmd_rhold(key_t key) {
     return 1;
   rc = pthread_mutex_lock(&l->m);
   if (rc != 0)
-    return cerr_("rhold: lock", rc);
+    return fail_rc("rhold: lock", rc);
   l->counter++;
   printf("held\n");
   fflush(stdout);
@@ -324,12 +288,12 @@ static int cmd_rtake(key_t key, long ms) {
   rc = pthread_mutex_timedlock(&l->m, &until);
   printf("%s\n", lock_result(rc));
   if (rc == EOWNERDEAD && (rc = pthread_mutex_consistent(&l->m)) != 0)
-    return cerr_("rtake: consistent", rc);
+    return fail_rc("rtake: consistent", rc);
   if (rc != 0)
     return 1;
   l->counter++;
   if ((rc = pthread_mutex_unlock(&l->m)) != 0)
-    return cerr_("rtake: unlock", rc);
+    return fail_rc("rtake: unlock", rc);
   return shmdt(l) == 0 ? 0 : fail("shmdt");
 }
 
@@ -379,13 +343,13 @@ static int cmd_cprod(key_t key, long n) {
     return 1;
   for (long i = 1; i <= n; i++) {
     if ((rc = pthread_mutex_lock(&q->m)) != 0)
-      return cerr_("cprod: lock", rc);
+      return fail_rc("cprod: lock", rc);
     if ((rc = cwait(&q->notfull, &q->m, &q->n, SLOTS)) != 0)
-      return cerr_("cprod: wait", rc);
+      return fail_rc("cprod: wait", rc);
     q->slot[q->head++ % SLOTS] = (uint64_t)i;
     q->n++;
     if ((rc = pthread_cond_signal(&q->notempty)) != 0 || (rc = pthread_mutex_unlock(&q->m)))
-      return cerr_("cprod: signal", rc);
+      return fail_rc("cprod: signal", rc);
   }
   printf("produced\n");
   return shmdt(q) == 0 ? 0 : fail("shmdt");
@@ -400,13 +364,13 @@ static int cmd_ccons(key_t key, long who, long n) {
     return 1;
   for (long i = 0; i < n; i++) {
     if ((rc = pthread_mutex_lock(&q->m)) != 0)
-      return cerr_("ccons: lock", rc);
+      return fail_rc("ccons: lock", rc);
     if ((rc = cwait(&q->notempty, &q->m, &q->n, 0)) != 0)
-      return cerr_("ccons: wait", rc);
+      return fail_rc("ccons: wait", rc);
     sum += q->slot[q->tail++ % SLOTS];
     q->n--;
     if ((rc = pthread_cond_signal(&q->notfull)) != 0 || (rc = pthread_mutex_unlock(&q->m)))
-      return cerr_("ccons: signal", rc);
+      return fail_rc("ccons: signal", rc);
   }
   q->sum[who] = sum;
   q->count[who] = (uint64_t)n;
