@@ -17,37 +17,19 @@
 #include <sys/shm.h>
 #include <unistd.h>
 
+#define PROG "flush"
+#include "progs.h"
+
 #define PAGE 4096
 #define RUN  17 /* runs 17 pages apart: each write is an isolated fault, granted alone */
 #define GAP  65 /* past the write-ahead cap (64): the marker page is never taken with a pattern page */
-
-static int fail(const char *what) {
-  fprintf(stderr, "flush: %s: %s\n", what, strerror(errno));
-  return 1;
-}
-
-static uint8_t *attach(key_t key, size_t size) {
-  int id = shmget(key, size, IPC_CREAT | 0666);
-  void *p;
-
-  if (id < 0) {
-    fail("shmget");
-    return NULL;
-  }
-  p = shmat(id, NULL, 0);
-  if (p == (void *)-1) {
-    fail("shmat");
-    return NULL;
-  }
-  return p;
-}
 
 static uint64_t pat(long page, long word) {
   return (uint64_t)page * 0x9E3779B97F4A7C15ull + (uint64_t)word * 2654435761u + 1;
 }
 
 static int cmd_scatter(key_t key, long runs) {
-  uint8_t *s = attach(key, (size_t)runs * RUN * PAGE);
+  uint8_t *s = attach_flags(key, (size_t)runs * RUN * PAGE, IPC_CREAT | 0666);
 
   if (s == NULL)
     return 1;
@@ -60,7 +42,7 @@ static int cmd_scatter(key_t key, long runs) {
 }
 
 static int cmd_write(key_t key, long pages) {
-  uint64_t *w = (uint64_t *)attach(key, (size_t)(pages + GAP) * PAGE);
+  uint64_t *w = (uint64_t *)attach_flags(key, (size_t)(pages + GAP) * PAGE, IPC_CREAT | 0666);
 
   if (w == NULL)
     return 1;
@@ -77,7 +59,7 @@ static int cmd_write(key_t key, long pages) {
 }
 
 static int cmd_check(key_t key, long pages) {
-  uint64_t *w = (uint64_t *)attach(key, (size_t)(pages + GAP) * PAGE);
+  uint64_t *w = (uint64_t *)attach_flags(key, (size_t)(pages + GAP) * PAGE, IPC_CREAT | 0666);
   long intact = 0;
 
   if (w == NULL)

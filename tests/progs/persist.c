@@ -27,13 +27,11 @@
 #include <sys/shm.h>
 #include <unistd.h>
 
+#define PROG "persist"
+#include "progs.h"
+
 #define PAGE 4096
 #define MSG_WORDS (PAGE / 8)
-
-static int fail(const char *what) {
-  fprintf(stderr, "persist: %s: %s\n", what, strerror(errno));
-  return 1;
-}
 
 static key_t key_arg(const char *s) {
   return (key_t)strtol(s, NULL, 0);
@@ -41,22 +39,6 @@ static key_t key_arg(const char *s) {
 
 static unsigned char pat(unsigned seed, size_t i) {
   return (unsigned char)(seed * 31u + i * 7u + i / PAGE);
-}
-
-static void *attach(key_t key, size_t size) {
-  int id = shmget(key, size, IPC_CREAT | 0666);
-  void *p;
-
-  if (id < 0) {
-    fail("shmget");
-    return NULL;
-  }
-  p = shmat(id, NULL, 0);
-  if (p == (void *)-1) {
-    fail("shmat");
-    return NULL;
-  }
-  return p;
 }
 
 /* Attached and past the start barrier: the test may kill the server from now on. */
@@ -108,7 +90,7 @@ static int cmd_stat(key_t key) {
 }
 
 static int cmd_check(key_t key, size_t size, unsigned seed) {
-  unsigned char *p = attach(key, size);
+  unsigned char *p = attach_flags(key, size, IPC_CREAT | 0666);
   size_t i;
 
   if (p == NULL)
@@ -125,7 +107,7 @@ static int cmd_check(key_t key, size_t size, unsigned seed) {
 
 /* Word 0: the counter; word 1: the start barrier. */
 static int cmd_counter(key_t key, long n, long parties, const char *go) {
-  uint64_t *c = attach(key, PAGE);
+  uint64_t *c = attach_flags(key, PAGE, IPC_CREAT | 0666);
   long i;
 
   if (c == NULL)
@@ -145,7 +127,7 @@ static int cmd_counter(key_t key, long n, long parties, const char *go) {
 }
 
 static int cmd_sum(key_t key) {
-  uint64_t *c = attach(key, PAGE);
+  uint64_t *c = attach_flags(key, PAGE, IPC_CREAT | 0666);
 
   if (c == NULL)
     return 1;
@@ -156,7 +138,7 @@ static int cmd_sum(key_t key) {
 
 /* Page 0: the flag (word 0) and the ack (word 256); pages 1-2: the payload. */
 static int cmd_send(key_t key, long n, const char *go) {
-  uint64_t *m = attach(key, 3 * PAGE);
+  uint64_t *m = attach_flags(key, 3 * PAGE, IPC_CREAT | 0666);
   long i, w;
 
   if (m == NULL)
@@ -177,7 +159,7 @@ static int cmd_send(key_t key, long n, const char *go) {
 }
 
 static int cmd_recv(key_t key, long n, const char *go) {
-  uint64_t *m = attach(key, 3 * PAGE);
+  uint64_t *m = attach_flags(key, 3 * PAGE, IPC_CREAT | 0666);
   long i, w;
 
   if (m == NULL)
@@ -210,7 +192,7 @@ static void on_bus(int sig) {
 }
 
 static int cmd_lose(key_t key, const char *go) {
-  volatile unsigned char *p = attach(key, 128 * PAGE); /* beyond any read/write-ahead */
+  volatile unsigned char *p = attach_flags(key, 128 * PAGE, IPC_CREAT | 0666); /* beyond any read/write-ahead */
   struct shmid_ds ds;
   int id = shmget(key, 0, 0);
 

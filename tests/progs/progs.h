@@ -23,10 +23,9 @@ static inline int fail_rc(const char *what, int rc) {
   return fail(what);
 }
 
-/* The segment KEY of size bytes, made (create: IPC_EXCL, 0600) or found, attached; NULL (said
- * why) on failure. */
-static inline void *attach(key_t key, size_t size, int create) {
-  int id = shmget(key, size, create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
+/* shmget(key, size, shmflg), then attached; NULL (said why) on failure. */
+static inline void *attach_flags(key_t key, size_t size, int shmflg) {
+  int id = shmget(key, size, shmflg);
   void *p;
 
   if (id < 0) {
@@ -39,6 +38,11 @@ static inline void *attach(key_t key, size_t size, int create) {
     return NULL;
   }
   return p;
+}
+
+/* The segment KEY of size bytes, made (create: IPC_EXCL, 0600) or found, attached. */
+static inline void *attach(key_t key, size_t size, int create) {
+  return attach_flags(key, size, create ? IPC_CREAT | IPC_EXCL | 0600 : 0);
 }
 
 /* CLOCK_REALTIME now plus ms: a deadline for the timed waits. */
