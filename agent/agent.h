@@ -114,6 +114,7 @@ struct agent {
   uv_signal_t sigterm, sigint;
   uv_timer_t idle;
   uv_timer_t flush;
+  uv_timer_t stats;         /* stats.c: the figures' file */
   int stopping;
 };
 

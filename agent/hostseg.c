@@ -14,6 +14,8 @@
  * Messages to the server leave in the order they are made (one FIFO), as the shim's did. */
 #include "hostseg.h"
 
+#include "stats.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -511,6 +513,11 @@ void agent_seg_grant(struct agent *ag, const struct preq *q, const struct proto_
   struct hseg *s = q->shmid >= 0 ? agent_seg_find(ag, q->shmid) : NULL;
   uint32_t i;
 
+  if (m->h.status == 0) {
+    *(run->mode == PROTO_MODE_EXCLUSIVE ? &agent_stats.grants_exclusive
+                                        : &agent_stats.grants_shared) += 1;
+    agent_stats.pages_granted += run->count;
+  }
   if (s == NULL)
     return;
   for (i = 0; i < q->count && q->first + i < s->npages; i++)
@@ -751,6 +758,7 @@ void agent_seg_hold_expired(uv_timer_t *t) {
 void agent_seg_revoke(struct agent *ag, const struct proto_msg *m) {
   const struct proto_range *r = &m->u.range;
 
+  *(m->h.opcode == PROTO_OP_RECALL ? &agent_stats.recalls : &agent_stats.invalidations) += 1;
   revoke_start(ag, m->h.opcode, m->h.reqid, r->shmid, r->first, r->count,
                m->h.opcode == PROTO_OP_RECALL && r->mode == PROTO_MODE_SHARED
                    ? PROTO_MODE_SHARED : PROTO_MODE_INVALID);

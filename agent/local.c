@@ -20,6 +20,7 @@
 
 #include "hostseg.h"
 #include "procexit.h"
+#include "stats.h"
 #include "threadalive.h"
 #include "upstream.h"
 
@@ -389,6 +390,7 @@ static void dispatch(struct agent *ag, struct lproc *p, struct proto_msg *m,
   case PROTO_OP_READ_DATA:
   case PROTO_OP_ACQUIRE:
     /* A fault record: no reply; the host page table answers. */
+    agent_stats.faults++;
     s = agent_seg_find(ag, m->u.run.shmid);
     a = agent_proc_att(p, m->u.run.shmid);
     if (s != NULL && a != NULL && (m->h.opcode == PROTO_OP_READ_DATA || a->nrw > 0))

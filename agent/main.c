@@ -27,6 +27,7 @@
 #include "hostseg.h"
 #include "local.h"
 #include "procexit.h"
+#include "stats.h"
 #include "upstream.h"
 
 int agent_verbose;
@@ -69,6 +70,8 @@ void agent_stop(struct agent *ag, const char *why) {
   uv_close((uv_handle_t *)&ag->sigint, on_closed);
   uv_close((uv_handle_t *)&ag->idle, on_closed);
   uv_close((uv_handle_t *)&ag->flush, on_closed);
+  uv_close((uv_handle_t *)&ag->stats, on_closed);
+  agent_stats_remove(ag);
   agent_seg_unhold_all(ag);
   uv_close((uv_handle_t *)&ag->hold, on_closed);
   agent_local_close_all(ag);
@@ -131,8 +134,9 @@ void agent_init(struct agent *ag, uv_loop_t *loop, struct agent_cfg *cfg) {
   uv_signal_init(loop, &ag->sigint);
   uv_timer_init(loop, &ag->idle);
   uv_timer_init(loop, &ag->flush);
+  uv_timer_init(loop, &ag->stats);
   uv_timer_init(loop, &ag->hold);
-  ag->sigterm.data = ag->sigint.data = ag->idle.data = ag->flush.data = ag->hold.data = ag;
+  ag->sigterm.data = ag->sigint.data = ag->idle.data = ag->flush.data = ag->hold.data = ag->stats.data = ag;
 }
 
 static int usage(void) {
@@ -338,6 +342,7 @@ int main(int argc, char **argv) {
     ready(&cfg, 0, "");
     if (cfg.flush_ms > 0)
       uv_timer_start(&ag.flush, on_flush, cfg.flush_ms, cfg.flush_ms);
+    uv_timer_start(&ag.stats, agent_stats_tick, 0, AGENT_STATS_MS);
     agent_procs_changed(&ag); /* nobody yet: the idle clock runs until the first connects */
   }
   uv_run(&loop, UV_RUN_DEFAULT);

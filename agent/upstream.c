@@ -21,6 +21,7 @@
 #include "client.h"
 #include "hostseg.h"
 #include "local.h"
+#include "stats.h"
 #include "threadalive.h"
 
 /* A SysV request waiting for the reconnect: its process, and its frame (kernel-verified
@@ -395,6 +396,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   ag->rx.len += (size_t)nread;
+  agent_stats.bytes_in += (uint64_t)nread;
   while (ag->up_open) {
     ssize_t n = proto_frame(ag->rx.p + off, ag->rx.len - off, &in.h);
     if (n == 0) {
@@ -476,6 +478,7 @@ static void finish_reconnect(struct agent *ag) {
   int fd = ag->reconn_fd, err;
   struct parked *k;
 
+  agent_stats.reconnects++;
   ag->reconn_fd = -1;
   err = agent_seg_resync(ag, fd);
   if (err == 0)
@@ -629,6 +632,11 @@ int agent_up_send(struct agent *ag, struct proto_msg *m) {
     return -ENOTCONN;
   if (n < 0)
     return (int)n;
+  agent_stats.bytes_out += (uint64_t)n;
+  if (!(m->h.flags & PROTO_F_REPLY) &&
+      (m->h.opcode == PROTO_OP_WRITE_DATA || m->h.opcode == PROTO_OP_RECALL_ACK))
+    for (uint32_t i = 0; i < m->u.run.count; i++)
+      agent_stats.writeback_pages += (m->u.run.page[i].flags & PROTO_PAGE_DATA) != 0;
   w = malloc(sizeof *w + (size_t)n);
   if (w == NULL)
     return -ENOMEM;
@@ -778,6 +786,7 @@ int agent_up_forward(struct agent *ag, struct lproc *p, struct proto_msg *m) {
   struct fwd f = {0};
   int err;
 
+  agent_stats.sysv_calls++;
   if (ag->up_dead)
     return -ENOTCONN;
   if (ag->up_reconn)
@@ -826,6 +835,7 @@ int agent_up_page_request(struct agent *ag, int32_t shmid, uint32_t first, uint3
   uint32_t i;
   int err;
 
+  agent_stats.page_requests++;
   if (ag->npreq == ag->cappreq) {
     size_t cap = ag->cappreq ? ag->cappreq * 2 : 16;
     struct preq *nq = realloc(ag->preq, cap * sizeof *nq);

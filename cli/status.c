@@ -1,10 +1,13 @@
 /* status.c - owns `dshm status`: the server's health and figures, read from its metrics
- * endpoint (dshm-server --metrics, docs/operations.md "Metrics") and summed up for a person,
- * or passed on whole with --json. */
+ * endpoint (dshm-server --metrics, docs/operations.md "Metrics"), and this host's agents',
+ * read from the files they keep (agent/stats.h), summed up for a person or passed on whole
+ * with --json. */
 #include "status.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -23,8 +26,13 @@ struct series {
   double value;
 };
 
-static struct series series[MAX_SERIES];
-static size_t nseries;
+/* One exposition, parsed: the server's, or an agent's. */
+struct table {
+  struct series s[MAX_SERIES];
+  size_t n;
+};
+
+static struct table server_tab, agent_tab;
 
 /* "[ADDR:]PORT" or "[V6]:PORT" into host and port (loopback when only a port). 0 or -1. */
 static int split_addr(const char *spec, char *host, size_t cap, char *port, size_t pcap) {
@@ -116,27 +124,35 @@ fail:
   return -1;
 }
 
-/* Every "name{labels} value" line of the exposition into series[]. */
-static void parse(char *body) {
-  for (char *line = strtok(body, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+/* Every "name{labels} value" line of the exposition into t (pointing into body). */
+static void parse(struct table *t, char *body) {
+  char *save = NULL;
+
+  t->n = 0;
+  for (char *line = strtok_r(body, "\n", &save); line != NULL;
+       line = strtok_r(NULL, "\n", &save)) {
     char *sp;
-    if (line[0] == '#' || nseries == MAX_SERIES)
+    if (line[0] == '#' || t->n == MAX_SERIES)
       continue;
     sp = strrchr(line, ' ');
     if (sp == NULL)
       continue;
     *sp = '\0';
-    series[nseries].name = line;
-    series[nseries].value = strtod(sp + 1, NULL);
-    nseries++;
+    t->s[t->n].name = line;
+    t->s[t->n].value = strtod(sp + 1, NULL);
+    t->n++;
   }
 }
 
-static double get(const char *name) {
-  for (size_t i = 0; i < nseries; i++)
-    if (strcmp(series[i].name, name) == 0)
-      return series[i].value;
+static double tget(const struct table *t, const char *name) {
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->s[i].name, name) == 0)
+      return t->s[i].value;
   return NAN;
+}
+
+static double get(const char *name) {
+  return tget(&server_tab, name);
 }
 
 /* The smallest bucket bound under which q of a histogram's observations of class fall, in
@@ -154,11 +170,12 @@ static double quantile(const char *cls, double q) {
   snprintf(count_name, sizeof count_name,
            "dshm_server_request_duration_seconds_bucket{class=\"%s\",le=\"", cls);
   plen = strlen(count_name);
-  for (size_t i = 0; i < nseries; i++) {
+  for (size_t i = 0; i < server_tab.n; i++) {
+    const struct series *e = &server_tab.s[i];
     double le;
-    if (strncmp(series[i].name, count_name, plen) != 0 || series[i].value < q * total)
+    if (strncmp(e->name, count_name, plen) != 0 || e->value < q * total)
       continue;
-    le = strtod(series[i].name + plen, NULL); /* "+Inf" gives inf */
+    le = strtod(e->name + plen, NULL); /* "+Inf" gives inf */
     if (isnan(best) || le < best)
       best = le;
   }
@@ -234,25 +251,91 @@ static void print_text(const char *spec) {
   }
 }
 
-/* Every series as one JSON object, the names as exposed (labels included). */
-static void print_json(const char *spec) {
-  printf("{\n  \"metrics_address\": \"%s\",\n  \"series\": {", spec);
-  for (size_t i = 0; i < nseries; i++) {
-    printf("%s\n    \"", i ? "," : "");
-    for (const char *p = series[i].name; *p; p++)
-      printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-    if (isnan(series[i].value) || isinf(series[i].value))
-      printf("\": null");
+static void json_string(const char *p) {
+  putchar('"');
+  for (; *p; p++)
+    printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+  putchar('"');
+}
+
+/* A table as one JSON object, the names as exposed (labels included). */
+static void json_series(const struct table *t, const char *indent) {
+  printf("{");
+  for (size_t i = 0; i < t->n; i++) {
+    printf("%s\n%s  ", i ? "," : "", indent);
+    json_string(t->s[i].name);
+    if (isnan(t->s[i].value) || isinf(t->s[i].value))
+      printf(": null");
     else
-      printf("\": %.17g", series[i].value);
+      printf(": %.17g", t->s[i].value);
   }
-  printf("\n  }\n}\n");
+  printf("\n%s}", indent);
+}
+
+/* This host's agents of this user: DSHM_AGENT_DIR (else XDG_RUNTIME_DIR, else /tmp), as
+ * the library finds them; each keeps DIR/dshm-EUID/agent-*.prom. */
+static int agent_files(glob_t *g) {
+  const char *dir = getenv("DSHM_AGENT_DIR");
+  char pat[4200];
+
+  if (dir == NULL || !*dir)
+    dir = getenv("XDG_RUNTIME_DIR");
+  if (dir == NULL || !*dir)
+    dir = "/tmp";
+  snprintf(pat, sizeof pat, "%.4000s/dshm-%u/*.prom", dir, (unsigned)geteuid());
+  return glob(pat, 0, NULL, g) == 0 ? (int)g->gl_pathc : 0;
+}
+
+/* Reads path (bounded) and parses it into agent_tab; the text, to free, or NULL. */
+static char *read_agent(const char *path) {
+  char *buf = malloc(65536);
+  ssize_t n;
+  int fd;
+
+  if (buf == NULL)
+    return NULL;
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  n = fd >= 0 ? read(fd, buf, 65535) : -1;
+  if (fd >= 0)
+    close(fd);
+  if (n < 0) {
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  parse(&agent_tab, buf);
+  return buf;
+}
+
+static void agent_line(const char *path) {
+  const struct table *t = &agent_tab;
+  const char *server = "?";
+  char srv[256] = "?";
+
+  for (size_t i = 0; i < t->n; i++)
+    if (!strncmp(t->s[i].name, "dshm_agent_info{server=\"", 24)) {
+      server = t->s[i].name + 24;
+      snprintf(srv, sizeof srv, "%.*s", (int)strcspn(server, "\""), server);
+    }
+  printf("agent      %s (%s): %s, %.0f processes, %.0f segments (%.0f pages, %.0f exclusive), "
+         "%.0f faults, %.0f page requests, %.0f+%.0f grants (%.0f pages), %.0f recalls, "
+         "%.0f invalidations, %.0f pages written back, %.0f reconnects\n",
+         srv, path, tget(t, "dshm_agent_server_connected") == 1 ? "connected" : "not connected",
+         tget(t, "dshm_agent_processes"), tget(t, "dshm_agent_segments"),
+         tget(t, "dshm_agent_segment_pages"), tget(t, "dshm_agent_pages_exclusive"),
+         tget(t, "dshm_agent_faults_total"), tget(t, "dshm_agent_page_requests_total"),
+         tget(t, "dshm_agent_grants_total{mode=\"shared\"}"),
+         tget(t, "dshm_agent_grants_total{mode=\"exclusive\"}"),
+         tget(t, "dshm_agent_pages_granted_total"), tget(t, "dshm_agent_recalls_total"),
+         tget(t, "dshm_agent_invalidations_total"), tget(t, "dshm_agent_writeback_pages_total"),
+         tget(t, "dshm_agent_reconnects_total"));
 }
 
 int dshm_status(int argc, char **argv) {
   const char *spec = getenv("DSHM_METRICS");
   char *body = NULL;
-  int json = 0;
+  int json = 0, nagents, rc = 0;
+  glob_t g;
 
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--json"))
@@ -266,23 +349,57 @@ int dshm_status(int argc, char **argv) {
       return 2;
     }
   }
-  if (spec == NULL || !*spec) {
-    fprintf(stderr, "dshm: status needs the server's metrics address: --metrics [ADDR:]PORT "
-                    "or DSHM_METRICS (the server's --metrics)\n");
+  nagents = agent_files(&g);
+  if ((spec == NULL || !*spec) && nagents == 0) {
+    fprintf(stderr, "dshm: status: no metrics address for the server (--metrics [ADDR:]PORT "
+                    "or DSHM_METRICS: the server's --metrics) and no host agent of this user "
+                    "here\n");
     return 2;
   }
-  if (fetch(spec, &body) < 0)
-    return 1;
-  parse(body);
-  if (isnan(get("dshm_server_start_time_seconds"))) {
-    fprintf(stderr, "dshm: status: %s does not look like a dshm-server's metrics\n", spec);
-    free(body);
-    return 1;
+  if (spec != NULL && *spec) {
+    if (fetch(spec, &body) < 0) {
+      rc = 1;
+    } else {
+      parse(&server_tab, body);
+      if (isnan(get("dshm_server_start_time_seconds"))) {
+        fprintf(stderr, "dshm: status: %s does not look like a dshm-server's metrics\n", spec);
+        rc = 1;
+      }
+    }
+  }
+  if (json) {
+    printf("{\n  \"metrics_address\": ");
+    if (spec != NULL && *spec)
+      json_string(spec);
+    else
+      printf("null");
+    printf(",\n  \"series\": ");
+    json_series(&server_tab, "  ");
+    printf(",\n  \"agents\": [");
+  } else if (rc == 0 && body != NULL) {
+    print_text(spec);
+  } else if (spec == NULL || !*spec) {
+    printf("server     no metrics address (--metrics, DSHM_METRICS)\n");
+  }
+  for (int i = 0; i < nagents; i++) {
+    char *text = read_agent(g.gl_pathv[i]);
+    if (text == NULL)
+      continue;
+    if (json) {
+      printf("%s\n    {\"file\": ", i ? "," : "");
+      json_string(g.gl_pathv[i]);
+      printf(", \"series\": ");
+      json_series(&agent_tab, "    ");
+      printf("}");
+    } else {
+      agent_line(g.gl_pathv[i]);
+    }
+    free(text);
   }
   if (json)
-    print_json(spec);
-  else
-    print_text(spec);
+    printf("%s]\n}\n", nagents ? "\n  " : "");
+  if (nagents)
+    globfree(&g);
   free(body);
-  return 0;
+  return rc;
 }

@@ -116,6 +116,7 @@ size_t srv__log_format(char *out, size_t cap, int json, enum srv_log_level level
   return n;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void vlog(int fd, enum srv_log_level level, const char *fmt, va_list ap) {
   char msg[MSG_MAX], line[LINE_MAX_];
   struct timespec ts = {0, 0};

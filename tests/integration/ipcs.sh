@@ -16,6 +16,7 @@ if nm -D --undefined-only "$preload" 2>/dev/null | grep -q "__asan_"; then
 fi
 tmp=$(mktemp -d /tmp/dshm-ipcs.XXXXXX)
 mkdir -m 700 "$tmp/host"
+mkfifo "$tmp/keep.fifo"
 k0=$(( (0x5e800000 + ($$ & 0xffff) * 16) ))
 key() { printf '0x%08x' $((k0 + $1)); }
 K1=$(key 1) K2=$(key 2) K3=$(key 3) NOKEY=$(key 9)
@@ -122,19 +123,48 @@ d = json.load(sys.stdin)
 keys = {s['key'] for s in d['segments']} | {s['key'] for s in d['semaphores']}
 want = {$K1, $K2, $K3}
 sys.exit(0 if want <= keys else 'dshm ls --json: %s' % d)" || fail "dshm ls --json"
-# dshm status: the server's figures, through its metrics endpoint, against what is there now.
-"$dshm" status --metrics "127.0.0.1:$mport" >"$tmp/status" || fail "dshm status: $(cat "$tmp/status")"
+# dshm status: the server's figures, through its metrics endpoint, and this host's agent's,
+# from its file, against what is there now.
+ST=(env DSHM_AGENT_DIR="$tmp/host" "$dshm" status)
+# A process that keeps host A's agent up meanwhile (an idle agent exits, its file with it).
+"${SHIM[@]}" python3 -c "
+import ctypes, sys
+l = ctypes.CDLL(None)
+if l.shmat(l.shmget($K1, 0, 0), None, 0) in (-1, 2**64 - 1): sys.exit(1)
+print('attached', flush=True)
+sys.stdin.read()" <"$tmp/keep.fifo" >"$tmp/keep.out" &
+keeper=$!
+exec 7>"$tmp/keep.fifo"
+for _ in $(seq 100); do grep -q attached "$tmp/keep.out" && break; sleep 0.1; done
+grep -q attached "$tmp/keep.out" || fail "the keeper did not attach"
+"${ST[@]}" --metrics "127.0.0.1:$mport" >"$tmp/status" || fail "dshm status: $(cat "$tmp/status")"
 grep -q "^segments   2 " "$tmp/status" || fail "dshm status: $(cat "$tmp/status")"
 grep -q "^semaphores 1 sets (4 semaphores)" "$tmp/status" || fail "dshm status: $(cat "$tmp/status")"
-DSHM_METRICS="127.0.0.1:$mport" "$dshm" status --json | python3 -c "
+# The agent rewrites its file once a second while its figures move: wait for the keeper in it.
+for _ in $(seq 50); do
+  grep -q "^agent      127.0.0.1:$port .*: connected, 1 processes" "$tmp/status" && break
+  sleep 0.1
+  "${ST[@]}" --metrics "127.0.0.1:$mport" >"$tmp/status"
+done
+grep -q "^agent      127.0.0.1:$port .*: connected, 1 processes" "$tmp/status" ||
+  fail "dshm status shows no connected agent with the keeper: $(cat "$tmp/status")"
+DSHM_METRICS="127.0.0.1:$mport" "${ST[@]}" --json | python3 -c "
 import json, sys
-s = json.load(sys.stdin)['series']
+d = json.load(sys.stdin)
+s = d['series']
 want = {'dshm_server_segments': 2, 'dshm_server_semaphore_sets': 1, 'dshm_server_semaphores': 4,
         'dshm_server_segment_bytes': 10000 + 4096}
 bad = {k: (s.get(k), v) for k, v in want.items() if s.get(k) != v}
-sys.exit('dshm status --json: %s' % bad if bad else 0)" || fail "dshm status --json"
-"$dshm" status --metrics 127.0.0.1:1 2>/dev/null && fail "dshm status with no server answered 0"
-"$dshm" status >/dev/null 2>&1; [ $? = 2 ] || fail "dshm status without an address is not a usage error"
+a = [x['series'] for x in d['agents']]
+if not a or a[0].get('dshm_agent_server_connected') != 1 or a[0].get('dshm_agent_sysv_calls_total', 0) < 2:
+    bad['agents'] = a
+sys.exit('dshm status --json: %s' % bad if bad else 0)" 2>&1 || fail "dshm status --json"
+"${ST[@]}" --metrics 127.0.0.1:1 >/dev/null 2>&1 && fail "dshm status with no server answered 0"
+exec 7>&-
+wait "$keeper"
+mkdir -m 700 "$tmp/nohost"
+env DSHM_AGENT_DIR="$tmp/nohost" "$dshm" status >/dev/null 2>&1
+[ $? = 2 ] || fail "dshm status with no address and no agent is not a usage error"
 bad=$((0x40000000 + 123456))
 { "${SHIM[@]}" ipcrm -m "$bad" -M "$NOKEY"; echo "rc=$?"; } 2>&1 | sed 's/^ipcrm:/X:/' >"$tmp/ipcrm.err"
 { "${SHIM[@]}" "$dshm" rm -m "$bad" -M "$NOKEY"; echo "rc=$?"; } 2>&1 | sed 's/^dshm:/X:/' >"$tmp/dshm.err"
