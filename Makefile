@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 30
 PREFIX      ?= /usr/local
 MESON_FLAGS ?= -Dwerror=true
 # What building and testing need, as Debian/Ubuntu package names.
-DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3 clang libclang-rt-14-dev libsodium-dev fakeroot stress-ng python3-prometheus-client
+DEB_PKGS    ?= gcc meson ninja-build pkg-config libuv1-dev check python3 clang libclang-rt-14-dev libsodium-dev fakeroot stress-ng python3-prometheus-client spin
 BENCH_PKGS  ?= redis-server gnuplot-nox
 # What `make deb` and `make test-pkg` need besides DEB_PKGS (debian/control's Build-Depends are
 # in DEB_PKGS; dpkg-buildpackage checks build-essential too).
@@ -15,7 +15,7 @@ DEB_BUILD_PKGS ?= build-essential debhelper dpkg-dev lintian
 DEB_OUT     ?= build-deb
 
 .PHONY: all release debug check test test-release test-debug test-pkg fuzz deps bench-deps deb-deps \
-  demo bench install deb clean
+  demo bench install deb clean verify
 
 all release: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -70,6 +70,13 @@ check test: deps
 	$(MAKE) test-debug
 	$(MAKE) fuzz
 	@python3 tests/summary.py $(BUILD) $(BUILD):pkglog $(DEBUG_BUILD)
+
+# The page protocol model-checked (verify/coherence.pml, docs/protocol.md "The model"): the
+# model must pass and every seeded mutant must give a counter-example. Bounded configuration
+# (2 hosts, 1 process each, 2 accesses each, 2 requests per host); pan's depth VERIFY_DEPTH.
+VERIFY_DEPTH ?= 2000
+verify: deps
+	PAN_DEPTH=$(VERIFY_DEPTH) sh verify/run.sh $(BUILD)/verify
 
 demo: all
 	sh examples/demo.sh $(BUILD)
