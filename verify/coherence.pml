@@ -40,7 +40,14 @@
  *     view: at most one writer across hosts and processes;
  *   - at every read: the data read is the latest written (ghost);
  *   - at every acknowledgement an agent sends: no local view above the mode kept;
- *   - no invalid end state: every process finishes its accesses (no deadlock).
+ *   - no invalid end state: every process finishes its accesses (no deadlock);
+ *   - granted (-DLIVENESS, pan -a -f): under weak fairness every READ_DATA/ACQUIRE an agent
+ *     sends is eventually granted.
+ *
+ * Bounds: NH must be 2 (the server's receive and the swmr monitor are written out for two
+ * hosts), NP 1 or 2. A host sends at most MAXREQ requests: without the fresh/HELD grants two
+ * hosts can take the page from each other forever (versions grow without end); a process
+ * whose host may ask no more stops, which is the bound's doing, not a deadlock of the code.
  *
  * Mutants (spin -DMUTANT_X), each a known protocol mistake the checker must catch:
  *   GRANT_EARLY    the server grants EXCLUSIVE before every INVALIDATE_ACK arrived
@@ -49,6 +56,8 @@
  *   WORD_FIRST     a grant raises the word before the data is in the memfd
  *   NO_RECALL_SHARER  a RECALL to SHARED does not make the old owner a sharer
  *   NO_RECALL_DATA the agent's RECALL_ACK carries no data for a page it held EXCLUSIVE
+ *   NO_ACK_IF_NONE the agent never answers a revocation that told no local process
+ *                  (docs/protocol.md: "A node answers every RECALL and INVALIDATE")
  */
 
 #ifndef NH
@@ -68,6 +77,10 @@
 #endif
 #ifndef MAXFLUSH
 #define MAXFLUSH 1    /* background write-backs per agent */
+#endif
+
+#if NH != 2
+#error "the model is written out for NH == 2"
 #endif
 
 #define NONE 255
@@ -229,8 +242,8 @@ inline handle(n) {
           sdata = val;
           if
           :: m == EXCLUSIVE -> skip           /* background write-back: stays the owner */
-          :: m == SHARED -> owner = NONE; sharer[n] = 1
-          :: m == INVALID -> owner = NONE
+          :: m == SHARED -> owner = NONE; sharer[n] = 1   /* (not sent by the model's agents) */
+          :: m == INVALID -> owner = NONE                 /* (not sent by the model's agents) */
           fi
        :: else -> skip                        /* a recall crossed it: ignored */
        fi
@@ -334,7 +347,12 @@ proctype agent(byte h) {
        pending = 0;
 #endif
        p = 0;
+#ifdef MUTANT_NO_ACK_IF_NONE
+       /* the mistake: a revocation that told no process is never answered */
+       if :: pending == 0 -> skip :: else -> skip fi
+#else
        if :: pending == 0 -> finish() :: else -> skip fi
+#endif
      }
   /* agent_seg_local_ack: a process's views are down */
   :: atomic { lack[h]?p -> p = 0;
@@ -405,6 +423,11 @@ proctype process(byte h; byte p) {
        lack[h]!p; op = 0; keep = 0 }
   od
 }
+
+#ifdef LIVENESS
+/* Every request an agent sends is eventually granted (under weak fairness: pan -a -f). */
+ltl granted { [] ((asked[0] != 0 -> <> (asked[0] == 0)) && (asked[1] != 0 -> <> (asked[1] == 0))) }
+#endif
 
 init {
   byte h, p;
