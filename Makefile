@@ -69,6 +69,7 @@ check test: deps
 	$(MAKE) test-pkg
 	$(MAKE) test-debug
 	$(MAKE) fuzz
+	$(MAKE) verify
 	@python3 tests/summary.py $(BUILD) $(BUILD):pkglog $(DEBUG_BUILD)
 
 # The page protocol model-checked (verify/coherence.pml, docs/protocol.md "The model"): the
