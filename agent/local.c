@@ -67,6 +67,25 @@ void agent_proc_counts(struct agent *ag, int32_t shmid, uint32_t *nrw, uint32_t 
     }
 }
 
+void agent_proc_seginfo(struct agent *ag, const struct proto_seginfo *q,
+                        struct proto_seginfo_reply *r, uint8_t *buf) {
+  struct lproc *p;
+  struct latt *a;
+
+  *r = (struct proto_seginfo_reply){PROTO_SEGINFO_PROCS, 0, 0, 0, buf};
+  TAILQ_FOREACH(p, &ag->procs, link) {
+    if (p->gone || (a = agent_proc_att(p, q->shmid)) == NULL || a->nrw + a->nro == 0)
+      continue;
+    if (r->total++ < q->first || r->n == PROTO_SEGINFO_MAX_ENTRIES)
+      continue;
+    proto_segproc_put(buf + (size_t)r->n++ * PROTO_SEGPROC_SIZE,
+                      &(struct proto_segproc){(uint32_t)p->pid, a->nrw, a->nro});
+    r->next = r->total;
+  }
+  if (r->n == 0)
+    r->next = r->total;
+}
+
 int agent_proc_att_add(struct lproc *p, int32_t shmid, uint32_t nrw, uint32_t nro) {
   struct latt *a = agent_proc_att(p, shmid);
 
@@ -435,6 +454,14 @@ static void dispatch(struct agent *ag, struct lproc *p, struct proto_msg *m,
     break;
   case PROTO_OP_SHMCTL:
     m->u.shmctl.cred = cred;
+    err = agent_up_forward(ag, p, m);
+    break;
+  case PROTO_OP_SEG_INFO:
+    /* Even about this host's own processes the server answers (through us): it checks the
+     * caller's right to read the segment. */
+    m->u.seginfo.cred = cred;
+    if (m->u.seginfo.tag == 0)
+      m->u.seginfo.tag = proto_node_tag(ag->node_id);
     err = agent_up_forward(ag, p, m);
     break;
   case PROTO_OP_DETACH_SEGMENT:

@@ -57,6 +57,11 @@ struct latt *agent_proc_att(struct lproc *p, int32_t shmid);
 /* The host's local attachments of shmid, read-write and read-only (every process, the
  * children not connected yet included). */
 void agent_proc_counts(struct agent *ag, int32_t shmid, uint32_t *nrw, uint32_t *nro);
+/* SEG_INFO PROCS, asked through the server: fills r (a reply to q) with this host's processes
+ * that have q's segment attached, from entry q->first on; entries go to buf (room for
+ * PROTO_SEGINFO_MAX_ENTRIES). */
+void agent_proc_seginfo(struct agent *ag, const struct proto_seginfo *q,
+                        struct proto_seginfo_reply *r, uint8_t *buf);
 /* Records n more attachments of shmid (rw or not) for p. 0 or -ENOMEM. */
 int agent_proc_att_add(struct lproc *p, int32_t shmid, uint32_t nrw, uint32_t nro);
 

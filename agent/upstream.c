@@ -329,7 +329,9 @@ static void on_reply(struct agent *ag, struct proto_msg *m) {
       struct fwd f = ag->fwd[i];
       struct lproc *p = f.proc ? agent_proc_find(ag, f.proc) : NULL;
       if (m->h.opcode != f.op ||
-          m->h.length > (f.op == PROTO_OP_SEMCTL ? PROTO_SEMCTL_MAX_PAYLOAD : PROTO_SMALL_MAX)) {
+          m->h.length > (f.op == PROTO_OP_SEMCTL     ? PROTO_SEMCTL_MAX_PAYLOAD
+                         : f.op == PROTO_OP_SEG_INFO ? PROTO_SEGINFO_MAX_PAYLOAD
+                                                     : PROTO_SMALL_MAX)) {
         up_lost(ag, "a reply that does not match its request");
         return;
       }
@@ -380,6 +382,19 @@ static void on_message(struct agent *ag, struct proto_msg *m) {
     AGENT_VLOG("owner %u/%u alive? %u", m->u.owner.pid, m->u.owner.tid, m->u.owner.alive);
     (void)agent_up_send(ag, m);
     break;
+  case PROTO_OP_SEG_INFO: {
+    /* Which of our processes have a segment attached (dshm stat, server/seginfo.c). */
+    static uint8_t buf[PROTO_SEGINFO_MAX_ENTRIES * PROTO_SEGPROC_SIZE];
+    struct proto_seginfo q = m->u.seginfo;
+    m->h.flags = PROTO_F_REPLY;
+    if (q.what != PROTO_SEGINFO_PROCS) {
+      m->h.status = proto_err_from_errno(EINVAL);
+    } else {
+      agent_proc_seginfo(ag, &q, &m->u.seginfo_reply, buf);
+    }
+    (void)agent_up_send(ag, m);
+    break;
+  }
   default:
     agent_log("ignoring unexpected %s from the server", proto_op_name(m->h.opcode));
     break;

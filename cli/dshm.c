@@ -4,7 +4,7 @@
  *
  *   dshm run [--server ADDR] [--] PROG [ARG...]
  *   dshm ls|ipcs [-m|-s|-a] [--json]
- *   dshm stat [-m|-s] ID|KEY
+ *   dshm stat [-m [--json]|-s] ID|KEY                   (details: segstat.c)
  *   dshm rm [-m ID] [-M KEY] [-s ID] [-S KEY] ...
  *   dshm status [--metrics [ADDR:]PORT] [--json]        (status.c)
  *
@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "kabi.h"
+#include "segstat.h"
 #include "status.h"
 
 #ifndef DSHM_LIBDIR
@@ -46,7 +47,7 @@ static int usage(FILE *f, int rc) {
   fprintf(f,
           "usage: dshm run [--server ADDR] [--] PROG [ARG...]\n"
           "       dshm ls|ipcs [-m|-s|-a] [--json]\n"
-          "       dshm stat [-m|-s] ID|KEY\n"
+          "       dshm stat [-m [--json]|-s] ID|KEY\n"
           "       dshm rm [-m ID] [-M KEY] [-s ID] [-S KEY] ...\n"
           "       dshm status [--metrics [ADDR:]PORT] [--json]\n"
           "       dshm --help | --version\n"
@@ -55,7 +56,9 @@ static int usage(FILE *f, int rc) {
           "         DSHM_SERVER=ADDR with --server)\n"
           "  ls     the server's segments (-m) and semaphore sets (-s), both by default, in\n"
           "         the layout of ipcs; --json for one JSON object\n"
-          "  stat   every field of one segment (-m, the default) or set (-s), as ipcs -i\n"
+          "  stat   every field of one segment (-m, the default) or set (-s), as ipcs -i;\n"
+          "         for a segment then the hosts and processes attached and its pages'\n"
+          "         states; --json for one JSON object\n"
           "  rm     removes segments and sets by id or key, as ipcrm\n"
           "  status the server's health and figures, from its metrics endpoint\n"
           "         (dshm-server --metrics; DSHM_METRICS)\n"
@@ -294,14 +297,19 @@ static void time_line(const char *name, time_t t) {
 }
 
 static int cmd_stat(int argc, char **argv) {
-  int sem = 0, id;
+  int sem = 0, json = 0, id;
   long v;
 
-  if (argc == 2 && (!strcmp(argv[0], "-m") || !strcmp(argv[0], "-s"))) {
-    sem = argv[0][1] == 's';
-    argv++;
-    argc--;
+  for (; argc > 1; argv++, argc--) {
+    if (!strcmp(argv[0], "-m") || !strcmp(argv[0], "-s"))
+      sem = argv[0][1] == 's';
+    else if (!strcmp(argv[0], "--json"))
+      json = 1;
+    else
+      break;
   }
+  if (json && sem)
+    return usage(stderr, 2);
   if (argc != 1 || parse_num(argv[0], &v) < 0)
     return usage(stderr, 2);
   /* An id as ipcs -i takes it; a key (0x... or one that names no id) through shmget/semget. */
@@ -318,6 +326,14 @@ static int cmd_stat(int argc, char **argv) {
       fprintf(stderr, "%s: id %d not found\n", prog, id);
       return 1;
     }
+    if (json) {
+      int first = -1, rc;
+      printf("{\n  \"segment\":");
+      shm_row(id, &ds, &first);
+      rc = dshm_segstat(id, 1);
+      printf("\n}\n");
+      return rc;
+    }
     printf("\nShared memory Segment shmid=%d\n", id);
     printf("uid=%u\tgid=%u\tcuid=%u\tcgid=%u\n", (unsigned)ds.shm_perm.uid,
            (unsigned)ds.shm_perm.gid, (unsigned)ds.shm_perm.cuid, (unsigned)ds.shm_perm.cgid);
@@ -328,7 +344,9 @@ static int cmd_stat(int argc, char **argv) {
     time_line("det_time", ds.shm_dtime);
     time_line("change_time", ds.shm_ctime);
     printf("\n");
-    return 0;
+    /* What ipcs cannot show: the hosts and processes attached, and where the pages are. */
+    fflush(stdout);
+    return dshm_segstat(id, 0);
   } else {
     struct semid_ds ds;
     union semun_ u = {.buf = &ds};

@@ -562,6 +562,20 @@ static int deliver(const struct proto_msg *m) {
     rx_fds[0] = rx_fds[1] = -1;
     if (w->reply != NULL)
       *w->reply = *m; /* only non-run replies reach waiters: no pointer into rbuf escapes */
+    if (w->reply != NULL && m->h.opcode == PROTO_OP_SEG_INFO && m->h.status == 0) {
+      /* ... nor SEG_INFO's entries. */
+      const struct proto_seginfo_reply *sr = &m->u.seginfo_reply;
+      size_t n = (size_t)sr->n * proto_seginfo_entry_size(sr->what);
+      if (n > w->vals_cap) {
+        w->err = -EPROTO;
+        w->reply->u.seginfo_reply.n = 0;
+        w->reply->u.seginfo_reply.entries = NULL;
+      } else {
+        if (n > 0)
+          memcpy(w->vals, sr->entries, n);
+        w->reply->u.seginfo_reply.entries = w->vals;
+      }
+    }
     if (w->reply != NULL && m->h.opcode == PROTO_OP_SEMCTL && m->h.status == 0) {
       /* ... except GETALL's values: copied to the waiter's room. */
       size_t n = 2 * (size_t)m->u.semctl_reply.nvals;

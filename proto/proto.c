@@ -34,6 +34,8 @@
 #define SEM_CANCEL_SIZE   4u
 #define PROC_EXIT_SIZE    4u
 #define OWNER_SIZE        20u
+#define SEGINFO_SIZE      (CRED_SIZE + 20u)
+#define SEGINFO_REPLY_FIXED 16u             /* + n entries of the kind's size */
 
 static const uint32_t op_max[PROTO_OP_MAX_] = {
 #define OP_MAX(name, code, max) [code] = (max),
@@ -163,6 +165,8 @@ enum body {
   B_SEM_CANCEL,
   B_PROC_EXIT,
   B_OWNER,
+  B_SEGINFO,
+  B_SEGINFO_REPLY,
 };
 
 static enum body body_of(const struct proto_hdr *h) {
@@ -197,6 +201,7 @@ static enum body body_of(const struct proto_hdr *h) {
   case PROTO_OP_SEM_CANCEL:     return reply ? B_NONE : B_SEM_CANCEL;
   case PROTO_OP_PROC_EXIT:      return reply ? B_NONE : B_PROC_EXIT;
   case PROTO_OP_OWNER_ALIVE:    return B_OWNER;
+  case PROTO_OP_SEG_INFO:       return reply ? B_SEGINFO_REPLY : B_SEGINFO;
   }
   return B_ERROR; /* unreachable for a framed header; treated as "no payload" */
 }
@@ -281,6 +286,122 @@ static int mode_ok(uint32_t mode) {
 /* REATTACH and INHERIT: 1 <= nrw + nro <= PROTO_MAX_REATTACH, without a wrapping sum. */
 static int counts_ok(uint32_t nrw, uint32_t nro) {
   return nrw <= PROTO_MAX_REATTACH && nro <= PROTO_MAX_REATTACH - nrw && nrw + nro >= 1;
+}
+
+/* ---- SEG_INFO entries ---- */
+
+size_t proto_seginfo_entry_size(uint32_t what) {
+  switch (what) {
+  case PROTO_SEGINFO_HOSTS: return PROTO_SEGHOST_SIZE;
+  case PROTO_SEGINFO_PAGES: return PROTO_SEGRUN_SIZE;
+  case PROTO_SEGINFO_PROCS: return PROTO_SEGPROC_SIZE;
+  }
+  return 0;
+}
+
+void proto_seghost_put(uint8_t *e, const struct proto_seghost *h) {
+  size_t n = strnlen(h->name, PROTO_MAX_NAME);
+
+  proto_put_u64(e, h->tag);
+  proto_put_u32(e + 8, h->node);
+  proto_put_u32(e + 12, h->nrw);
+  proto_put_u32(e + 16, h->nro);
+  memset(e + 20, 0, PROTO_MAX_NAME);
+  memcpy(e + 20, h->name, n);
+}
+
+void proto_segrun_put(uint8_t *e, const struct proto_segrun *r) {
+  proto_put_u32(e, r->first);
+  proto_put_u32(e + 4, r->count);
+  e[8] = r->mode;
+  e[9] = r->flags;
+  proto_put_u16(e + 10, r->nholders);
+  for (uint32_t i = 0; i < PROTO_SEGINFO_HOLDERS; i++)
+    proto_put_u32(e + 12 + 4 * i, r->holder[i]);
+}
+
+void proto_segproc_put(uint8_t *e, const struct proto_segproc *p) {
+  proto_put_u32(e, p->pid);
+  proto_put_u32(e + 4, p->nrw);
+  proto_put_u32(e + 8, p->nro);
+}
+
+static const uint8_t *seg_entry(const struct proto_seginfo_reply *r, uint32_t i) {
+  return r->entries + (size_t)i * proto_seginfo_entry_size(r->what);
+}
+
+void proto_seghost_get(const struct proto_seginfo_reply *r, uint32_t i, struct proto_seghost *h) {
+  const uint8_t *e = seg_entry(r, i);
+
+  h->tag = proto_get_u64(e);
+  h->node = proto_get_u32(e + 8);
+  h->nrw = proto_get_u32(e + 12);
+  h->nro = proto_get_u32(e + 16);
+  memcpy(h->name, e + 20, PROTO_MAX_NAME);
+  h->name[PROTO_MAX_NAME] = '\0';
+}
+
+void proto_segrun_get(const struct proto_seginfo_reply *r, uint32_t i, struct proto_segrun *run) {
+  const uint8_t *e = seg_entry(r, i);
+
+  run->first = proto_get_u32(e);
+  run->count = proto_get_u32(e + 4);
+  run->mode = e[8];
+  run->flags = e[9];
+  run->nholders = proto_get_u16(e + 10);
+  for (uint32_t k = 0; k < PROTO_SEGINFO_HOLDERS; k++)
+    run->holder[k] = proto_get_u32(e + 12 + 4 * k);
+}
+
+void proto_segproc_get(const struct proto_seginfo_reply *r, uint32_t i, struct proto_segproc *p) {
+  const uint8_t *e = seg_entry(r, i);
+
+  p->pid = proto_get_u32(e);
+  p->nrw = proto_get_u32(e + 4);
+  p->nro = proto_get_u32(e + 8);
+}
+
+/* One entry as a reader may rely on it: a name printable and NUL-padded; a run of at least
+ * one page that does not wrap, a known mode and flags, exactly min(nholders, HOLDERS)
+ * holders named. */
+static int seg_entry_ok(uint32_t what, const uint8_t *e) {
+  uint32_t i, named;
+
+  if (what == PROTO_SEGINFO_HOSTS) {
+    const uint8_t *name = e + 20;
+    for (i = 0; i < PROTO_MAX_NAME && name[i] != 0; i++)
+      if (name[i] < 0x20 || name[i] >= 0x7f)
+        return 0;
+    for (; i < PROTO_MAX_NAME; i++)
+      if (name[i] != 0)
+        return 0;
+    return 1;
+  }
+  if (what == PROTO_SEGINFO_PAGES) {
+    uint32_t first = proto_get_u32(e), count = proto_get_u32(e + 4);
+    uint16_t nholders = proto_get_u16(e + 10);
+    if (count == 0 || first > UINT32_MAX - count || !mode_ok(e[8]) ||
+        (e[9] & ~PROTO_SEGRUN_KNOWN) != 0)
+      return 0;
+    named = nholders < PROTO_SEGINFO_HOLDERS ? nholders : PROTO_SEGINFO_HOLDERS;
+    for (i = 0; i < PROTO_SEGINFO_HOLDERS; i++)
+      if ((proto_get_u32(e + 12 + 4 * i) == PROTO_NO_NODE) != (i >= named))
+        return 0;
+    return 1;
+  }
+  return what == PROTO_SEGINFO_PROCS;
+}
+
+static int seginfo_reply_ok(const struct proto_seginfo_reply *r) {
+  size_t size = proto_seginfo_entry_size(r->what);
+
+  if (size == 0 || r->n > PROTO_SEGINFO_MAX_ENTRIES || r->next > r->total ||
+      (r->n > 0 && r->entries == NULL))
+    return 0;
+  for (uint32_t i = 0; i < r->n; i++)
+    if (!seg_entry_ok(r->what, r->entries + (size_t)i * size))
+      return 0;
+  return 1;
 }
 
 static int decode_run(struct rd *r, struct proto_run *run) {
@@ -579,6 +700,32 @@ int proto_decode(struct proto_msg *m, const uint8_t *payload, size_t len) {
     if (!r.bad && m->u.owner.alive > 1)
       err = -EBADMSG;
     break;
+  case B_SEGINFO:
+    rd_cred(&r, &m->u.seginfo.cred);
+    m->u.seginfo.shmid = rd_i32(&r);
+    m->u.seginfo.what = rd_u32(&r);
+    m->u.seginfo.first = rd_u32(&r);
+    m->u.seginfo.tag = rd_u64(&r);
+    if (!r.bad && proto_seginfo_entry_size(m->u.seginfo.what) == 0)
+      err = -EBADMSG;
+    break;
+  case B_SEGINFO_REPLY: {
+    struct proto_seginfo_reply *sr = &m->u.seginfo_reply;
+    size_t size;
+    sr->what = rd_u32(&r);
+    sr->total = rd_u32(&r);
+    sr->next = rd_u32(&r);
+    sr->n = rd_u32(&r);
+    size = proto_seginfo_entry_size(sr->what);
+    if (r.bad || size == 0 || sr->n > PROTO_SEGINFO_MAX_ENTRIES) {
+      err = -EBADMSG;
+      break;
+    }
+    sr->entries = rd_take(&r, (size_t)sr->n * size);
+    if (!r.bad && !seginfo_reply_ok(sr))
+      err = -EBADMSG;
+    break;
+  }
   }
   if (err != 0 || r.bad || r.left != 0)
     return -EBADMSG;
@@ -666,6 +813,13 @@ static ssize_t payload_size(const struct proto_msg *m) {
   case B_SEM_CANCEL:   return SEM_CANCEL_SIZE;
   case B_PROC_EXIT:    return PROC_EXIT_SIZE;
   case B_OWNER:        return m->u.owner.alive > 1 ? -EINVAL : (ssize_t)OWNER_SIZE;
+  case B_SEGINFO:
+    return proto_seginfo_entry_size(m->u.seginfo.what) == 0 ? -EINVAL : (ssize_t)SEGINFO_SIZE;
+  case B_SEGINFO_REPLY:
+    if (!seginfo_reply_ok(&m->u.seginfo_reply))
+      return -EINVAL;
+    return SEGINFO_REPLY_FIXED +
+           (ssize_t)(m->u.seginfo_reply.n * proto_seginfo_entry_size(m->u.seginfo_reply.what));
   }
   return -EINVAL;
 }
@@ -928,6 +1082,22 @@ ssize_t proto_encode(uint8_t *buf, size_t cap, struct proto_msg *m) {
     wr_u32(&w, m->u.owner.pid);
     wr_u32(&w, m->u.owner.tid);
     wr_u32(&w, m->u.owner.alive);
+    break;
+  case B_SEGINFO:
+    wr_cred(&w, &m->u.seginfo.cred);
+    wr_u32(&w, (uint32_t)m->u.seginfo.shmid);
+    wr_u32(&w, m->u.seginfo.what);
+    wr_u32(&w, m->u.seginfo.first);
+    wr_u64(&w, m->u.seginfo.tag);
+    break;
+  case B_SEGINFO_REPLY:
+    wr_u32(&w, m->u.seginfo_reply.what);
+    wr_u32(&w, m->u.seginfo_reply.total);
+    wr_u32(&w, m->u.seginfo_reply.next);
+    wr_u32(&w, m->u.seginfo_reply.n);
+    if (m->u.seginfo_reply.n)
+      wr_bytes(&w, m->u.seginfo_reply.entries,
+               m->u.seginfo_reply.n * proto_seginfo_entry_size(m->u.seginfo_reply.what));
     break;
   }
   return size;

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define PROTO_MAGIC        0x44534D31u /* "DSM1" */
-#define PROTO_VERSION      7u
+#define PROTO_VERSION      8u
 #define PROTO_HDR_SIZE     20u
 #define PROTO_PAGE_SIZE    4096u
 #define PROTO_PAGE_SHIFT   12u
@@ -32,6 +32,22 @@
 #define PROTO_SEMOP_TIMEOUT 0x1u  /* proto_semop.flags: semtimedop with a timeout */
 #define PROTO_SEMCTL_MAX_PAYLOAD (256u + 2u * PROTO_SEMMSL_MAX)
 #define PROTO_SEMOP_MAX_PAYLOAD  (64u + PROTO_SEMOP_SIZE * PROTO_SEMOPM_MAX)
+
+/* SEG_INFO (dshm stat): what one reply lists, at most PROTO_SEGINFO_MAX_ENTRIES entries of
+ * one kind (docs/protocol.md, "Segment details"). */
+#define PROTO_SEGINFO_HOSTS 1u     /* the hosts that have the segment attached */
+#define PROTO_SEGINFO_PAGES 2u     /* runs of pages in the same state */
+#define PROTO_SEGINFO_PROCS 3u     /* the processes of one host that have it attached */
+#define PROTO_SEGINFO_MAX_ENTRIES 256u
+#define PROTO_SEGINFO_HOLDERS 4u   /* holders named in a page run (nholders counts them all) */
+#define PROTO_SEGHOST_SIZE  84u    /* tag u64, node u32, nrw u32, nro u32, name[64] */
+#define PROTO_SEGRUN_SIZE   28u    /* first, count u32, mode, flags u8, nholders u16, 4 u32 */
+#define PROTO_SEGPROC_SIZE  12u    /* pid, nrw, nro u32 */
+#define PROTO_SEGINFO_MAX_PAYLOAD (16u + PROTO_SEGINFO_MAX_ENTRIES * PROTO_SEGHOST_SIZE)
+#define PROTO_SEGRUN_GHOST  0x1u   /* owned by a host not back since the server restarted */
+#define PROTO_SEGRUN_BUSY   0x2u   /* a transaction is in progress on these pages */
+#define PROTO_SEGRUN_KNOWN  0x3u
+#define PROTO_NO_NODE       0xffffffffu /* an unused holder slot */
 
 /* Page-run payload: 16-byte run header, 16 bytes per page entry, then the data blocks. */
 #define PROTO_RUN_HDR      16u
@@ -92,7 +108,8 @@
   X(SEMOP,          24, PROTO_SEMOP_MAX_PAYLOAD)           \
   X(SEM_CANCEL,     25, PROTO_SMALL_MAX)                   \
   X(PROC_EXIT,      26, PROTO_SMALL_MAX)                   \
-  X(OWNER_ALIVE,    27, PROTO_SMALL_MAX)
+  X(OWNER_ALIVE,    27, PROTO_SMALL_MAX)                   \
+  X(SEG_INFO,       28, PROTO_SEGINFO_MAX_PAYLOAD)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, max) PROTO_OP_##name = code,
@@ -383,6 +400,59 @@ struct proto_owner {
   uint32_t alive;           /* 0 or 1; 0 in requests */
 };
 
+/* SEG_INFO: what `dshm stat` shows beyond shmid_ds, asked with the rights of IPC_STAT (read
+ * permission). HOSTS and PAGES are answered by the server from entry (host index) or page
+ * first on; PROCS by the agent of the host whose tag is tag (0: the asker's own host),
+ * relayed by the server as OWNER_ALIVE is. A reply lists entries [first, next) of total;
+ * the asker asks again from next until next == total. */
+struct proto_seginfo {
+  struct proto_cred cred;
+  int32_t shmid;
+  uint32_t what;            /* PROTO_SEGINFO_* */
+  uint32_t first;
+  uint64_t tag;             /* PROCS: the host */
+};
+
+struct proto_seginfo_reply {
+  uint32_t what;
+  uint32_t total;           /* hosts, pages or processes in all */
+  uint32_t next;            /* first entry not listed yet; total when this is the last */
+  uint32_t n;               /* entries here, <= PROTO_SEGINFO_MAX_ENTRIES */
+  const uint8_t *entries;   /* n entries of the kind's size, read and written with
+                             * proto_seg{host,run,proc}_{get,put}; checked by proto_decode */
+};
+
+struct proto_seghost {
+  uint64_t tag;             /* the host's node tag (0: none yet) */
+  uint32_t node;            /* the server's number of its connection: page runs name it */
+  uint32_t nrw, nro;        /* its attachments */
+  char name[PROTO_MAX_NAME + 1]; /* as it said in HELLO, printable */
+};
+
+struct proto_segrun {
+  uint32_t first, count;    /* pages */
+  uint8_t mode;             /* PROTO_MODE_INVALID: at the server only; SHARED: read copies at
+                             * the holders; EXCLUSIVE: the one holder may write it */
+  uint8_t flags;            /* PROTO_SEGRUN_* */
+  uint16_t nholders;        /* hosts that hold a copy */
+  uint32_t holder[PROTO_SEGINFO_HOLDERS]; /* the first of them (node), PROTO_NO_NODE after */
+};
+
+struct proto_segproc {
+  uint32_t pid;
+  uint32_t nrw, nro;        /* its attachments */
+};
+
+void proto_seghost_put(uint8_t *e, const struct proto_seghost *h);
+void proto_segrun_put(uint8_t *e, const struct proto_segrun *r);
+void proto_segproc_put(uint8_t *e, const struct proto_segproc *p);
+/* Entry i of a decoded reply (i < n, what matching). */
+void proto_seghost_get(const struct proto_seginfo_reply *r, uint32_t i, struct proto_seghost *h);
+void proto_segrun_get(const struct proto_seginfo_reply *r, uint32_t i, struct proto_segrun *run);
+void proto_segproc_get(const struct proto_seginfo_reply *r, uint32_t i, struct proto_segproc *p);
+/* Bytes of one entry of kind what, 0 for an unknown kind. */
+size_t proto_seginfo_entry_size(uint32_t what);
+
 struct proto_ping {
   uint64_t cookie;
 };
@@ -420,6 +490,8 @@ struct proto_msg {
     struct proto_sem_cancel sem_cancel;
     struct proto_proc_exit proc_exit;
     struct proto_owner owner;
+    struct proto_seginfo seginfo;
+    struct proto_seginfo_reply seginfo_reply;
   } u;
 };
 

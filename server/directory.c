@@ -859,6 +859,7 @@ int srv_dir_page_info(const struct srv_dir *d, uint64_t idx, struct srv_dpage_in
   out->version = pg->version;
   out->owner = pg->owner;
   out->nsharers = pg->nsharers;
+  out->sharers = pg->sharers;
   out->busy = pg->txn != NULL;
   for (r = pg->qhead; r != NULL; r = r->next)
     out->queued++;

@@ -44,6 +44,7 @@ struct srv_dpage_info {
   uint64_t version;
   uint32_t owner;     /* SRV_NODE_NONE when nobody holds it EXCLUSIVE */
   uint32_t nsharers;
+  const uint32_t *sharers; /* nsharers nodes, in no order; valid until the next change */
   int busy;           /* a transaction is in progress */
   uint32_t queued;    /* requests waiting behind it */
 };

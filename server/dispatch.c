@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "owners.h"
+#include "seginfo.h"
 #include "peercred.h"
 #include "semcalls.h"
 #include "server.h"
@@ -396,6 +397,7 @@ static const handler_fn handlers[PROTO_OP_MAX_] = {
   [PROTO_OP_SEM_CANCEL] = srv__sem_cancel,
   [PROTO_OP_PROC_EXIT] = srv__sem_proc_exit,
   [PROTO_OP_OWNER_ALIVE] = srv__owner_alive,
+  [PROTO_OP_SEG_INFO] = srv__seg_info,
 };
 
 int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
@@ -404,10 +406,10 @@ int srv__dispatch(struct srv_conn *c, struct proto_msg *m, const char **why) {
   int err;
 
   srv_metrics_rx(m->h.opcode);
-  /* The one request of the server that a client answers with a REPLY: a relayed
-   * OWNER_ALIVE (owners.c). */
-  if ((m->h.flags & PROTO_F_REPLY) && m->h.opcode == PROTO_OP_OWNER_ALIVE &&
-      c->state == SRV_CONN_READY) {
+  /* The requests of the server that a client answers with a REPLY: a relayed OWNER_ALIVE
+   * or SEG_INFO (owners.c). */
+  if ((m->h.flags & PROTO_F_REPLY) && c->state == SRV_CONN_READY &&
+      (m->h.opcode == PROTO_OP_OWNER_ALIVE || m->h.opcode == PROTO_OP_SEG_INFO)) {
     srv__owner_answer(c, m);
     return 0;
   }

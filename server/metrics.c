@@ -40,6 +40,7 @@ const uint8_t srv__op_class[PROTO_OP_MAX_] = {
   [PROTO_OP_SEM_CANCEL] = SRV_RC_SEM,
   [PROTO_OP_PROC_EXIT] = SRV_RC_SEM,
   [PROTO_OP_OWNER_ALIVE] = SRV_RC_SESSION,
+  [PROTO_OP_SEG_INFO] = SRV_RC_SHM,
 };
 
 static const struct {

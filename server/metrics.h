@@ -71,7 +71,7 @@ enum srv_counter {
   X(READ, "read", "READ_DATA, until its grant")                       \
   X(ACQUIRE, "acquire", "ACQUIRE, until its grant")                   \
   X(WRITE, "write", "WRITE_DATA")                                     \
-  X(SHM, "shm", "segment calls: create, attach, detach, shmctl")     \
+  X(SHM, "shm", "segment calls: create, attach, detach, shmctl, seg_info")     \
   X(SEM, "sem", "semaphore calls: semget, semctl, semop (until queued), cancel, exit") \
   X(SESSION, "session", "HELLO, AUTH, GROUPS, NODE, PING, OWNER_ALIVE")
 

@@ -1,7 +1,8 @@
-/* owners.h - the server's end of OWNER_ALIVE: is the owner of a robust mutex (thread tid of
- * process pid on the host with node tag tag) alive? The server knows which hosts are
- * connected; only a host's own agent knows its processes, so a question about a connected
- * host is relayed to that host's agent and the answer relayed back. This module owns the
+/* owners.h - questions about a host's processes, relayed to that host's agent: OWNER_ALIVE
+ * (is the owner of a robust mutex, thread tid of process pid on the host with node tag tag,
+ * alive?) and SEG_INFO's PROCS (which of its processes have a segment attached?). The server
+ * knows which hosts are connected; only a host's own agent knows its processes, so the
+ * question goes to that agent and its answer back to the asker. This module owns the
  * questions in flight. */
 #ifndef DSHM_SRV_OWNERS_H
 #define DSHM_SRV_OWNERS_H
@@ -13,6 +14,7 @@
 
 /* A question relayed to a host agent, waiting for its answer. */
 struct srv_owner_q {
+  uint8_t op;               /* PROTO_OP_OWNER_ALIVE or PROTO_OP_SEG_INFO */
   uint32_t sreqid;          /* the server's reqid of the relayed request */
   uint32_t target;          /* the node asked */
   uint32_t asker;           /* the node that asked, and its reqid */
@@ -30,12 +32,16 @@ struct srv_owners {
  * are); otherwise the question goes on to that host's agent. */
 int srv__owner_alive(struct srv_conn *c, struct proto_msg *m, const char **why);
 
-/* The answer (an OWNER_ALIVE reply) of host agent c to a relayed question: passed on to the
+/* Relays request m of c (SEG_INFO PROCS) to the agent of the host with this tag; its
+ * answer goes back to c. ENOTCONN at once for a host without a connection. Returns 0. */
+int srv__relay(struct srv_conn *c, struct proto_msg *m, uint64_t tag);
+
+/* The answer (an OWNER_ALIVE or SEG_INFO reply) of host agent c to a relayed question: passed on to the
  * asker if it is still there. An answer nobody asked for is ignored. */
 void srv__owner_answer(struct srv_conn *c, const struct proto_msg *m);
 
 /* Part of a connection's teardown: questions it was asked are answered "not alive" (the
- * host is gone), questions it asked are forgotten. */
+ * host is gone) or ENOTCONN, questions it asked are forgotten. */
 void srv__owner_conn_gone(struct srv_conn *c);
 
 void srv_owners_fini(struct srv_owners *o);

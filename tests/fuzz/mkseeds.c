@@ -159,6 +159,38 @@ static struct proto_msg owner_q(uint32_t reqid, uint64_t tag, uint32_t pid, uint
   return m;
 }
 
+/* SEG_INFO of kind what about shmid (PROCS: of the host with tag). */
+static struct proto_msg seginfo_q(uint32_t reqid, int32_t shmid, uint32_t what, uint32_t first,
+                                  uint64_t tag) {
+  struct proto_msg m = msg(PROTO_OP_SEG_INFO, reqid);
+  m.u.seginfo = (struct proto_seginfo){cred, shmid, what, first, tag};
+  return m;
+}
+
+/* A SEG_INFO reply with two entries of kind what (the entries of each kind, valid; kept
+ * in a buffer per kind, so replies of different kinds can wait side by side). */
+static struct proto_msg seginfo_a(uint32_t reqid, uint32_t what) {
+  static uint8_t ebuf[4][2 * PROTO_SEGHOST_SIZE];
+  uint8_t *e = ebuf[what & 3];
+  struct proto_msg m = msg(PROTO_OP_SEG_INFO, reqid);
+
+  m.h.flags = PROTO_F_REPLY;
+  for (uint32_t i = 0; i < 2; i++) {
+    if (what == PROTO_SEGINFO_HOSTS)
+      proto_seghost_put(e + i * PROTO_SEGHOST_SIZE,
+                        &(struct proto_seghost){.tag = 7 + i, .node = i, .nrw = 1, .name = "h"});
+    else if (what == PROTO_SEGINFO_PAGES)
+      proto_segrun_put(e + i * PROTO_SEGRUN_SIZE,
+                       &(struct proto_segrun){i, 1, (uint8_t)i, 0, (uint16_t)i,
+                                              {i ? 0 : PROTO_NO_NODE, PROTO_NO_NODE,
+                                               PROTO_NO_NODE, PROTO_NO_NODE}});
+    else
+      proto_segproc_put(e + i * PROTO_SEGPROC_SIZE, &(struct proto_segproc){4242 + i, 1, i});
+  }
+  m.u.seginfo_reply = (struct proto_seginfo_reply){what, 3, 2, 2, e};
+  return m;
+}
+
 static struct proto_msg reattach(int32_t shmid, uint32_t nrw, uint32_t nro) {
   struct proto_msg m = msg(PROTO_OP_REATTACH, 15);
   m.u.reattach.cred = (struct proto_cred){42, 0, 0};
@@ -313,6 +345,10 @@ static void proto_seeds(const char *dir) {
   ms[n] = owner_q(43, 7, 4242, 4243);
   ms[n++].h.flags = PROTO_F_REPLY;
   ms[n++] = owner_q(44, 7, 4242, 4243);
+  ms[n++] = seginfo_q(45, 1 << 30, PROTO_SEGINFO_PAGES, 0, 0);
+  ms[n++] = seginfo_a(45, PROTO_SEGINFO_HOSTS);
+  ms[n++] = seginfo_a(46, PROTO_SEGINFO_PAGES);
+  ms[n++] = seginfo_a(47, PROTO_SEGINFO_PROCS);
   all.n = 0;
   for (i = 0; i < n; i++) {
     frame(&all, &ms[i]);
@@ -523,6 +559,30 @@ static void server_seeds(const char *dir) {
     rec(&cur, 1, owner_q(72, proto_node_tag(id), 4242, 4244));
   }
   put_file(dir, "owners", &cur);
+
+  /* SEG_INFO: peer 0 (a host) makes a segment, takes a page, reads another; peer 1 asks
+   * for the hosts, the pages (from the start and past the end), and peer 0's processes
+   * (relayed to peer 0, whose answer goes back), then again before peer 0 hangs up. */
+  cur.n = 0;
+  rec(&cur, 0, hello());
+  rec(&cur, 0, node(0));
+  rec(&cur, 1, hello());
+  rec(&cur, 0, create(IPC_PRIVATE, 8 * PROTO_PAGE_SIZE, IPC_CREAT | 0644));
+  rec(&cur, 0, attach(1 << 30, 0));
+  rec(&cur, 0, run(PROTO_OP_ACQUIRE, 20, 1 << 30, 0, 2, PROTO_MODE_EXCLUSIVE, 0));
+  rec(&cur, 0, run(PROTO_OP_READ_DATA, 21, 1 << 30, 4, 1, PROTO_MODE_SHARED, 0));
+  rec(&cur, 1, seginfo_q(80, 1 << 30, PROTO_SEGINFO_HOSTS, 0, 0));
+  rec(&cur, 1, seginfo_q(81, 1 << 30, PROTO_SEGINFO_PAGES, 0, 0));
+  rec(&cur, 1, seginfo_q(82, 1 << 30, PROTO_SEGINFO_PAGES, 9, 0));
+  {
+    uint8_t id[PROTO_NODE_ID];
+    memset(id, 0xA5, sizeof id);
+    rec(&cur, 1, seginfo_q(83, 1 << 30, PROTO_SEGINFO_PROCS, 0, proto_node_tag(id)));
+    rec(&cur, 0, seginfo_a(1, PROTO_SEGINFO_PROCS));
+    rec(&cur, 1, seginfo_q(84, 1 << 30, PROTO_SEGINFO_PROCS, 0, 12345));
+    rec(&cur, 1, seginfo_q(85, 1 << 30, PROTO_SEGINFO_PROCS, 0, proto_node_tag(id)));
+  }
+  put_file(dir, "seginfo", &cur);
 }
 
 /* ---- fuzz_agent: records of the processes (P), the server (S) and events (EV) ---- */
@@ -924,6 +984,20 @@ static void agent_seeds(const char *dir) {
   raw(&cur, S, one.b, one.n);
   ev(&cur, EV_STOP, 0, 0, 0, 0, 0);
   put_file(dir, "owners", &cur);
+
+  /* SEG_INFO: a process asks for the pages (forwarded; the reply with its entries goes
+   * back) and for its own host's processes (tag 0); the server asks for this host's
+   * processes of a segment (answered from the records) and for a kind only it answers. */
+  cur.n = 0;
+  attached(&cur, 0, 21, 4, 0);
+  rec(&cur, P(0), seginfo_q(90, 21, PROTO_SEGINFO_PAGES, 0, 0));
+  reply(&cur, seginfo_a(0, PROTO_SEGINFO_PAGES));
+  rec(&cur, P(0), seginfo_q(91, 21, PROTO_SEGINFO_PROCS, 0, 0));
+  reply(&cur, seginfo_a(0, PROTO_SEGINFO_PROCS));
+  rec(&cur, S, seginfo_q(92, 21, PROTO_SEGINFO_PROCS, 0, 0));
+  rec(&cur, S, seginfo_q(93, 21, PROTO_SEGINFO_HOSTS, 0, 0));
+  ev(&cur, EV_STOP, 0, 0, 0, 0, 0);
+  put_file(dir, "seginfo", &cur);
 }
 
 int main(int argc, char **argv) {

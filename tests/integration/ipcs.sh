@@ -20,8 +20,10 @@ mkfifo "$tmp/keep.fifo"
 k0=$(( (0x5e800000 + ($$ & 0xffff) * 16) ))
 key() { printf '0x%08x' $((k0 + $1)); }
 K1=$(key 1) K2=$(key 2) K3=$(key 3) NOKEY=$(key 9)
-spid=
+spid= wpid= rpid=
 cleanup() {
+  # The processes that keep segment attachments, blocked on their fifos.
+  for p in $wpid $rpid; do kill "$p" 2>/dev/null; done
   # Native objects of this run, whatever happened.
   for k in $K1 $K2; do ipcrm -M "$k" 2>/dev/null; done
   ipcrm -S "$K3" 2>/dev/null
@@ -112,11 +114,71 @@ env -u LD_PRELOAD DSHM_SERVER="127.0.0.1:$port" DSHM_PRELOAD_LIB="$preload" \
   DSHM_AGENT_DIR="$tmp/host" DSHM_AGENT_BIN="$agent" "$dshm" ls -s | grep -E "^$K3 " >"$tmp/dshm.s"
 diff -u "$tmp/ipcs.s" "$tmp/dshm.s" || fail "dshm ls -s differs from ipcs -s"
 "${SHIM[@]}" ipcs -m -i "$id1" >"$tmp/ipcs.mi"
-"${SHIM[@]}" "$dshm" stat "$id1" >"$tmp/dshm.mi"
-diff -u "$tmp/ipcs.mi" "$tmp/dshm.mi" || fail "dshm stat differs from ipcs -m -i"
+"${SHIM[@]}" "$dshm" stat "$id1" >"$tmp/dshm.mi" || fail "dshm stat: $(cat "$tmp/dshm.mi")"
+# ipcs -i's lines first, exactly; then what ipcs cannot show (checked below).
+head -n "$(wc -l <"$tmp/ipcs.mi")" "$tmp/dshm.mi" | diff -u "$tmp/ipcs.mi" - ||
+  fail "dshm stat differs from ipcs -m -i"
+grep -q "^Attached: 0 hosts, 0 processes$" "$tmp/dshm.mi" || fail "dshm stat: $(cat "$tmp/dshm.mi")"
 "${SHIM[@]}" ipcs -s -i "$sid" >"$tmp/ipcs.si"
 "${SHIM[@]}" "$dshm" stat -s "$sid" >"$tmp/dshm.si"
 diff -u "$tmp/ipcs.si" "$tmp/dshm.si" || fail "dshm stat -s differs from ipcs -s -i"
+
+# dshm stat's hosts, processes and pages: a writer on host A (pages 0 and 2), a reader on
+# host B (page 0, after the write), both kept attached; what the grants imply must be
+# listed, and the counts must add up to ipcs's nattch (the kernel's field, the server's
+# count) and to the processes each host's agent knows.
+mkdir -m 700 "$tmp/hostb"
+mkfifo "$tmp/w.fifo" "$tmp/r.fifo"
+"${SHIM[@]}" python3 -c "
+import ctypes
+l = ctypes.CDLL(None, use_errno=True); l.shmat.restype = ctypes.c_void_p
+p = l.shmat($id1, None, 0)
+ctypes.memmove(p, b'w', 1); ctypes.memmove(p + 8192, b'x', 1)
+print('ready', flush=True); open('$tmp/w.fifo').read()" >"$tmp/w.out" &
+wpid=$!
+for _ in $(seq 100); do grep -q ready "$tmp/w.out" && break; sleep 0.1; done
+grep -q ready "$tmp/w.out" || fail "the writer did not start"
+"${SHIM[@]}" DSHM_AGENT_DIR="$tmp/hostb" python3 -c "
+import ctypes
+l = ctypes.CDLL(None, use_errno=True); l.shmat.restype = ctypes.c_void_p
+p = l.shmat($id1, None, 0o10000)
+assert ctypes.string_at(p, 1) == b'w'
+print('ready', flush=True); open('$tmp/r.fifo').read()" >"$tmp/r.out" &
+rpid=$!
+for _ in $(seq 100); do grep -q ready "$tmp/r.out" && break; sleep 0.1; done
+grep -q ready "$tmp/r.out" || fail "the reader did not start"
+"${SHIM[@]}" "$dshm" stat "$id1" >"$tmp/dshm.st" || fail "dshm stat: $(cat "$tmp/dshm.st")"
+grep -q "^Attached: 2 hosts, 2 processes$" "$tmp/dshm.st" || fail "dshm stat: $(cat "$tmp/dshm.st")"
+"${SHIM[@]}" ipcs -m -i "$id1" >"$tmp/ipcs.st"
+"${SHIM[@]}" "$dshm" stat --json "$id1" | python3 -c "
+import json, re, sys
+d = json.load(sys.stdin)
+nattch = int(re.search(r'nattch=(\d+)', open('$tmp/ipcs.st').read()).group(1))
+hosts = d['hosts']
+bad = []
+if d['segment']['shmid'] != $id1: bad.append('shmid')
+if len(hosts) != 2 or len({h['tag'] for h in hosts}) != 2: bad.append('two hosts')
+byproc = {p['pid']: (h['tag'], p['nrw'], p['nro']) for h in hosts for p in h['processes']}
+if set(byproc) != {$wpid, $rpid}: bad.append('processes %s' % byproc)
+a, b = byproc.get($wpid, (0,))[0], byproc.get($rpid, (0,))[0]
+if byproc.get($wpid, (0, 0, 0))[1:] != (1, 0) or byproc.get($rpid, (0, 0, 0))[1:] != (0, 1):
+  bad.append('counts %s' % byproc)
+if sum(h['nrw'] + h['nro'] for h in hosts) != nattch or nattch != 2: bad.append('nattch %d' % nattch)
+for h in hosts:
+  if (h['nrw'], h['nro']) != (sum(p['nrw'] for p in h['processes']), sum(p['nro'] for p in h['processes'])):
+    bad.append('host %s counts' % h['tag'])
+page = {}
+nxt = 0
+for r in d['pages']:
+  if r['first'] != nxt: bad.append('run at %d' % r['first'])
+  nxt = r['first'] + r['count']
+  for p in range(r['first'], nxt): page[p] = (r['state'], set(r['holders']))
+if nxt != 3: bad.append('pages %d' % nxt)
+if page.get(0) != ('shared', {a, b}): bad.append('page 0 %s' % (page.get(0),))
+if page.get(2) != ('exclusive', {a}): bad.append('page 2 %s' % (page.get(2),))
+sys.exit('dshm stat --json: %s\n%s' % (bad, d) if bad else 0)" || fail "dshm stat --json"
+echo >"$tmp/w.fifo"; echo >"$tmp/r.fifo"
+wait "$wpid" "$rpid"
 "${SHIM[@]}" "$dshm" ls --json | python3 -c "
 import json, sys
 d = json.load(sys.stdin)

@@ -397,12 +397,12 @@ START_TEST(test_frame_bad_header) {
   struct proto_hdr h;
   size_t n = attach_frame();
 
-  /* Version 7 (OWNER_ALIVE) on the wire; a version 6 peer is refused at its first
+  /* Version 8 (SEG_INFO) on the wire; a version 7 peer is refused at its first
    * frame. */
-  ck_assert_uint_eq(PROTO_VERSION, 7);
-  ck_assert_uint_eq(frame[4], 7);
+  ck_assert_uint_eq(PROTO_VERSION, 8);
+  ck_assert_uint_eq(frame[4], 8);
   ck_assert_int_eq(proto_frame(frame, n, &h), (ssize_t)n);
-  frame[4] = 6;
+  frame[4] = 7;
   ck_assert_int_eq(proto_frame(frame, n, &h), -EPROTONOSUPPORT);
   frame[4] = PROTO_VERSION;
   frame[0] ^= 0xFF;
@@ -895,6 +895,139 @@ START_TEST(test_sem_roundtrip) {
 }
 END_TEST
 
+/* SEG_INFO: the request, and replies of each kind entry by entry, the largest one included. */
+START_TEST(test_seginfo_roundtrip) {
+  static uint8_t e[PROTO_SEGINFO_MAX_ENTRIES * PROTO_SEGHOST_SIZE];
+  struct proto_msg m = msg(PROTO_OP_SEG_INFO, 0), d;
+  struct proto_seghost h;
+  struct proto_segrun r;
+  struct proto_segproc p;
+
+  m.u.seginfo = (struct proto_seginfo){{7, 1, 2}, 0x40000005, PROTO_SEGINFO_PROCS, 9,
+                                       0x0123456789abcdefull};
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  ck_assert_int_eq(d.u.seginfo.shmid, 0x40000005);
+  ck_assert_uint_eq(d.u.seginfo.what, PROTO_SEGINFO_PROCS);
+  ck_assert_uint_eq(d.u.seginfo.first, 9);
+  ck_assert_uint_eq(d.u.seginfo.tag, 0x0123456789abcdefull);
+  ck_assert_uint_eq(d.u.seginfo.cred.uid, 1);
+
+  /* 256 hosts, names up to the full 64 bytes: the largest payload there is. */
+  for (uint32_t i = 0; i < PROTO_SEGINFO_MAX_ENTRIES; i++) {
+    memset(&h, 0, sizeof h);
+    h = (struct proto_seghost){.tag = 1000 + i, .node = i, .nrw = i, .nro = 2 * i};
+    memset(h.name, 'a' + (int)(i % 26), i % (PROTO_MAX_NAME + 1));
+    proto_seghost_put(e + (size_t)i * PROTO_SEGHOST_SIZE, &h);
+  }
+  m = msg(PROTO_OP_SEG_INFO, PROTO_F_REPLY);
+  m.u.seginfo_reply = (struct proto_seginfo_reply){PROTO_SEGINFO_HOSTS, 300,
+                                                   PROTO_SEGINFO_MAX_ENTRIES,
+                                                   PROTO_SEGINFO_MAX_ENTRIES, e};
+  ck_assert_int_eq(proto_encoded_size(&m), PROTO_HDR_SIZE + PROTO_SEGINFO_MAX_PAYLOAD);
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  ck_assert_uint_eq(d.u.seginfo_reply.total, 300);
+  ck_assert_uint_eq(d.u.seginfo_reply.n, PROTO_SEGINFO_MAX_ENTRIES);
+  proto_seghost_get(&d.u.seginfo_reply, PROTO_MAX_NAME, &h);
+  ck_assert_uint_eq(h.tag, 1000 + PROTO_MAX_NAME);
+  ck_assert_uint_eq(h.nro, 2 * PROTO_MAX_NAME);
+  ck_assert_uint_eq(strlen(h.name), PROTO_MAX_NAME);
+  proto_seghost_get(&d.u.seginfo_reply, 3, &h);
+  ck_assert_str_eq(h.name, "ddd");
+
+  r = (struct proto_segrun){7, 100, PROTO_MODE_SHARED, PROTO_SEGRUN_BUSY, 6,
+                            {4, 5, 6, 7}};
+  proto_segrun_put(e, &r);
+  r = (struct proto_segrun){107, 1, PROTO_MODE_EXCLUSIVE, PROTO_SEGRUN_GHOST, 0,
+                            {PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE}};
+  proto_segrun_put(e + PROTO_SEGRUN_SIZE, &r);
+  m.u.seginfo_reply = (struct proto_seginfo_reply){PROTO_SEGINFO_PAGES, 200, 108, 2, e};
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  proto_segrun_get(&d.u.seginfo_reply, 0, &r);
+  ck_assert_uint_eq(r.count, 100);
+  ck_assert_uint_eq(r.nholders, 6);
+  ck_assert_uint_eq(r.holder[3], 7);
+  ck_assert_uint_eq(r.flags, PROTO_SEGRUN_BUSY);
+  proto_segrun_get(&d.u.seginfo_reply, 1, &r);
+  ck_assert_uint_eq(r.first, 107);
+  ck_assert_uint_eq(r.flags, PROTO_SEGRUN_GHOST);
+
+  proto_segproc_put(e, &(struct proto_segproc){4242, 1, 3});
+  m.u.seginfo_reply = (struct proto_seginfo_reply){PROTO_SEGINFO_PROCS, 1, 1, 1, e};
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+  proto_segproc_get(&d.u.seginfo_reply, 0, &p);
+  ck_assert_uint_eq(p.pid, 4242);
+  ck_assert_uint_eq(p.nro, 3);
+  /* An empty reply: nothing (left) to list. */
+  m.u.seginfo_reply = (struct proto_seginfo_reply){PROTO_SEGINFO_PROCS, 0, 0, 0, NULL};
+  ck_assert_int_eq(decode_exact(frame, encode_ok(&m), &d), 0);
+}
+END_TEST
+
+/* What a reader of SEG_INFO relies on, refused on both sides: an unknown kind, more entries
+ * than a reply may hold or than the payload has, next past total, a name that is not
+ * printable or not NUL-padded, an empty or wrapping run, an unknown mode or flag, holder
+ * slots that disagree with nholders. */
+START_TEST(test_seginfo_malformed) {
+  static uint8_t e[(PROTO_SEGINFO_MAX_ENTRIES + 1) * PROTO_SEGHOST_SIZE];
+  struct proto_msg m = msg(PROTO_OP_SEG_INFO, 0), d;
+  struct proto_segrun good = {0, 1, PROTO_MODE_SHARED, 0, 2,
+                              {1, 2, PROTO_NO_NODE, PROTO_NO_NODE}};
+  struct proto_seghost h = {.tag = 1, .name = "ok"};
+  size_t n;
+
+  m.u.seginfo.what = 0;
+  ck_assert_int_eq(proto_encoded_size(&m), -EINVAL);
+  m.u.seginfo.what = PROTO_SEGINFO_HOSTS;
+  n = encode_ok(&m);
+  proto_put_u32(frame + PROTO_HDR_SIZE + 16, 4); /* what */
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+
+  m = msg(PROTO_OP_SEG_INFO, PROTO_F_REPLY);
+  m.u.seginfo_reply = (struct proto_seginfo_reply){PROTO_SEGINFO_HOSTS, 1000,
+                                                   PROTO_SEGINFO_MAX_ENTRIES + 1,
+                                                   PROTO_SEGINFO_MAX_ENTRIES + 1, e};
+  for (uint32_t i = 0; i <= PROTO_SEGINFO_MAX_ENTRIES; i++)
+    proto_seghost_put(e + (size_t)i * PROTO_SEGHOST_SIZE, &h);
+  ck_assert_int_eq(proto_encoded_size(&m), -EINVAL);
+  m.u.seginfo_reply.n = 1;
+  m.u.seginfo_reply.next = 1001;
+  ck_assert_int_eq(proto_encoded_size(&m), -EINVAL);
+  m.u.seginfo_reply.next = 1;
+  n = encode_ok(&m);
+  ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+  proto_put_u32(frame + PROTO_HDR_SIZE + 12, 2); /* n says two, the payload has one */
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  proto_put_u32(frame + PROTO_HDR_SIZE + 12, 1);
+  frame[PROTO_HDR_SIZE + 16 + 20 + 1] = '\n'; /* "o\n": not printable */
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+  frame[PROTO_HDR_SIZE + 16 + 20 + 1] = 'k';
+  frame[PROTO_HDR_SIZE + 16 + 20 + 5] = 'x'; /* after the NUL */
+  ck_assert_int_eq(decode_exact(frame, n, &d), -EBADMSG);
+
+  m.u.seginfo_reply = (struct proto_seginfo_reply){PROTO_SEGINFO_PAGES, 10, 10, 1, e};
+  {
+    struct proto_segrun bad[] = {
+      {0, 0, PROTO_MODE_SHARED, 0, 0, {PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE}},
+      {UINT32_MAX, 2, PROTO_MODE_INVALID, 0, 0, {PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE}},
+      {0, 1, 3, 0, 0, {PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE}},
+      {0, 1, PROTO_MODE_SHARED, 0x4, 0, {PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE}},
+      {0, 1, PROTO_MODE_SHARED, 0, 2, {1, PROTO_NO_NODE, PROTO_NO_NODE, PROTO_NO_NODE}},
+      {0, 1, PROTO_MODE_SHARED, 0, 1, {1, 2, PROTO_NO_NODE, PROTO_NO_NODE}},
+      {0, 1, PROTO_MODE_SHARED, 0, 9, {1, 2, 3, PROTO_NO_NODE}},
+    };
+    proto_segrun_put(e, &good);
+    n = encode_ok(&m);
+    ck_assert_int_eq(decode_exact(frame, n, &d), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      proto_segrun_put(e, &bad[i]);
+      ck_assert_msg(proto_encoded_size(&m) == -EINVAL, "bad run %zu encodes", i);
+      memcpy(frame + PROTO_HDR_SIZE + 16, e, PROTO_SEGRUN_SIZE); /* the same on the wire */
+      ck_assert_msg(decode_exact(frame, n, &d) == -EBADMSG, "bad run %zu decodes", i);
+    }
+  }
+}
+END_TEST
+
 /* Counts beyond the caps and counts that disagree with the payload are refused on both
  * sides, and the SEMOP flags this version does not know. */
 START_TEST(test_sem_malformed) {
@@ -1005,6 +1138,8 @@ static Suite *proto_suite(void) {
   tcase_add_test(tc, test_inherit);
   tcase_add_test(tc, test_sem_roundtrip);
   tcase_add_test(tc, test_sem_malformed);
+  tcase_add_test(tc, test_seginfo_roundtrip);
+  tcase_add_test(tc, test_seginfo_malformed);
   tcase_add_test(tc, test_rxbuf_sizes);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
