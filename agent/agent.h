@@ -52,6 +52,7 @@ struct fwd {
   int32_t shmflg;           /* ATTACH: SHM_RDONLY decides the descriptor handed out */
   int host_last;            /* DETACH: the host's last: its reply releases the segment */
   uint32_t child, nrw, nro; /* INHERIT: counted for the child when the server accepts it */
+  uint64_t t0;              /* sent (uv_hrtime): its latency */
 };
 
 /* A page request of the host (READ_DATA / ACQUIRE) in flight. */
@@ -59,6 +60,7 @@ struct preq {
   uint32_t reqid;
   int32_t shmid;
   uint32_t first, count, mode;
+  uint64_t t0;              /* sent (uv_hrtime): its latency */
 };
 
 struct agent {

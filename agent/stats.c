@@ -10,6 +10,35 @@
 
 struct agent_stats agent_stats;
 
+static const char *const class_label[AGENT_RC_COUNT_] = {"read", "acquire", "sysv"};
+
+void agent_stats_observe(unsigned cls, uint64_t t0) {
+  uint64_t now = uv_hrtime();
+
+  if (cls < AGENT_RC_COUNT_ && t0 != 0)
+    dshm_hist_observe(&agent_stats.lat[cls], now > t0 ? now - t0 : 0);
+}
+
+static void write_hist(FILE *f) {
+  fprintf(f, "# HELP dshm_agent_request_duration_seconds Time from sending a request to the "
+             "server to its answer, by class.\n"
+             "# TYPE dshm_agent_request_duration_seconds histogram\n");
+  for (unsigned c = 0; c < AGENT_RC_COUNT_; c++) {
+    const struct dshm_hist *h = &agent_stats.lat[c];
+    uint64_t cum = 0;
+    for (unsigned i = 0; i < DSHM_HIST_BUCKETS; i++) {
+      cum += h->bucket[i];
+      fprintf(f, "dshm_agent_request_duration_seconds_bucket{class=\"%s\",le=\"%.9g\"} %llu\n",
+              class_label[c], dshm_hist_le(i), (unsigned long long)cum);
+    }
+    fprintf(f, "dshm_agent_request_duration_seconds_bucket{class=\"%s\",le=\"+Inf\"} %llu\n"
+               "dshm_agent_request_duration_seconds_sum{class=\"%s\"} %.9f\n"
+               "dshm_agent_request_duration_seconds_count{class=\"%s\"} %llu\n",
+            class_label[c], (unsigned long long)h->count, class_label[c],
+            (double)h->sum_ns * 1e-9, class_label[c], (unsigned long long)h->count);
+  }
+}
+
 /* What the file holds: the counters and the gauges that matter for a change. */
 struct snapshot {
   struct agent_stats s;
@@ -93,6 +122,7 @@ static int write_file(struct agent *ag) {
   COUNTER(f, "received_bytes_total", "Bytes read from the server.", s->bytes_in);
   COUNTER(f, "sent_bytes_total", "Bytes written to the server.", s->bytes_out);
   COUNTER(f, "reconnects_total", "Connections to the server made again.", s->reconnects);
+  write_hist(f);
   ok = fflush(f) == 0 && !ferror(f);
   fclose(f);
   if (!ok || rename(tmp, path) != 0) {

@@ -321,6 +321,8 @@ static void on_reply(struct agent *ag, struct proto_msg *m) {
         return;
       }
       ag->preq[i] = ag->preq[--ag->npreq];
+      agent_stats_observe(q.mode == PROTO_MODE_EXCLUSIVE ? AGENT_RC_ACQUIRE : AGENT_RC_READ,
+                          q.t0);
       agent_seg_grant(ag, &q, m);
       return;
     }
@@ -336,6 +338,8 @@ static void on_reply(struct agent *ag, struct proto_msg *m) {
         return;
       }
       take_fwd(ag, i);
+      if (f.op != PROTO_OP_SEMOP)
+        agent_stats_observe(AGENT_RC_SYSV, f.t0);
       if (f.op == PROTO_OP_INHERIT) {
         inherit_done(ag, &f, m->h.status == 0);
         if (p == NULL)
@@ -746,7 +750,8 @@ static int fwd_add(struct agent *ag, const struct fwd *f) {
     ag->fwd = nf;
     ag->capfwd = cap;
   }
-  ag->fwd[ag->nfwd++] = *f;
+  ag->fwd[ag->nfwd] = *f;
+  ag->fwd[ag->nfwd++].t0 = uv_hrtime();
   return 0;
 }
 
@@ -869,7 +874,7 @@ int agent_up_page_request(struct agent *ag, int32_t shmid, uint32_t first, uint3
   for (i = 0; i < count; i++)
     rep.u.run.page[i] = (struct proto_page){versions[i], 0, NULL};
   q = &ag->preq[ag->npreq];
-  *q = (struct preq){rep.h.reqid, shmid, first, count, mode};
+  *q = (struct preq){rep.h.reqid, shmid, first, count, mode, uv_hrtime()};
   err = agent_up_send(ag, &rep);
   if (err == 0)
     ag->npreq++;

@@ -155,25 +155,24 @@ static double get(const char *name) {
   return tget(&server_tab, name);
 }
 
-/* The smallest bucket bound under which q of a histogram's observations of class fall, in
- * seconds; NAN when it has none. */
-static double quantile(const char *cls, double q) {
-  char count_name[256];
+/* The smallest bucket bound under which q of the observations of class fall in histogram
+ * PREFIX_request_duration_seconds of table t, in seconds; NAN when it has none. */
+static double quantile(const struct table *t, const char *prefix, const char *cls, double q) {
+  char name[256];
   double total, best = NAN;
   size_t plen;
 
-  snprintf(count_name, sizeof count_name,
-           "dshm_server_request_duration_seconds_count{class=\"%s\"}", cls);
-  total = get(count_name);
+  snprintf(name, sizeof name, "%s_request_duration_seconds_count{class=\"%s\"}", prefix, cls);
+  total = tget(t, name);
   if (!(total > 0))
     return NAN;
-  snprintf(count_name, sizeof count_name,
-           "dshm_server_request_duration_seconds_bucket{class=\"%s\",le=\"", cls);
-  plen = strlen(count_name);
-  for (size_t i = 0; i < server_tab.n; i++) {
-    const struct series *e = &server_tab.s[i];
+  snprintf(name, sizeof name, "%s_request_duration_seconds_bucket{class=\"%s\",le=\"", prefix,
+           cls);
+  plen = strlen(name);
+  for (size_t i = 0; i < t->n; i++) {
+    const struct series *e = &t->s[i];
     double le;
-    if (strncmp(e->name, count_name, plen) != 0 || e->value < q * total)
+    if (strncmp(e->name, name, plen) != 0 || e->value < q * total)
       continue;
     le = strtod(e->name + plen, NULL); /* "+Inf" gives inf */
     if (isnan(best) || le < best)
@@ -206,8 +205,27 @@ static void human_time(char *out, size_t cap, double s) {
     snprintf(out, cap, "<= %.1f s", s);
 }
 
+/* A line per class with requests: how many, p50 and p99 (upper bounds: the buckets'). */
+static void latency_lines(const struct table *t, const char *prefix, const char *const *classes,
+                          size_t n, const char *indent) {
+  char a[32], b[32], name[128];
+
+  for (size_t i = 0; i < n; i++) {
+    double count;
+    snprintf(name, sizeof name, "%s_request_duration_seconds_count{class=\"%s\"}", prefix,
+             classes[i]);
+    count = tget(t, name);
+    if (!(count > 0))
+      continue;
+    human_time(a, sizeof a, quantile(t, prefix, classes[i], 0.5));
+    human_time(b, sizeof b, quantile(t, prefix, classes[i], 0.99));
+    printf("%slatency    %-8s %8.0f requests, p50 %s, p99 %s\n", indent, classes[i], count, a,
+           b);
+  }
+}
+
 static void print_text(const char *spec) {
-  static const char *classes[] = {"read", "acquire", "write", "shm", "sem", "session"};
+  static const char *const classes[] = {"read", "acquire", "write", "shm", "sem", "session"};
   char a[32], b[32];
   double up = (double)time(NULL) - get("dshm_server_start_time_seconds");
   double ready = get("dshm_server_connections{state=\"ready\"}");
@@ -239,16 +257,7 @@ static void print_text(const char *spec) {
          get("dshm_server_recalls_sent_total"), get("dshm_server_invalidations_sent_total"),
          get("dshm_server_writebacks_total"), get("dshm_server_pending_page_requests"));
   printf("traffic    %s in, %s out\n", a, b);
-  for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
-    char name[128];
-    snprintf(name, sizeof name, "dshm_server_request_duration_seconds_count{class=\"%s\"}",
-             classes[i]);
-    if (!(get(name) > 0))
-      continue;
-    human_time(a, sizeof a, quantile(classes[i], 0.5));
-    human_time(b, sizeof b, quantile(classes[i], 0.99));
-    printf("latency    %-8s %8.0f requests, p50 %s, p99 %s\n", classes[i], get(name), a, b);
-  }
+  latency_lines(&server_tab, "dshm_server", classes, sizeof classes / sizeof classes[0], "");
 }
 
 static void json_string(const char *p) {
@@ -307,6 +316,8 @@ static char *read_agent(const char *path) {
   return buf;
 }
 
+static const char *const agent_classes[] = {"read", "acquire", "sysv"};
+
 static void agent_line(const char *path) {
   const struct table *t = &agent_tab;
   const char *server = "?";
@@ -329,6 +340,8 @@ static void agent_line(const char *path) {
          tget(t, "dshm_agent_pages_granted_total"), tget(t, "dshm_agent_recalls_total"),
          tget(t, "dshm_agent_invalidations_total"), tget(t, "dshm_agent_writeback_pages_total"),
          tget(t, "dshm_agent_reconnects_total"));
+  latency_lines(t, "dshm_agent", agent_classes, sizeof agent_classes / sizeof agent_classes[0],
+                "  ");
 }
 
 int dshm_status(int argc, char **argv) {

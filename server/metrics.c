@@ -160,13 +160,13 @@ static void render_hist(struct srv_mbuf *b) {
        "Time from reading a request to queueing its reply (page requests: to the grant), "
        "by class");
   for (c = 0; c < SRV_RC_COUNT_; c++) {
-    const struct srv_hist *h = &srv_metrics.lat[c];
+    const struct dshm_hist *h = &srv_metrics.lat[c];
     uint64_t cum = 0;
     for (i = 0; i < SRV_HIST_BUCKETS; i++) {
       cum += h->bucket[i];
       /* 2^i microseconds, written exactly: %.9g of a value below 2^26 * 1e-6. */
       srv_mbuf_printf(b, PREFIX "request_duration_seconds_bucket{class=\"%s\",le=\"%.9g\"} %llu\n",
-                      class_label[c], (double)(1ull << i) * 1e-6, (unsigned long long)cum);
+                      class_label[c], dshm_hist_le((unsigned)i), (unsigned long long)cum);
     }
     srv_mbuf_printf(b, PREFIX "request_duration_seconds_bucket{class=\"%s\",le=\"+Inf\"} %llu\n",
                     class_label[c], (unsigned long long)h->count);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "hist.h"
 #include "proto.h"
 
 /* X(id, name, labels, help): the counters, each exposed as dshm_server_<name>_total with
@@ -83,21 +84,13 @@ enum srv_req_class {
   SRV_RC_NONE = 0xff /* acks and replies: not requests */
 };
 
-/* Latency buckets: bucket i counts durations above 2^(i-1) and up to 2^i microseconds
- * (le = 2^i us), the last one up to 2^(N-1) us (~33.6 s); longer ones count only in +Inf
- * (count). */
-#define SRV_HIST_BUCKETS 26
-
-struct srv_hist {
-  uint64_t bucket[SRV_HIST_BUCKETS]; /* not cumulative; the exposition sums them */
-  uint64_t count;
-  uint64_t sum_ns;
-};
+/* Latency buckets: proto/hist.h, shared with the host agents. */
+#define SRV_HIST_BUCKETS DSHM_HIST_BUCKETS
 
 struct srv_metrics {
   uint64_t c[SRV_M_COUNT_];
   uint64_t rx_ops[PROTO_OP_MAX_];   /* messages received, by opcode */
-  struct srv_hist lat[SRV_RC_COUNT_];
+  struct dshm_hist lat[SRV_RC_COUNT_];
   /* Pages of every directory, and those SHARED (sharers, no owner) or EXCLUSIVE (an owner,
    * a node or a ghost of an earlier run): kept by directory.c on every transition. */
   int64_t dir_pages, pages_shared, pages_exclusive;
@@ -132,17 +125,8 @@ static inline void srv_metrics_rx(unsigned opcode) {
 
 /* One request of class cls took ns nanoseconds. */
 static inline void srv_metrics_observe(unsigned cls, uint64_t ns) {
-  struct srv_hist *h;
-  /* The first bucket whose bound is >= ns: bound(i) = 1000 * 2^i ns. */
-  unsigned b = ns <= 1000 ? 0 : 64u - (unsigned)__builtin_clzll((ns - 1) / 1000);
-
-  if (cls >= SRV_RC_COUNT_)
-    return;
-  h = &srv_metrics.lat[cls];
-  if (b < SRV_HIST_BUCKETS)
-    h->bucket[b]++;
-  h->count++;
-  h->sum_ns += ns;
+  if (cls < SRV_RC_COUNT_)
+    dshm_hist_observe(&srv_metrics.lat[cls], ns);
 }
 
 /* A page moved from state before to state after (0 invalid, 1 shared, 2 exclusive). */

@@ -210,6 +210,8 @@ for _ in $(seq 50); do
 done
 grep -q "^agent      127.0.0.1:$port .*: connected, 1 processes" "$tmp/status" ||
   fail "dshm status shows no connected agent with the keeper: $(cat "$tmp/status")"
+grep -qE "^  latency    sysv +[0-9]+ requests, p50 .*, p99 " "$tmp/status" ||
+  fail "dshm status shows no latency of the agent's calls: $(cat "$tmp/status")"
 DSHM_METRICS="127.0.0.1:$mport" "${ST[@]}" --json | python3 -c "
 import json, sys
 d = json.load(sys.stdin)
@@ -220,6 +222,14 @@ bad = {k: (s.get(k), v) for k, v in want.items() if s.get(k) != v}
 a = [x['series'] for x in d['agents']]
 if not a or a[0].get('dshm_agent_server_connected') != 1 or a[0].get('dshm_agent_sysv_calls_total', 0) < 2:
     bad['agents'] = a
+# The agent's latency histogram: the keeper's calls counted, buckets cumulative up to +Inf.
+h = a[0] if a else {}
+pre = 'dshm_agent_request_duration_seconds_'
+n = h.get(pre + 'count{class=\"sysv\"}', 0)
+les = sorted((float(k.split('le=\"')[1].rstrip('\"}')), v) for k, v in h.items()
+             if k.startswith(pre + 'bucket{class=\"sysv\"'))
+if n < 2 or not les or les[-1] != (float('inf'), n) or any(x[1] > y[1] for x, y in zip(les, les[1:])):
+    bad['agent latency'] = (n, les)
 sys.exit('dshm status --json: %s' % bad if bad else 0)" 2>&1 || fail "dshm status --json"
 "${ST[@]}" --metrics 127.0.0.1:1 >/dev/null 2>&1 && fail "dshm status with no server answered 0"
 exec 7>&-
