@@ -696,6 +696,10 @@ int agent_local_listen(struct agent *ag) {
     close(fd);
     return err;
   }
+  return agent_local_serve(ag, fd);
+}
+
+int agent_local_serve(struct agent *ag, int fd) {
   ag->listen_fd = fd;
   if (uv_poll_init(ag->loop, &ag->lpoll, fd) < 0)
     return -EIO;

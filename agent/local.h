@@ -45,6 +45,9 @@ struct lproc {
 };
 
 int agent_local_listen(struct agent *ag);
+/* Serves the local processes on fd, a listening SOCK_SEQPACKET socket (agent_local_listen's,
+ * or systemd's: main.c, socket activation). 0 or -errno. */
+int agent_local_serve(struct agent *ag, int fd);
 void agent_local_close_all(struct agent *ag);
 
 struct lproc *agent_proc_find(struct agent *ag, uint32_t id);

@@ -2,12 +2,19 @@
  * handshake with the process that started it, its log, signals and the idle exit.
  *
  *   dshm-agent --dir DIR --name NAME --server SPEC [--ready-fd FD] [--idle-ms MS] [--foreground]
+ *              [--systemd]
+ *   dshm-agent --print-name [--server SPEC]
  *
  * The shim starts it (preload/agentlink.c) when no agent answers on DIR/NAME.sock; it
  * detaches itself (a grandchild in a session of its own, so the program that started it
  * never waits for it), holds DIR/NAME.pid locked for as long as it runs (a second agent for
  * the same host and server refuses to start), logs to DIR/NAME.log, and exits idle-ms after
- * its last local process is gone. */
+ * its last local process is gone.
+ *
+ * Or systemd starts it (systemd/dshm-agent@.socket, socket activation: activate.c) with
+ * DIR/NAME.sock already listening: it stays in the foreground, logs to stderr (the journal),
+ * takes the same lock, and leaves the socket file to systemd when it exits idle; systemd
+ * starts it again on the next connect. --systemd makes that socket mandatory. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -23,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "activate.h"
 #include "agent.h"
 #include "hostseg.h"
 #include "local.h"
@@ -59,13 +67,29 @@ static void on_closed(uv_handle_t *h) {
   (void)h;
 }
 
+/* The socket file this process bound (agent_local_listen), to be removed when it stops: only
+ * if the path still names that file. An activated agent made none (systemd owns it), and a
+ * file that replaced ours (a socket unit started meanwhile) is not ours to remove. */
+static int sock_made;
+static dev_t sock_dev;
+static ino_t sock_ino;
+
+static void unlink_own_socket(const char *path) {
+  struct stat st;
+
+  if (sock_made && stat(path, &st) == 0 && st.st_dev == sock_dev && st.st_ino == sock_ino)
+    (void)unlink(path);
+  sock_made = 0;
+}
+
 void agent_stop(struct agent *ag, const char *why) {
   if (ag->stopping)
     return;
   ag->stopping = 1;
   agent_log("stopping: %s", why);
-  /* New processes must not find a socket that no longer answers: it goes first. */
-  (void)unlink(ag->cfg->sock_path);
+  /* New processes must not find a socket that no longer answers: it goes first (systemd's
+   * stays: it queues them for the next agent). */
+  unlink_own_socket(ag->cfg->sock_path);
   uv_close((uv_handle_t *)&ag->sigterm, on_closed);
   uv_close((uv_handle_t *)&ag->sigint, on_closed);
   uv_close((uv_handle_t *)&ag->idle, on_closed);
@@ -141,7 +165,8 @@ void agent_init(struct agent *ag, uv_loop_t *loop, struct agent_cfg *cfg) {
 
 static int usage(void) {
   fprintf(stderr, "usage: dshm-agent --dir DIR --name NAME --server SPEC [--ready-fd FD] "
-                  "[--idle-ms MS] [--foreground]\n");
+                  "[--idle-ms MS] [--foreground] [--systemd]\n"
+                  "       dshm-agent --print-name [--server SPEC]\n");
   return 2;
 }
 
@@ -218,10 +243,52 @@ static int daemonize(struct agent_cfg *c) {
   return 0;
 }
 
-static void close_inherited(int keep) {
+static void close_inherited(int keep, int keep2) {
   for (int fd = 3; fd < 1024; fd++)
-    if (fd != keep)
+    if (fd != keep && fd != keep2)
       close(fd);
+}
+
+/* --print-name: the name (and so the unit instance, docs/operations.md) of the agent the
+ * library uses with this environment's DSHM_SERVER (or spec) and token setting. */
+static int print_name(const char *spec) {
+  char name[128];
+
+  if (spec[0] == '\0')
+    spec = getenv("DSHM_SERVER") != NULL && *getenv("DSHM_SERVER") != '\0'
+               ? getenv("DSHM_SERVER") : "127.0.0.1:8080"; /* the library's default */
+  agent_act_name(spec, name, sizeof name);
+  printf("%s\n", name);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* The socket systemd passed is the one the library connects to, and the agent's name is the
+ * one the library derives from the server and token of the agent's environment (else the
+ * library's processes would look elsewhere, and start agents of their own). 0, or -errno
+ * with why filled. */
+static int check_activated(int fd, struct agent_cfg *c, char *why, size_t whylen) {
+  char name[128];
+  int err = agent_act_check(fd, c->sock_path, why, whylen);
+
+  if (err < 0)
+    return err;
+  agent_act_name(c->spec, name, sizeof name);
+  if (strcmp(name, c->name) != 0) {
+    snprintf(why, whylen, "--name %.120s is not the library's name for DSHM_SERVER=%.200s%s: "
+                          "%.120s (dshm-agent --print-name; a unit's instance is that name)",
+             c->name, c->spec, getenv("DSHM_TOKEN") != NULL ? " with DSHM_TOKEN"
+                               : getenv("DSHM_TOKEN_FILE") != NULL &&
+                                 *getenv("DSHM_TOKEN_FILE") != '\0' ? " with DSHM_TOKEN_FILE"
+                                                                     : " without a token",
+             name);
+    return -EINVAL;
+  }
+  /* libuv's poll and local.c's accept loop want a non-blocking listener. */
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+    snprintf(why, whylen, "the socket from systemd: fcntl: %s", strerror(errno));
+    return -errno;
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -229,7 +296,7 @@ int main(int argc, char **argv) {
   static struct agent ag;
   char why[700] = "", pidline[32];
   uv_loop_t loop;
-  int i, err, foreground = 0, lockfd;
+  int i, err, foreground = 0, lockfd, systemd = 0, name_only = 0, act_fd;
 
   cfg.ready_fd = -1;
   agent_verbose = getenv("DSHM_AGENT_VERBOSE") != NULL && strcmp(getenv("DSHM_AGENT_VERBOSE"), "0") != 0;
@@ -268,6 +335,14 @@ int main(int argc, char **argv) {
       foreground = 1;
       continue;
     }
+    if (strcmp(a, "--systemd") == 0) {
+      systemd = 1;
+      continue;
+    }
+    if (strcmp(a, "--print-name") == 0) {
+      name_only = 1;
+      continue;
+    }
     if (v == NULL)
       return usage();
     if (strcmp(a, "--dir") == 0)
@@ -284,19 +359,40 @@ int main(int argc, char **argv) {
       return usage();
     i++;
   }
+  if (name_only)
+    return print_name(cfg.spec);
   if (cfg.dir[0] == '\0' || cfg.name[0] == '\0' || cfg.spec[0] == '\0')
     return usage();
   snprintf(cfg.sock_path, sizeof cfg.sock_path, "%.2000s/%.120s.sock", cfg.dir, cfg.name);
   snprintf(cfg.pid_path, sizeof cfg.pid_path, "%.2000s/%.120s.pid", cfg.dir, cfg.name);
-  close_inherited(cfg.ready_fd);
+  /* Before any descriptor is closed: systemd's socket is descriptor 3. */
+  act_fd = agent_act_take(why, sizeof why);
+  if (act_fd == 0 && systemd) {
+    snprintf(why, sizeof why, "--systemd: no socket from systemd (LISTEN_PID, LISTEN_FDS): "
+                              "start dshm-agent@%.120s.socket, not the service alone", cfg.name);
+    act_fd = -EINVAL;
+  }
+  if (act_fd > 0 && cfg.ready_fd == act_fd) {
+    snprintf(why, sizeof why, "--ready-fd %d is the socket from systemd", act_fd);
+    act_fd = -EINVAL;
+  }
+  if (act_fd < 0) {
+    agent_log("cannot start: %s", why);
+    ready(&cfg, act_fd, why);
+    return 1;
+  }
+  close_inherited(cfg.ready_fd, act_fd > 0 ? act_fd : -1);
   signal(SIGPIPE, SIG_IGN);
-  if (!foreground && daemonize(&cfg) < 0)
+  /* Activated: systemd follows this process, and the journal reads its stderr. */
+  if (act_fd == 0 && !foreground && daemonize(&cfg) < 0)
     return 1;
 
   err = dshm_client_parse_addr(cfg.spec, "8080", &cfg.addr) < 0 ? -EINVAL : 0;
   if (err < 0)
     snprintf(why, sizeof why, "bad DSHM_SERVER '%s' (expected host:port, [ipv6]:port or "
                               "unix:PATH)", cfg.spec);
+  if (err == 0 && act_fd > 0)
+    err = check_activated(act_fd, &cfg, why, sizeof why);
   /* One agent per host directory and server: the lock is held for the agent's life. */
   lockfd = err < 0 ? -1 : open(cfg.pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (err == 0 && lockfd < 0) {
@@ -321,24 +417,38 @@ int main(int argc, char **argv) {
   if (err < 0) {
     agent_log("cannot start: %s", why);
     ready(&cfg, err, why);
+    if (act_fd > 0)
+      agent_act_drain(act_fd);
     return 1;
   }
   agent_init(&ag, &loop, &cfg);
   uv_signal_start(&ag.sigterm, on_signal, SIGTERM);
   uv_signal_start(&ag.sigint, on_signal, SIGINT);
   err = agent_up_open(&ag, why, sizeof why);
-  if (err == 0) {
+  if (err == 0 && act_fd > 0) {
+    err = agent_local_serve(&ag, act_fd);
+    if (err < 0)
+      snprintf(why, sizeof why, "cannot serve the socket from systemd: %s", strerror(-err));
+  } else if (err == 0) {
+    struct stat st;
     err = agent_local_listen(&ag);
     if (err < 0)
       snprintf(why, sizeof why, "cannot listen on %.500s: %s", cfg.sock_path, strerror(-err));
+    else if (stat(cfg.sock_path, &st) == 0) {
+      sock_made = 1;
+      sock_dev = st.st_dev;
+      sock_ino = st.st_ino;
+    }
   }
   if (err < 0) {
     agent_log("cannot start: %s", why);
     ready(&cfg, err, why);
+    if (act_fd > 0 && ag.listen_fd < 0)
+      agent_act_drain(act_fd);
     agent_stop(&ag, why);
   } else {
-    agent_log("serving %s for %s (idle exit after %u ms)", cfg.sock_path, cfg.spec,
-              cfg.idle_ms);
+    agent_log("serving %s for %s (idle exit after %u ms%s)", cfg.sock_path, cfg.spec,
+              cfg.idle_ms, act_fd > 0 ? "; socket from systemd" : "");
     ready(&cfg, 0, "");
     if (cfg.flush_ms > 0)
       uv_timer_start(&ag.flush, on_flush, cfg.flush_ms, cfg.flush_ms);

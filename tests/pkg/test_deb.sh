@@ -40,13 +40,16 @@ BIN=/usr/bin/dshm-server
 LIB=/usr/lib/$MA/dshm/libdshm_preload.so
 AGENT=/usr/lib/$MA/dshm/dshm-agent
 UNIT=/lib/systemd/system/dshm-server.service
-FILES=("$BIN" "$LIB" "$AGENT" "$UNIT"
+ASOCKET=/usr/lib/systemd/user/dshm-agent@.socket
+ASERVICE=/usr/lib/systemd/user/dshm-agent@.service
+FILES=("$BIN" "$LIB" "$AGENT" "$UNIT" "$ASOCKET" "$ASERVICE"
        /usr/share/man/man8/dshm-server.8.gz /usr/share/man/man7/libdshm_preload.7.gz
        /usr/bin/dshm /usr/share/man/man1/dshm.1.gz)
 
 TMP=$(mktemp -d /tmp/dshm-test-deb.XXXXXX)
 chmod 755 "$TMP" # the server runs as nobody below
 SERVER_PID=""
+ASSA_PID=""
 INSTALLED=0
 
 # Whatever happened: stop our server and our agents (by pid), purge the package if this
@@ -57,7 +60,8 @@ cleanup() {
     kill -TERM "$SERVER_PID" 2>/dev/null
     wait "$SERVER_PID" 2>/dev/null
   fi
-  for pidfile in "$TMP"/host*/dshm-*/agent-*.pid; do
+  [ -n "$ASSA_PID" ] && kill -TERM "$ASSA_PID" 2>/dev/null
+  for pidfile in "$TMP"/host*/dshm-*/agent-*.pid "$TMP"/run/dshm-*/agent-*.pid; do
     [ -s "$pidfile" ] || continue
     pid=$(cat "$pidfile")
     # Only an agent of ours: its pid file is in our directory and it runs the installed agent.
@@ -129,7 +133,17 @@ if command -v systemd-analyze >/dev/null; then
   systemd-analyze verify "$UNIT" >"$TMP/verify.log" 2>&1 ||
     { cat "$TMP/verify.log" >&2; fail "systemd-analyze verify $UNIT"; }
   [ -s "$TMP/verify.log" ] && { cat "$TMP/verify.log" >&2; fail "systemd-analyze verify complained"; }
-  say "systemd-analyze verify: clean"
+  # The agent's user units: templates, verified through an instance (a user manager needs a
+  # runtime directory).
+  mkdir -m 700 "$TMP/verify-run" "$TMP/verify-units"
+  ln -s "$ASOCKET" "$TMP/verify-units/dshm-agent@agent-127.0.0.1_8080.socket"
+  ln -s "$ASERVICE" "$TMP/verify-units/dshm-agent@agent-127.0.0.1_8080.service"
+  XDG_RUNTIME_DIR=$TMP/verify-run systemd-analyze --user verify \
+    "$TMP/verify-units/dshm-agent@agent-127.0.0.1_8080.socket" \
+    "$TMP/verify-units/dshm-agent@agent-127.0.0.1_8080.service" >"$TMP/verify-user.log" 2>&1 ||
+    { cat "$TMP/verify-user.log" >&2; fail "systemd-analyze --user verify of the agent's units"; }
+  [ -s "$TMP/verify-user.log" ] && { cat "$TMP/verify-user.log" >&2; fail "systemd-analyze --user verify complained"; }
+  say "systemd-analyze verify: clean (the server's unit, the agent's user units)"
 else
   say "systemd-analyze is missing: the unit is not verified"
 fi
@@ -214,12 +228,59 @@ grep -qi "^$(printf '0x%08x' "$KEY") " "$TMP/dshm-ls.out" ||
 man -w dshm >/dev/null 2>&1 || [ -f /usr/share/man/man1/dshm.1.gz ] || fail "no dshm(1) installed"
 say "the installed dshm command lists the segment (library found in its installed place)"
 
+# --- 4b. the agent's user units, systemd-socket-activate standing in for systemd --------------
+# The socket unit's path and the service's ExecStart with the specifiers a user's manager
+# gives them (%t the runtime directory, %U the uid, %i the instance: the agent's name), then a
+# reader under the installed library with only XDG_RUNTIME_DIR to find its agent: it must be
+# served by the activated one (DSHM_AGENT_BIN names nothing, so it cannot start its own).
+step "the agent's user units (systemd-socket-activate as the socket unit)"
+if command -v systemd-socket-activate >/dev/null; then
+  RUNDIR=$TMP/run
+  mkdir -m 700 "$RUNDIR"
+  ANAME=$(env -u DSHM_TOKEN -u DSHM_TOKEN_FILE "$AGENT" --print-name --server "127.0.0.1:$PORT")
+  [ "$ANAME" = "agent-127.0.0.1_$PORT" ] || fail "dshm-agent --print-name says '$ANAME'"
+  spec() { local v=$1; v=${v//%t/$RUNDIR}; v=${v//%U/$(id -u)}; v=${v//%i/$ANAME}; printf '%s' "$v"; }
+  mapfile -t listens < <(sed -n 's/^ListenSequentialPacket=//p' "$ASOCKET")
+  [ ${#listens[@]} = 1 ] || fail "expected one ListenSequentialPacket= in $ASOCKET"
+  ASOCK=$(spec "${listens[0]}")
+  [ "$ASOCK" = "$RUNDIR/dshm-$(id -u)/$ANAME.sock" ] || fail "the socket unit listens at $ASOCK"
+  mapfile -t aexecs < <(sed -n 's/^ExecStart=//p' "$ASERVICE")
+  [ ${#aexecs[@]} = 1 ] || fail "expected one ExecStart= line in $ASERVICE"
+  acmd=$(spec "${aexecs[0]}")
+  acmd=${acmd//'${DSHM_SERVER}'/127.0.0.1:$PORT}
+  acmd=${acmd//'${DSHM_AGENT_IDLE_MS}'/300}
+  [[ $acmd == *[%$]* ]] && fail "the agent's ExecStart has a specifier this test does not know: $acmd"
+  read -r -a aargv <<<"$acmd"
+  [ "${aargv[0]}" = "$AGENT" ] || fail "the agent's ExecStart runs ${aargv[0]}, not $AGENT"
+  mkdir -m 700 "$RUNDIR/dshm-$(id -u)" # the socket unit's DirectoryMode=0700
+  systemd-socket-activate -l "$ASOCK" --seqpacket "${aargv[@]}" >"$TMP/unit-agent.log" 2>&1 &
+  ASSA_PID=$!
+  for _ in $(seq 100); do [ -S "$ASOCK" ] && break; sleep 0.05; done
+  [ -S "$ASOCK" ] || fail "systemd-socket-activate does not listen at $ASOCK"
+  env -u DSHM_AGENT_DIR -u DSHM_TOKEN -u DSHM_TOKEN_FILE -u DSHM_AGENT_IDLE_MS \
+    DSHM_AGENT_BIN=/nonexistent/dshm-agent XDG_RUNTIME_DIR="$RUNDIR" \
+    DSHM_SERVER="127.0.0.1:$PORT" LD_PRELOAD="$LIB" "$TMP/reader" "$KEY" >"$TMP/reader2.out" 2>&1 ||
+    { cat "$TMP/reader2.out" "$TMP/unit-agent.log" >&2; fail "the reader served by the unit's agent failed"; }
+  grep -q "read \"$WORD (written by pid" "$TMP/reader2.out" || fail "the unit's agent's reader did not read '$WORD'"
+  grep -q "socket from systemd" "$TMP/unit-agent.log" || fail "the agent does not say it was activated"
+  # It exits idle (--idle-ms 300 here) with success, and leaves the socket file to systemd.
+  wait "$ASSA_PID"
+  arc=$?
+  ASSA_PID=""
+  [ $arc = 0 ] || { cat "$TMP/unit-agent.log" >&2; fail "the activated agent exited $arc"; }
+  [ -S "$ASOCK" ] || fail "the activated agent removed the socket file systemd made"
+  say "the reader, finding its agent through XDG_RUNTIME_DIR alone, was served by the unit's agent"
+else
+  say "systemd-socket-activate is missing: the agent's units are not run"
+fi
+
 # --- 5. stop the server as systemd would (KillSignal=SIGTERM) -----------------------------------
 step "SIGTERM"
 # The agents exit by themselves DSHM_AGENT_IDLE_MS (2 s) after their last process.
 for _ in $(seq 100); do
   alive=0
-  for pidfile in "$TMP"/host*/dshm-*/agent-*.pid; do
+  [ -n "$ASSA_PID" ] && kill -TERM "$ASSA_PID" 2>/dev/null
+  for pidfile in "$TMP"/host*/dshm-*/agent-*.pid "$TMP"/run/dshm-*/agent-*.pid; do
     pid=$(cat "$pidfile" 2>/dev/null)
     [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$AGENT" ] && alive=1
   done
