@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "agentname.h"
 
 /* A decimal number that is the whole string, else -1. */
 static long whole_number(const char *s) {
@@ -128,25 +129,7 @@ int agent_act_check(int fd, const char *path, char *why, size_t whylen) {
 }
 
 void agent_act_name(const char *spec, char *out, size_t cap) {
-  const char *tok = getenv("DSHM_TOKEN"), *file = getenv("DSHM_TOKEN_FILE");
-  size_t i, n = (size_t)snprintf(out, cap, "agent-");
-
-  for (i = 0; spec[i] != '\0' && n < 100; i++) {
-    char c = spec[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '.' || c == '-';
-    out[n++] = ok ? c : '_';
-  }
-  out[n] = '\0';
-  /* The digest of the token setting: FNV-1a's 64-bit step over its text from a seed of 't'
-   * (a token) or 'f' (a token file's path), folded to 32 bits. */
-  if (tok != NULL || (file != NULL && *file != '\0')) {
-    const char *t = tok != NULL ? tok : file;
-    uint64_t h = tok != NULL ? 0x74ull : 0x66ull;
-    for (; *t != '\0'; t++)
-      h = (h ^ (uint8_t)*t) * 0x100000001b3ull;
-    snprintf(out + n, cap - n, "-t%08x", (unsigned)(h ^ (h >> 32)));
-  }
+  dshm_agent_name(spec, getenv("DSHM_TOKEN"), getenv("DSHM_TOKEN_FILE"), out, cap);
 }
 
 void agent_act_drain(int fd) {

@@ -20,10 +20,8 @@ int agent_act_take(char *why, size_t whylen);
  * or the same file); else -errno with why filled. */
 int agent_act_check(int fd, const char *path, char *why, size_t whylen);
 
-/* The agent's name as the library derives it (preload/config.c, load_agent): "agent-",
- * spec with each character other than a letter, a digit, '.' and '-' replaced by '_' (100
- * characters at most), then "-t" and 8 hex digits of a digest of DSHM_TOKEN, else of a
- * non-empty DSHM_TOKEN_FILE, when the environment has one. out holds at least 128 bytes.
+/* The agent's name as the library derives it (the same function: proto/agentname.h) from
+ * spec and the environment's DSHM_TOKEN and DSHM_TOKEN_FILE. out holds at least 128 bytes.
  * tests/unit/test_actname.c checks both give the same names. */
 void agent_act_name(const char *spec, char *out, size_t cap);
 

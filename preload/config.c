@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agentname.h"
+
 struct shim_config shim_cfg;
 
 /* DSHM_AGENT, DSHM_AGENT_DIR, DSHM_AGENT_BIN, DSHM_AGENT_IDLE_MS. The agent's files are
@@ -18,7 +20,6 @@ static void load_agent(void) {
   const char *a = getenv("DSHM_AGENT"), *dir = getenv("DSHM_AGENT_DIR");
   const char *bin = getenv("DSHM_AGENT_BIN"), *idle = getenv("DSHM_AGENT_IDLE_MS");
   const char *xdg = getenv("XDG_RUNTIME_DIR");
-  size_t i, n = 0;
 
   /* Direct mode (every process a node of its own) is gone: say so to whoever still asks. */
   if (a != NULL && (strcmp(a, "0") == 0 || strcmp(a, "off") == 0))
@@ -32,26 +33,11 @@ static void load_agent(void) {
     snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "%.2000s", xdg);
   else
     snprintf(shim_cfg.agent_dir, sizeof shim_cfg.agent_dir, "/tmp");
-  n = (size_t)snprintf(shim_cfg.agent_name, sizeof shim_cfg.agent_name, "agent-");
-  for (i = 0; shim_cfg.spec[i] != '\0' && n < 100; i++) {
-    char c = shim_cfg.spec[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '.' || c == '-';
-    shim_cfg.agent_name[n++] = ok ? c : '_';
-  }
-  shim_cfg.agent_name[n] = '\0';
   /* Processes that would prove different tokens to the server must not share an agent
    * (the agent proves the token of the process that started it): the name carries a
    * digest of the token setting. */
-  if (getenv("DSHM_TOKEN") != NULL || (getenv("DSHM_TOKEN_FILE") != NULL &&
-                                       *getenv("DSHM_TOKEN_FILE") != '\0')) {
-    const char *t = getenv("DSHM_TOKEN") != NULL ? getenv("DSHM_TOKEN") : getenv("DSHM_TOKEN_FILE");
-    uint64_t h = getenv("DSHM_TOKEN") != NULL ? 0x74ull : 0x66ull;
-    for (; *t != '\0'; t++)
-      h = (h ^ (uint8_t)*t) * 0x100000001b3ull;
-    snprintf(shim_cfg.agent_name + n, sizeof shim_cfg.agent_name - n, "-t%08x",
-             (unsigned)(h ^ (h >> 32)));
-  }
+  dshm_agent_name(shim_cfg.spec, getenv("DSHM_TOKEN"), getenv("DSHM_TOKEN_FILE"),
+                  shim_cfg.agent_name, sizeof shim_cfg.agent_name);
   snprintf(shim_cfg.agent_bin, sizeof shim_cfg.agent_bin, "%s", bin != NULL ? bin : "");
   shim_cfg.agent_idle[0] = '\0';
   if (idle != NULL && *idle != '\0') {
