@@ -69,9 +69,11 @@
  *     sends is eventually granted (or forgotten by its own agent at a loss or a last detach).
  *
  * Bounds: NH must be 2 (the server's receive and the swmr monitor are written out for two
- * hosts), NP 1 or 2. A host sends at most MAXREQ requests: without the fresh/HELD grants two
- * hosts can take the page from each other forever (versions grow without end); a process
- * whose host may ask no more stops, which is the bound's doing, not a deadlock of the code.
+ * hosts), NP 1 or 2. A host sends at most MAXREQ requests (host 0: MAXREQ0): without the
+ * fresh/HELD grants two hosts can take the page from each other forever (versions grow
+ * without end); a process whose host may ask no more stops, which is the bound's doing, not
+ * a deadlock of the code. verify/run.sh has the configurations it checks (LOSS and PDEATH
+ * with fewer accesses and writes: docs/protocol.md, "The model").
  *
  * Mutants (spin -DMUTANT_X), each a known protocol mistake the checker must catch:
  *   GRANT_EARLY    the server grants EXCLUSIVE before every INVALIDATE_ACK arrived
@@ -91,6 +93,9 @@
  *                  answered: the transaction it blocked never moves on
  *   NO_RELOWER     the resync starts once the revocations under way are done, without
  *                  lowering again a page a RECALL to SHARED left readable
+ *   RESYNC_KEEPS_VERSION  the page written back at the resync keeps its version (the
+ *                  server does not bump the version at srv_dir_forget: the agent must drop
+ *                  it, or its lost writes pass for the server's data at the next grant)
  *   with -DPDEATH:
  *   NO_DETACH_WRITEBACK  the host's last detach sends DETACH without writing back its
  *                  EXCLUSIVE page
@@ -578,7 +583,10 @@ proctype agent(byte h) {
        p = 0;
        conn[h] = 2; reconn = 0;
        if
-       :: owed[h] && hver[h] != 0 -> toS[2]!WRITE_DATA(INVALID, hver[h], 1, hdata[h]); hver[h] = 0
+       :: owed[h] && hver[h] != 0 -> toS[2]!WRITE_DATA(INVALID, hver[h], 1, hdata[h]);
+#ifndef MUTANT_RESYNC_KEEPS_VERSION
+          hver[h] = 0            /* the server may not have it: fetched whole next time */
+#endif
        :: else -> skip
        fi;
        owed[h] = 0 }

@@ -95,7 +95,7 @@ list=$work/runs
            NO_ACK_IF_NONE; do
     echo "mutant-$m|$base|$m|safety|mutant"
   done
-  for m in STALE_WRITEBACK DROP_QUEUED FORGET_KEEPS_RECALL NO_RELOWER; do
+  for m in STALE_WRITEBACK DROP_QUEUED FORGET_KEEPS_RECALL NO_RELOWER RESYNC_KEEPS_VERSION; do
     echo "mutant-$m|$loss|$m|safety|mutant"
   done
   echo "mutant-NO_DETACH_WRITEBACK|$pdeath|NO_DETACH_WRITEBACK|safety|mutant"
