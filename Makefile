@@ -74,9 +74,9 @@ check test: deps
 
 # The page protocol model-checked (verify/coherence.pml, docs/protocol.md "The model"): the
 # model must pass (safety, and liveness under weak fairness) and every seeded mutant must give
-# a counter-example. Bounded configuration (2 hosts, 1 process each, 2 accesses each, 2
-# requests per host); pan's depth VERIFY_DEPTH. About 95 s; VERIFY_LIVENESS=0 skips the
-# liveness runs (about 40 s). Not part of `make check` yet.
+# a counter-example. Bounded configurations (2 hosts, 1 process each; with and without a
+# lost connection or a dying process); pan's depth VERIFY_DEPTH. About 3 minutes;
+# VERIFY_LIVENESS=0 skips the liveness runs (then about 80 s).
 VERIFY_DEPTH ?= 2000
 VERIFY_LIVENESS ?= 1
 verify: deps

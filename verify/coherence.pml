@@ -9,14 +9,30 @@
  *     version, the host page table's word MODE and holders bits (proto/hosttab.h), and NP
  *     local processes (preload/agentpage.c) each with its view (mprotect) of the page;
  *   - one FIFO channel per direction per connection: agent<->server (READ_DATA, ACQUIRE,
- *     WRITE_DATA, grants, RECALL/RECALL_ACK, INVALIDATE/INVALIDATE_ACK) and agent<->process
- *     (fault records, local INVALIDATE/RECALL, INVALIDATE_ACK);
+ *     WRITE_DATA, grants, RECALL/RECALL_ACK, INVALIDATE/INVALIDATE_ACK, DETACH_SEGMENT) and
+ *     agent<->process (fault records, local INVALIDATE/RECALL, INVALIDATE_ACK);
  *   - the agent's background write-back (WRITE_DATA mode EXCLUSIVE, agent_seg_flush);
  *   - the Dekker handshake on the host page table (raise: set holders bit, then read word;
  *     revocation: store lower word, then read holders) and the bit re-check of `announce`;
  *   - a ghost variable `latest`: the value of the latest write anywhere. Page contents are
- *     abstracted to that value (a write stores latest+1), so "a read returns the latest
- *     write" is `hdata[h] == latest` at every read.
+ *     abstracted to that value (a write stores a value never written before), so "a read
+ *     returns the latest write" is `hdata[h] == latest` at every read.
+ *   - -DLOSS: host 1's connection breaks once, at any moment (up_lost): the agent forgets
+ *     its request in flight (kept as a need), its revocation under way finishes locally,
+ *     every page is lowered on the host (agent_seg_lower_all, again while a page is left
+ *     readable); then it either gives up (give_up: its processes lose every view; the same,
+ *     for the other host, as a host that dies) or reconnects on a new connection (a new
+ *     node, 2) and resyncs (agent_seg_resync: WRITE_DATA mode INVALID of an owed page at its
+ *     version, which then counts as never held). The server reads the close at any later
+ *     moment, possibly after messages of the new connection (two TCP streams), and runs
+ *     srv_dir_forget (it stops being owner or sharer, an INVALIDATE_ACK or RECALL_ACK it
+ *     owes counts as answered without data, its queued requests are dropped, a transaction
+ *     for its own request ends without a grant). Messages not read before the close are lost.
+ *   - -DPDEATH: host 1's process dies once, at any moment between its steps (its views go
+ *     with its address space); the agent's teardown (proc_gone: what it owed counts as
+ *     answered; the host's last detach, agent_seg_detach: a revocation under way is answered
+ *     now, an EXCLUSIVE page is written back with WRITE_DATA mode INVALID, then
+ *     DETACH_SEGMENT, whose srv_att_detach runs srv_dir_forget at the server).
  *
  * What is abstracted, and why that is safe for these properties:
  *   - one page, runs of count 1: every rule of the protocol is per page (read-ahead pages are
@@ -27,10 +43,17 @@
  *   - fresh/HELD grants (`hold`, AGENT_HOLD_MS) are left out: a held revocation has lowered
  *     nothing yet, it only delays the acknowledgement, which the model already lets happen
  *     at any later time;
- *   - NOT YET MODELLED (issue 13): migratory grants, disconnects/srv_dir_forget, reconnect
- *     and ghost owners, process death and slots, detach write-backs (WRITE_DATA mode
- *     INVALID/SHARED), pristine grants, errors, locks/wake-ups. See docs/protocol.md,
- *     "The model".
+ *   - a lost host's writes: writes made on host 1 after the server forgot its connection
+ *     (it read the close) and before the resync are lost by design (docs/design.md,
+ *     "Losses"), and at the forget of an owner the ghost takes the server's data (its
+ *     unsent changes are lost). Until the resync such a host's views are not counted by
+ *     swmr and its reads are not checked: the protocol has no lease, so a host that has not
+ *     yet lowered its views (or never learns of the close) can use them meanwhile;
+ *   - the detach write-back is sent whether or not the page changed since the server last
+ *     got it (the digest test of write_back_all only saves sending what the server has);
+ *   - NOT YET MODELLED (issue 13): migratory grants, a server restart and ghost owners
+ *     (srv_dir_end_ghosts), pristine grants, errors (ERR bit, -ENOMEM), locks/wake-ups,
+ *     3 hosts, a second loss. See docs/protocol.md, "The model".
  *   - A process re-sends its fault record while its host neither holds nor asked for the
  *     mode it needs (it reads the agent's `need`/`asked`): this stands for the shim's
  *     re-asking when the word's generation changed (`ask`, shim_agent_fault).
@@ -39,15 +62,18 @@
  *   - swmr (monitor): at most one host has a writable view, and then no other host has any
  *     view: at most one writer across hosts and processes;
  *   - at every read: the data read is the latest written (ghost);
- *   - at every acknowledgement an agent sends: no local view above the mode kept;
+ *   - at every acknowledgement an agent sends (and at a resync): no local view above the
+ *     mode kept;
  *   - no invalid end state: every process finishes its accesses (no deadlock);
  *   - granted (-DLIVENESS, pan -a -f): under weak fairness every READ_DATA/ACQUIRE an agent
- *     sends is eventually granted.
+ *     sends is eventually granted (or forgotten by its own agent at a loss or a last detach).
  *
  * Bounds: NH must be 2 (the server's receive and the swmr monitor are written out for two
- * hosts), NP 1 or 2. A host sends at most MAXREQ requests: without the fresh/HELD grants two
- * hosts can take the page from each other forever (versions grow without end); a process
- * whose host may ask no more stops, which is the bound's doing, not a deadlock of the code.
+ * hosts), NP 1 or 2. A host sends at most MAXREQ requests (host 0: MAXREQ0): without the
+ * fresh/HELD grants two hosts can take the page from each other forever (versions grow
+ * without end); a process whose host may ask no more stops, which is the bound's doing, not
+ * a deadlock of the code. verify/run.sh has the configurations it checks (LOSS and PDEATH
+ * with fewer accesses and writes: docs/protocol.md, "The model").
  *
  * Mutants (spin -DMUTANT_X), each a known protocol mistake the checker must catch:
  *   GRANT_EARLY    the server grants EXCLUSIVE before every INVALIDATE_ACK arrived
@@ -58,6 +84,21 @@
  *   NO_RECALL_DATA the agent's RECALL_ACK carries no data for a page it held EXCLUSIVE
  *   NO_ACK_IF_NONE the agent never answers a revocation that told no local process
  *                  (docs/protocol.md: "A node answers every RECALL and INVALIDATE")
+ *   with -DLOSS:
+ *   STALE_WRITEBACK   srv_dir_write stores a write-back from a node that is not the owner
+ *                  (a stale write-back after a newer grant or a forget)
+ *   DROP_QUEUED    srv_dir_forget drops every queued request of the page, not only the
+ *                  disconnecting node's own
+ *   FORGET_KEEPS_RECALL  srv_dir_forget does not count the RECALL_ACK the node owes as
+ *                  answered: the transaction it blocked never moves on
+ *   NO_RELOWER     the resync starts once the revocations under way are done, without
+ *                  lowering again a page a RECALL to SHARED left readable
+ *   RESYNC_KEEPS_VERSION  the page written back at the resync keeps its version (the
+ *                  server does not bump the version at srv_dir_forget: the agent must drop
+ *                  it, or its lost writes pass for the server's data at the next grant)
+ *   with -DPDEATH:
+ *   NO_DETACH_WRITEBACK  the host's last detach sends DETACH without writing back its
+ *                  EXCLUSIVE page
  */
 
 #ifndef NH
@@ -75,6 +116,9 @@
 #ifndef MAXREQ
 #define MAXREQ 3      /* READ_DATA/ACQUIRE requests per agent (bounds the versions) */
 #endif
+#ifndef MAXREQ0
+#define MAXREQ0 MAXREQ /* host 0's own bound (a configuration may give it fewer) */
+#endif
 #ifndef MAXFLUSH
 #define MAXFLUSH 1    /* background write-backs per agent */
 #endif
@@ -83,6 +127,14 @@
 #error "the model is written out for NH == 2"
 #endif
 
+/* Connections (server nodes): one per host, and with LOSS host 1's second one (node 2). */
+#ifdef LOSS
+#define NN 3
+#else
+#define NN 2
+#endif
+#define LH 1          /* the host whose connection breaks (LOSS) or whose process dies (PDEATH) */
+
 #define NONE 255
 /* A node's view / the host's MODE: docs/protocol.md, "Coherence" and the word's MODE bits. */
 #define INVALID   0
@@ -90,12 +142,13 @@
 #define EXCLUSIVE 2
 
 /* Opcodes of docs/protocol.md, "Opcodes" (GRANT: the REPLY of READ_DATA or ACQUIRE). */
-mtype = { READ_DATA, ACQUIRE, WRITE_DATA, GRANT, RECALL, RECALL_ACK, INVALIDATE, INVALIDATE_ACK };
+mtype = { READ_DATA, ACQUIRE, WRITE_DATA, GRANT, RECALL, RECALL_ACK, INVALIDATE, INVALIDATE_ACK,
+          DETACH_SEGMENT };
 
 /* agent -> server: op, mode, version, has-data, data */
-chan toS[NH] = [3] of { mtype, byte, byte, bit, byte };
+chan toS[NN] = [4] of { mtype, byte, byte, bit, byte };
 /* server -> agent: op, mode, version, has-data, data */
-chan toA[NH] = [3] of { mtype, byte, byte, bit, byte };
+chan toA[NN] = [3] of { mtype, byte, byte, bit, byte };
 /* process -> agent fault records (READ_DATA/ACQUIRE of the local protocol): proc, mode */
 chan rec[NH] = [2 * NP] of { byte, byte };
 /* agent -> process: local INVALIDATE/RECALL, the mode to keep */
@@ -107,23 +160,43 @@ chan lack[NH] = [NP] of { byte };
 byte sdata = 0;            /* the page's data at the server */
 byte version = 1;          /* starts at 1, incremented at every EXCLUSIVE grant (bump_version) */
 byte owner = NONE;
-bit sharer[NH];
+bit sharer[NN];
 bit txn = 0;               /* a transaction in progress (pg->txn) */
-byte t_node, t_mode, t_ver;/* its request (t->req) */
+byte t_node, t_mode, t_ver;/* its request (t->req); t_node NONE once its node went away */
 byte recall_node = NONE;   /* t->recall_node */
-bit inval[NH];             /* t->inval: INVALIDATE_ACKs outstanding */
+bit inval[NN];             /* t->inval: INVALIDATE_ACKs outstanding */
 bit inval_started = 0;     /* t->inval_started */
-chan queue = [NH] of { byte, byte, byte };  /* pg->qhead..qtail: node, mode, version */
+chan queue = [NN] of { byte, byte, byte };  /* pg->qhead..qtail: node, mode, version */
 
 /* ---- each host: agent state and the host page table ---- */
+byte conn[NH];             /* the node (connection) the agent talks on */
 byte hdata[NH];            /* the page in the segment's memfd */
 byte hver[NH];             /* the version of that copy (0: never held) */
 byte tab[NH];              /* the word's MODE (hosttab.h) */
 byte holders[NH];          /* holders bits, bit p for local process p */
-byte need[NH];             /* a fault noted, not yet asked (agent_seg_want) */
+byte need[NH];             /* a fault noted, not yet asked (agent_seg_want, hp->want) */
 byte asked[NH];            /* the mode of the request in flight (struct preq) */
 byte budget[NH];           /* requests left (the bound MAXREQ, not in the code) */
 byte view[NH * NP];        /* each process's view (its mprotect) */
+
+#ifdef LOSS
+bit closed[NN];            /* the connection is gone (the agent's up_lost / close_stream) */
+bit sclosed[NN];           /* the server read its close and forgot the node */
+bit owed[NH];              /* hpage.owed: given up from EXCLUSIVE since its last grant */
+bit gaveup[NH];            /* give_up: the agent stopped, its processes lost every view */
+byte wcount = 0;           /* writes made (each stores a value never stored before) */
+/* Host h's views do not count while the server has forgotten its connection (see above). */
+#define CUT(h) (sclosed[conn[h]])
+#else
+#define CUT(h) 0
+#endif
+#ifdef MUTANT_NO_RELOWER
+bit relowered;             /* the mistake's: agent_seg_lower_all ran once, at up_lost */
+#endif
+#ifdef PDEATH
+bit pdead;                 /* host LH's process 0 died */
+bit torn;                  /* its agent tore it down (proc_gone) */
+#endif
 
 /* ---- the ghost ---- */
 byte latest = 0;           /* value of the latest write, in the order of grants */
@@ -143,7 +216,7 @@ byte latest = 0;           /* value of the latest write, in the order of grants 
 #define HW(h) (V(h, 0) == EXCLUSIVE || V(h, 1) == EXCLUSIVE)
 #define HR(h) (V(h, 0) != INVALID || V(h, 1) != INVALID)
 #endif
-#define SWMR (!(HW(0) && HR(1)) && !(HW(1) && HR(0)))
+#define SWMR (CUT(0) || CUT(1) || !(HW(0) && HR(1)) && !(HW(1) && HR(0)))
 
 /* The monitor can move in any state where SWMR is false: every reachable state is checked. */
 active proctype monitor() {
@@ -155,21 +228,28 @@ active proctype monitor() {
  * event loop (srv_dir_* are called from it and never re-enter).
  * ------------------------------------------------------------------------------------- */
 
+/* send_msg: a message to a connection whose agent end is gone is lost */
+#ifdef LOSS
+#define SEND(nd, o, a, b, c, d) if :: closed[nd] -> skip :: else -> toA[nd]!o(a, b, c, d) fi
+#else
+#define SEND(nd, o, a, b, c, d) toA[nd]!o(a, b, c, d)
+#endif
+
 /* grant_page + grant: the reply to READ_DATA / ACQUIRE */
 inline grant(n, m, ver) {
   if
   :: m == SHARED ->
      sharer[n] = 1;
      if :: owner == n -> owner = NONE :: else -> skip fi;   /* "lost track of its copy" */
-     toA[n]!GRANT(SHARED, version, ver != version, sdata)
+     SEND(n, GRANT, SHARED, version, ver != version, sdata)
   :: m == EXCLUSIVE && owner == n ->
-     toA[n]!GRANT(EXCLUSIVE, version, 0, sdata)             /* immediate, no data */
+     SEND(n, GRANT, EXCLUSIVE, version, 0, sdata)            /* immediate, no data */
   :: m == EXCLUSIVE && owner != n ->
      hasdata = (sharer[n] == 0 && ver != version);
-     for (si : 0 .. NH - 1) { sharer[si] = 0 }               /* sharers_clear */
+     for (si : 0 .. NN - 1) { sharer[si] = 0 }               /* sharers_clear */
      version++;                                              /* bump_version */
      owner = n;                                              /* set_owner */
-     toA[n]!GRANT(EXCLUSIVE, version, hasdata, sdata)
+     SEND(n, GRANT, EXCLUSIVE, version, hasdata, sdata)
   fi
 }
 
@@ -180,7 +260,7 @@ inline grant(n, m, ver) {
 
 inline others(n) {
   held_by_others = 0;
-  for (si : 0 .. NH - 1) { if :: si != n && sharer[si] -> held_by_others = 1 :: else -> skip fi }
+  for (si : 0 .. NN - 1) { if :: si != n && sharer[si] -> held_by_others = 1 :: else -> skip fi }
 }
 
 /* start: grant at once, or open a transaction and RECALL the owner */
@@ -193,13 +273,14 @@ inline start(n, m, ver) {
      if
      :: owner != NONE && owner != n ->
         recall_node = owner;
-        toA[owner]!RECALL((m == SHARED -> SHARED : INVALID), 0, 0, 0)  /* the mode to keep */
+        SEND(owner, RECALL, (m == SHARED -> SHARED : INVALID), 0, 0, 0)  /* the mode to keep */
      :: else -> advance()
      fi
   fi
 }
 
-/* advance: after the recall, INVALIDATE the other sharers; grant when nothing is pending */
+/* advance: after the recall, INVALIDATE the other sharers; grant when nothing is pending.
+ * A request whose node went away (t_node NONE) is dropped instead (req_free). */
 inline advance() {
   if
   :: recall_node != NONE -> skip
@@ -207,28 +288,70 @@ inline advance() {
      if
      :: t_mode == EXCLUSIVE && !inval_started ->             /* invalidate_others */
         inval_started = 1;
-        for (si : 0 .. NH - 1) {
-          if :: si != t_node && sharer[si] -> inval[si] = 1; toA[si]!INVALIDATE(INVALID, 0, 0, 0)
-             :: else -> skip fi
-        }
+        if
+        :: t_node != NONE ->                                 /* nobody to grant to: nobody to ask */
+           for (si : 0 .. NN - 1) {
+             if :: si != t_node && sharer[si] -> inval[si] = 1; SEND(si, INVALIDATE, INVALID, 0, 0, 0)
+                :: else -> skip fi
+           }
+        :: else -> skip
+        fi
      :: else -> skip
      fi;
      pending = 0;
-     for (si : 0 .. NH - 1) { pending = pending + inval[si] }
+     for (si : 0 .. NN - 1) { pending = pending + inval[si] }
 #ifdef MUTANT_GRANT_EARLY
      /* the mistake: grant without waiting for the INVALIDATE_ACKs; forget them */
-     for (si : 0 .. NH - 1) { inval[si] = 0; sharer[si] = 0 }
+     for (si : 0 .. NN - 1) { inval[si] = 0; sharer[si] = 0 }
      pending = 0;
 #endif
      if
      :: pending == 0 ->
         txn = 0;
-        others(t_node);
-        assert(GRANTABLE(t_node, t_mode));    /* start re-checks rather than trusts it */
-        grant(t_node, t_mode, t_ver)
+        if
+        :: t_node == NONE -> skip                             /* its node is gone: dropped */
+        :: else ->
+           others(t_node);
+           assert(GRANTABLE(t_node, t_mode));    /* start re-checks rather than trusts it */
+           grant(t_node, t_mode, t_ver)
+        fi
      :: else -> skip
      fi
   fi
+}
+
+/* srv_dir_forget: node fn is gone (its connection closed: lost, or its last detach). */
+inline forget(fn, lost) {
+  /* its queued requests are dropped; the others keep their order */
+  qn = len(queue);
+  do
+  :: qn > 0 -> queue?qa, qb, qc;
+#ifdef MUTANT_DROP_QUEUED
+     skip;                               /* the mistake: every queued request of the page goes */
+#else
+     if :: qa != fn -> queue!qa, qb, qc :: else -> skip fi;
+#endif
+     qn--
+  :: else -> break
+  od;
+  if
+  :: owner == fn ->
+     owner = NONE;                       /* an owner's unsent changes are lost; the data stays */
+     if :: lost -> latest = sdata :: else -> skip fi  /* (the ghost: they are lost by design) */
+  :: else -> skip
+  fi;
+  sharer[fn] = 0;                        /* sharer_del */
+  if
+  :: txn ->
+     if :: t_node == fn -> t_node = NONE :: else -> skip fi;
+#ifndef MUTANT_FORGET_KEEPS_RECALL
+     if :: recall_node == fn -> recall_node = NONE :: else -> skip fi;  /* answered, no data */
+#endif
+     inval[fn] = 0;                      /* drop_pending */
+     adv = 1                             /* and the transaction moves on */
+  :: else -> skip
+  fi;
+  qa = 0; qb = 0; qc = 0; qn = 0
 }
 
 /* One message from node n, handled to completion. */
@@ -243,9 +366,14 @@ inline handle(n) {
           if
           :: m == EXCLUSIVE -> skip           /* background write-back: stays the owner */
           :: m == SHARED -> owner = NONE; sharer[n] = 1   /* (not sent by the model's agents) */
-          :: m == INVALID -> owner = NONE                 /* (not sent by the model's agents) */
+          :: m == INVALID -> owner = NONE                 /* detach write-back */
           fi
-       :: else -> skip                        /* a recall crossed it: ignored */
+#ifdef MUTANT_STALE_WRITEBACK
+       :: else -> sdata = val                 /* the mistake: stored without the owner check */
+#else
+       :: else -> skip                        /* not the owner (a recall or a forget came
+                                               * first): ignored */
+#endif
        fi
     :: op == RECALL_ACK ->                                      /* srv_dir_recall_ack */
        if
@@ -260,28 +388,53 @@ inline handle(n) {
           :: else -> skip
           fi;
           recall_node = NONE;
-          advance()
+          adv = 1
        :: else -> skip
        fi
     :: op == INVALIDATE_ACK ->                                  /* srv_dir_invalidate_ack */
        if
-       :: txn && inval[n] -> inval[n] = 0; sharer[n] = 0; advance()
+       :: txn && inval[n] -> inval[n] = 0; sharer[n] = 0; adv = 1
        :: else -> skip
        fi
-    fi
+    :: op == DETACH_SEGMENT -> forget(n, 0)   /* srv_att_detach: the node's last attachment */
+    fi;
+    if :: adv -> advance() :: else -> skip fi   /* (one copy of advance in the handler) */
 }
 
 /* Locals are reset after each step so that dead values do not multiply the states. */
 #define SRV_CLEAR n = 0; si = 0; m = 0; ver = 0; val = 0; pending = 0; held_by_others = 0; \
-  hasdata = 0; op = 0
+  hasdata = 0; op = 0; adv = 0
+
+#ifdef LOSS
+#define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0 || len(toS[2]) > 0)
+#else
+#define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0)
+#endif
 
 proctype server() {
-  byte n, si, m, ver, val, pending, held_by_others;
-  bit hasdata;
+  byte n, si, m, ver, val, pending, held_by_others, qa, qb, qc, qn;
+  bit hasdata, adv;
   mtype op;
   end: do
-  :: atomic { nempty(toS[0]) -> n = 0; handle(n); SRV_CLEAR }
-  :: atomic { nempty(toS[1]) -> n = 1; handle(n); SRV_CLEAR }
+  /* the next message of any connection (one copy of the handler: a smaller pan.c) */
+  :: atomic { RECEIVABLE ->
+       if
+       :: len(toS[0]) > 0 -> n = 0
+       :: len(toS[1]) > 0 -> n = 1
+#ifdef LOSS
+       :: len(toS[2]) > 0 -> n = 2
+#endif
+       fi;
+       handle(n); SRV_CLEAR }
+#ifdef LOSS
+  /* the close of node 1's connection is read (srv conn teardown -> srv_att_detach_all ->
+   * srv_dir_forget); what it sent and was not read is lost */
+  :: atomic { closed[1] && !sclosed[1] ->
+       do :: nempty(toS[1]) -> toS[1]?op, m, ver, hasdata, val :: empty(toS[1]) -> break od;
+       sclosed[1] = 1; n = 1; forget(n, 1);
+       if :: adv -> advance() :: else -> skip fi;
+       SRV_CLEAR }
+#endif
   /* kick: start queued requests while the page has no transaction */
   :: atomic { !txn && nempty(queue) -> queue?n, m, ver; start(n, m, ver); SRV_CLEAR }
   od
@@ -294,31 +447,73 @@ proctype server() {
 /* revoke_finish: every told process answered: answer the server, the data copied now */
 inline finish() {
     for (p : 0 .. NP - 1) { assert(V(h, p) <= keep) }  /* no view above the host's mode */
+#ifdef LOSS
+    if :: was_ex -> owed[h] = 1 :: else -> skip fi;     /* owed until the next grant */
+    if
+    :: local_only -> skip                               /* the connection is gone: nobody */
+    :: else ->
+#endif
     if
     :: rop == RECALL ->
 #ifdef MUTANT_NO_RECALL_DATA
-       toS[h]!RECALL_ACK(keep, hver[h], 0, 0)
+       toS[conn[h]]!RECALL_ACK(keep, hver[h], 0, 0)
 #else
-       toS[h]!RECALL_ACK(keep, hver[h], was_ex, hdata[h])
+       toS[conn[h]]!RECALL_ACK(keep, hver[h], was_ex, hdata[h])
 #endif
-    :: else -> toS[h]!INVALIDATE_ACK(INVALID, 0, 0, 0)
+    :: else -> toS[conn[h]]!INVALIDATE_ACK(INVALID, 0, 0, 0)
     fi;
+#ifdef LOSS
+    fi;
+#endif
     /* after a revocation to INVALID the bits of the processes told are cleared */
     if :: keep == INVALID -> holders[h] = holders[h] & ~told :: else -> skip fi;
-    revoking = 0; rop = 0; keep = 0; told = 0; was_ex = 0; p = 0
+    revoking = 0; rop = 0; keep = 0; told = 0; was_ex = 0; p = 0; waiting = 0; local_only = 0
+}
+
+#ifdef PDEATH
+#define ALIVE(h, p) (!(pdead && (h) == LH && (p) == 0 && torn))
+#else
+#define ALIVE(h, p) 1
+#endif
+
+/* revoke_go, after the word was lowered: read holders (a separate step: Dekker), then ask
+ * every connected process whose bit was set; finish at once when none was */
+inline revoke_go() {
+     told = holders[h];
+     atomic {
+       waiting = 0;
+       for (p : 0 .. NP - 1) {
+         if :: (told & (1 << p)) && ALIVE(h, p) -> loc[h * NP + p]!rop, keep; waiting = waiting | (1 << p)
+            :: else -> skip fi
+       }
+#ifdef MUTANT_ACK_EARLY
+       /* the mistake: answer the server at once, local acks are not awaited */
+       waiting = 0;
+#endif
+       p = 0;
+#ifdef MUTANT_NO_ACK_IF_NONE
+       /* the mistake: a revocation that told no process is never answered */
+       if :: waiting == 0 && !local_only -> skip :: waiting == 0 && local_only -> finish() :: else -> skip fi
+#else
+       if :: waiting == 0 -> finish() :: else -> skip fi
+#endif
+     }
 }
 
 proctype agent(byte h) {
-  byte m, ver, val, keep, told, pending, p, flushes;
-  bit hasdata, was_ex, revoking;
+  byte m, ver, val, keep, told, waiting, p, flushes;
+  bit hasdata, was_ex, revoking, local_only, reconn, dying;
   mtype op, rop;
   end: do
   /* agent_seg_grant / install: the data into the memfd, THEN the word's MODE */
-  :: atomic { toA[h]?GRANT, m, ver, hasdata, val ->
+  :: atomic { toA[conn[h]]?GRANT, m, ver, hasdata, val ->
 #ifndef MUTANT_WORD_FIRST
        if :: hasdata -> hdata[h] = val :: else -> skip fi;
 #endif
        hver[h] = ver;
+#ifdef LOSS
+       owed[h] = 0;                    /* granted after the server stored what we last sent */
+#endif
        tab[h] = m;
        asked[h] = 0;
 #ifndef MUTANT_WORD_FIRST
@@ -331,45 +526,101 @@ proctype agent(byte h) {
      m = 0; ver = 0; hasdata = 0; val = 0
 #endif
   /* agent_seg_revoke -> revoke_start -> revoke_go: store the lower word, THEN read holders */
-  :: atomic { !revoking && (toA[h]?[RECALL] || toA[h]?[INVALIDATE]) ->
-       toA[h]?rop, keep, ver, hasdata, val; ver = 0; hasdata = 0; val = 0;
+  :: atomic { !revoking && (toA[conn[h]]?[RECALL] || toA[conn[h]]?[INVALIDATE]) ->
+       toA[conn[h]]?rop, keep, ver, hasdata, val; ver = 0; hasdata = 0; val = 0;
        revoking = 1;
        was_ex = (tab[h] == EXCLUSIVE);
        if :: tab[h] > keep -> tab[h] = keep :: else -> skip fi };
-     told = holders[h];                                /* a separate step: Dekker */
-     atomic {
-       pending = 0;
-       for (p : 0 .. NP - 1) {
-         if :: told & (1 << p) -> loc[h * NP + p]!rop, keep; pending++ :: else -> skip fi
-       }
-#ifdef MUTANT_ACK_EARLY
-       /* the mistake: answer the server at once, local acks are not awaited */
-       pending = 0;
-#endif
-       p = 0;
-#ifdef MUTANT_NO_ACK_IF_NONE
-       /* the mistake: a revocation that told no process is never answered */
-       if :: pending == 0 -> skip :: else -> skip fi
-#else
-       if :: pending == 0 -> finish() :: else -> skip fi
-#endif
-     }
+     revoke_go()
   /* agent_seg_local_ack: a process's views are down */
-  :: atomic { lack[h]?p -> p = 0;
-       pending--;
-       if :: pending == 0 -> finish() :: else -> skip fi }
+  :: atomic { lack[h]?p -> waiting = waiting & ~(1 << p); p = 0;
+       if :: revoking && waiting == 0 -> finish() :: else -> skip fi }
   /* a fault record from a process (agent_seg_want notes the need) */
   :: atomic { rec[h]?p, m -> if :: m > need[h] -> need[h] = m :: else -> skip fi; p = 0; m = 0 }
   /* request: READ_DATA or ACQUIRE for what is needed, one request in flight */
-  :: atomic { asked[h] == 0 && need[h] > tab[h] && budget[h] > 0 ->
+  :: atomic { asked[h] == 0 && need[h] > tab[h] && budget[h] > 0 && !reconn && !dying ->
        budget[h]--; asked[h] = need[h]; need[h] = 0;
        if
-       :: asked[h] == SHARED -> toS[h]!READ_DATA(SHARED, hver[h], 0, 0)
-       :: else -> toS[h]!ACQUIRE(EXCLUSIVE, hver[h], 0, 0)
+       :: asked[h] == SHARED -> toS[conn[h]]!READ_DATA(SHARED, hver[h], 0, 0)
+       :: else -> toS[conn[h]]!ACQUIRE(EXCLUSIVE, hver[h], 0, 0)
        fi }
   /* agent_seg_flush: background write-back of a page held EXCLUSIVE, the node keeps it */
-  :: atomic { tab[h] == EXCLUSIVE && flushes < MAXFLUSH ->
-       flushes++; toS[h]!WRITE_DATA(EXCLUSIVE, hver[h], 1, hdata[h]) }
+  :: atomic { tab[h] == EXCLUSIVE && flushes < MAXFLUSH && !reconn && !dying ->
+       flushes++; toS[conn[h]]!WRITE_DATA(EXCLUSIVE, hver[h], 1, hdata[h]) }
+#ifdef LOSS
+  /* up_lost: the connection breaks. What the server sent and we did not read is lost; the
+   * request in flight is kept as a need (agent_seg_lower_all); a revocation under way can
+   * no longer be answered and finishes locally. */
+  :: atomic { h == LH && conn[h] == 1 && !reconn && !dying ->
+       closed[1] = 1; reconn = 1;
+       do :: nempty(toA[1]) -> toA[1]?op, m, ver, hasdata, val :: empty(toA[1]) -> break od;
+       if :: asked[h] > need[h] -> need[h] = asked[h] :: else -> skip fi;
+       asked[h] = 0;
+       if :: revoking -> local_only = 1 :: else -> skip fi;
+#ifdef MUTANT_NO_RELOWER
+       relowered = revoking;           /* that first pass skipped the page being revoked */
+#endif
+       op = 0; m = 0; ver = 0; hasdata = 0; val = 0 }
+  /* agent_seg_lower_all (agent_up_resync_ready, again each time the revocations are done):
+   * the page lowered to INVALID on the host, a revocation of our own (local_only) */
+#ifdef MUTANT_NO_RELOWER
+  :: atomic { reconn && !revoking && tab[h] != INVALID && !relowered -> relowered = 1;
+#else
+  :: atomic { reconn && !revoking && tab[h] != INVALID ->
+#endif
+       rop = INVALIDATE; keep = INVALID; local_only = 1; revoking = 1;
+       was_ex = (tab[h] == EXCLUSIVE); tab[h] = INVALID };
+     revoke_go()
+  /* finish_reconnect -> agent_seg_resync, once every local view is down: WRITE_DATA (mode
+   * INVALID) of an owed page at its version, then the page counts as never held; then
+   * NODE RESUMED (nothing to release: no restart here) and agent_seg_resume */
+#ifdef MUTANT_NO_RELOWER
+  :: atomic { reconn && !revoking && (tab[h] == INVALID || relowered) ->
+#else
+  :: atomic { reconn && !revoking && tab[h] == INVALID ->
+#endif
+       for (p : 0 .. NP - 1) { assert(V(h, p) == INVALID) };  /* every local view is down */
+       p = 0;
+       conn[h] = 2; reconn = 0;
+       if
+       :: owed[h] && hver[h] != 0 -> toS[2]!WRITE_DATA(INVALID, hver[h], 1, hdata[h]);
+#ifndef MUTANT_RESYNC_KEEPS_VERSION
+          hver[h] = 0            /* the server may not have it: fetched whole next time */
+#endif
+       :: else -> skip
+       fi;
+       owed[h] = 0 }
+  /* give_up: the reconnect window closed; the agent stops */
+  :: atomic { reconn -> gaveup[h] = 1 }; break
+#endif
+#ifdef PDEATH
+  /* proc_gone: the process's connection closed (after its last messages): what it owed
+   * counts as answered (agent_seg_local_ack), then its detach, the host's last
+   * (agent_seg_detach: a revocation under way is answered now, the EXCLUSIVE page written
+   * back with WRITE_DATA mode INVALID, then DETACH_SEGMENT on the same FIFO) */
+  :: atomic { h == LH && pdead && !torn && empty(lack[h]) && empty(rec[h]) -> torn = 1;
+       do :: nempty(loc[h * NP]) -> loc[h * NP]?op, m :: empty(loc[h * NP]) -> break od;
+       op = 0; m = 0;
+       if
+       :: revoking && (waiting & 1) -> waiting = waiting & ~1;
+          if :: waiting == 0 -> finish() :: else -> skip fi
+       :: else -> skip
+       fi;
+       if
+       :: NP == 1 && !reconn ->
+          dying = 1; asked[h] = 0; need[h] = 0;   /* its grant is dropped (seg_free) */
+          if :: revoking -> finish() :: else -> skip fi;
+#ifndef MUTANT_NO_DETACH_WRITEBACK
+          if
+          :: tab[h] == EXCLUSIVE ->                  /* write_back_all */
+             tab[h] = INVALID; toS[conn[h]]!WRITE_DATA(INVALID, hver[h], 1, hdata[h])
+          :: else -> skip
+          fi;
+#endif
+          toS[conn[h]]!DETACH_SEGMENT(0, 0, 0, 0)
+       :: else -> skip
+       fi }
+#endif
   od
 }
 
@@ -389,8 +640,15 @@ proctype process(byte h; byte p) {
   /* the access itself, on a view that allows it */
   :: atomic { want != 0 && V(h, p) >= want ->
        if
+#ifdef LOSS
+       :: want == SHARED -> assert(CUT(h) || hdata[h] == latest)  /* reads the latest write */
+       :: want == EXCLUSIVE && wcount < MAXW ->
+          wcount++; hdata[h] = wcount;
+          if :: !CUT(h) -> latest = wcount :: else -> skip fi     /* a cut host's: lost */
+#else
        :: want == SHARED -> assert(hdata[h] == latest)      /* reads the latest write */
        :: want == EXCLUSIVE && latest < MAXW -> latest++; hdata[h] = latest
+#endif
        :: else -> skip
        fi;
        ops++; want = 0 }
@@ -415,17 +673,27 @@ proctype process(byte h; byte p) {
   :: atomic { loc[h * NP + p]?op, keep ->
        if :: V(h, p) > keep -> V(h, p) = keep :: else -> skip fi;
        lack[h]!p; op = 0; keep = 0 }
+#ifdef LOSS
+  /* the agent gave up: every view goes, every access gets SIGBUS */
+  :: atomic { gaveup[h] -> V(h, p) = INVALID }; break
+#endif
+#ifdef PDEATH
+  /* death (exit, SIGKILL, a crash): the address space, so every view, goes first */
+  :: atomic { h == LH && p == 0 && !pdead -> pdead = 1; V(h, p) = INVALID }; goto dead
+#endif
   od;
   /* done: the connection stays open and answers every revocation */
   end: do
   :: atomic { loc[h * NP + p]?op, keep ->
        if :: V(h, p) > keep -> V(h, p) = keep :: else -> skip fi;
        lack[h]!p; op = 0; keep = 0 }
-  od
+  od;
+dead: skip
 }
 
 #ifdef LIVENESS
-/* Every request an agent sends is eventually granted (under weak fairness: pan -a -f). */
+/* Every request an agent sends is eventually granted (under weak fairness: pan -a -f); a
+ * request its own agent forgot (a loss, a last detach) clears `asked` too. */
 ltl granted { [] ((asked[0] != 0 -> <> (asked[0] == 0)) && (asked[1] != 0 -> <> (asked[1] == 0))) }
 #endif
 
@@ -434,7 +702,8 @@ init {
   atomic {
     run server();
     for (h : 0 .. NH - 1) {
-      budget[h] = MAXREQ;
+      conn[h] = h;
+      budget[h] = (h == 0 -> MAXREQ0 : MAXREQ);
       run agent(h);
       for (p : 0 .. NP - 1) { run process(h, p) }
     }
