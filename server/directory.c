@@ -818,9 +818,13 @@ void srv_dir_forget(struct srv_dir *d, uint32_t node) {
         }
       }
       pg->qtail = last;
-      /* An owner's unsent changes are lost; the stored data stays. */
-      if (pg->owner == node)
+      /* An owner's unsent changes are lost; the stored data stays, under a new version:
+       * the owner's copy at the old one may hold those changes, and must never be taken
+       * for the stored data (a host that comes back with it gets the data again). */
+      if (pg->owner == node) {
         set_owner(d, pg, ci * CHUNK_PAGES + i, SRV_NODE_NONE);
+        bump_version(d, pg, ci * CHUNK_PAGES + i);
+      }
       if (pg->last_writer == node)
         pg->last_writer = SRV_NODE_NONE;
       sharer_del(pg, node);

@@ -93,9 +93,12 @@
  *                  answered: the transaction it blocked never moves on
  *   NO_RELOWER     the resync starts once the revocations under way are done, without
  *                  lowering again a page a RECALL to SHARED left readable
- *   RESYNC_KEEPS_VERSION  the page written back at the resync keeps its version (the
- *                  server does not bump the version at srv_dir_forget: the agent must drop
- *                  it, or its lost writes pass for the server's data at the next grant)
+ *   RESYNC_KEEPS_VERSION  the page written back at the resync keeps its version, and
+ *                  srv_dir_forget does not bump the version of a page whose owner it
+ *                  forgets: the lost writes pass for the server's data at the next grant.
+ *                  Either rule alone suffices (each was checked alone: the model holds);
+ *                  the code has both (tests/unit/test_directory.c,
+ *                  forgotten_owner_copy_never_passes, for the server's)
  *   with -DPDEATH:
  *   NO_DETACH_WRITEBACK  the host's last detach sends DETACH without writing back its
  *                  EXCLUSIVE page
@@ -337,6 +340,10 @@ inline forget(fn, lost) {
   if
   :: owner == fn ->
      owner = NONE;                       /* an owner's unsent changes are lost; the data stays */
+#ifndef MUTANT_RESYNC_KEEPS_VERSION
+     version++;                          /* bump_version: under a new version, since the
+                                          * owner's copy at the old one may hold them */
+#endif
      if :: lost -> latest = sdata :: else -> skip fi  /* (the ghost: they are lost by design) */
   :: else -> skip
   fi;

@@ -754,6 +754,26 @@ START_TEST(late_ack_after_forget_is_ignored) {
 }
 END_TEST
 
+/* A forgotten owner's copy may hold writes the server never got: the stored data gets a new
+ * version, so that a copy at the old one (a host that kept its version across a reconnect)
+ * is never taken for it (the model's mutant RESYNC_KEEPS_VERSION, verify/coherence.pml). */
+START_TEST(forgotten_owner_copy_never_passes) {
+  const struct sent *s;
+  uint64_t v;
+
+  mem[0] = 0x17;
+  make_owner(1, 0);
+  v = info(0).version;
+  srv_dir_forget(dir, 1);
+  ck_assert_uint_gt(info(0).version, v);
+  read_req(5, 50, 0, 1, v); /* the same host, back as a new node, with its old version */
+  s = expect_grant(5, 50, PROTO_OP_READ_DATA, 0, 1);
+  ck_assert(s->data[0]);
+  ck_assert_uint_eq(s->byte[0], 0x17);
+  no_more();
+}
+END_TEST
+
 /* ---- migratory pages ---- */
 
 /* Nodes 1 and 2 take page 0 in turn, reading then writing it: 1 writes (0x11), 2 reads and
@@ -943,6 +963,7 @@ static Suite *directory_suite(void) {
   tcase_add_test(tc, forget_drops_queued_requests);
   tcase_add_test(tc, forget_removes_every_role);
   tcase_add_test(tc, late_ack_after_forget_is_ignored);
+  tcase_add_test(tc, forgotten_owner_copy_never_passes);
   tcase_add_test(tc, free_with_work_in_flight);
   tcase_add_test(tc, migratory_read_is_granted_exclusive);
   tcase_add_test(tc, migratory_ends_when_page_comes_back_unchanged);
