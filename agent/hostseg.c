@@ -190,9 +190,16 @@ static void seg_free(struct agent *ag, struct hseg *s) {
   TAILQ_FOREACH(rv, &ag->revokes, link)
     if (rv->seg == s)
       rv->seg = NULL;
-  for (size_t i = 0; i < ag->npreq; i++)
+  /* Its page requests end with it. Every path here comes after the host's last DETACH was
+   * answered (a grant sent earlier came first, FIFO: a request still recorded was dropped
+   * by the server's forget of this host, srv_dir_forget, and will never be answered),
+   * after the connection is gone, during a resync (which starts with none in flight), or
+   * while the agent stops (a grant that still comes matches nothing and is dropped). */
+  for (size_t i = 0; i < ag->npreq;)
     if (ag->preq[i].shmid == s->shmid)
-      ag->preq[i].shmid = -1; /* its grant is dropped: the DETACH that follows ends it */
+      ag->preq[i] = ag->preq[--ag->npreq];
+    else
+      i++;
   TAILQ_REMOVE(&ag->segs, s, link);
   seg_release(s);
 }
