@@ -72,10 +72,11 @@ check test: deps
 	$(MAKE) verify
 	@python3 tests/summary.py $(BUILD) $(BUILD):pkglog $(DEBUG_BUILD)
 
-# The page protocol model-checked (verify/coherence.pml, docs/protocol.md "The model"): the
-# model must pass (safety, and liveness under weak fairness) and every seeded mutant must give
-# a counter-example. Bounded configurations (2 hosts, 1 process each; with and without a
-# lost connection or a dying process); pan's depth VERIFY_DEPTH. About 3 minutes;
+# The page protocol and the wait/wake across hosts model-checked (verify/coherence.pml,
+# verify/netwait.pml, docs/protocol.md "The model"): the models must pass (safety, and
+# liveness under weak fairness) and every seeded mutant must give a counter-example. Bounded
+# configurations (2 hosts, 1 process each; with and without a lost connection or a dying
+# process); pan's depth VERIFY_DEPTH. About 3 minutes;
 # VERIFY_LIVENESS=0 skips the liveness runs (then about 80 s).
 VERIFY_DEPTH ?= 2000
 VERIFY_LIVENESS ?= 1

@@ -52,8 +52,9 @@
  *   - the detach write-back is sent whether or not the page changed since the server last
  *     got it (the digest test of write_back_all only saves sending what the server has);
  *   - NOT YET MODELLED (issue 13): migratory grants, a server restart and ghost owners
- *     (srv_dir_end_ghosts), pristine grants, errors (ERR bit, -ENOMEM), locks/wake-ups,
- *     3 hosts, a second loss. See docs/protocol.md, "The model".
+ *     (srv_dir_end_ghosts), pristine grants, errors (ERR bit, -ENOMEM), 3 hosts, a second
+ *     loss. The wake-ups of the locks work are verify/netwait.pml, a model of their own.
+ *     See docs/protocol.md, "The model".
  *   - A process re-sends its fault record while its host neither holds nor asked for the
  *     mode it needs (it reads the agent's `need`/`asked`): this stands for the shim's
  *     re-asking when the word's generation changed (`ask`, shim_agent_fault).

@@ -1,42 +1,48 @@
 #!/bin/sh
-# run.sh - model-checks verify/coherence.pml and every seeded mutant (docs/protocol.md,
-# "The model"). Each run: spin -a, gcc, pan (safety: assertions, the swmr monitor, invalid
-# end states; or liveness under weak fairness), one line printed. Three configurations: the
-# protocol alone (base), host 1's connection lost (LOSS) and host 1's process dying (PDEATH).
-# The model must pass in each; every mutant must fail with a counter-example.
+# run.sh - model-checks verify/coherence.pml, verify/netwait.pml and every seeded mutant
+# (docs/protocol.md, "The model"). Each run: spin -a, gcc, pan (safety: assertions, the swmr
+# monitor, invalid end states; or liveness under weak fairness), one line printed. Three
+# configurations of the page protocol: alone (base), host 1's connection lost (LOSS) and host
+# 1's process dying (PDEATH); and the wait/wake across hosts (kind "wake": netwait.pml).
+# The models must pass in each; every mutant must fail with a counter-example.
 # Usage: sh verify/run.sh [WORKDIR]
 # env: SPIN_DEFS (the base configuration), LOSS_DEFS, LOSS_LIVE_DEFS, PDEATH_DEFS,
-#      PDEATH_LIVE_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs), VERIFY_JOBS
-#      (runs at once; default 1: on a 2-CPU machine two pan runs at once slow each other
-#      down more than they gain).
+#      PDEATH_LIVE_DEFS, NETWAIT_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
+#      VERIFY_JOBS (runs at once; default 1: on a 2-CPU machine two pan runs at once slow
+#      each other down more than they gain).
 # To read a counter-example: cd WORKDIR/NAME && spin -t -p $(cat defs) coherence.pml
-# (the trail is coherence.pml.trail there, beside a copy of the model).
+# or netwait.pml (the trail is MODEL.pml.trail there, beside a copy of the model).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 pml=$here/coherence.pml
 depth=${PAN_DEPTH:-2000}
 safety="swmr,read-latest,ack-below-mode,no-invalid-end"
+wake="no-lost-wake,sees-new"
 live="granted(weak-fairness)"
 
-# --one WORKDIR NAME DEFS MUTANT|- safety|live: one run; writes WORKDIR/NAME/line and
+# --one WORKDIR NAME DEFS MUTANT|- safety|live|wake: one run; writes WORKDIR/NAME/line and
 # WORKDIR/NAME/verdict (0: no error, 1: a counter-example, 2: the run itself failed).
 if [ "${1:-}" = --one ]; then
   work=$2 name=$3 defs=$4 mut=$5 kind=$6
   d=$work/$name
   rm -rf "$d"; mkdir -p "$d"
   mdef=""; [ "$mut" != - ] && mdef="-DMUTANT_$mut"
+  [ "$kind" = wake ] && pml=$here/netwait.pml
+  model=$(basename "$pml")
   if [ "$kind" = live ]; then
     props=$live; ldef=-DLIVENESS; cflags="-DCOLLAPSE -DNFAIR=3"; panflags="-a -f"
+  elif [ "$kind" = wake ]; then
+    props=$wake; ldef=""; cflags="-DSAFETY -DCOLLAPSE"; panflags=""
   else
     props=$safety; ldef=""; cflags="-DSAFETY -DCOLLAPSE"; panflags=""
   fi
   # A mutant's run stops at its first counter-example: compiling pan quickly pays more
   # than compiling it well (-O2 takes up to 15 s, -O0 3 s).
   opt=-O2; [ "$mut" != - ] && opt=-O0
-  cp "$pml" "$d/coherence.pml"
+  cp "$pml" "$d/$model"
   echo "$defs $mdef $ldef" >"$d/defs"
   fail() { echo "verify: $name: $1" >"$d/line"; echo 2 >"$d/verdict"; exit 0; }
-  (cd "$d" && spin $defs $mdef $ldef -a coherence.pml >spin.log 2>&1 &&
+  (cd "$d" && spin $defs $mdef $ldef -a "$model" >spin.log 2>&1 &&
      gcc $opt $cflags -o pan pan.c >gcc.log 2>&1) || fail "spin/gcc failed (see $d)"
   t0=$(date +%s.%N)
   (cd "$d" && ./pan $panflags -m"$depth" >pan.log 2>&1)
@@ -52,7 +58,9 @@ if [ "${1:-}" = --one ]; then
   if [ "${errs:-1}" = 0 ]; then res=ok; v=0; else
     why=$(grep -m1 -E "assertion violated|invalid end state|acceptance cycle" "$out" |
           sed 's/^pan:[0-9]*: *//; s/ (at depth.*//')
-    case $why in
+    case $kind$why in
+      wake*"invalid end state"*) prop=no-lost-wake ;;
+      wake*"assertion violated"*) prop=sees-new ;;
       *"view["*"<=keep"*|*"view["*"==0"*) prop=ack-below-mode ;;
       *"hdata[h]==latest"*) prop=read-latest ;;
       *"view["*"==2"*) prop=swmr ;;
@@ -70,6 +78,8 @@ fi
 
 work=${1:-${TMPDIR:-/tmp}/dshm-verify.$$}
 # The bounded configurations (docs/protocol.md, "The model", has why these).
+# netwait.pml: 2 hold timeouts on host A, 2 spurious wake-ups (its header has the bounds).
+netwait=${NETWAIT_DEFS:--DMAXSKIP=2 -DMAXSPUR=2}
 base=${SPIN_DEFS:--DNH=2 -DNP=1 -DNOPS=2 -DMAXW=2 -DMAXREQ=2}
 loss=${LOSS_DEFS:--DLOSS -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1}
 loss_live=${LOSS_LIVE_DEFS:--DLOSS -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1 -DMAXFLUSH=0}
@@ -99,6 +109,10 @@ list=$work/runs
     echo "mutant-$m|$loss|$m|safety|mutant"
   done
   echo "mutant-NO_DETACH_WRITEBACK|$pdeath|NO_DETACH_WRITEBACK|safety|mutant"
+  echo "netwait|$netwait|-|wake|model"
+  for m in NO_WAKE WAKE_FIRST NO_WAIT_MARK NO_FETCH WORD_ALONE; do
+    echo "mutant-$m|$netwait|$m|wake|mutant"
+  done
   if [ "$liveness" = 1 ]; then
     # the liveness check can fail too: a revocation never answered starves the request,
     # and so does a request dropped with another node's
