@@ -5,6 +5,7 @@
  * answer back unchanged; a host gone gives ENOTCONN; rights are those of IPC_STAT. */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
@@ -327,6 +328,54 @@ START_TEST(test_refusals) {
 }
 END_TEST
 
+/* After a restart with --data-dir, a page its old owner has not come back for is a ghost's:
+ * EXCLUSIVE, flagged GHOST, no holder named; once the grace period ends it is nobody's. */
+START_TEST(test_ghost_after_restart) {
+  char dir[] = "/tmp/dshm-seginfo-XXXXXX", *extra[] = {"--data-dir", dir, "--grace-ms", "60000",
+                                                       NULL};
+  uint64_t ta, tc;
+  int a, c, port;
+  int32_t id;
+  struct proto_msg r;
+  struct proto_segrun run;
+
+  h_server_stop(&srv);
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  h_server_start_args(&srv, 0, extra);
+  a = host("host-a", 1, &ta);
+  id = create(a, root, 4, 0644);
+  attach(a, id, 0);
+  ask(a, PROTO_OP_ACQUIRE, id, 1, 1);
+  port = srv.port;
+  h_server_kill(&srv); /* a crash: host A never wrote page 1 back */
+  close(a);
+  h_server_start_args(&srv, port, extra);
+  c = host("asker", 3, &tc);
+  ck_assert_int_eq(seg_info(c, id, PROTO_SEGINFO_PAGES, 0, 0, &r), 0);
+  ck_assert_uint_eq(r.u.seginfo_reply.n, 3);
+  proto_segrun_get(&r.u.seginfo_reply, 1, &run);
+  ck_assert_uint_eq(run.first, 1);
+  ck_assert_uint_eq(run.count, 1);
+  ck_assert_uint_eq(run.mode, PROTO_MODE_EXCLUSIVE);
+  ck_assert_uint_eq(run.flags & PROTO_SEGRUN_GHOST, PROTO_SEGRUN_GHOST);
+  ck_assert_uint_eq(run.nholders, 0);
+  proto_segrun_get(&r.u.seginfo_reply, 0, &run);
+  ck_assert_uint_eq(run.mode, PROTO_MODE_INVALID);
+  ck_assert_uint_eq(run.flags, 0);
+  /* No host has it attached since the restart. */
+  ck_assert_int_eq(seg_info(c, id, PROTO_SEGINFO_HOSTS, 0, 0, &r), 0);
+  ck_assert_uint_eq(r.u.seginfo_reply.total, 0);
+  close(c);
+  h_server_stop(&srv);
+  {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+  }
+  h_server_start(&srv); /* for the teardown */
+}
+END_TEST
+
 static void setup(void) {
   h_server_start(&srv);
 }
@@ -343,6 +392,7 @@ static Suite *seginfo_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_pages_hosts_procs);
   tcase_add_test(tc, test_refusals);
+  tcase_add_test(tc, test_ghost_after_restart);
   suite_add_tcase(s, tc);
   return s;
 }
