@@ -67,14 +67,14 @@
  * view raised or not where B holds the page.
  *
  * Mutants (spin -DMUTANT_X), each a mistake the code could make, each must be caught:
- *   NO_WAKE     tab_set moves the word but does no FUTEX_WAKE (agent/hostseg.c:117-118)
- *   WAKE_FIRST  tab_set wakes before its CAS moves the word (hostseg.c:112-118 reordered)
- *   NO_WAIT_MARK  the waiter sleeps without marking WAIT in the word (netwait.c:105-109), so
+ *   NO_WAKE     tab_set moves the word but does no FUTEX_WAKE (agent/hostseg.c, tab_set)
+ *   WAKE_FIRST  tab_set wakes before its CAS moves the word (tab_set's two steps swapped)
+ *   NO_WAIT_MARK  the waiter sleeps without marking WAIT in the word (shim_netwait's CAS), so
  *               tab_set's `old & DSHM_HT_WAIT` skips the wake
  *   NO_FETCH    the waiter sleeps on an INVALID word instead of fetching the page first
- *               (netwait.c:94-101): the view it reads may be lowered only a moment later
+ *               (shim_netwait's fetch): the view it reads may be lowered only a moment later
  *   WORD_ALONE  the waiter sleeps on the futex word alone, without the host page table word
- *               (netwait.c:121-123 and waitv(w, 2, ...) at 127)
+ *               (shim_netwait's second futex_waitv entry)
  */
 
 #ifndef MAXSKIP
