@@ -64,37 +64,55 @@ void h_server_start(struct h_server *s) {
   h_server_start_args(s, 0, NULL);
 }
 
-void h_server_start_args(struct h_server *s, int port, char *const extra[]) {
+int h_server_exec(pid_t *pid, const char *const args[], const char *log) {
   const char *bin = need_env("DSHM_TEST_SERVER");
-  char portstr[16], *argv[32];
-  int out[2], n = 0;
-  char line[256];
+  const char *argv[32];
+  int out[2], n = 0, logfd = -1;
 
-  snprintf(portstr, sizeof portstr, "%d", port);
-  argv[n++] = (char *)bin;
-  argv[n++] = "--port";
-  argv[n++] = portstr;
-  for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
-    argv[n++] = extra[i];
+  argv[n++] = bin;
+  for (int i = 0; args[i] != NULL && n < 31; i++)
+    argv[n++] = args[i];
   argv[n] = NULL;
-
+  if (log != NULL) {
+    logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(logfd, 0);
+  }
   ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-  s->pid = fork();
-  ck_assert_int_ge(s->pid, 0);
-  if (s->pid == 0) {
+  *pid = fork();
+  ck_assert_int_ge(*pid, 0);
+  if (*pid == 0) {
     /* A failed assertion ends the test process without teardown: take the server along. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(out[1], STDOUT_FILENO);
+    if (logfd >= 0)
+      dup2(logfd, STDERR_FILENO);
     /* A test may tune the server's sanitizer (e.g. a small quarantine to measure RSS). */
     setenv("ASAN_OPTIONS", getenv("DSHM_TEST_SERVER_ASAN") ? getenv("DSHM_TEST_SERVER_ASAN")
                                                             : SERVER_ASAN, 1);
-    execv(bin, argv);
+    execv(bin, (char *const *)argv);
     _exit(127);
   }
   close(out[1]);
-  ck_assert_msg(read_line(out[0], line, sizeof line, now_ms() + 15000) == 0,
+  if (logfd >= 0)
+    close(logfd);
+  return out[0];
+}
+
+void h_server_start_args(struct h_server *s, int port, char *const extra[]) {
+  char portstr[16], line[256];
+  const char *args[32];
+  int n = 0, fd;
+
+  snprintf(portstr, sizeof portstr, "%d", port);
+  args[n++] = "--port";
+  args[n++] = portstr;
+  for (int i = 0; extra != NULL && extra[i] != NULL && n < 29; i++)
+    args[n++] = extra[i];
+  args[n] = NULL;
+  fd = h_server_exec(&s->pid, args, NULL);
+  ck_assert_msg(read_line(fd, line, sizeof line, now_ms() + 15000) == 0,
                 "dshm-server did not report its address");
-  close(out[0]);
+  close(fd);
   ck_assert_msg(sscanf(line, "dshm-server: listening on 127.0.0.1:%d", &s->port) == 1,
                 "unexpected first line from dshm-server: %s", line);
   ck_assert_int_gt(s->port, 0);

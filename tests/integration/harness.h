@@ -33,6 +33,13 @@ void h_server_start(struct h_server *s);
  * arguments (NULL-terminated, may be NULL). */
 void h_server_start_args(struct h_server *s, int port, char *const extra[]);
 
+/* The start itself, for a test that reads the server's first lines on its own: forks
+ * DSHM_TEST_SERVER with args (NULL-terminated, without the program; at most 30), its stdout
+ * a pipe whose read end is returned, its stderr written to log (truncated first; inherited
+ * when NULL), its ASAN_OPTIONS from DSHM_TEST_SERVER_ASAN if set; killed if the test
+ * process dies. */
+int h_server_exec(pid_t *pid, const char *const args[], const char *log);
+
 /* SIGKILL, and reaps it. */
 void h_server_kill(struct h_server *s);
 

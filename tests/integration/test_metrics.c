@@ -38,31 +38,16 @@ static const char *need(const char *name) {
 /* Starts dshm-server --port 0 --metrics 127.0.0.1:0 [extra], stderr to dir/server.log, and
  * reads its two stdout lines (text or JSON: the same words are in both). */
 static void msrv_start(struct msrv *s, const char *extra) {
-  const char *bin = need("DSHM_TEST_SERVER");
+  const char *args[] = {"--port", "0", "--metrics", "127.0.0.1:0", extra, NULL};
   char line[512];
   const char *p;
-  int out[2], logfd;
+  int out[1];
 
   snprintf(s->dir, sizeof s->dir, "/tmp/dshm-metrics-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(s->dir));
   chmod(s->dir, 0755);
   snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
-  logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  ck_assert_int_ge(logfd, 0);
-  ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-  s->h.pid = fork();
-  ck_assert_int_ge(s->h.pid, 0);
-  if (s->h.pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(out[1], STDOUT_FILENO);
-    dup2(logfd, STDERR_FILENO);
-    setenv("ASAN_OPTIONS", "detect_leaks=1", 1);
-    execl(bin, bin, "--port", "0", "--metrics", "127.0.0.1:0", extra ? extra : (char *)NULL,
-          (char *)NULL);
-    _exit(127);
-  }
-  close(out[1]);
-  close(logfd);
+  out[0] = h_server_exec(&s->h.pid, args, s->log);
   ck_assert_msg(h_read_line(out[0], line, sizeof line, 15000) == 0, "server did not start");
   p = strstr(line, "listening on 127.0.0.1:");
   ck_assert_msg(p && sscanf(p, "listening on 127.0.0.1:%d", &s->h.port) == 1, "%s", line);

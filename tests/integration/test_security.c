@@ -74,33 +74,8 @@ static const char *token_file(const char *name, const char *content, mode_t mode
 
 /* Starts dshm-server with args (NULL-terminated); returns its stdout's read end. */
 static int srv_exec(struct srv *s, const char *const args[]) {
-  const char *bin = getenv("DSHM_TEST_SERVER");
-  const char *argv[24];
-  int out[2], n = 0, logfd;
-
-  ck_assert_ptr_nonnull(bin);
-  argv[n++] = bin;
-  for (int i = 0; args[i] != NULL && n < 23; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
   snprintf(s->log, sizeof s->log, "%s/server.log", dir);
-  logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  ck_assert_int_ge(logfd, 0);
-  ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-  s->h.pid = fork();
-  ck_assert_int_ge(s->h.pid, 0);
-  if (s->h.pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(out[1], STDOUT_FILENO);
-    dup2(logfd, STDERR_FILENO);
-    setenv("ASAN_OPTIONS", getenv("DSHM_TEST_SERVER_ASAN") ? getenv("DSHM_TEST_SERVER_ASAN")
-                                                            : "detect_leaks=1", 1);
-    execv(bin, (char *const *)argv);
-    _exit(127);
-  }
-  close(out[1]);
-  close(logfd);
-  return out[0];
+  return h_server_exec(&s->h.pid, args, s->log);
 }
 
 /* Starts a server that must come up: waits for its TCP line (when with_tcp) and its unix
