@@ -31,7 +31,15 @@
  *     the answer, grants A EXCLUSIVE with the data); host B's READ_DATA RECALLs A to SHARED
  *     and grants B SHARED with the data;
  *   - on host A one writer that changes the word once (0, the waiter's expected value, to 1):
- *     it needs the page EXCLUSIVE first (a fault: ACQUIRE through its agent).
+ *     it needs the page EXCLUSIVE first (a fault: ACQUIRE through its agent);
+ *   - with -DLOSS, host B's connection to the server breaks once, between two steps of its
+ *     agent (up_lost, agent/upstream.c): agent_seg_lower_all lowers the page the host holds
+ *     (revoke_start, local_only: revoke_go's tab_set to INVALID with its wake, then the views);
+ *     then either the resync succeeds (the page is fetched again at the next fault) or the
+ *     segment is lost (seg_lose: REATTACH refused or another server instance; or give_up ->
+ *     agent_seg_fail_all): tab_set(mode, ERR), with its wake, and B's agent serves the page no
+ *     more. A waiter that finds ERR ends its call (shim_agent_fault returns -1: shim_netwait
+ *     returns 1, the plain path; a load gets SIGBUS): the label lost.
  *
  * What is abstracted, and why that is safe for this property:
  *   - the page protocol itself is taken as correct (verify/coherence.pml checks it): the
@@ -55,6 +63,13 @@
  *     writes once, so the page moves a bounded number of times;
  *   - the word's generation is a byte that never wraps in these bounds (24 bits in the code);
  *   - only the waiter's process on host B (other processes of B would only add local wakes);
+ *   - LOSS: B's requests in flight at the loss stay in flight (the code asks again after the
+ *     resync, hp->want: the same grant, later); the server's record of B's copy is kept (a
+ *     stale record only adds a REVOKE, which B answers; every copy of B is lowered first);
+ *     once the segment is lost, a REVOKE still in flight is answered as the server takes a
+ *     lost host's copies back and a GRANT is dropped, while host A may still write (more
+ *     interleavings: a host that gave up while the others go on); the shim_agent_fault sleep
+ *     is a guard on the word's generation, not a futex with a timeout slice;
  *     glibc's futex_wake by the writer on host A reaches host A's kernel only: left out.
  *
  * Properties (verify/run.sh, kind "wake"):
@@ -62,7 +77,8 @@
  *     while the writer has changed the word is a state in which nothing can move);
  *   - the waiter's caller returns only once it has read the new value (an assertion).
  *
- * Bounds: MAXSKIP hold timeouts on host A (1), MAXSPUR spurious wake-ups (1); the initial
+ * Bounds: MAXSKIP hold timeouts on host A (1), MAXSPUR spurious wake-ups (1), one loss
+ * (LOSS); the initial
  * state is any of: B EXCLUSIVE, both SHARED, A EXCLUSIVE, neither (the server's), with B's
  * view raised or not where B holds the page.
  *
@@ -75,6 +91,11 @@
  *               (shim_netwait's fetch): the view it reads may be lowered only a moment later
  *   WORD_ALONE  the waiter sleeps on the futex word alone, without the host page table word
  *               (shim_netwait's second futex_waitv entry)
+ * and with -DLOSS:
+ *   LOWER_NO_WAKE  agent_seg_lower_all moves the word (INVALID, WAIT cleared) by a plain
+ *               store instead of through revoke_start/tab_set: no FUTEX_WAKE
+ *   FAULT_NO_ERR  shim_agent_fault (preload/agentpage.c) does not look at ERR: the waiter asks
+ *               for a page its host will never get again (in the code: until DSHM_TIMEOUT_MS)
  */
 
 #ifndef MAXSKIP
@@ -117,6 +138,9 @@ byte bgen = 0;             /* its generation (>> DSHM_HT_GEN_SHIFT) */
 byte bdata = EXPECTED;     /* the futex word in B's memfd */
 bit bview;                 /* the waiter's process's view of the page is readable (mprotect) */
 bit bfetching;             /* B's READ_DATA in flight (hp->fetching) */
+bit berr;                  /* its DSHM_HT_ERR bit (LOSS: the segment lost, or the server gone) */
+bit bgone;                 /* LOSS: B's agent serves the segment no more (s->lost, up_dead) */
+bit lossdone;              /* LOSS: B's connection broke (once) */
 
 /* ---- the kernel's futex queues on host B ---- */
 #define AWAKE    0
@@ -132,12 +156,15 @@ inline wake_hostword() {
 /* tab_set (agent/hostseg.c): the CAS loop moves the generation, sets the mode and clears
  * WAIT in one atomic step; FUTEX_WAKE follows when the old word had WAIT. */
 inline tab_set(m) {
+  tab_set_err(m, 0)
+}
+inline tab_set_err(m, e) {
 #ifdef MUTANT_WAKE_FIRST
   ow = bwait;
   if :: ow -> wake_hostword() :: else fi;
-  atomic { bmode = m; bwait = 0; bgen++ }
+  atomic { bmode = m; bwait = 0; bgen++; berr = berr | e }
 #else
-  atomic { ow = bwait; bmode = m; bwait = 0; bgen++ };
+  atomic { ow = bwait; bmode = m; bwait = 0; bgen++; berr = berr | e };
 #ifndef MUTANT_NO_WAKE
   if :: ow -> wake_hostword() :: else fi
 #endif
@@ -202,7 +229,7 @@ proctype bagent() {
   bit wasx, ow;
 end:
   do
-  :: toB?op, d ->
+  :: !bgone && nempty(toB) -> toB?op, d ->
      if
      :: op == REVOKE ->
         /* revoke_go: the word first (tab_set, with its FUTEX_WAKE) */
@@ -222,9 +249,41 @@ end:
   :: recB?op ->
      /* agent_seg_want: nothing to do if held or asked, else READ_DATA */
      if
-     :: bmode >= SHARED || bfetching
+     :: bmode >= SHARED || bfetching || bgone
      :: else -> bfetching = 1; toS!READ_DATA
      fi
+#ifdef LOSS
+  :: !lossdone ->
+     /* up_lost (agent/upstream.c), between two steps of the agent's loop: the connection
+      * broke. agent_up_resync_ready -> agent_seg_lower_all: every page the host holds is
+      * lowered by a local INVALIDATE (revoke_start, local_only: revoke_go's tab_set to
+      * INVALID with its wake, then the holders lower their views). The requests in flight
+      * are asked again after the resync (hp->want): here they stay in flight. */
+     lossdone = 1;
+     if
+     :: bmode != INVALID ->
+#ifdef MUTANT_LOWER_NO_WAKE
+        atomic { bmode = INVALID; bwait = 0; bgen++ };
+#else
+        tab_set(INVALID);
+#endif
+        bview = 0
+     :: else
+     fi;
+     if
+     :: skip  /* reconnected: agent_seg_resync re-registers the segment; the page is fetched
+               * again at the next fault */
+     :: /* or lost: agent_seg_resync's REATTACH refused, or another server instance
+         * (agent_seg_lose_all), -> seg_lose; or the reconnect timed out (give_up ->
+         * agent_seg_fail_all): tab_set(mode, ERR) on every page, all INVALID by now */
+        bgone = 1;
+        tab_set_err(bmode, 1)
+     fi
+  :: bgone && nempty(toB) -> toB?op, d ->
+     /* the server's messages for a host or a segment it no longer has: none would come; a
+      * REVOKE in flight is answered as the server takes a lost host's copies back */
+     if :: op == REVOKE -> ackB!ACK, 0, 0 :: else fi
+#endif
   od
 }
 
@@ -234,7 +293,12 @@ end:
 inline fault() {
   sent = 255;
   do
-  :: atomic { bmode >= SHARED -> bview = 1; break }
+#ifndef MUTANT_FAULT_NO_ERR
+  /* the word has ERR: return -1 (the caller's error path: SIGBUS for a load, the plain
+   * futex path for shim_netwait) */
+  :: atomic { berr -> goto lost }
+#endif
+  :: atomic { bmode >= SHARED && !berr -> bview = 1; break }
   :: atomic { bmode == INVALID && bgen != sent -> sent = bgen; recB!FAULT }
   od
 }
@@ -307,7 +371,15 @@ again: /* shim_netwait's loop */
      if :: v != EXPECTED -> goto changed :: else fi
   od;
 changed:
-  assert(v != EXPECTED && written)
+  assert(v != EXPECTED && written);
+  goto done;
+lost:
+  /* shim_agent_fault returned -1: shim_netwait returns 1 and shim_netwait_own's plain
+   * FUTEX_WAIT on a view not readable fails with EFAULT (returns 0), or a load gets SIGBUS:
+   * either way the call ends */
+  assert(berr);
+done:
+  skip
 }
 
 init {

@@ -3,11 +3,12 @@
 # (docs/protocol.md, "The model"). Each run: spin -a, gcc, pan (safety: assertions, the swmr
 # monitor, invalid end states; or liveness under weak fairness), one line printed. Three
 # configurations of the page protocol: alone (base), host 1's connection lost (LOSS) and host
-# 1's process dying (PDEATH); and the wait/wake across hosts (kind "wake": netwait.pml).
+# 1's process dying (PDEATH); and the wait/wake across hosts (kind "wake": netwait.pml), alone
+# and with host B's connection lost once (netwait-loss: -DLOSS).
 # The models must pass in each; every mutant must fail with a counter-example.
 # Usage: sh verify/run.sh [WORKDIR]
 # env: SPIN_DEFS (the base configuration), LOSS_DEFS, LOSS_LIVE_DEFS, PDEATH_DEFS,
-#      PDEATH_LIVE_DEFS, NETWAIT_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
+#      PDEATH_LIVE_DEFS, NETWAIT_DEFS, NETWAIT_LOSS_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
 #      VERIFY_JOBS (runs at once; default 1: on a 2-CPU machine two pan runs at once slow
 #      each other down more than they gain).
 # To read a counter-example: cd WORKDIR/NAME && spin -t -p $(cat defs) coherence.pml
@@ -80,6 +81,7 @@ work=${1:-${TMPDIR:-/tmp}/dshm-verify.$$}
 # The bounded configurations (docs/protocol.md, "The model", has why these).
 # netwait.pml: 2 hold timeouts on host A, 2 spurious wake-ups (its header has the bounds).
 netwait=${NETWAIT_DEFS:--DMAXSKIP=2 -DMAXSPUR=2}
+netwait_loss=${NETWAIT_LOSS_DEFS:--DLOSS -DMAXSKIP=2 -DMAXSPUR=2}
 base=${SPIN_DEFS:--DNH=2 -DNP=1 -DNOPS=2 -DMAXW=2 -DMAXREQ=2}
 loss=${LOSS_DEFS:--DLOSS -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1}
 loss_live=${LOSS_LIVE_DEFS:--DLOSS -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1 -DMAXFLUSH=0}
@@ -112,6 +114,10 @@ list=$work/runs
   echo "netwait|$netwait|-|wake|model"
   for m in NO_WAKE WAKE_FIRST NO_WAIT_MARK NO_FETCH WORD_ALONE; do
     echo "mutant-$m|$netwait|$m|wake|mutant"
+  done
+  echo "netwait-loss|$netwait_loss|-|wake|model"
+  for m in LOWER_NO_WAKE FAULT_NO_ERR; do
+    echo "mutant-$m|$netwait_loss|$m|wake|mutant"
   done
   if [ "$liveness" = 1 ]; then
     # the liveness check can fail too: a revocation never answered starves the request,
