@@ -32,6 +32,7 @@
 
 #include "activate.h"
 #include "agent.h"
+#include "agentname.h"
 #include "hostseg.h"
 #include "local.h"
 #include "procexit.h"
@@ -252,11 +253,11 @@ static void close_inherited(int keep, int keep2) {
 /* --print-name: the name (and so the unit instance, docs/operations.md) of the agent the
  * library uses with this environment's DSHM_SERVER (or spec) and token setting. */
 static int print_name(const char *spec) {
+  const char *env = getenv("DSHM_SERVER");
   char name[128];
 
   if (spec[0] == '\0')
-    spec = getenv("DSHM_SERVER") != NULL && *getenv("DSHM_SERVER") != '\0'
-               ? getenv("DSHM_SERVER") : "127.0.0.1:8080"; /* the library's default */
+    spec = env != NULL && *env != '\0' ? env : DSHM_DEFAULT_SERVER;
   agent_act_name(spec, name, sizeof name);
   printf("%s\n", name);
   return fflush(stdout) == 0 ? 0 : 1;

@@ -60,7 +60,7 @@ void shim_config_load(void) {
   /* The agent parses and checks it (and says what is wrong with it); here it names the
    * agent that serves it. */
   if (s == NULL || *s == '\0')
-    s = SHIM_DEFAULT_SERVER;
+    s = DSHM_DEFAULT_SERVER;
   snprintf(shim_cfg.spec, sizeof shim_cfg.spec, "%s", s);
   shim_cfg.debug = d != NULL && *d != '\0' && strcmp(d, "0") != 0;
   /* Positive milliseconds up to a day; anything else keeps the default (said once). */

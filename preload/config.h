@@ -2,8 +2,6 @@
 #ifndef DSHM_SHIM_CONFIG_H
 #define DSHM_SHIM_CONFIG_H
 
-#define SHIM_DEFAULT_SERVER "127.0.0.1:8080"
-
 struct shim_config {
   char spec[256];  /* DSHM_SERVER as given (or the default): names the host agent that serves
                     * it, and is passed to the agent it starts */

@@ -547,6 +547,36 @@ static void session_die(int err) {
   ops->lost();
 }
 
+/* The variable part of w's reply, which still points into rbuf (GETALL's values, SEG_INFO's
+ * entries): copied to the waiter's room, or EPROTO when it does not fit. */
+static void take_tail(struct shim_waiter *w) {
+  struct proto_msg *r = w->reply;
+  const uint8_t **p;
+  uint32_t *count;
+  size_t n;
+
+  if (r->h.opcode == PROTO_OP_SEMCTL) {
+    p = &r->u.semctl_reply.vals;
+    count = &r->u.semctl_reply.nvals;
+    n = 2 * (size_t)*count;
+  } else if (r->h.opcode == PROTO_OP_SEG_INFO) {
+    p = &r->u.seginfo_reply.entries;
+    count = &r->u.seginfo_reply.n;
+    n = *count * proto_seginfo_entry_size(r->u.seginfo_reply.what);
+  } else {
+    return;
+  }
+  if (n > w->vals_cap) {
+    w->err = -EPROTO;
+    *count = 0;
+    *p = NULL;
+    return;
+  }
+  if (n > 0)
+    memcpy(w->vals, *p, n);
+  *p = w->vals;
+}
+
 /* A reply for a synchronous waiter. I/O thread. Returns 1 if one matched. */
 static int deliver(const struct proto_msg *m) {
   struct shim_waiter *w;
@@ -561,33 +591,9 @@ static int deliver(const struct proto_msg *m) {
     w->fds[1] = rx_fds[1];
     rx_fds[0] = rx_fds[1] = -1;
     if (w->reply != NULL)
-      *w->reply = *m; /* only non-run replies reach waiters: no pointer into rbuf escapes */
-    if (w->reply != NULL && m->h.opcode == PROTO_OP_SEG_INFO && m->h.status == 0) {
-      /* ... nor SEG_INFO's entries. */
-      const struct proto_seginfo_reply *sr = &m->u.seginfo_reply;
-      size_t n = (size_t)sr->n * proto_seginfo_entry_size(sr->what);
-      if (n > w->vals_cap) {
-        w->err = -EPROTO;
-        w->reply->u.seginfo_reply.n = 0;
-        w->reply->u.seginfo_reply.entries = NULL;
-      } else {
-        if (n > 0)
-          memcpy(w->vals, sr->entries, n);
-        w->reply->u.seginfo_reply.entries = w->vals;
-      }
-    }
-    if (w->reply != NULL && m->h.opcode == PROTO_OP_SEMCTL && m->h.status == 0) {
-      /* ... except GETALL's values: copied to the waiter's room. */
-      size_t n = 2 * (size_t)m->u.semctl_reply.nvals;
-      if (n > w->vals_cap) {
-        w->err = -EPROTO;
-        w->reply->u.semctl_reply.nvals = 0;
-        w->reply->u.semctl_reply.vals = NULL;
-      } else if (n > 0) {
-        memcpy(w->vals, m->u.semctl_reply.vals, n);
-        w->reply->u.semctl_reply.vals = w->vals;
-      }
-    }
+      *w->reply = *m; /* only non-run replies reach waiters: no pointer into rbuf escapes, */
+    if (w->reply != NULL && m->h.status == 0) /* but for the variable parts, taken here */
+      take_tail(w);
     waiter_done(w);
   }
   pthread_mutex_unlock(&S.lock);

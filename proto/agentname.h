@@ -7,6 +7,9 @@
 
 #include <stddef.h>
 
+/* The server the library and the agent's --print-name use when DSHM_SERVER is unset. */
+#define DSHM_DEFAULT_SERVER "127.0.0.1:8080"
+
 /* "agent-" and the server spec with every character but letters, digits, '.' and '-' made
  * '_' (100 characters at most), then "-tXXXXXXXX", a digest of the token setting, when
  * token (DSHM_TOKEN) is set or token_file (DSHM_TOKEN_FILE) is non-empty: processes that
