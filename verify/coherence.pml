@@ -14,9 +14,16 @@
  *   - the agent's background write-back (WRITE_DATA mode EXCLUSIVE, agent_seg_flush);
  *   - the Dekker handshake on the host page table (raise: set holders bit, then read word;
  *     revocation: store lower word, then read holders) and the bit re-check of `announce`;
+ *   - migratory pages (migratory_note, docs/protocol.md "Migratory pages"): an ACQUIRE from a
+ *     sharer after another node's write marks the page; a READ_DATA of a marked page owned by
+ *     another node runs as an ACQUIRE and is answered EXCLUSIVE; a RECALL_ACK giving the data
+ *     back unchanged unmarks it;
+ *   - a raise maps the page at the host's mode (raise_page: shim_prot_of(hm)), so a read of a
+ *     page the host holds EXCLUSIVE gets a writable view;
  *   - a ghost variable `latest`: the value of the latest write anywhere. Page contents are
  *     abstracted to that value (a write stores a value never written before), so "a read
- *     returns the latest write" is `hdata[h] == latest` at every read.
+ *     returns the latest write" is `hdata[h] == latest` at every read, and at every write (a
+ *     write is a read-modify-write: an atomic, a lock word).
  *   - -DLOSS: host 1's connection breaks once, at any moment (up_lost): the agent forgets
  *     its request in flight (kept as a need), its revocation under way finishes locally,
  *     every page is lowered on the host (agent_seg_lower_all, again while a page is left
@@ -33,6 +40,10 @@
  *     answered; the host's last detach, agent_seg_detach: a revocation under way is answered
  *     now, an EXCLUSIVE page is written back with WRITE_DATA mode INVALID, then
  *     DETACH_SEGMENT, whose srv_att_detach runs srv_dir_forget at the server).
+ *   - -DERRS: the server refuses one request (out of memory, send_error: the model's REFUSED),
+ *     at any start before anything changed, or in advance after the RECALL (invalidate_others'
+ *     malloc: the transaction ends); the agent sets the page's ERR bit (agent_seg_grant) and
+ *     ends the request; the process's fault gets SIGBUS and its handler ends its accesses.
  *
  * What is abstracted, and why that is safe for these properties:
  *   - one page, runs of count 1: every rule of the protocol is per page (read-ahead pages are
@@ -51,9 +62,9 @@
  *     yet lowered its views (or never learns of the close) can use them meanwhile;
  *   - the detach write-back is sent whether or not the page changed since the server last
  *     got it (the digest test of write_back_all only saves sending what the server has);
- *   - NOT YET MODELLED (issue 13): migratory grants, a server restart and ghost owners
- *     (srv_dir_end_ghosts), pristine grants, errors (ERR bit, -ENOMEM), 3 hosts, a second
- *     loss. The wake-ups of the locks work are verify/netwait.pml, a model of their own.
+ *   - NOT YET MODELLED (issue 13): a server restart and ghost owners (srv_dir_end_ghosts),
+ *     pristine grants (a grant of a never-written page carries no data: the model's first
+ *     grant carries it anyway, both mean zeros), 3 hosts, a second loss. The wake-ups of the locks work are verify/netwait.pml, a model of their own.
  *     See docs/protocol.md, "The model".
  *   - A process re-sends its fault record while its host neither holds nor asked for the
  *     mode it needs (it reads the agent's `need`/`asked`): this stands for the shim's
@@ -67,10 +78,12 @@
  *     mode kept;
  *   - no invalid end state: every process finishes its accesses (no deadlock);
  *   - granted (-DLIVENESS, pan -a -f): under weak fairness every READ_DATA/ACQUIRE an agent
- *     sends is eventually granted (or forgotten by its own agent at a loss or a last detach).
+ *     sends is eventually granted, or refused (-DERRS), or forgotten by its own agent at a
+ *     loss or a last detach.
  *
  * Bounds: NH must be 2 (the server's receive and the swmr monitor are written out for two
- * hosts), NP 1 or 2. A host sends at most MAXREQ requests (host 0: MAXREQ0): without the
+ * hosts), NP 1 or 2 (NP1: host 1's processes, fewer than NP; NOPS0: host 0's accesses, fewer
+ * than NOPS). A host sends at most MAXREQ requests (host 0: MAXREQ0): without the
  * fresh/HELD grants two hosts can take the page from each other forever (versions grow
  * without end); a process whose host may ask no more stops, which is the bound's doing, not
  * a deadlock of the code. verify/run.sh has the configurations it checks (LOSS and PDEATH
@@ -85,6 +98,14 @@
  *   NO_RECALL_DATA the agent's RECALL_ACK carries no data for a page it held EXCLUSIVE
  *   NO_ACK_IF_NONE the agent never answers a revocation that told no local process
  *                  (docs/protocol.md: "A node answers every RECALL and INVALIDATE")
+ *   MIGR_RECALL_BY_OP  the RECALL of a migratory READ_DATA keeps the owner SHARED (the mode
+ *                  to keep taken from the op, not from the mode to grant)
+ *   MIGR_BOOK_BY_OP  a migratory grant booked as a READ_DATA's (the reader a sharer, the
+ *                  owner gone) while the reply says EXCLUSIVE (caught with NOPS=3 for host 1)
+ *   ACK_FIRST_ONLY the agent answers when the first told process acks (caught with NP=2)
+ *   with -DERRS:
+ *   ERR_KEEPS_TXN  the refusal in advance keeps the page's transaction
+ *   ERR_DROPPED    the agent ignores a refused request (it stays in flight)
  *   with -DLOSS:
  *   STALE_WRITEBACK   srv_dir_write stores a write-back from a node that is not the owner
  *                  (a stale write-back after a newer grant or a forget)
@@ -114,6 +135,12 @@
 #ifndef NOPS
 #define NOPS 2        /* accesses per process */
 #endif
+#ifndef NP1
+#define NP1 NP        /* host 1's processes (a configuration may give it fewer) */
+#endif
+#ifndef NOPS0
+#define NOPS0 NOPS    /* host 0's processes' own bound (a configuration may give them fewer) */
+#endif
 #ifndef MAXW
 #define MAXW 2        /* writes in all (the ghost's bound) */
 #endif
@@ -122,6 +149,9 @@
 #endif
 #ifndef MAXREQ0
 #define MAXREQ0 MAXREQ /* host 0's own bound (a configuration may give it fewer) */
+#endif
+#ifndef MAXERR
+#define MAXERR 1      /* -DERRS: requests the server refuses, in all */
 #endif
 #ifndef MAXFLUSH
 #define MAXFLUSH 1    /* background write-backs per agent */
@@ -147,7 +177,8 @@
 
 /* Opcodes of docs/protocol.md, "Opcodes" (GRANT: the REPLY of READ_DATA or ACQUIRE). */
 mtype = { READ_DATA, ACQUIRE, WRITE_DATA, GRANT, RECALL, RECALL_ACK, INVALIDATE, INVALIDATE_ACK,
-          DETACH_SEGMENT };
+          DETACH_SEGMENT, REFUSED };
+/* REFUSED: the REPLY of READ_DATA or ACQUIRE with a status (send_error: -ENOMEM) */
 
 /* agent -> server: op, mode, version, has-data, data */
 chan toS[NN] = [4] of { mtype, byte, byte, bit, byte };
@@ -167,10 +198,13 @@ byte owner = NONE;
 bit sharer[NN];
 bit txn = 0;               /* a transaction in progress (pg->txn) */
 byte t_node, t_mode, t_ver;/* its request (t->req); t_node NONE once its node went away */
+bit t_rd;                  /* it is a READ_DATA (t->req->op), whatever its mode */
 byte recall_node = NONE;   /* t->recall_node */
 bit inval[NN];             /* t->inval: INVALIDATE_ACKs outstanding */
 bit inval_started = 0;     /* t->inval_started */
 chan queue = [NN] of { byte, byte, byte };  /* pg->qhead..qtail: node, mode, version */
+byte last_writer = NONE;   /* pg->last_writer: the node of the last EXCLUSIVE grant */
+bit migratory = 0;         /* pg->migratory: nodes take the page in turn (migratory_note) */
 
 /* ---- each host: agent state and the host page table ---- */
 byte conn[NH];             /* the node (connection) the agent talks on */
@@ -201,6 +235,16 @@ bit relowered;             /* the mistake's: agent_seg_lower_all ran once, at up
 bit pdead;                 /* host LH's process 0 died */
 bit torn;                  /* its agent tore it down (proc_gone) */
 #endif
+
+#ifdef ERRS
+byte nerr = 0;             /* requests refused so far (the bound MAXERR) */
+bit err[NH];               /* the word's ERR bit (tab_set(.., DSHM_HT_ERR)): sticky */
+#define ERR(h) err[h]
+#else
+#define ERR(h) 0
+#endif
+
+bit refused;               /* the server's: this step refused the request (send_error) */
 
 /* ---- the ghost ---- */
 byte latest = 0;           /* value of the latest write, in the order of grants */
@@ -247,12 +291,22 @@ inline grant(n, m, ver) {
      if :: owner == n -> owner = NONE :: else -> skip fi;   /* "lost track of its copy" */
      SEND(n, GRANT, SHARED, version, ver != version, sdata)
   :: m == EXCLUSIVE && owner == n ->
+     last_writer = n;
      SEND(n, GRANT, EXCLUSIVE, version, 0, sdata)            /* immediate, no data */
   :: m == EXCLUSIVE && owner != n ->
      hasdata = (sharer[n] == 0 && ver != version);
+#ifdef MUTANT_MIGR_BOOK_BY_OP
+     if
+     :: rd -> sharer[n] = 1                  /* the mistake: a READ_DATA's bookkeeping */
+     :: else ->
+#endif
      for (si : 0 .. NN - 1) { sharer[si] = 0 }               /* sharers_clear */
      version++;                                              /* bump_version */
      owner = n;                                              /* set_owner */
+#ifdef MUTANT_MIGR_BOOK_BY_OP
+     fi;
+#endif
+     last_writer = n;
      SEND(n, GRANT, EXCLUSIVE, version, hasdata, sdata)
   fi
 }
@@ -267,17 +321,48 @@ inline others(n) {
   for (si : 0 .. NN - 1) { if :: si != n && sharer[si] -> held_by_others = 1 :: else -> skip fi }
 }
 
+/* migratory_note, at a request's first start (the model's start is only ever its first:
+ * advance grants directly): an ACQUIRE by a sharer while at most one other node has a copy
+ * and another node wrote last marks the page; an ACQUIRE with more copies about unmarks it;
+ * a READ_DATA of a marked page owned by another node runs as an ACQUIRE and is granted
+ * EXCLUSIVE (the requester has the segment attached writable: the model's processes all
+ * do). rd remembers the op (a READ_DATA), which the reply keeps. */
+inline migratory_note(n, m) {
+  rd = (m == SHARED);
+  nsh = 0;
+  for (si : 0 .. NN - 1) { nsh = nsh + sharer[si] }
+  if
+  :: m == EXCLUSIVE && sharer[n] && nsh <= 2 && last_writer != NONE && last_writer != n ->
+     migratory = 1
+  :: m == EXCLUSIVE && nsh > 2 -> migratory = 0
+  :: m == SHARED && migratory && owner != n && owner != NONE -> m = EXCLUSIVE
+  :: else -> skip
+  fi
+}
+
 /* start: grant at once, or open a transaction and RECALL the owner */
 inline start(n, m, ver) {
+  migratory_note(n, m);
   others(n);
+#ifdef ERRS
+  /* out of memory (grant's page or sharer slot, the transaction's calloc): refused before
+   * anything changed */
+  if :: nerr < MAXERR -> nerr++; refused = 1; SEND(n, REFUSED, 0, 0, 0, 0) :: skip fi;
+#endif
   if
-  :: GRANTABLE(n, m) -> grant(n, m, ver)
-  :: else ->
-     txn = 1; t_node = n; t_mode = m; t_ver = ver; inval_started = 0;
+  :: refused -> skip
+  :: !refused && (GRANTABLE(n, m)) -> grant(n, m, ver)
+  :: !refused && !(GRANTABLE(n, m)) ->
+     txn = 1; t_node = n; t_mode = m; t_ver = ver; t_rd = rd; inval_started = 0;
      if
      :: owner != NONE && owner != n ->
         recall_node = owner;
+#ifdef MUTANT_MIGR_RECALL_BY_OP
+        /* the mistake: the mode to keep from the op, not from the mode to grant */
+        SEND(owner, RECALL, (rd -> SHARED : INVALID), 0, 0, 0)
+#else
         SEND(owner, RECALL, (m == SHARED -> SHARED : INVALID), 0, 0, 0)  /* the mode to keep */
+#endif
      :: else -> advance()
      fi
   fi
@@ -292,12 +377,24 @@ inline advance() {
      if
      :: t_mode == EXCLUSIVE && !inval_started ->             /* invalidate_others */
         inval_started = 1;
+        nsh = 0;
+        for (si : 0 .. NN - 1) { nsh = nsh + sharer[si] }
         if
-        :: t_node != NONE ->                                 /* nobody to grant to: nobody to ask */
+        :: t_node != NONE && nsh > 0 ->                      /* nobody to grant to: nobody to ask */
+#ifdef ERRS
+           if
+           /* its list's malloc fails: the request is refused, the transaction ends (after
+            * the RECALL it may have made) */
+           :: nerr < MAXERR -> nerr++; refused = 1
+           :: true ->
+#endif
            for (si : 0 .. NN - 1) {
              if :: si != t_node && sharer[si] -> inval[si] = 1; SEND(si, INVALIDATE, INVALID, 0, 0, 0)
                 :: else -> skip fi
            }
+#ifdef ERRS
+           fi
+#endif
         :: else -> skip
         fi
      :: else -> skip
@@ -310,8 +407,15 @@ inline advance() {
      pending = 0;
 #endif
      if
-     :: pending == 0 ->
+#ifdef ERRS
+     :: refused ->
+#ifndef MUTANT_ERR_KEEPS_TXN
         txn = 0;
+#endif
+        t_rd = 0; SEND(t_node, REFUSED, 0, 0, 0, 0)
+#endif
+     :: !refused && pending == 0 ->
+        txn = 0; rd = t_rd; t_rd = 0;
         if
         :: t_node == NONE -> skip                             /* its node is gone: dropped */
         :: else ->
@@ -348,6 +452,7 @@ inline forget(fn, lost) {
      if :: lost -> latest = sdata :: else -> skip fi  /* (the ghost: they are lost by design) */
   :: else -> skip
   fi;
+  if :: last_writer == fn -> last_writer = NONE :: else -> skip fi;
   sharer[fn] = 0;                        /* sharer_del */
   if
   :: txn ->
@@ -388,7 +493,13 @@ inline handle(n) {
        :: txn && recall_node == n ->
           if
           :: owner == n ->
-             if :: hasdata -> sdata = val :: else -> skip fi;
+             if
+             :: hasdata ->
+                if :: migratory && sdata == val -> migratory = 0   /* given back unchanged */
+                   :: else -> skip fi;
+                sdata = val
+             :: else -> skip
+             fi;
              owner = NONE;
 #ifndef MUTANT_NO_RECALL_SHARER
              if :: t_mode == SHARED -> sharer[n] = 1 :: else -> skip fi;
@@ -411,7 +522,7 @@ inline handle(n) {
 
 /* Locals are reset after each step so that dead values do not multiply the states. */
 #define SRV_CLEAR n = 0; si = 0; m = 0; ver = 0; val = 0; pending = 0; held_by_others = 0; \
-  hasdata = 0; op = 0; adv = 0
+  hasdata = 0; op = 0; adv = 0; rd = 0; nsh = 0; refused = 0
 
 #ifdef LOSS
 #define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0 || len(toS[2]) > 0)
@@ -420,8 +531,8 @@ inline handle(n) {
 #endif
 
 proctype server() {
-  byte n, si, m, ver, val, pending, held_by_others, qa, qb, qc, qn;
-  bit hasdata, adv;
+  byte n, si, m, ver, val, pending, held_by_others, qa, qb, qc, qn, nsh;
+  bit hasdata, adv, rd;
   mtype op;
   end: do
   /* the next message of any connection (one copy of the handler: a smaller pan.c) */
@@ -533,6 +644,15 @@ proctype agent(byte h) {
      if :: hasdata -> hdata[h] = val :: else -> skip fi;
      m = 0; ver = 0; hasdata = 0; val = 0
 #endif
+#ifdef ERRS
+  /* agent_seg_grant, a reply with a status: the page's word gets ERR (its faults get
+   * SIGBUS); the request ends */
+  :: atomic { toA[conn[h]]?REFUSED, m, ver, hasdata, val ->
+#ifndef MUTANT_ERR_DROPPED
+       err[h] = 1; asked[h] = 0; need[h] = 0;
+#endif
+       m = 0; ver = 0; hasdata = 0; val = 0 }
+#endif
   /* agent_seg_revoke -> revoke_start -> revoke_go: store the lower word, THEN read holders */
   :: atomic { !revoking && (toA[conn[h]]?[RECALL] || toA[conn[h]]?[INVALIDATE]) ->
        toA[conn[h]]?rop, keep, ver, hasdata, val; ver = 0; hasdata = 0; val = 0;
@@ -541,12 +661,16 @@ proctype agent(byte h) {
        if :: tab[h] > keep -> tab[h] = keep :: else -> skip fi };
      revoke_go()
   /* agent_seg_local_ack: a process's views are down */
+#ifdef MUTANT_ACK_FIRST_ONLY
+  :: atomic { lack[h]?p -> waiting = 0; p = 0;   /* the mistake: the first answer ends it */
+#else
   :: atomic { lack[h]?p -> waiting = waiting & ~(1 << p); p = 0;
+#endif
        if :: revoking && waiting == 0 -> finish() :: else -> skip fi }
   /* a fault record from a process (agent_seg_want notes the need) */
   :: atomic { rec[h]?p, m -> if :: m > need[h] -> need[h] = m :: else -> skip fi; p = 0; m = 0 }
   /* request: READ_DATA or ACQUIRE for what is needed, one request in flight */
-  :: atomic { asked[h] == 0 && need[h] > tab[h] && budget[h] > 0 && !reconn && !dying ->
+  :: atomic { asked[h] == 0 && need[h] > tab[h] && budget[h] > 0 && !reconn && !dying && !ERR(h) ->
        budget[h]--; asked[h] = need[h]; need[h] = 0;
        if
        :: asked[h] == SHARED -> toS[conn[h]]!READ_DATA(SHARED, hver[h], 0, 0)
@@ -639,6 +763,7 @@ proctype agent(byte h) {
 proctype process(byte h; byte p) {
   byte ops, want, w, keep;
   mtype op;
+  if :: h == 0 -> ops = NOPS - NOPS0 :: else -> skip fi;   /* (fewer for host 0: NOPS0) */
   do
   /* the next access: a read (SHARED) or a write (EXCLUSIVE) */
   :: ops < NOPS && want == 0 -> if :: want = SHARED :: want = EXCLUSIVE fi
@@ -651,20 +776,28 @@ proctype process(byte h; byte p) {
 #ifdef LOSS
        :: want == SHARED -> assert(CUT(h) || hdata[h] == latest)  /* reads the latest write */
        :: want == EXCLUSIVE && wcount < MAXW ->
+          assert(CUT(h) || hdata[h] == latest);  /* a write is a read-modify-write */
           wcount++; hdata[h] = wcount;
           if :: !CUT(h) -> latest = wcount :: else -> skip fi     /* a cut host's: lost */
 #else
        :: want == SHARED -> assert(hdata[h] == latest)      /* reads the latest write */
-       :: want == EXCLUSIVE && latest < MAXW -> latest++; hdata[h] = latest
+       :: want == EXCLUSIVE && latest < MAXW ->
+          assert(hdata[h] == latest);          /* a write is a read-modify-write */
+          latest++; hdata[h] = latest
 #endif
        :: else -> skip
        fi;
        ops++; want = 0 }
   /* shim_agent_fault -> send_record: a fault record (re-sent while nobody asked) */
   :: atomic { want != 0 && V(h, p) < want && tab[h] < want && need[h] < want &&
-              asked[h] < want && nfull(rec[h]) -> rec[h]!p, want }
+              asked[h] < want && nfull(rec[h]) && !ERR(h) -> rec[h]!p, want }
+#ifdef ERRS
+  /* shim_agent_fault finds ERR: SIGBUS; the program's handler ends its accesses (a process
+   * killed by it is -DPDEATH's); it stays attached and answers revocations */
+  :: want != 0 && V(h, p) < want && ERR(h) -> break
+#endif
   /* shim_agent_page_ready -> raise_page / announce: the word allows it: raise the view */
-  :: want != 0 && V(h, p) < want && tab[h] >= want ->
+  :: want != 0 && V(h, p) < want && tab[h] >= want && !ERR(h) ->
 #ifdef MUTANT_NO_DEKKER
      w = tab[h];                                    /* the mistake: word before bit */
      holders[h] = holders[h] | (1 << p);
@@ -674,7 +807,9 @@ proctype process(byte h; byte p) {
 #endif
      if
      :: (holders[h] & (1 << p)) == 0 -> skip        /* announce: bit cleared, start over */
-     :: else -> if :: w > V(h, p) -> V(h, p) = (w < want -> w : want) :: else -> skip fi
+     /* raise_page maps the page at the host's mode (shim_prot_of(hm)): a read fault on a
+      * page the host holds EXCLUSIVE maps it writable */
+     :: else -> if :: w > V(h, p) -> V(h, p) = w :: else -> skip fi
      fi;
      w = 0
   /* shim_agent_lower: a local INVALIDATE/RECALL: lower the view, then INVALIDATE_ACK */
@@ -713,7 +848,7 @@ init {
       conn[h] = h;
       budget[h] = (h == 0 -> MAXREQ0 : MAXREQ);
       run agent(h);
-      for (p : 0 .. NP - 1) { run process(h, p) }
+      for (p : 0 .. NP - 1) { if :: h == 0 || p < NP1 -> run process(h, p) :: else -> skip fi }
     }
   }
 }

@@ -1,14 +1,17 @@
 #!/bin/sh
 # run.sh - model-checks verify/coherence.pml, verify/netwait.pml and every seeded mutant
 # (docs/protocol.md, "The model"). Each run: spin -a, gcc, pan (safety: assertions, the swmr
-# monitor, invalid end states; or liveness under weak fairness), one line printed. Three
-# configurations of the page protocol: alone (base), host 1's connection lost (LOSS) and host
-# 1's process dying (PDEATH); and the wait/wake across hosts (kind "wake": netwait.pml), alone
-# and with host B's connection lost once (netwait-loss: -DLOSS).
+# monitor, invalid end states; or liveness under weak fairness), one line printed. The
+# configurations of the page protocol: alone (base, and with more accesses for migratory
+# grants), host 1's connection lost (LOSS), host 1's process dying (PDEATH), the server
+# refusing a request (ERRS), two processes on one host (procs2); and the wait/wake across
+# hosts (kind "wake": netwait.pml), alone and with host B's connection lost once
+# (netwait-loss: -DLOSS).
 # The models must pass in each; every mutant must fail with a counter-example.
 # Usage: sh verify/run.sh [WORKDIR]
 # env: SPIN_DEFS (the base configuration), LOSS_DEFS, LOSS_LIVE_DEFS, PDEATH_DEFS,
-#      PDEATH_LIVE_DEFS, NETWAIT_DEFS, NETWAIT_LOSS_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
+#      PDEATH_LIVE_DEFS, MIGR_DEFS, ERRS_DEFS, ERRS_LIVE_DEFS, PROCS2_DEFS, NETWAIT_DEFS,
+#      NETWAIT_LOSS_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
 #      VERIFY_JOBS (runs at once; default 1: on a 2-CPU machine two pan runs at once slow
 #      each other down more than they gain).
 # To read a counter-example: cd WORKDIR/NAME && spin -t -p $(cat defs) coherence.pml
@@ -87,6 +90,12 @@ loss=${LOSS_DEFS:--DLOSS -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1}
 loss_live=${LOSS_LIVE_DEFS:--DLOSS -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1 -DMAXFLUSH=0}
 pdeath=${PDEATH_DEFS:--DPDEATH -DNH=2 -DNP=1 -DNOPS=2 -DMAXW=2 -DMAXREQ=2}
 pdeath_live=${PDEATH_LIVE_DEFS:--DPDEATH -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2}
+# host 1 takes the page three times: a migratory grant, then a use of it that shows a mistake
+migr=${MIGR_DEFS:--DNH=2 -DNP=1 -DNOPS=3 -DNOPS0=2 -DMAXW=2 -DMAXREQ=3 -DMAXREQ0=2}
+errs=${ERRS_DEFS:--DERRS -DNH=2 -DNP=1 -DNOPS=2 -DMAXW=2 -DMAXREQ=2}
+errs_live=${ERRS_LIVE_DEFS:--DERRS -DNH=2 -DNP=1 -DNOPS=2 -DNOPS0=1 -DMAXW=2 -DMAXREQ=2}
+# two processes on host 0, one on host 1, one access each, one request per host
+procs2=${PROCS2_DEFS:--DNH=2 -DNP=2 -DNP1=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=1 -DMAXFLUSH=0}
 liveness=${VERIFY_LIVENESS:-1}
 jobs=${VERIFY_JOBS:-1}
 mkdir -p "$work"
@@ -99,13 +108,22 @@ list=$work/runs
   echo "coherence|$base|-|safety|model"
   echo "loss|$loss|-|safety|model"
   echo "pdeath|$pdeath|-|safety|model"
+  echo "procs2|$procs2|-|safety|model"
+  echo "migratory|$migr|-|safety|model"
+  echo "errs|$errs|-|safety|model"
   if [ "$liveness" = 1 ]; then
+    echo "errs-live|$errs_live|-|live|model"
     echo "loss-live|$loss_live|-|live|model"
     echo "pdeath-live|$pdeath_live|-|live|model"
   fi
   for m in GRANT_EARLY ACK_EARLY NO_DEKKER WORD_FIRST NO_RECALL_SHARER NO_RECALL_DATA \
-           NO_ACK_IF_NONE; do
+           NO_ACK_IF_NONE MIGR_RECALL_BY_OP; do
     echo "mutant-$m|$base|$m|safety|mutant"
+  done
+  echo "mutant-MIGR_BOOK_BY_OP|$migr|MIGR_BOOK_BY_OP|safety|mutant"
+  echo "mutant-ACK_FIRST_ONLY|$procs2|ACK_FIRST_ONLY|safety|mutant"
+  for m in ERR_KEEPS_TXN ERR_DROPPED; do
+    echo "mutant-$m|$errs|$m|safety|mutant"
   done
   for m in STALE_WRITEBACK DROP_QUEUED FORGET_KEEPS_RECALL NO_RELOWER RESYNC_KEEPS_VERSION; do
     echo "mutant-$m|$loss|$m|safety|mutant"
