@@ -123,9 +123,24 @@ static int droppable(struct shim_seg *sg, uint32_t p) {
 }
 
 /* Drops pages [p, q) of sg (all droppable): only this process's views go down; the host
- * keeps the pages. */
+ * keeps the pages, and its page table words do not move.
+ * Then it wakes the threads asleep on those words (shim_netwait; DSHM_HT_WAIT says there
+ * may be some): a thread of this process may have just stored to a futex word of one of
+ * them and be about to FUTEX_WAKE it. A shared futex's key is found through the caller's
+ * view (get_futex_key), and a view lowered to PROT_NONE fails that wake with EFAULT, which
+ * glibc ignores: the waiters (in any process of this host) would sleep on, since the host
+ * word they also wait on does not move. Woken, they read the futex word again, and the
+ * store (done through the view before it went down) is there (verify/netwait.pml,
+ * TRIM_NO_WAKE). */
 static void drop(struct shim_seg *sg, uint32_t p, uint32_t q) {
   shim_agent_lower(sg, p, q - p, PROTO_MODE_INVALID);
+  if (sg->host == NULL)
+    return;
+  for (uint32_t i = p; i < q; i++) {
+    _Atomic uint32_t *w = &sg->host[i].word;
+    if (atomic_load(w) & DSHM_HT_WAIT)
+      syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+  }
 }
 
 /* Drops runs until the total is at most target (or nothing more can go). */

@@ -5,12 +5,16 @@
 # configurations of the page protocol: alone (base, and with more accesses for migratory
 # grants), host 1's connection lost (LOSS), host 1's process dying (PDEATH), the server
 # refusing a request (ERRS), two processes on one host (procs2); and the wait/wake across
-# hosts (kind "wake": netwait.pml), alone and with host B's connection lost once
-# (netwait-loss: -DLOSS).
+# hosts (kind "wake": netwait.pml): alone, with two waiters (netwait-waiters: -DWAITERS=2),
+# with the writer on the waiter's own host (netwait-local: -DLOCAL), with a timed waiter
+# (netwait-timed: -DTIMED), with a waiter's process killed and the writer's process dying
+# (netwait-pdeath: -DPDEATH), and with host B's connection lost once and forgotten by the
+# server (netwait-loss: -DLOSS).
 # The models must pass in each; every mutant must fail with a counter-example.
 # Usage: sh verify/run.sh [WORKDIR]
 # env: SPIN_DEFS (the base configuration), LOSS_DEFS, LOSS_LIVE_DEFS, PDEATH_DEFS,
 #      PDEATH_LIVE_DEFS, MIGR_DEFS, ERRS_DEFS, ERRS_LIVE_DEFS, PROCS2_DEFS, NETWAIT_DEFS,
+#      NETWAIT_WAITERS_DEFS, NETWAIT_LOCAL_DEFS, NETWAIT_TIMED_DEFS, NETWAIT_PDEATH_DEFS,
 #      NETWAIT_LOSS_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
 #      VERIFY_JOBS (runs at once; default 1: on a 2-CPU machine two pan runs at once slow
 #      each other down more than they gain).
@@ -82,8 +86,13 @@ fi
 
 work=${1:-${TMPDIR:-/tmp}/dshm-verify.$$}
 # The bounded configurations (docs/protocol.md, "The model", has why these).
-# netwait.pml: 2 hold timeouts on host A, 2 spurious wake-ups (its header has the bounds).
+# netwait.pml: 2 hold timeouts on host A, 2 spurious wake-ups; with two waiters fewer (its
+# header has the bounds).
 netwait=${NETWAIT_DEFS:--DMAXSKIP=2 -DMAXSPUR=2}
+netwait_waiters=${NETWAIT_WAITERS_DEFS:--DWAITERS=2 -DMAXSKIP=1 -DMAXSPUR=0}
+netwait_local=${NETWAIT_LOCAL_DEFS:--DLOCAL -DMAXSPUR=2}
+netwait_timed=${NETWAIT_TIMED_DEFS:--DWAITERS=2 -DTIMED -DMAXSKIP=0 -DMAXSPUR=0}
+netwait_pdeath=${NETWAIT_PDEATH_DEFS:--DWAITERS=2 -DPDEATH -DMAXSKIP=0 -DMAXSPUR=0}
 netwait_loss=${NETWAIT_LOSS_DEFS:--DLOSS -DMAXSKIP=2 -DMAXSPUR=2}
 base=${SPIN_DEFS:--DNH=2 -DNP=1 -DNOPS=2 -DMAXW=2 -DMAXREQ=2}
 loss=${LOSS_DEFS:--DLOSS -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1}
@@ -133,8 +142,20 @@ list=$work/runs
   for m in NO_WAKE WAKE_FIRST NO_WAIT_MARK NO_FETCH WORD_ALONE; do
     echo "mutant-$m|$netwait|$m|wake|mutant"
   done
+  echo "netwait-waiters|$netwait_waiters|-|wake|model"
+  echo "mutant-WAKE_ONE|$netwait_waiters|WAKE_ONE|wake|mutant"
+  echo "netwait-local|$netwait_local|-|wake|model"
+  for m in HOSTWORD_ALONE TRIM_NO_WAKE; do
+    echo "mutant-$m|$netwait_local|$m|wake|mutant"
+  done
+  echo "netwait-timed|$netwait_timed|-|wake|model"
+  echo "mutant-TIMEOUT_CLEARS_WAIT|$netwait_timed|TIMEOUT_CLEARS_WAIT|wake|mutant"
+  echo "netwait-pdeath|$netwait_pdeath|-|wake|model"
+  for m in PROC_GONE_NO_ACK DEATH_NO_WRITEBACK; do
+    echo "mutant-$m|$netwait_pdeath|$m|wake|mutant"
+  done
   echo "netwait-loss|$netwait_loss|-|wake|model"
-  for m in LOWER_NO_WAKE FAULT_NO_ERR; do
+  for m in LOWER_NO_WAKE FAULT_NO_ERR LOWER_DROPS_FETCH FORGET_KEEPS_REVOKE FORGET_KEEPS_QUEUED; do
     echo "mutant-$m|$netwait_loss|$m|wake|mutant"
   done
   if [ "$liveness" = 1 ]; then

@@ -866,6 +866,34 @@ START_TEST(test_sem_t_two_hosts) {
 }
 END_TEST
 
+/* A sem_post on the waiter's own host whose FUTEX_WAKE comes after the mapping budget
+ * (DSHM_MAX_MAPS) lowered the poster's view of the page (preload/vma.c, drop): the wake fails
+ * with EFAULT (a shared futex's key is found through the caller's view), the host keeps the
+ * page so its word does not move, and the waiter must still wake: drop wakes the host word's
+ * sleepers (verify/netwait.pml, TRIM_NO_WAKE). Without that the waiter times out. */
+START_TEST(test_trim_keeps_local_wake) {
+  char k[16];
+  char *init[] = {"waits", "trinit", KEYSTR(k, h_unique_key()), NULL};
+  char *wait[] = {"waits", "trwait", k, "15000", NULL};
+  char *post[] = {"waits", "trpost", k, NULL};
+  char *small[] = {"DSHM_MAX_MAPS=16", NULL};
+  struct h_proc w, p;
+  struct h_result r;
+
+  run_on(&host_b, init, "ready\n", &r);
+  spawn_on(&w, &host_b, wait, NULL);
+  h_expect_line(&w, "waiting", RUN_MS);
+  usleep(300 * 1000); /* asleep in shim_netwait */
+  spawn_on(&p, &host_b, post, small);
+  h_wait(&p, &r, RUN_MS);
+  assert_exit0(&r, "trpost");
+  ck_assert_str_eq(r.out, "lowered 1 wake EFAULT\n");
+  h_wait(&w, &r, RUN_MS);
+  assert_exit0(&r, "trwait");
+  ck_assert_str_eq(r.out, "woken\n");
+}
+END_TEST
+
 /* A process-shared pthread mutex in a segment guarding a plain counter, 2 processes on each
  * of 2 hosts (tests/progs/waits.c), each critical section held 300 us so that the others
  * sleep in the lock, on both hosts: the unlock on one host must wake a sleeper on the other
@@ -1042,6 +1070,7 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_condvar_two_hosts);
   tcase_add_test(tc, test_rwlock_two_hosts);
   tcase_add_test(tc, test_barrier_two_hosts);
+  tcase_add_test(tc, test_trim_keeps_local_wake);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);

@@ -28,12 +28,22 @@
  *   waits ccons KEY WHO N             takes N items, waiting while it is empty (20 s at most
  *                                     each: a lost wake shows as ETIMEDOUT)
  *   waits csum KEY                    prints the sums and counts, removes the segment
+ *   waits trinit KEY                  a sem_t (process-shared, 0) in page 0 of TR_PAGES pages
+ *   waits trwait KEY MS               sem_timedwait of MS on it: prints "woken" or the errno
+ *   waits trpost KEY                  sem_post in two halves, as glibc's: the store (value
+ *                                     1), then pages read until this process's mapping budget
+ *                                     (DSHM_MAX_MAPS, small) lowers its view of page 0, then
+ *                                     the FUTEX_WAKE: prints "lowered 1 wake EFAULT" (the
+ *                                     kernel finds no key through a view with no access);
+ *                                     removes the segment
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -42,6 +52,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -393,6 +404,78 @@ static int cmd_csum(key_t key) {
   return 0;
 }
 
+#define TR_PAGES 64
+#define TR_PAGE  4096
+
+static int cmd_trinit(key_t key) {
+  sem_t *s = attach(key, TR_PAGES * TR_PAGE, 1);
+
+  if (s == NULL)
+    return 1;
+  if (sem_init(s, 1, 0) != 0)
+    return fail("sem_init");
+  printf("ready\n");
+  return shmdt(s) == 0 ? 0 : fail("shmdt");
+}
+
+static int cmd_trwait(key_t key, long ms) {
+  sem_t *s = attach(key, 0, 0);
+  struct timespec until = after_ms(ms);
+  int rc;
+
+  if (s == NULL)
+    return 1;
+  printf("waiting\n");
+  fflush(stdout);
+  while ((rc = sem_timedwait(s, &until)) != 0 && errno == EINTR)
+    ;
+  printf("%s\n", rc == 0 ? "woken" : errno == ETIMEDOUT ? "ETIMEDOUT" : strerror(errno));
+  return shmdt(s) == 0 ? 0 : fail("shmdt");
+}
+
+/* 1 if the mapping that holds p has no access (/proc/self/maps), 0 if it has, -1 if none. */
+static int no_access(const void *p) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  char line[512], perms[8];
+  unsigned long lo, hi;
+  int r = -1;
+
+  if (f == NULL)
+    return -1;
+  while (r < 0 && fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && (uintptr_t)p >= lo &&
+        (uintptr_t)p < hi)
+      r = perms[0] == '-' && perms[1] == '-';
+  fclose(f);
+  return r;
+}
+
+static int cmd_trpost(key_t key) {
+  char *seg = attach(key, 0, 0);
+  /* glibc's 64-bit sem_t: the value is the low half of its first word, the futex word */
+  uint32_t *value = (uint32_t *)(void *)seg;
+  volatile char sink;
+  int lowered, id = shmget(key, 0, 0);
+  long rc;
+
+  if (seg == NULL)
+    return 1;
+  __atomic_fetch_add(value, 1, __ATOMIC_RELEASE);
+  /* every other page: more runs of equal protection than the budget allows */
+  for (long t = 0; t < 5000 && no_access(seg) != 1; t++) {
+    for (int i = 2; i < TR_PAGES; i += 2)
+      sink = seg[(size_t)i * TR_PAGE];
+    usleep(1000);
+  }
+  (void)sink;
+  lowered = no_access(seg);
+  rc = syscall(SYS_futex, value, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+  printf("lowered %d wake %s\n", lowered, rc >= 0 ? "ok" : errno == EFAULT ? "EFAULT" : strerror(errno));
+  if (shmdt(seg) != 0 || shmctl(id, IPC_RMID, NULL) != 0)
+    return fail("cleanup");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "init"))
     return cmd_init((key_t)atol(argv[2]));
@@ -423,6 +506,12 @@ int main(int argc, char **argv) {
     return cmd_ccons((key_t)atol(argv[2]), atol(argv[3]), atol(argv[4]));
   if (argc == 3 && !strcmp(argv[1], "csum"))
     return cmd_csum((key_t)atol(argv[2]));
+  if (argc == 3 && !strcmp(argv[1], "trinit"))
+    return cmd_trinit((key_t)atol(argv[2]));
+  if (argc == 4 && !strcmp(argv[1], "trwait"))
+    return cmd_trwait((key_t)atol(argv[2]), atol(argv[3]));
+  if (argc == 3 && !strcmp(argv[1], "trpost"))
+    return cmd_trpost((key_t)atol(argv[2]));
   fprintf(stderr, "usage: see the head of waits.c\n");
   return 2;
 }
