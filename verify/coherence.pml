@@ -94,7 +94,11 @@
  *     to it, stays readable until the agent sees the close);
  *   - RESTART leaves out: REATTACH (one segment, always known to the restarted server), an
  *     agent giving up (for the other host the same as one back after the grace), a second
- *     crash or a resync whose connection fails, and a crash inside a handler (above);
+ *     crash or a resync whose connection fails, and a crash inside a handler (above). Of a
+ *     failed resync: agent_seg_resync dropped the owed page of a write-back that got no
+ *     answer or ENOMEM, so the next try's RESUMED ended the ghost with the host's writes
+ *     never taken; found reading the code for this model, fixed, and tested by
+ *     tests/unit/test_resync.c;
  *   - NOT YET MODELLED (issue 13): migratory grants, pristine grants, errors (ERR bit,
  *     -ENOMEM), 3 hosts, a second loss or crash. The wake-ups of the locks work are verify/netwait.pml, a model of their own.
  *     See docs/protocol.md, "The model".
