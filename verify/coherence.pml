@@ -100,7 +100,8 @@
  *     never taken; found reading the code for this model, fixed, and tested by
  *     tests/unit/test_resync.c;
  *   - NOT YET MODELLED (issue 13): migratory grants, pristine grants, errors (ERR bit,
- *     -ENOMEM), 3 hosts, a second loss or crash. The wake-ups of the locks work are verify/netwait.pml, a model of their own.
+ *     -ENOMEM), 3 hosts, a second loss or crash. The wake-ups of the locks work are
+ *     verify/netwait.pml, a model of their own.
  *     See docs/protocol.md, "The model".
  *   - A process re-sends its fault record while its host neither holds nor asked for the
  *     mode it needs (it reads the agent's `need`/`asked`): this stands for the shim's
@@ -279,9 +280,9 @@ byte ghost_tag = NONE;     /* with owner GHOST: the host whose tag the page reco
 #else
 #define CUT(h) 0
 #endif
-/* A write of host h counts (moves the ghost): with LOSS unless the server forgot the
+/* A write of host h counts (moves `latest`): with LOSS unless the server forgot the
  * connection; with RESTART also, while cut, as long as h is the page's ghost owner (its
- * resync write-back is then taken; the grace's end, which loses it, resets the ghost). */
+ * resync write-back is then taken; the grace's end, which loses it, resets `latest`). */
 #ifdef RESTART
 #define KEPT(h) (!CUT(h) || owner == GHOST && ghost_tag == (h))
 #else
@@ -615,7 +616,7 @@ proctype server() {
        qa = 0; qb = 0; qc = 0; SRV_CLEAR }
   /* on_grace -> srv__server_end_grace -> srv_dir_end_ghosts(0), at any moment after the
    * restart: the ghost's host did not write the page back in time, its writes since its
-   * last write-back are lost by design (the ghost takes the file's data) */
+   * last write-back are lost by design (`latest` takes the file's data) */
   :: atomic { owner == GHOST -> latest = sdata; ghost_end(1);
        if :: adv -> advance() :: else -> skip fi;
        SRV_CLEAR }
