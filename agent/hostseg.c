@@ -984,8 +984,12 @@ int agent_seg_resync(struct agent *ag, int fd) {
         m->u.run.page[i - p] = (struct proto_page){s->pg[i].version, PROTO_PAGE_DATA,
                                                    s->data + (size_t)i * PROTO_PAGE_SIZE};
       rc = dshm_client_call(fd, &m[0], &m[1]);
-      if (rc < 0 && rc != -EINVAL)
+      if (rc < 0 && rc != -EINVAL) {
+        /* Not answered (the connection failed) or not applied (ENOMEM): still owed, at its
+         * version, for the next try; a restarted server's ghost of it waits for it. */
         err = rc;
+        break;
+      }
       /* Taken or not (the server had given the page up), our copy is not the server's any
        * more: the next fault fetches it. */
       for (i = p; i < q; i++) {

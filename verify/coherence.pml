@@ -44,6 +44,37 @@
  *     at any start before anything changed, or in advance after the RECALL (invalidate_others'
  *     malloc: the transaction ends); the agent sets the page's ERR bit (agent_seg_grant) and
  *     ends the request; the process's fault gets SIGBUS and its handler ends its accesses.
+ *   - -DRESTART: the server crashes once, at any moment, and is restarted with --data-dir.
+ *     What it had not read is lost; its memory (sharers, transaction, queue) goes; the
+ *     segment's file keeps what the code keeps in it (below). A page whose record names an
+ *     owner gets the ghost owner (SRV_NODE_GHOST, page_get): requests wait behind it as
+ *     behind a RECALL until the ghost ends: (a) the write-back (WRITE_DATA) of the node with
+ *     that tag at the version recorded takes the data (srv_dir_write, ghost_of, ghost_end
+ *     without a bump); (b) that node's NODE RESUMED (srv_dir_end_ghosts(tag)) or its own
+ *     request (srv_dir_request) ends it with a new version; (c) the grace period ends it
+ *     the same way, at any moment (srv__server_end_grace, srv_dir_end_ghosts(0)). Each agent
+ *     sees the close at any later moment, after reading any part of what had reached it
+ *     (up_lost, as with LOSS, and what it sends meanwhile is lost), lowers the page
+ *     (agent_seg_lower_all), reconnects as a new node, 2 + h for host h (node n is always
+ *     host n % 2's: its NODE tag), and resyncs (agent_seg_resync: WRITE_DATA mode INVALID
+ *     of an owed page at its version, then NODE RESUMED; a read copy keeps its version and
+ *     is revalidated by it). RESTART does not combine with LOSS or PDEATH (an #error): the
+ *     node numbering and the ghost's rules for lost writes are each written for one failure.
+ *     What survives the crash: the file is a MAP_SHARED mapping of the data and of one
+ *     record per page (store.c), so a crash of the server process (the machine stays up)
+ *     keeps every store made before it: the data of every WRITE_DATA and RECALL_ACK the
+ *     server stored, and the record (owner tag, version) that set_owner and bump_version
+ *     write at each change, in the order they were made. The restarted server takes the
+ *     version from the record (page_get; 1 when 0). Since the model's handlers are atomic
+ *     the crash falls between two of them; in the code it can also fall between two stores
+ *     of one handler, and none of those states differs in a way that matters: grant_page
+ *     bumps the version before it records the owner (a crash between them leaves a newer
+ *     version with no owner, which nobody holds: the next grant carries data), and
+ *     srv_dir_recall_ack and srv_dir_write store the data before they clear the owner (the
+ *     record still names the node at the same version, so its resync writes the same data
+ *     back, and it is taken again). A power loss or kernel crash keeps only what the kernel
+ *     had written to disk, in any order (no msync but at shutdown): the code promises
+ *     nothing there (docs/operations.md, "What survives what"), and it is not modelled.
  *
  * What is abstracted, and why that is safe for these properties:
  *   - one page, runs of count 1: every rule of the protocol is per page (read-ahead pages are
@@ -62,9 +93,27 @@
  *     yet lowered its views (or never learns of the close) can use them meanwhile;
  *   - the detach write-back is sent whether or not the page changed since the server last
  *     got it (the digest test of write_back_all only saves sending what the server has);
- *   - NOT YET MODELLED (issue 13): a server restart and ghost owners (srv_dir_end_ghosts),
- *     pristine grants (a grant of a never-written page carries no data: the model's first
- *     grant carries it anyway, both mean zeros), 3 hosts, a second loss. The wake-ups of the locks work are verify/netwait.pml, a model of their own.
+ *   - RESTART's writes: the protocol promises that a host back within the grace period
+ *     loses nothing (docs/design.md "Reconnect" step 4, docs/shim.md): what it wrote to a
+ *     page it held EXCLUSIVE, even after the crash and before it saw the close, is written
+ *     back at its resync and taken from the ghost. So a host's writes count (move `latest`)
+ *     while it is the page's ghost owner; the grace's end gives them up by design
+ *     (docs/operations.md, "The grace period": `latest` takes the file's data), and from
+ *     then until its resync its writes do not count. As with LOSS, from the crash until a
+ *     host's resync its views are not counted by swmr and its reads are not checked: the
+ *     restarted server knows no copy of the old connections (a sharer's read copy, unknown
+ *     to it, stays readable until the agent sees the close);
+ *   - RESTART leaves out: REATTACH (one segment, always known to the restarted server), an
+ *     agent giving up (for the other host the same as one back after the grace), a second
+ *     crash or a resync whose connection fails, and a crash inside a handler (above). Of a
+ *     failed resync: agent_seg_resync dropped the owed page of a write-back that got no
+ *     answer or ENOMEM, so the next try's RESUMED ended the ghost with the host's writes
+ *     never taken; found reading the code for this model, fixed, and tested by
+ *     tests/unit/test_resync.c;
+ *   - NOT YET MODELLED (issue 13): pristine grants (a grant of a never-written page carries
+ *     no data: the model's first grant carries it anyway, both mean zeros), 3 hosts, a second
+ *     loss or crash. The wake-ups of the locks work are verify/netwait.pml, a model of their
+ *     own.
  *     See docs/protocol.md, "The model".
  *   - A process re-sends its fault record while its host neither holds nor asked for the
  *     mode it needs (it reads the agent's `need`/`asked`): this stands for the shim's
@@ -74,6 +123,8 @@
  *   - swmr (monitor): at most one host has a writable view, and then no other host has any
  *     view: at most one writer across hosts and processes;
  *   - at every read: the data read is the latest written (ghost);
+ *   - stored-latest (monitor): while the server knows no owner of the page (not even a
+ *     ghost), its data is the latest write: no write handed back to the server is lost;
  *   - at every acknowledgement an agent sends (and at a resync): no local view above the
  *     mode kept;
  *   - no invalid end state: every process finishes its accesses (no deadlock);
@@ -86,8 +137,8 @@
  * than NOPS). A host sends at most MAXREQ requests (host 0: MAXREQ0): without the
  * fresh/HELD grants two hosts can take the page from each other forever (versions grow
  * without end); a process whose host may ask no more stops, which is the bound's doing, not
- * a deadlock of the code. verify/run.sh has the configurations it checks (LOSS and PDEATH
- * with fewer accesses and writes: docs/protocol.md, "The model").
+ * a deadlock of the code. verify/run.sh has the configurations it checks (LOSS, PDEATH and
+ * RESTART with fewer accesses and writes: docs/protocol.md, "The model").
  *
  * Mutants (spin -DMUTANT_X), each a known protocol mistake the checker must catch:
  *   GRANT_EARLY    the server grants EXCLUSIVE before every INVALIDATE_ACK arrived
@@ -124,6 +175,21 @@
  *   with -DPDEATH:
  *   NO_DETACH_WRITEBACK  the host's last detach sends DETACH without writing back its
  *                  EXCLUSIVE page
+ *   with -DRESTART:
+ *   GHOST_NOT_BLOCKING  a request for a ghost-owned page is granted at once from the file
+ *                  (grantable takes the ghost for no owner): the other host reads the data
+ *                  the old owner wrote over before the crash
+ *   GHOST_WRITEBACK_ANY_VERSION  ghost_of takes the ghost node's write-back at any version:
+ *                  host 1's EXCLUSIVE grant is lost in the crash, and its owed copy of an
+ *                  earlier tenure, older than host 0's write since, is taken (stored-latest)
+ *   GHOST_END_KEEPS_VERSION  ghost_end does not bump the version, and the page written
+ *                  back at the resync keeps its version: after the grace the old owner's
+ *                  copy, with the writes the grace gave up, is granted back without data as
+ *                  current. Either rule alone suffices (each was checked alone: the model
+ *                  holds), as for RESYNC_KEEPS_VERSION
+ *   RESUMED_FIRST  the resync sends NODE RESUMED before the owed page's write-back: the
+ *                  ghost ends with a new version, the write-back is ignored and the host's
+ *                  writes are lost though it came back in time (stored-latest)
  */
 
 #ifndef NH
@@ -161,15 +227,28 @@
 #error "the model is written out for NH == 2"
 #endif
 
-/* Connections (server nodes): one per host, and with LOSS host 1's second one (node 2). */
-#ifdef LOSS
+#if defined(RESTART) && (defined(LOSS) || defined(PDEATH))
+#error "RESTART is checked alone: it does not combine with LOSS or PDEATH"
+#endif
+#if defined(LOSS) || defined(RESTART)
+#define RECONNECT     /* an agent reconnects and resyncs (agent_seg_lower_all, agent_seg_resync) */
+#endif
+
+/* Connections (server nodes): one per host (node h for host h); with LOSS host 1's second
+ * one (node 2); with RESTART each host's connection to the restarted server (node 2 + h, so
+ * node n is always host n % 2's: its NODE tag, the same across connections). */
+#if defined(RESTART)
+#define NN 4
+#elif defined(LOSS)
 #define NN 3
 #else
 #define NN 2
 #endif
+#define HOST(n) ((n) % 2)
 #define LH 1          /* the host whose connection breaks (LOSS) or whose process dies (PDEATH) */
 
 #define NONE 255
+#define GHOST 254     /* SRV_NODE_GHOST: the owner recorded by the server's earlier run */
 /* A node's view / the host's MODE: docs/protocol.md, "Coherence" and the word's MODE bits. */
 #define INVALID   0
 #define SHARED    1
@@ -177,7 +256,7 @@
 
 /* Opcodes of docs/protocol.md, "Opcodes" (GRANT: the REPLY of READ_DATA or ACQUIRE). */
 mtype = { READ_DATA, ACQUIRE, WRITE_DATA, GRANT, RECALL, RECALL_ACK, INVALIDATE, INVALIDATE_ACK,
-          DETACH_SEGMENT, REFUSED };
+          DETACH_SEGMENT, NODE_RESUMED, REFUSED };
 /* REFUSED: the REPLY of READ_DATA or ACQUIRE with a status (send_error: -ENOMEM) */
 
 /* agent -> server: op, mode, version, has-data, data */
@@ -217,16 +296,32 @@ byte asked[NH];            /* the mode of the request in flight (struct preq) */
 byte budget[NH];           /* requests left (the bound MAXREQ, not in the code) */
 byte view[NH * NP];        /* each process's view (its mprotect) */
 
+#ifdef RECONNECT
+bit owed[NH];              /* hpage.owed: given up from EXCLUSIVE since its last grant */
+byte wcount = 0;           /* writes made (each stores a value never stored before) */
+#endif
 #ifdef LOSS
 bit closed[NN];            /* the connection is gone (the agent's up_lost / close_stream) */
 bit sclosed[NN];           /* the server read its close and forgot the node */
-bit owed[NH];              /* hpage.owed: given up from EXCLUSIVE since its last grant */
 bit gaveup[NH];            /* give_up: the agent stopped, its processes lost every view */
-byte wcount = 0;           /* writes made (each stores a value never stored before) */
 /* Host h's views do not count while the server has forgotten its connection (see above). */
 #define CUT(h) (sclosed[conn[h]])
+#elif defined(RESTART)
+bit crashed;               /* the server crashed and restarted (once) */
+byte ghost_tag = NONE;     /* with owner GHOST: the host whose tag the page record names */
+/* Host h's views do not count from the crash until its resync on the restarted server (the
+ * same window as LOSS's: the new server knows no copy of the old connections'). */
+#define CUT(h) (crashed && conn[h] < 2)
 #else
 #define CUT(h) 0
+#endif
+/* A write of host h counts (moves `latest`): with LOSS unless the server forgot the
+ * connection; with RESTART also, while cut, as long as h is the page's ghost owner (its
+ * resync write-back is then taken; the grace's end, which loses it, resets `latest`). */
+#ifdef RESTART
+#define KEPT(h) (!CUT(h) || owner == GHOST && ghost_tag == (h))
+#else
+#define KEPT(h) (!CUT(h))
 #endif
 #ifdef MUTANT_NO_RELOWER
 bit relowered;             /* the mistake's: agent_seg_lower_all ran once, at up_lost */
@@ -265,10 +360,15 @@ byte latest = 0;           /* value of the latest write, in the order of grants 
 #define HR(h) (V(h, 0) != INVALID || V(h, 1) != INVALID)
 #endif
 #define SWMR (CUT(0) || CUT(1) || !(HW(0) && HR(1)) && !(HW(1) && HR(0)))
+/* stored-latest: a page the server knows no owner of has the latest write stored (no write
+ * handed back to the server, or kept at a ghost that wrote it back, is lost; the writes the
+ * protocol gives up are those the ghost stops counting: see LOSS and RESTART) */
+#define STORED (owner != NONE || sdata == latest)
 
-/* The monitor can move in any state where SWMR is false: every reachable state is checked. */
+/* The monitor can move in any state where a property is false: every reachable state is
+ * checked. */
 active proctype monitor() {
-  end: atomic { !SWMR -> assert(SWMR) }
+  end: atomic { !(SWMR && STORED) -> assert(SWMR); assert(STORED) }
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -276,7 +376,8 @@ active proctype monitor() {
  * event loop (srv_dir_* are called from it and never re-enter).
  * ------------------------------------------------------------------------------------- */
 
-/* send_msg: a message to a connection whose agent end is gone is lost */
+/* send_msg: a message to a connection whose agent end is gone is lost (with RESTART the
+ * restarted server sends only to the new nodes, and the crashed one sends nothing) */
 #ifdef LOSS
 #define SEND(nd, o, a, b, c, d) if :: closed[nd] -> skip :: else -> toA[nd]!o(a, b, c, d) fi
 #else
@@ -311,10 +412,15 @@ inline grant(n, m, ver) {
   fi
 }
 
-/* grantable: SHARED while nobody else owns it; EXCLUSIVE when held by nobody else */
+/* grantable: SHARED while nobody else owns it; EXCLUSIVE when held by nobody else (a ghost
+ * owner is somebody else) */
+#ifdef MUTANT_GHOST_NOT_BLOCKING
+#define FREE(n) (owner == NONE || owner == (n) || owner == GHOST)  /* the mistake */
+#else
+#define FREE(n) (owner == NONE || owner == (n))
+#endif
 #define GRANTABLE(n, m) \
-  ((m) == SHARED && (owner == NONE || owner == (n)) || \
-   (m) == EXCLUSIVE && (owner == NONE || owner == (n)) && held_by_others == 0)
+  ((m) == SHARED && FREE(n) || (m) == EXCLUSIVE && FREE(n) && held_by_others == 0)
 
 inline others(n) {
   held_by_others = 0;
@@ -335,7 +441,7 @@ inline migratory_note(n, m) {
   :: m == EXCLUSIVE && sharer[n] && nsh <= 2 && last_writer != NONE && last_writer != n ->
      migratory = 1
   :: m == EXCLUSIVE && nsh > 2 -> migratory = 0
-  :: m == SHARED && migratory && owner != n && owner != NONE -> m = EXCLUSIVE
+  :: m == SHARED && migratory && owner != n && owner != NONE && owner != GHOST -> m = EXCLUSIVE
   :: else -> skip
   fi
 }
@@ -355,7 +461,15 @@ inline start(n, m, ver) {
   :: !refused && !(GRANTABLE(n, m)) ->
      txn = 1; t_node = n; t_mode = m; t_ver = ver; t_rd = rd; inval_started = 0;
      if
-     :: owner != NONE && owner != n ->
+#ifdef RESTART
+     /* the ghost's "RECALL" goes to no connection: the transaction waits for ghost_end */
+#ifdef MUTANT_GHOST_NOT_BLOCKING
+     :: owner == GHOST -> advance()
+#else
+     :: owner == GHOST -> recall_node = GHOST
+#endif
+#endif
+     :: owner != NONE && owner != GHOST && owner != n ->
         recall_node = owner;
 #ifdef MUTANT_MIGR_RECALL_BY_OP
         /* the mistake: the mode to keep from the op, not from the mode to grant */
@@ -467,11 +581,36 @@ inline forget(fn, lost) {
   qa = 0; qb = 0; qc = 0; qn = 0
 }
 
+#ifdef RESTART
+/* ghost_end: the ghost owner is given up on (set_owner NONE: the record's owner becomes 0);
+ * bump_version when its last data never came back, so that a copy at the old version never
+ * passes for the server's; a transaction waiting for the ghost's "recall" moves on. */
+inline ghost_end(bump) {
+  owner = NONE; ghost_tag = NONE;
+#ifndef MUTANT_GHOST_END_KEEPS_VERSION
+  if :: bump -> version++ :: else -> skip fi;
+#endif
+  if :: txn && recall_node == GHOST -> recall_node = NONE; adv = 1 :: else -> skip fi
+}
+
+/* ghost_of: the write-back comes from the ghost's node (its tag), at the version granted */
+#ifdef MUTANT_GHOST_WRITEBACK_ANY_VERSION
+#define GHOST_OF(n, v) (owner == GHOST && ghost_tag == HOST(n))   /* the mistake */
+#else
+#define GHOST_OF(n, v) (owner == GHOST && ghost_tag == HOST(n) && (v) == version)
+#endif
+#endif
+
 /* One message from node n, handled to completion. */
 inline handle(n) {
     toS[n]?op, m, ver, hasdata, val;
     if
-    :: op == READ_DATA || op == ACQUIRE -> queue!n, m, ver      /* srv_dir_request */
+    :: op == READ_DATA || op == ACQUIRE ->                      /* srv_dir_request */
+#ifdef RESTART
+       /* the ghost's own node asks for the page: it has nothing newer */
+       if :: owner == GHOST && ghost_tag == HOST(n) -> ghost_end(1) :: else -> skip fi;
+#endif
+       queue!n, m, ver
     :: op == WRITE_DATA ->                                      /* srv_dir_write */
        if
        :: owner == n ->
@@ -481,6 +620,11 @@ inline handle(n) {
           :: m == SHARED -> owner = NONE; sharer[n] = 1   /* (not sent by the model's agents) */
           :: m == INVALID -> owner = NONE                 /* detach write-back */
           fi
+#ifdef RESTART
+       /* the ghost's node writes back (the resync's WRITE_DATA mode INVALID): its data is
+        * newer than the file's; the version stays */
+       :: GHOST_OF(n, ver) -> sdata = val; ghost_end(0)
+#endif
 #ifdef MUTANT_STALE_WRITEBACK
        :: else -> sdata = val                 /* the mistake: stored without the owner check */
 #else
@@ -516,6 +660,12 @@ inline handle(n) {
        :: else -> skip
        fi
     :: op == DETACH_SEGMENT -> forget(n, 0)   /* srv_att_detach: the node's last attachment */
+#ifdef RESTART
+    /* on_node with RESUMED -> srv__server_node_resumed -> srv_dir_end_ghosts(tag): the node
+     * re-registered and wrote back; what it still holds as a ghost it has nothing newer of */
+    :: op == NODE_RESUMED ->
+       if :: owner == GHOST && ghost_tag == HOST(n) -> ghost_end(1) :: else -> skip fi
+#endif
     fi;
     if :: adv -> advance() :: else -> skip fi   /* (one copy of advance in the handler) */
 }
@@ -524,7 +674,9 @@ inline handle(n) {
 #define SRV_CLEAR n = 0; si = 0; m = 0; ver = 0; val = 0; pending = 0; held_by_others = 0; \
   hasdata = 0; op = 0; adv = 0; rd = 0; nsh = 0; refused = 0
 
-#ifdef LOSS
+#if defined(RESTART)
+#define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0 || len(toS[2]) > 0 || len(toS[3]) > 0)
+#elif defined(LOSS)
 #define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0 || len(toS[2]) > 0)
 #else
 #define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0)
@@ -540,8 +692,11 @@ proctype server() {
        if
        :: len(toS[0]) > 0 -> n = 0
        :: len(toS[1]) > 0 -> n = 1
-#ifdef LOSS
+#if defined(LOSS) || defined(RESTART)
        :: len(toS[2]) > 0 -> n = 2
+#endif
+#ifdef RESTART
+       :: len(toS[3]) > 0 -> n = 3
 #endif
        fi;
        handle(n); SRV_CLEAR }
@@ -554,6 +709,30 @@ proctype server() {
        if :: adv -> advance() :: else -> skip fi;
        SRV_CLEAR }
 #endif
+#ifdef RESTART
+  /* The server crashes once, at any moment (SIGKILL, a bug; the machine stays up), and is
+   * restarted with --data-dir. What it had not read is lost, and both connections close
+   * (each agent sees it later, after what had reached it: up_lost); its memory (sharers,
+   * transaction, queue) goes. The segment's file is a MAP_SHARED mapping, so every store
+   * survives: the data (every WRITE_DATA, RECALL_ACK store), and the page record, written by
+   * set_owner and bump_version at each change: the version and the tag of the owner. The
+   * restart (srv_persist_load, page_get) takes the version from the record and makes a
+   * recorded owner the ghost. */
+  :: atomic { !crashed -> crashed = 1;
+       do :: nempty(toS[0]) -> toS[0]?op, m, ver, hasdata, val :: empty(toS[0]) -> break od;
+       do :: nempty(toS[1]) -> toS[1]?op, m, ver, hasdata, val :: empty(toS[1]) -> break od;
+       if :: owner != NONE -> ghost_tag = HOST(owner); owner = GHOST :: else -> skip fi;
+       for (si : 0 .. NN - 1) { sharer[si] = 0; inval[si] = 0 };
+       txn = 0; t_node = 0; t_mode = 0; t_ver = 0; recall_node = NONE; inval_started = 0;
+       do :: nempty(queue) -> queue?qa, qb, qc :: empty(queue) -> break od;
+       qa = 0; qb = 0; qc = 0; SRV_CLEAR }
+  /* on_grace -> srv__server_end_grace -> srv_dir_end_ghosts(0), at any moment after the
+   * restart: the ghost's host did not write the page back in time, its writes since its
+   * last write-back are lost by design (`latest` takes the file's data) */
+  :: atomic { owner == GHOST -> latest = sdata; ghost_end(1);
+       if :: adv -> advance() :: else -> skip fi;
+       SRV_CLEAR }
+#endif
   /* kick: start queued requests while the page has no transaction */
   :: atomic { !txn && nempty(queue) -> queue?n, m, ver; start(n, m, ver); SRV_CLEAR }
   od
@@ -563,10 +742,19 @@ proctype server() {
  * The host agent (agent/hostseg.c)
  * ------------------------------------------------------------------------------------- */
 
+/* agent_up_send: with RESTART, what the agent sends on its old connection after the crash
+ * is lost (it has not seen the close yet) */
+#ifdef RESTART
+#define ASEND(h, o, a, b, c, d) \
+  if :: crashed && conn[h] < 2 -> skip :: else -> toS[conn[h]]!o(a, b, c, d) fi
+#else
+#define ASEND(h, o, a, b, c, d) toS[conn[h]]!o(a, b, c, d)
+#endif
+
 /* revoke_finish: every told process answered: answer the server, the data copied now */
 inline finish() {
     for (p : 0 .. NP - 1) { assert(V(h, p) <= keep) }  /* no view above the host's mode */
-#ifdef LOSS
+#ifdef RECONNECT
     if :: was_ex -> owed[h] = 1 :: else -> skip fi;     /* owed until the next grant */
     if
     :: local_only -> skip                               /* the connection is gone: nobody */
@@ -575,13 +763,13 @@ inline finish() {
     if
     :: rop == RECALL ->
 #ifdef MUTANT_NO_RECALL_DATA
-       toS[conn[h]]!RECALL_ACK(keep, hver[h], 0, 0)
+       ASEND(h, RECALL_ACK, keep, hver[h], 0, 0)
 #else
-       toS[conn[h]]!RECALL_ACK(keep, hver[h], was_ex, hdata[h])
+       ASEND(h, RECALL_ACK, keep, hver[h], was_ex, hdata[h])
 #endif
-    :: else -> toS[conn[h]]!INVALIDATE_ACK(INVALID, 0, 0, 0)
+    :: else -> ASEND(h, INVALIDATE_ACK, INVALID, 0, 0, 0)
     fi;
-#ifdef LOSS
+#ifdef RECONNECT
     fi;
 #endif
     /* after a revocation to INVALID the bits of the processes told are cleared */
@@ -630,7 +818,7 @@ proctype agent(byte h) {
        if :: hasdata -> hdata[h] = val :: else -> skip fi;
 #endif
        hver[h] = ver;
-#ifdef LOSS
+#ifdef RECONNECT
        owed[h] = 0;                    /* granted after the server stored what we last sent */
 #endif
        tab[h] = m;
@@ -673,19 +861,25 @@ proctype agent(byte h) {
   :: atomic { asked[h] == 0 && need[h] > tab[h] && budget[h] > 0 && !reconn && !dying && !ERR(h) ->
        budget[h]--; asked[h] = need[h]; need[h] = 0;
        if
-       :: asked[h] == SHARED -> toS[conn[h]]!READ_DATA(SHARED, hver[h], 0, 0)
-       :: else -> toS[conn[h]]!ACQUIRE(EXCLUSIVE, hver[h], 0, 0)
+       :: asked[h] == SHARED -> ASEND(h, READ_DATA, SHARED, hver[h], 0, 0)
+       :: else -> ASEND(h, ACQUIRE, EXCLUSIVE, hver[h], 0, 0)
        fi }
   /* agent_seg_flush: background write-back of a page held EXCLUSIVE, the node keeps it */
   :: atomic { tab[h] == EXCLUSIVE && flushes < MAXFLUSH && !reconn && !dying ->
-       flushes++; toS[conn[h]]!WRITE_DATA(EXCLUSIVE, hver[h], 1, hdata[h]) }
+       flushes++; ASEND(h, WRITE_DATA, EXCLUSIVE, hver[h], 1, hdata[h]) }
+#ifdef RECONNECT
+  /* up_lost: the connection breaks (LOSS: host 1's, at any moment; RESTART: each host sees
+   * the crashed server's close at any later moment). What the server sent and we did not
+   * read is lost; the request in flight is kept as a need (agent_seg_lower_all); a
+   * revocation under way can no longer be answered and finishes locally. */
 #ifdef LOSS
-  /* up_lost: the connection breaks. What the server sent and we did not read is lost; the
-   * request in flight is kept as a need (agent_seg_lower_all); a revocation under way can
-   * no longer be answered and finishes locally. */
   :: atomic { h == LH && conn[h] == 1 && !reconn && !dying ->
        closed[1] = 1; reconn = 1;
-       do :: nempty(toA[1]) -> toA[1]?op, m, ver, hasdata, val :: empty(toA[1]) -> break od;
+#else
+  :: atomic { crashed && conn[h] < 2 && !reconn -> reconn = 1;
+#endif
+       do :: nempty(toA[conn[h]]) -> toA[conn[h]]?op, m, ver, hasdata, val
+          :: empty(toA[conn[h]]) -> break od;
        if :: asked[h] > need[h] -> need[h] = asked[h] :: else -> skip fi;
        asked[h] = 0;
        if :: revoking -> local_only = 1 :: else -> skip fi;
@@ -705,7 +899,9 @@ proctype agent(byte h) {
      revoke_go()
   /* finish_reconnect -> agent_seg_resync, once every local view is down: WRITE_DATA (mode
    * INVALID) of an owed page at its version, then the page counts as never held; then
-   * NODE RESUMED (nothing to release: no restart here) and agent_seg_resume */
+   * NODE RESUMED (with LOSS nothing to release: no restart, not modelled) and
+   * agent_seg_resume. The calls wait for their replies in the code; the server reads them
+   * in order before anything else of the connection, so sending them is the same. */
 #ifdef MUTANT_NO_RELOWER
   :: atomic { reconn && !revoking && (tab[h] == INVALID || relowered) ->
 #else
@@ -713,17 +909,30 @@ proctype agent(byte h) {
 #endif
        for (p : 0 .. NP - 1) { assert(V(h, p) == INVALID) };  /* every local view is down */
        p = 0;
-       conn[h] = 2; reconn = 0;
+       reconn = 0;
+#ifdef LOSS
+       conn[h] = 2;
+#else
+       conn[h] = 2 + h;
+#ifdef MUTANT_RESUMED_FIRST
+       toS[conn[h]]!NODE_RESUMED(0, 0, 0, 0);   /* the mistake: before the write-back */
+#endif
+#endif
        if
-       :: owed[h] && hver[h] != 0 -> toS[2]!WRITE_DATA(INVALID, hver[h], 1, hdata[h]);
-#ifndef MUTANT_RESYNC_KEEPS_VERSION
+       :: owed[h] && hver[h] != 0 -> toS[conn[h]]!WRITE_DATA(INVALID, hver[h], 1, hdata[h]);
+#if !defined(MUTANT_RESYNC_KEEPS_VERSION) && !defined(MUTANT_GHOST_END_KEEPS_VERSION)
           hver[h] = 0            /* the server may not have it: fetched whole next time */
 #endif
        :: else -> skip
        fi;
+#if defined(RESTART) && !defined(MUTANT_RESUMED_FIRST)
+       toS[conn[h]]!NODE_RESUMED(0, 0, 0, 0);
+#endif
        owed[h] = 0 }
+#ifdef LOSS
   /* give_up: the reconnect window closed; the agent stops */
   :: atomic { reconn -> gaveup[h] = 1 }; break
+#endif
 #endif
 #ifdef PDEATH
   /* proc_gone: the process's connection closed (after its last messages): what it owed
@@ -773,12 +982,12 @@ proctype process(byte h; byte p) {
   /* the access itself, on a view that allows it */
   :: atomic { want != 0 && V(h, p) >= want ->
        if
-#ifdef LOSS
+#ifdef RECONNECT
        :: want == SHARED -> assert(CUT(h) || hdata[h] == latest)  /* reads the latest write */
        :: want == EXCLUSIVE && wcount < MAXW ->
           assert(CUT(h) || hdata[h] == latest);  /* a write is a read-modify-write */
           wcount++; hdata[h] = wcount;
-          if :: !CUT(h) -> latest = wcount :: else -> skip fi     /* a cut host's: lost */
+          if :: KEPT(h) -> latest = wcount :: else -> skip fi     /* a cut host's: lost */
 #else
        :: want == SHARED -> assert(hdata[h] == latest)      /* reads the latest write */
        :: want == EXCLUSIVE && latest < MAXW ->

@@ -1,21 +1,23 @@
 #!/bin/sh
 # run.sh - model-checks verify/coherence.pml, verify/netwait.pml and every seeded mutant
 # (docs/protocol.md, "The model"). Each run: spin -a, gcc, pan (safety: assertions, the swmr
-# monitor, invalid end states; or liveness under weak fairness), one line printed. The
-# configurations of the page protocol: alone (base, and with more accesses for migratory
-# grants), host 1's connection lost (LOSS), host 1's process dying (PDEATH), the server
-# refusing a request (ERRS), two processes on one host (procs2); and the wait/wake across
-# hosts (kind "wake": netwait.pml): alone, with two waiters (netwait-waiters: -DWAITERS=2),
-# with the writer on the waiter's own host (netwait-local: -DLOCAL), with a timed waiter
-# (netwait-timed: -DTIMED), with a waiter's process killed and the writer's process dying
-# (netwait-pdeath: -DPDEATH), and with host B's connection lost once and forgotten by the
-# server (netwait-loss: -DLOSS).
+# monitor (swmr, stored-latest), invalid end states; or liveness under weak fairness), one
+# line printed. The configurations of the page protocol: alone (base, and with more accesses
+# for migratory grants), host 1's connection lost (LOSS), host 1's process dying (PDEATH),
+# the server crashing and restarting with --data-dir, its ghost owner and the grace period
+# (RESTART), the server refusing a request (ERRS), two processes on one host (procs2); and
+# the wait/wake across hosts (kind "wake": netwait.pml): alone, with two waiters
+# (netwait-waiters: -DWAITERS=2), with the writer on the waiter's own host (netwait-local:
+# -DLOCAL), with a timed waiter (netwait-timed: -DTIMED), with a waiter's process killed and
+# the writer's process dying (netwait-pdeath: -DPDEATH), and with host B's connection lost
+# once and forgotten by the server (netwait-loss: -DLOSS).
 # The models must pass in each; every mutant must fail with a counter-example.
 # Usage: sh verify/run.sh [WORKDIR]
 # env: SPIN_DEFS (the base configuration), LOSS_DEFS, LOSS_LIVE_DEFS, PDEATH_DEFS,
-#      PDEATH_LIVE_DEFS, MIGR_DEFS, ERRS_DEFS, ERRS_LIVE_DEFS, PROCS2_DEFS, NETWAIT_DEFS,
-#      NETWAIT_WAITERS_DEFS, NETWAIT_LOCAL_DEFS, NETWAIT_TIMED_DEFS, NETWAIT_PDEATH_DEFS,
-#      NETWAIT_LOSS_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
+#      PDEATH_LIVE_DEFS, RESTART_DEFS, RESTART_LIVE_DEFS, RESTART_MUT_DEFS, MIGR_DEFS,
+#      ERRS_DEFS, ERRS_LIVE_DEFS, PROCS2_DEFS, NETWAIT_DEFS, NETWAIT_WAITERS_DEFS,
+#      NETWAIT_LOCAL_DEFS, NETWAIT_TIMED_DEFS, NETWAIT_PDEATH_DEFS, NETWAIT_LOSS_DEFS,
+#      PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
 #      VERIFY_JOBS (runs at once; default 1: on a 2-CPU machine two pan runs at once slow
 #      each other down more than they gain).
 # To read a counter-example: cd WORKDIR/NAME && spin -t -p $(cat defs) coherence.pml
@@ -24,7 +26,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 pml=$here/coherence.pml
 depth=${PAN_DEPTH:-2000}
-safety="swmr,read-latest,ack-below-mode,no-invalid-end"
+safety="swmr,read-latest,stored-latest,ack-below-mode,no-invalid-end"
 wake="no-lost-wake,sees-new"
 live="granted(weak-fairness)"
 
@@ -71,6 +73,7 @@ if [ "${1:-}" = --one ]; then
       wake*"assertion violated"*) prop=sees-new ;;
       *"view["*"<=keep"*|*"view["*"==0"*) prop=ack-below-mode ;;
       *"hdata[h]==latest"*) prop=read-latest ;;
+      *"sdata==latest"*) prop=stored-latest ;;
       *"view["*"==2"*) prop=swmr ;;
       *"invalid end state"*) prop=no-invalid-end ;;
       *"acceptance cycle"*) prop=granted ;;
@@ -105,6 +108,10 @@ errs=${ERRS_DEFS:--DERRS -DNH=2 -DNP=1 -DNOPS=2 -DMAXW=2 -DMAXREQ=2}
 errs_live=${ERRS_LIVE_DEFS:--DERRS -DNH=2 -DNP=1 -DNOPS=2 -DNOPS0=1 -DMAXW=2 -DMAXREQ=2}
 # two processes on host 0, one on host 1, one access each, one request per host
 procs2=${PROCS2_DEFS:--DNH=2 -DNP=2 -DNP1=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=1 -DMAXFLUSH=0}
+restart=${RESTART_DEFS:--DRESTART -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1}
+restart_live=${RESTART_LIVE_DEFS:--DRESTART -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=1 -DMAXREQ0=1 -DMAXFLUSH=0}
+# its mutants without background write-back: the same counter-examples, found in half the time
+restart_mut=${RESTART_MUT_DEFS:--DRESTART -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1 -DMAXFLUSH=0}
 liveness=${VERIFY_LIVENESS:-1}
 jobs=${VERIFY_JOBS:-1}
 mkdir -p "$work"
@@ -120,10 +127,12 @@ list=$work/runs
   echo "procs2|$procs2|-|safety|model"
   echo "migratory|$migr|-|safety|model"
   echo "errs|$errs|-|safety|model"
+  echo "restart|$restart|-|safety|model"
   if [ "$liveness" = 1 ]; then
     echo "errs-live|$errs_live|-|live|model"
     echo "loss-live|$loss_live|-|live|model"
     echo "pdeath-live|$pdeath_live|-|live|model"
+    echo "restart-live|$restart_live|-|live|model"
   fi
   for m in GRANT_EARLY ACK_EARLY NO_DEKKER WORD_FIRST NO_RECALL_SHARER NO_RECALL_DATA \
            NO_ACK_IF_NONE MIGR_RECALL_BY_OP; do
@@ -138,6 +147,9 @@ list=$work/runs
     echo "mutant-$m|$loss|$m|safety|mutant"
   done
   echo "mutant-NO_DETACH_WRITEBACK|$pdeath|NO_DETACH_WRITEBACK|safety|mutant"
+  for m in GHOST_NOT_BLOCKING GHOST_WRITEBACK_ANY_VERSION GHOST_END_KEEPS_VERSION RESUMED_FIRST; do
+    echo "mutant-$m|$restart_mut|$m|safety|mutant"
+  done
   echo "netwait|$netwait|-|wake|model"
   for m in NO_WAKE WAKE_FIRST NO_WAIT_MARK NO_FETCH WORD_ALONE; do
     echo "mutant-$m|$netwait|$m|wake|mutant"
