@@ -412,6 +412,18 @@ void shim_agent_request(const struct proto_msg *m) {
   pthread_mutex_unlock(&shim__cache_lock);
 }
 
+void shim_agent_wake_waiters(struct shim_seg *sg, uint32_t first, uint32_t count) {
+  for (uint32_t p = first; p < first + count; p++)
+    if (atomic_load(&sg->host[p].word) & DSHM_HT_WAIT)
+      syscall(SYS_futex, (uint32_t *)&sg->host[p].word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* The agent is gone: every view goes and every page gets ERR in this process. Then the
+ * threads asleep in shim_netwait on one of its host words (WAIT set) are woken: nothing else
+ * would move those words now, and the lowered views do not end a futex_waitv that already
+ * compared. Woken, a waiter looks again and finds the page lost (SIGBUS at its next access,
+ * as for every other access). The wake is the host's: a sleeper of another process of this
+ * host is woken too, before its own I/O thread notices. */
 void shim_agent_dead(void) {
   pthread_mutex_lock(&shim__cache_lock);
   for (int i = 0; i < SHIM_MAX_SEGS; i++) {
@@ -421,6 +433,7 @@ void shim_agent_dead(void) {
     shim_agent_lower(sg, 0, sg->npages, PROTO_MODE_INVALID);
     for (uint32_t p = 0; p < sg->npages; p++)
       shim_cache_set_bits(sg, p, SHIM_PG_ERR);
+    shim_agent_wake_waiters(sg, 0, sg->npages);
   }
   pthread_mutex_unlock(&shim__cache_lock);
 }

@@ -31,6 +31,13 @@ int shim_agent_page_ready(int slot, unsigned gen, uint32_t pg, int write);
  * agent's INVALIDATE/RECALL, or the DSHM_MAX_MAPS budget dropping cold pages). */
 void shim_agent_lower(struct shim_seg *sg, uint32_t first, uint32_t count, uint32_t keep);
 
+/* After views of pages [first, first+count) went down while their host words stayed (the
+ * budget's trim, the agent's death): wakes every thread asleep in shim_netwait on one of
+ * those words (WAIT set), in any process of the host. A wake its waker's FUTEX_WAKE could
+ * not deliver (its own view gone: EFAULT), or that nothing else will send now, is not lost:
+ * woken, a waiter looks again. */
+void shim_agent_wake_waiters(struct shim_seg *sg, uint32_t first, uint32_t count);
+
 /* I/O thread: an INVALIDATE or RECALL of the agent: lower, then answer. Pages pinned by an
  * I/O call keep their mode until it returns (pin.c defers the request and replays it with
  * shim__agent_request_locked, cache lock held). */
@@ -42,7 +49,8 @@ extern const struct shim_session_ops shim_page_engine;
 
 /* I/O thread: the agent is gone. The host's memory is no longer kept coherent with
  * anything, so every view goes down and every access gets SIGBUS, as the processes of a
- * crashed host would die (docs/shim.md). */
+ * crashed host would die (docs/shim.md); threads asleep on a lock in a segment are woken to
+ * find that out. */
 void shim_agent_dead(void);
 
 #endif /* DSHM_SHIM_AGENTPAGE_H */

@@ -134,13 +134,8 @@ static int droppable(struct shim_seg *sg, uint32_t p) {
  * TRIM_NO_WAKE). */
 static void drop(struct shim_seg *sg, uint32_t p, uint32_t q) {
   shim_agent_lower(sg, p, q - p, PROTO_MODE_INVALID);
-  if (sg->host == NULL)
-    return;
-  for (uint32_t i = p; i < q; i++) {
-    _Atomic uint32_t *w = &sg->host[i].word;
-    if (atomic_load(w) & DSHM_HT_WAIT)
-      syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-  }
+  if (sg->host != NULL)
+    shim_agent_wake_waiters(sg, p, q - p);
 }
 
 /* Drops runs until the total is at most target (or nothing more can go). */

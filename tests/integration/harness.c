@@ -274,6 +274,27 @@ int h_wait_exit(pid_t pid, int *status, int timeout_ms) {
   return wait_pid(pid, status, timeout_ms);
 }
 
+int h_wait_in_syscall(pid_t pid, long nr, int timeout_ms) {
+  char path[64], buf[64];
+  long deadline = h_now_ms() + timeout_ms;
+
+  snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+  do {
+    FILE *f = fopen(path, "r");
+    long got = -2;
+    if (f == NULL)
+      return -1;
+    /* "NR args... sp pc" while blocked, "running" or "-1 sp pc" otherwise */
+    if (fgets(buf, sizeof buf, f) != NULL && sscanf(buf, "%ld", &got) != 1)
+      got = -2;
+    fclose(f);
+    if (got == nr)
+      return 0;
+    usleep(2000); /* polling a condition, with a deadline */
+  } while (h_now_ms() < deadline);
+  return -1;
+}
+
 void h_server_start_logged(struct h_server *s, char *log_path) {
   int fd, saved;
 

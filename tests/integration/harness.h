@@ -89,5 +89,9 @@ long h_now_ms(void);
 int h_read_line(int fd, char *buf, size_t cap, int timeout_ms);
 /* Waits up to timeout_ms for pid (a child) to end; 0 and its wait status, or -1 on timeout. */
 int h_wait_exit(pid_t pid, int *status, int timeout_ms);
+/* Waits up to timeout_ms until pid's main thread is blocked in system call nr
+ * (/proc/PID/syscall): e.g. asleep in SYS_futex_waitv, after which a wake that is lost stays
+ * lost. 0, or -1 on timeout or if pid is gone. */
+int h_wait_in_syscall(pid_t pid, long nr, int timeout_ms);
 
 #endif

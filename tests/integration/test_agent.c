@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -883,7 +884,8 @@ START_TEST(test_trim_keeps_local_wake) {
   run_on(&host_b, init, "ready\n", &r);
   spawn_on(&w, &host_b, wait, NULL);
   h_expect_line(&w, "waiting", RUN_MS);
-  usleep(300 * 1000); /* asleep in shim_netwait */
+  ck_assert_msg(h_wait_in_syscall(w.pid, SYS_futex_waitv, RUN_MS) == 0,
+                "the waiter never slept in shim_netwait's futex_waitv");
   spawn_on(&p, &host_b, post, small);
   h_wait(&p, &r, RUN_MS);
   assert_exit0(&r, "trpost");
@@ -891,6 +893,34 @@ START_TEST(test_trim_keeps_local_wake) {
   h_wait(&w, &r, RUN_MS);
   assert_exit0(&r, "trwait");
   ck_assert_str_eq(r.out, "woken\n");
+}
+END_TEST
+
+/* Host B's agent SIGKILLed while a process of host B sleeps in sem_timedwait on a semaphore
+ * in a segment (asleep in shim_netwait's futex_waitv on the futex word and the host word):
+ * nothing will move the host word again, so the shim's shim_agent_dead wakes it, and the
+ * waiter must end at once, by SIGBUS (its page is lost, as every page of a host whose agent
+ * died), not sleep until its 20 s deadline (ETIMEDOUT, exit 0). */
+START_TEST(test_agent_death_wakes_waiter) {
+  char k[16];
+  char *init[] = {"waits", "trinit", KEYSTR(k, h_unique_key()), NULL};
+  char *wait[] = {"waits", "trwait", k, "20000", NULL};
+  struct h_proc w;
+  struct h_result r;
+  long t0;
+
+  run_on(&host_b, init, "ready\n", &r);
+  spawn_on(&w, &host_b, wait, NULL);
+  h_expect_line(&w, "waiting", RUN_MS);
+  ck_assert_msg(h_wait_in_syscall(w.pid, SYS_futex_waitv, RUN_MS) == 0,
+                "the waiter never slept in shim_netwait's futex_waitv");
+  t0 = h_now_ms();
+  ck_assert_int_eq(kill(the_agent(&host_b), SIGKILL), 0);
+  h_wait(&w, &r, 30000);
+  ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGBUS,
+                "the waiter ended with status %#x after %ld ms (stdout: %s stderr: %s)",
+                r.status, h_now_ms() - t0, r.out, r.err);
+  ck_assert_msg(h_now_ms() - t0 < 10000, "the waiter took %ld ms to notice", h_now_ms() - t0);
 }
 END_TEST
 
@@ -1071,6 +1101,7 @@ static Suite *agent_suite(void) {
   tcase_add_test(tc, test_rwlock_two_hosts);
   tcase_add_test(tc, test_barrier_two_hosts);
   tcase_add_test(tc, test_trim_keeps_local_wake);
+  tcase_add_test(tc, test_agent_death_wakes_waiter);
   suite_add_tcase(s, tc);
   tc = tcase_create("flush");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
