@@ -63,59 +63,62 @@ static void answer_write(int fd, int err) {
   ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
 }
 
+/* The write-back never answered: the connection fails first. */
+#define NO_ANSWER 1
+
+/* Resyncs owing_agent() against the played server, which answers the write-back with err
+ * (0: taken; NO_ANSWER: the connection fails before); agent_seg_resync's result, and the
+ * page's owed flag and version after it. */
+static int resync_with(int err, struct hpage *after) {
+  struct hseg *s = owing_agent();
+  int sv[2], rc;
+
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  answer_reattach(sv[1]);
+  if (err == NO_ANSWER)
+    ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+  else
+    answer_write(sv[1], err);
+  rc = agent_seg_resync(&ag, sv[0]);
+  *after = s->pg[1];
+  close(sv[0]);
+  close(sv[1]);
+  agent_seg_free_all(&ag);
+  return rc;
+}
+
 /* The server answers the write-back with an error (it took nothing): the page stays owed,
  * at its version, so that the next resync writes it back again. Until the fix the page was
  * dropped whatever the answer, and the next resync's NODE RESUMED ended the restarted
  * server's ghost ownership with the host's writes never taken. */
 START_TEST(refused_writeback_stays_owed) {
-  struct hseg *s = owing_agent();
-  int sv[2];
+  struct hpage pg;
 
-  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  answer_reattach(sv[1]);
-  answer_write(sv[1], -ENOMEM);
-  ck_assert_int_eq(agent_seg_resync(&ag, sv[0]), -ENOMEM);
-  ck_assert_int_eq(s->pg[1].owed, 1);
-  ck_assert_uint_eq(s->pg[1].version, 5);
-  close(sv[0]);
-  close(sv[1]);
-  agent_seg_free_all(&ag);
+  ck_assert_int_eq(resync_with(-ENOMEM, &pg), -ENOMEM);
+  ck_assert_int_eq(pg.owed, 1);
+  ck_assert_uint_eq(pg.version, 5);
 }
 END_TEST
 
 /* The connection fails before the write-back's answer (the server crashed again, the
  * network): the page stays owed too. */
 START_TEST(unanswered_writeback_stays_owed) {
-  struct hseg *s = owing_agent();
-  int sv[2];
+  struct hpage pg;
 
-  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  answer_reattach(sv[1]);
-  ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
-  ck_assert_int_lt(agent_seg_resync(&ag, sv[0]), 0);
-  ck_assert_int_eq(s->pg[1].owed, 1);
-  ck_assert_uint_eq(s->pg[1].version, 5);
-  close(sv[0]);
-  close(sv[1]);
-  agent_seg_free_all(&ag);
+  ck_assert_int_lt(resync_with(NO_ANSWER, &pg), 0);
+  ck_assert_int_eq(pg.owed, 1);
+  ck_assert_uint_eq(pg.version, 5);
 }
 END_TEST
 
 /* Answered (taken, or ignored by a server that gave the page up): the copy is not the
  * server's any more, fetched whole at the next fault. */
 START_TEST(answered_writeback_is_dropped) {
-  struct hseg *s = owing_agent();
-  int sv[2];
+  struct hpage pg;
 
-  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  answer_reattach(sv[1]);
-  answer_write(sv[1], 0);
-  ck_assert_int_eq(agent_seg_resync(&ag, sv[0]), 0);
-  ck_assert_int_eq(s->pg[1].owed, 0);
-  ck_assert_uint_eq(s->pg[1].version, 0);
-  close(sv[0]);
-  close(sv[1]);
-  agent_seg_free_all(&ag);
+  ck_assert_int_eq(resync_with(0, &pg), 0);
+  ck_assert_int_eq(pg.owed, 0);
+  ck_assert_uint_eq(pg.version, 0);
 }
 END_TEST
 
