@@ -33,6 +33,8 @@ struct agent_cfg {
   uint32_t hold_ms;         /* longest a revocation of a fresh grant waits (hostseg.c) */
   uint64_t max_segsz;       /* larger segments are refused (0: any the page count allows) */
   uint32_t timeout_ms;      /* DSHM_TIMEOUT_MS: how long a lost server is tried again */
+  uint32_t keepalive_ms;    /* DSHM_KEEPALIVE_MS: a silent server is lost after about this
+                             * (auth/keepalive.h); 0 = the kernel's defaults */
   int have_key;
   struct dshm_auth_key key;
 };

@@ -34,6 +34,7 @@
 #include "agent.h"
 #include "agentname.h"
 #include "hostseg.h"
+#include "keepalive.h"
 #include "local.h"
 #include "procexit.h"
 #include "stats.h"
@@ -320,6 +321,17 @@ int main(int argc, char **argv) {
     else
       agent_log("ignoring DSHM_TIMEOUT_MS='%s' (want 1..86400000), using %u",
                 getenv("DSHM_TIMEOUT_MS"), cfg.timeout_ms);
+  }
+  cfg.keepalive_ms = DSHM_KEEPALIVE_DEFAULT_MS;
+  if (getenv("DSHM_KEEPALIVE_MS") != NULL && *getenv("DSHM_KEEPALIVE_MS") != '\0') {
+    char *end = NULL;
+    unsigned long ms = strtoul(getenv("DSHM_KEEPALIVE_MS"), &end, 10);
+    if (*end == '\0' && getenv("DSHM_KEEPALIVE_MS")[0] != '-' && dshm_keepalive_valid(ms))
+      cfg.keepalive_ms = (uint32_t)ms;
+    else
+      agent_log("ignoring DSHM_KEEPALIVE_MS='%s' (want 0 or %u..%u), using %u",
+                getenv("DSHM_KEEPALIVE_MS"), DSHM_KEEPALIVE_MIN_MS, DSHM_KEEPALIVE_MAX_MS,
+                cfg.keepalive_ms);
   }
   if (getenv("DSHM_FLUSH_MS") != NULL && *getenv("DSHM_FLUSH_MS") != '\0') {
     char *end = NULL;

@@ -20,6 +20,7 @@
 
 #include "client.h"
 #include "hostseg.h"
+#include "keepalive.h"
 #include "local.h"
 #include "stats.h"
 #include "threadalive.h"
@@ -52,10 +53,16 @@ uint32_t agent_up_reqid(struct agent *ag) {
   return ag->next_reqid;
 }
 
+/* Connects to the server; over TCP, a server that stops answering is lost after about
+ * DSHM_KEEPALIVE_MS (auth/keepalive.h), the connection being idle or not. */
 static int connect_server(const struct agent_cfg *cfg, char *why, size_t whylen) {
   const char *reason = NULL;
-  int fd = dshm_client_connect(&cfg->addr, &reason);
+  int fd = dshm_client_connect(&cfg->addr, &reason), err;
 
+  if (fd >= 0 && cfg->addr.unix_path[0] == '\0' &&
+      (err = dshm_keepalive_set(fd, cfg->keepalive_ms)) < 0)
+    agent_log("cannot bound a silent server (DSHM_KEEPALIVE_MS=%u): %s", cfg->keepalive_ms,
+              strerror(-err));
   if (fd < 0 && reason != NULL)
     snprintf(why, whylen, "cannot resolve %s (DSHM_SERVER): %s", cfg->spec, reason);
   else if (fd < 0)

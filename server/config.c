@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keepalive.h"
+
 /* X(id, long name, environment variable, argument, help): one table generates the getopt
  * options, the environment lookups and --help. */
 #define SRV_OPTIONS(X)                                                                     \
@@ -26,6 +28,9 @@
     "close connections without HELLO after this; 0 = never (10)")                          \
   X(IDLE_TIMEOUT, "idle-timeout", "DSHM_IDLE_TIMEOUT", "SECONDS",                          \
     "close silent connections with nothing attached; 0 = never (0)")                       \
+  X(KEEPALIVE_MS, "keepalive-ms", "DSHM_KEEPALIVE_MS", "MS",                             \
+    "drop a TCP peer that stops answering after about MS (1000..3600000); 0 = the "     \
+    "kernel's retransmission limit (5000)")                                               \
   X(UNIX, "unix", "DSHM_UNIX", "PATH",                                                     \
     "also listen on this Unix socket; alone, it replaces TCP unless --port/--bind is given") \
   X(UNIX_MODE, "unix-mode", "DSHM_UNIX_MODE", "OCTAL",                                     \
@@ -175,6 +180,11 @@ static int apply(struct srv_config *cfg, enum opt_id id, const char *val, const 
     else
       cfg->idle_timeout_ms = v * 1000;
     break;
+  case OPT_KEEPALIVE_MS:
+    if (!dshm_keepalive_valid(v))
+      goto bad;
+    cfg->keepalive_ms = (uint32_t)v;
+    break;
   case OPT_DATA_DIR:
     if (val == NULL || *val == '\0' || strlen(val) >= 4000)
       goto bad;
@@ -289,6 +299,7 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, FILE *out, F
   cfg->max_frame = PROTO_MAX_FRAME;
   cfg->max_pending = SRV_DEFAULT_MAX_PENDING;
   cfg->grace_ms = SRV_DEFAULT_GRACE_MS;
+  cfg->keepalive_ms = DSHM_KEEPALIVE_DEFAULT_MS;
 
   for (i = 0; i < OPT_COUNT_; i++) {
     const char *v = getenv(opts[i].env);

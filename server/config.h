@@ -46,6 +46,8 @@ struct srv_config {
   uint64_t max_output;         /* bytes queued to one peer before it is closed */
   uint64_t hello_timeout_ms;   /* 0: none */
   uint64_t idle_timeout_ms;    /* 0: none; only connections with nothing attached */
+  uint32_t keepalive_ms;       /* TCP peers that stop answering are dropped after about
+                                * this (auth/keepalive.h); 0: the kernel's defaults */
   int verbose;
   int log_json;                /* --log-format json */
   int metrics;                 /* --metrics given: serve /metrics on metrics_addr:port */

@@ -9,6 +9,7 @@
 
 
 #include "dispatch.h"
+#include "keepalive.h"
 #include "log.h"
 #include "metrics.h"
 #include "owners.h"
@@ -264,8 +265,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
   (void)buf;
   if (nread < 0) {
-    close_as(c, nread == UV_EOF || nread == UV_ECONNRESET ? SRV_M_CLOSED_DISCONNECT : SRV_M_CLOSED_ERROR,
+    char why[128];
+    /* The kernel gave up on a peer that stopped answering (--keepalive-ms): it reports the
+     * last ICMP or neighbour error it saw, else ETIMEDOUT. */
+    int silent = nread == UV_ETIMEDOUT || nread == UV_EHOSTUNREACH || nread == UV_ENETUNREACH;
+    snprintf(why, sizeof why, "%s%s", silent ? "the peer stopped answering (--keepalive-ms): " : "",
              nread == UV_EOF ? "disconnected" : uv_strerror((int)nread));
+    close_as(c, nread == UV_EOF || nread == UV_ECONNRESET ? SRV_M_CLOSED_DISCONNECT : SRV_M_CLOSED_ERROR,
+             why);
     return;
   }
   c->rx.len += (size_t)nread;
@@ -473,6 +480,17 @@ static int unix_peer(struct srv_conn *c) {
   return 0;
 }
 
+/* A TCP peer that stops answering (host down, network cut, firewall dropping packets) is
+ * dropped after about --keepalive-ms, idle or not: its pages are forgotten (on_close) and
+ * the requests waiting on it are served. 0, or -errno. */
+static int keepalive(struct srv_conn *c) {
+  uv_os_fd_t fd;
+
+  if (uv_fileno(&c->h.handle, &fd) < 0)
+    return -EBADF;
+  return dshm_keepalive_set(fd, c->srv->cfg->keepalive_ms);
+}
+
 void srv_conn_accept(struct srv_server *s, uv_stream_t *listener) {
   struct srv_conn *c = conn_new(s, listener->type == UV_NAMED_PIPE);
   int err;
@@ -502,6 +520,10 @@ void srv_conn_accept(struct srv_server *s, uv_stream_t *listener) {
       return;
     }
     uv_tcp_nodelay(&c->h.tcp, 1); /* request/reply traffic: latency over batching */
+    err = keepalive(c);
+    if (err < 0)
+      srv_log(SRV_LOG_WARN, "node %u (%s): cannot bound a silent peer (--keepalive-ms %u): %s",
+              c->node, c->addr, s->cfg->keepalive_ms, strerror(-err));
   }
   err = uv_read_start(&c->h.stream, on_alloc, on_read);
   if (err < 0)

@@ -139,6 +139,38 @@ START_TEST(abuse_limits) {
 }
 END_TEST
 
+/* --keepalive-ms: on by default, 0 turns it off, sub-second and over-an-hour values are
+ * refused with the option named. */
+START_TEST(keepalive_ms) {
+  unsetenv("DSHM_KEEPALIVE_MS");
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_uint_eq(cfg.keepalive_ms, 5000);
+  ck_assert_int_eq(parse("--keepalive-ms", "0", NULL), 0);
+  ck_assert_uint_eq(cfg.keepalive_ms, 0);
+  ck_assert_int_eq(parse("--keepalive-ms", "1000", NULL), 0);
+  ck_assert_uint_eq(cfg.keepalive_ms, 1000);
+  ck_assert_int_eq(parse("--keepalive-ms", "3600000", NULL), 0);
+  ck_assert_uint_eq(cfg.keepalive_ms, 3600000);
+  setenv("DSHM_KEEPALIVE_MS", "2000", 1);
+  ck_assert_int_eq(parse(NULL), 0);
+  ck_assert_uint_eq(cfg.keepalive_ms, 2000);
+  ck_assert_int_eq(parse("--keepalive-ms", "30000", NULL), 0); /* the flag wins */
+  ck_assert_uint_eq(cfg.keepalive_ms, 30000);
+  setenv("DSHM_KEEPALIVE_MS", "500", 1);
+  ck_assert_int_eq(parse(NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "invalid value '500' for --keepalive-ms (from DSHM_KEEPALIVE_MS)"));
+  unsetenv("DSHM_KEEPALIVE_MS");
+  ck_assert_int_eq(parse("--keepalive-ms", "999", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--keepalive-ms", "3600001", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--keepalive-ms", "-1", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--keepalive-ms", "5s", NULL), -EINVAL);
+  ck_assert_int_eq(parse("--keepalive-ms", "99999999999999999999", NULL), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(errbuf, "--keepalive-ms"));
+  ck_assert_int_eq(parse("--help", NULL), 1);
+  ck_assert_ptr_nonnull(strstr(outbuf, "--keepalive-ms MS"));
+}
+END_TEST
+
 
 /* Which listeners, and the refusal to serve a network without a token. */
 START_TEST(security_listeners) {
@@ -340,6 +372,7 @@ int main(void) {
   tcase_add_test(tc, bad_arguments);
   tcase_add_test(tc, help_and_version);
   tcase_add_test(tc, abuse_limits);
+  tcase_add_test(tc, keepalive_ms);
   tcase_add_test(tc, security_listeners);
   tcase_add_test(tc, metrics_and_log_format);
   tcase_add_test(tc, frame_and_pending_limits);
