@@ -8,6 +8,10 @@
  *   - NH hosts, each an agent (agent/hostseg.c) with its copy of the page (the memfd), its
  *     version, the host page table's word MODE and holders bits (proto/hosttab.h), and NP
  *     local processes (preload/agentpage.c) each with its view (mprotect) of the page;
+ *   - with NH == 3 (the base protocol, no failures): what two hosts cannot show, an
+ *     INVALIDATE to two sharers at once (invalidate_others) whose grant waits for both acks
+ *     (advance, drop_pending), migratory_note with three copies about (nsh > 2: no mark, an
+ *     unmark), two requests of different nodes queued behind a transaction (kick);
  *   - one FIFO channel per direction per connection: agent<->server (READ_DATA, ACQUIRE,
  *     WRITE_DATA, grants, RECALL/RECALL_ACK, INVALIDATE/INVALIDATE_ACK, DETACH_SEGMENT) and
  *     agent<->process (fault records, local INVALIDATE/RECALL, INVALIDATE_ACK);
@@ -111,9 +115,10 @@
  *     never taken; found reading the code for this model, fixed, and tested by
  *     tests/unit/test_resync.c;
  *   - NOT YET MODELLED (issue 13): pristine grants (a grant of a never-written page carries
- *     no data: the model's first grant carries it anyway, both mean zeros), 3 hosts, a second
- *     loss or crash. The wake-ups of the locks work are verify/netwait.pml, a model of their
- *     own.
+ *     no data: the model's first grant carries it anyway, both mean zeros), a second loss
+ *     or crash, 3 hosts with LOSS, PDEATH or RESTART (an #error: their node numbering and
+ *     host LH are written for two). The wake-ups of the locks work are verify/netwait.pml,
+ *     a model of their own.
  *     See docs/protocol.md, "The model".
  *   - A process re-sends its fault record while its host neither holds nor asked for the
  *     mode it needs (it reads the agent's `need`/`asked`): this stands for the shim's
@@ -132,13 +137,15 @@
  *     sends is eventually granted, or refused (-DERRS), or forgotten by its own agent at a
  *     loss or a last detach.
  *
- * Bounds: NH must be 2 (the server's receive and the swmr monitor are written out for two
- * hosts), NP 1 or 2 (NP1: host 1's processes, fewer than NP; NOPS0: host 0's accesses, fewer
- * than NOPS). A host sends at most MAXREQ requests (host 0: MAXREQ0): without the
- * fresh/HELD grants two hosts can take the page from each other forever (versions grow
- * without end); a process whose host may ask no more stops, which is the bound's doing, not
- * a deadlock of the code. verify/run.sh has the configurations it checks (LOSS, PDEATH and
- * RESTART with fewer accesses and writes: docs/protocol.md, "The model").
+ * Bounds: NH 2 or 3 (the server's receive, the swmr monitor and `granted` are written out
+ * for each; 3 only without LOSS, PDEATH and RESTART), NP 1 or 2 (NP1: the processes of
+ * hosts 1 and 2, fewer than NP; NOPS0, NOPS2: host 0's, host 2's accesses, fewer than NOPS;
+ * READERS: a mask of hosts whose processes only read). A host sends at most MAXREQ requests
+ * (host 0: MAXREQ0, host 2: MAXREQ2): without the fresh/HELD grants two hosts can take the
+ * page from each other forever (versions grow without end); a process whose host may ask
+ * no more stops, which is the bound's doing, not a deadlock of the code. verify/run.sh has
+ * the configurations it checks (LOSS, PDEATH and RESTART with fewer accesses and writes;
+ * three hosts with one writing host: docs/protocol.md, "The model").
  *
  * Mutants (spin -DMUTANT_X), each a known protocol mistake the checker must catch:
  *   GRANT_EARLY    the server grants EXCLUSIVE before every INVALIDATE_ACK arrived
@@ -154,6 +161,9 @@
  *   MIGR_BOOK_BY_OP  a migratory grant booked as a READ_DATA's (the reader a sharer, the
  *                  owner gone) while the reply says EXCLUSIVE (caught with NOPS=3 for host 1)
  *   ACK_FIRST_ONLY the agent answers when the first told process acks (caught with NP=2)
+ *   INVAL_ONE_ACK  the INVALIDATEs outstanding kept as one flag, not a list: the first
+ *                  INVALIDATE_ACK ends the wait and the sharers asked go with it (caught
+ *                  with NH=3 only: with two hosts a transaction asks one sharer at most)
  *   with -DERRS:
  *   ERR_KEEPS_TXN  the refusal in advance keeps the page's transaction
  *   ERR_DROPPED    the agent ignores a refused request (it stays in flight)
@@ -202,7 +212,7 @@
 #define NOPS 2        /* accesses per process */
 #endif
 #ifndef NP1
-#define NP1 NP        /* host 1's processes (a configuration may give it fewer) */
+#define NP1 NP        /* the processes of hosts 1 and 2 (a configuration may give fewer) */
 #endif
 #ifndef NOPS0
 #define NOPS0 NOPS    /* host 0's processes' own bound (a configuration may give them fewer) */
@@ -216,6 +226,14 @@
 #ifndef MAXREQ0
 #define MAXREQ0 MAXREQ /* host 0's own bound (a configuration may give it fewer) */
 #endif
+#if NH == 3
+#ifndef NOPS2
+#define NOPS2 NOPS    /* host 2's processes' own bound (fewer, as NOPS0) */
+#endif
+#ifndef MAXREQ2
+#define MAXREQ2 MAXREQ /* host 2's own bound (fewer, as MAXREQ0) */
+#endif
+#endif
 #ifndef MAXERR
 #define MAXERR 1      /* -DERRS: requests the server refuses, in all */
 #endif
@@ -223,8 +241,11 @@
 #define MAXFLUSH 1    /* background write-backs per agent */
 #endif
 
-#if NH != 2
-#error "the model is written out for NH == 2"
+#if NH != 2 && NH != 3
+#error "the model is written out for NH == 2 or NH == 3"
+#endif
+#if NH == 3 && (defined(LOSS) || defined(PDEATH) || defined(RESTART))
+#error "LOSS, PDEATH and RESTART are written out for NH == 2 (their node numbering, LH)"
 #endif
 
 #if defined(RESTART) && (defined(LOSS) || defined(PDEATH))
@@ -236,13 +257,14 @@
 
 /* Connections (server nodes): one per host (node h for host h); with LOSS host 1's second
  * one (node 2); with RESTART each host's connection to the restarted server (node 2 + h, so
- * node n is always host n % 2's: its NODE tag, the same across connections). */
+ * node n is always host n % 2's: its NODE tag, the same across connections). LOSS and
+ * RESTART come with NH == 2 only. */
 #if defined(RESTART)
 #define NN 4
 #elif defined(LOSS)
 #define NN 3
 #else
-#define NN 2
+#define NN NH
 #endif
 #define HOST(n) ((n) % 2)
 #define LH 1          /* the host whose connection breaks (LOSS) or whose process dies (PDEATH) */
@@ -351,7 +373,7 @@ byte latest = 0;           /* value of the latest write, in the order of grants 
  * ------------------------------------------------------------------------------------- */
 
 /* swmr: at most one host with a writable view, and then no other host has a view
- * (written out for NH == 2 and NP <= 2). */
+ * (written out for NH 2 or 3 and NP <= 2). */
 #if NP == 1
 #define HW(h) (V(h, 0) == EXCLUSIVE)
 #define HR(h) (V(h, 0) != INVALID)
@@ -359,7 +381,13 @@ byte latest = 0;           /* value of the latest write, in the order of grants 
 #define HW(h) (V(h, 0) == EXCLUSIVE || V(h, 1) == EXCLUSIVE)
 #define HR(h) (V(h, 0) != INVALID || V(h, 1) != INVALID)
 #endif
+#if NH == 2
 #define SWMR (CUT(0) || CUT(1) || !(HW(0) && HR(1)) && !(HW(1) && HR(0)))
+#else
+/* (3 hosts: no LOSS or RESTART, nobody is cut) */
+#define SWMR (!(HW(0) && (HR(1) || HR(2))) && !(HW(1) && (HR(0) || HR(2))) && \
+              !(HW(2) && (HR(0) || HR(1))))
+#endif
 /* stored-latest: a page the server knows no owner of has the latest write stored (no write
  * handed back to the server, or kept at a ghost that wrote it back, is lost; the writes the
  * protocol gives up are those the ghost stops counting: see LOSS and RESTART) */
@@ -656,7 +684,15 @@ inline handle(n) {
        fi
     :: op == INVALIDATE_ACK ->                                  /* srv_dir_invalidate_ack */
        if
-       :: txn && inval[n] -> inval[n] = 0; sharer[n] = 0; adv = 1
+#ifdef MUTANT_INVAL_ONE_ACK
+       /* the mistake: the INVALIDATEs outstanding kept as one flag (not drop_pending's
+        * list): the first INVALIDATE_ACK ends the wait, and the sharers asked go with it */
+       :: txn && inval[n] ->
+          for (si : 0 .. NN - 1) { if :: si != t_node -> inval[si] = 0; sharer[si] = 0 :: else -> skip fi };
+          adv = 1
+#else
+       :: txn && inval[n] -> inval[n] = 0; sharer[n] = 0; adv = 1     /* drop_pending, sharer_del */
+#endif
        :: else -> skip
        fi
     :: op == DETACH_SEGMENT -> forget(n, 0)   /* srv_att_detach: the node's last attachment */
@@ -674,9 +710,9 @@ inline handle(n) {
 #define SRV_CLEAR n = 0; si = 0; m = 0; ver = 0; val = 0; pending = 0; held_by_others = 0; \
   hasdata = 0; op = 0; adv = 0; rd = 0; nsh = 0; refused = 0
 
-#if defined(RESTART)
+#if NN == 4
 #define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0 || len(toS[2]) > 0 || len(toS[3]) > 0)
-#elif defined(LOSS)
+#elif NN == 3
 #define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0 || len(toS[2]) > 0)
 #else
 #define RECEIVABLE (len(toS[0]) > 0 || len(toS[1]) > 0)
@@ -692,10 +728,10 @@ proctype server() {
        if
        :: len(toS[0]) > 0 -> n = 0
        :: len(toS[1]) > 0 -> n = 1
-#if defined(LOSS) || defined(RESTART)
-       :: len(toS[2]) > 0 -> n = 2
+#if NN >= 3
+       :: len(toS[2]) > 0 -> n = 2       /* host 2's, or LOSS's and RESTART's new nodes */
 #endif
-#ifdef RESTART
+#if NN >= 4
        :: len(toS[3]) > 0 -> n = 3
 #endif
        fi;
@@ -972,10 +1008,20 @@ proctype agent(byte h) {
 proctype process(byte h; byte p) {
   byte ops, want, w, keep;
   mtype op;
+#if NH == 2
   if :: h == 0 -> ops = NOPS - NOPS0 :: else -> skip fi;   /* (fewer for host 0: NOPS0) */
+#else
+  if :: h == 0 -> ops = NOPS - NOPS0 :: h == 2 -> ops = NOPS - NOPS2 :: else -> skip fi;
+#endif
   do
   /* the next access: a read (SHARED) or a write (EXCLUSIVE) */
+#ifdef READERS
+  /* (a host in the mask READERS only reads: a bound of the 3-host runs) */
+  :: ops < NOPS && want == 0 ->
+     if :: want = SHARED :: ((READERS >> h) & 1) == 0 -> want = EXCLUSIVE fi
+#else
   :: ops < NOPS && want == 0 -> if :: want = SHARED :: want = EXCLUSIVE fi
+#endif
   :: ops == NOPS && want == 0 -> break
   /* the bound: its host may ask no more, the process stops (not a deadlock of the code) */
   :: want != 0 && V(h, p) < want && budget[h] == 0 && asked[h] == 0 -> break
@@ -1046,7 +1092,12 @@ dead: skip
 #ifdef LIVENESS
 /* Every request an agent sends is eventually granted (under weak fairness: pan -a -f); a
  * request its own agent forgot (a loss, a last detach) clears `asked` too. */
+#if NH == 2
 ltl granted { [] ((asked[0] != 0 -> <> (asked[0] == 0)) && (asked[1] != 0 -> <> (asked[1] == 0))) }
+#else
+ltl granted { [] ((asked[0] != 0 -> <> (asked[0] == 0)) && (asked[1] != 0 -> <> (asked[1] == 0)) &&
+                  (asked[2] != 0 -> <> (asked[2] == 0))) }
+#endif
 #endif
 
 init {
@@ -1055,7 +1106,11 @@ init {
     run server();
     for (h : 0 .. NH - 1) {
       conn[h] = h;
+#if NH == 2
       budget[h] = (h == 0 -> MAXREQ0 : MAXREQ);
+#else
+      budget[h] = (h == 0 -> MAXREQ0 : (h == 2 -> MAXREQ2 : MAXREQ));
+#endif
       run agent(h);
       for (p : 0 .. NP - 1) { if :: h == 0 || p < NP1 -> run process(h, p) :: else -> skip fi }
     }

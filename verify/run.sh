@@ -5,7 +5,8 @@
 # line printed. The configurations of the page protocol: alone (base, and with more accesses
 # for migratory grants), host 1's connection lost (LOSS), host 1's process dying (PDEATH),
 # the server crashing and restarting with --data-dir, its ghost owner and the grace period
-# (RESTART), the server refusing a request (ERRS), two processes on one host (procs2); and
+# (RESTART), the server refusing a request (ERRS), two processes on one host (procs2), three
+# hosts (three, three-live: -DNH=3, an INVALIDATE to two sharers at once); and
 # the wait/wake across hosts (kind "wake": netwait.pml): alone, with two waiters
 # (netwait-waiters: -DWAITERS=2), with the writer on the waiter's own host (netwait-local:
 # -DLOCAL), with a timed waiter (netwait-timed: -DTIMED), with a waiter's process killed and
@@ -15,9 +16,9 @@
 # Usage: sh verify/run.sh [WORKDIR]
 # env: SPIN_DEFS (the base configuration), LOSS_DEFS, LOSS_LIVE_DEFS, PDEATH_DEFS,
 #      PDEATH_LIVE_DEFS, RESTART_DEFS, RESTART_LIVE_DEFS, RESTART_MUT_DEFS, MIGR_DEFS,
-#      ERRS_DEFS, ERRS_LIVE_DEFS, PROCS2_DEFS, NETWAIT_DEFS, NETWAIT_WAITERS_DEFS,
-#      NETWAIT_LOCAL_DEFS, NETWAIT_TIMED_DEFS, NETWAIT_PDEATH_DEFS, NETWAIT_LOSS_DEFS,
-#      PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
+#      ERRS_DEFS, ERRS_LIVE_DEFS, PROCS2_DEFS, THREE_DEFS, THREE_LIVE_DEFS, NETWAIT_DEFS,
+#      NETWAIT_WAITERS_DEFS, NETWAIT_LOCAL_DEFS, NETWAIT_TIMED_DEFS, NETWAIT_PDEATH_DEFS,
+#      NETWAIT_LOSS_DEFS, PAN_DEPTH, VERIFY_LIVENESS (0: no liveness runs),
 #      VERIFY_JOBS (runs at once; default 1: on a 2-CPU machine two pan runs at once slow
 #      each other down more than they gain).
 # To read a counter-example: cd WORKDIR/NAME && spin -t -p $(cat defs) coherence.pml
@@ -108,6 +109,11 @@ errs=${ERRS_DEFS:--DERRS -DNH=2 -DNP=1 -DNOPS=2 -DMAXW=2 -DMAXREQ=2}
 errs_live=${ERRS_LIVE_DEFS:--DERRS -DNH=2 -DNP=1 -DNOPS=2 -DNOPS0=1 -DMAXW=2 -DMAXREQ=2}
 # two processes on host 0, one on host 1, one access each, one request per host
 procs2=${PROCS2_DEFS:--DNH=2 -DNP=2 -DNP1=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=1 -DMAXFLUSH=0}
+# three hosts, hosts 0 and 2 only reading (READERS=5), one access each; host 1 two accesses,
+# so that it can read, then write while both others hold copies: an INVALIDATE to two sharers,
+# migratory_note with three; the liveness run with one access for host 1 too
+three=${THREE_DEFS:--DNH=3 -DNP=1 -DNOPS=2 -DNOPS0=1 -DNOPS2=1 -DREADERS=5 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1 -DMAXREQ2=1 -DMAXFLUSH=0}
+three_live=${THREE_LIVE_DEFS:--DNH=3 -DNP=1 -DNOPS=1 -DREADERS=5 -DMAXW=1 -DMAXREQ=1 -DMAXFLUSH=0}
 restart=${RESTART_DEFS:--DRESTART -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=2 -DMAXREQ0=1}
 restart_live=${RESTART_LIVE_DEFS:--DRESTART -DNH=2 -DNP=1 -DNOPS=1 -DMAXW=1 -DMAXREQ=1 -DMAXREQ0=1 -DMAXFLUSH=0}
 # its mutants without background write-back: the same counter-examples, found in half the time
@@ -121,10 +127,12 @@ mkdir -p "$work"
 list=$work/runs
 {
   [ "$liveness" = 1 ] && echo "coherence-live|$base|-|live|model"
+  [ "$liveness" = 1 ] && echo "three-live|$three_live|-|live|model"
   echo "coherence|$base|-|safety|model"
   echo "loss|$loss|-|safety|model"
   echo "pdeath|$pdeath|-|safety|model"
   echo "procs2|$procs2|-|safety|model"
+  echo "three|$three|-|safety|model"
   echo "migratory|$migr|-|safety|model"
   echo "errs|$errs|-|safety|model"
   echo "restart|$restart|-|safety|model"
@@ -140,6 +148,7 @@ list=$work/runs
   done
   echo "mutant-MIGR_BOOK_BY_OP|$migr|MIGR_BOOK_BY_OP|safety|mutant"
   echo "mutant-ACK_FIRST_ONLY|$procs2|ACK_FIRST_ONLY|safety|mutant"
+  echo "mutant-INVAL_ONE_ACK|$three|INVAL_ONE_ACK|safety|mutant"
   for m in ERR_KEEPS_TXN ERR_DROPPED; do
     echo "mutant-$m|$errs|$m|safety|mutant"
   done
