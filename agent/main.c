@@ -293,6 +293,31 @@ static int check_activated(int fd, struct agent_cfg *c, char *why, size_t whylen
   return 0;
 }
 
+static int timeout_valid(uint64_t ms) {
+  return ms >= 1 && ms <= 86400000u;
+}
+
+static int flush_valid(uint64_t ms) {
+  return ms <= 3600000u;
+}
+
+/* A setting in milliseconds from the environment: taken when it is a number valid() accepts,
+ * else named in the log and *ms kept (a typo must not stop the host's agent). */
+static void env_ms(const char *name, int (*valid)(uint64_t), const char *want, uint32_t *ms) {
+  const char *v = getenv(name);
+  char *end = NULL;
+  unsigned long long n;
+
+  if (v == NULL || *v == '\0')
+    return;
+  errno = 0;
+  n = strtoull(v, &end, 10);
+  if (*end == '\0' && v[0] != '-' && errno == 0 && valid(n))
+    *ms = (uint32_t)n;
+  else
+    agent_log("ignoring %s='%s' (want %s), using %u", name, v, want, *ms);
+}
+
 int main(int argc, char **argv) {
   static struct agent_cfg cfg;
   static struct agent ag;
@@ -313,35 +338,10 @@ int main(int argc, char **argv) {
       cfg.max_segsz = ((uint64_t)si.totalram + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
   }
   cfg.timeout_ms = 10000;
-  if (getenv("DSHM_TIMEOUT_MS") != NULL && *getenv("DSHM_TIMEOUT_MS") != '\0') {
-    char *end = NULL;
-    unsigned long ms = strtoul(getenv("DSHM_TIMEOUT_MS"), &end, 10);
-    if (*end == '\0' && ms >= 1 && ms <= 86400000ul)
-      cfg.timeout_ms = (uint32_t)ms;
-    else
-      agent_log("ignoring DSHM_TIMEOUT_MS='%s' (want 1..86400000), using %u",
-                getenv("DSHM_TIMEOUT_MS"), cfg.timeout_ms);
-  }
+  env_ms("DSHM_TIMEOUT_MS", timeout_valid, "1..86400000", &cfg.timeout_ms);
   cfg.keepalive_ms = DSHM_KEEPALIVE_DEFAULT_MS;
-  if (getenv("DSHM_KEEPALIVE_MS") != NULL && *getenv("DSHM_KEEPALIVE_MS") != '\0') {
-    char *end = NULL;
-    unsigned long ms = strtoul(getenv("DSHM_KEEPALIVE_MS"), &end, 10);
-    if (*end == '\0' && getenv("DSHM_KEEPALIVE_MS")[0] != '-' && dshm_keepalive_valid(ms))
-      cfg.keepalive_ms = (uint32_t)ms;
-    else
-      agent_log("ignoring DSHM_KEEPALIVE_MS='%s' (want 0 or %u..%u), using %u",
-                getenv("DSHM_KEEPALIVE_MS"), DSHM_KEEPALIVE_MIN_MS, DSHM_KEEPALIVE_MAX_MS,
-                cfg.keepalive_ms);
-  }
-  if (getenv("DSHM_FLUSH_MS") != NULL && *getenv("DSHM_FLUSH_MS") != '\0') {
-    char *end = NULL;
-    unsigned long ms = strtoul(getenv("DSHM_FLUSH_MS"), &end, 10);
-    if (*end == '\0' && ms <= 3600000ul)
-      cfg.flush_ms = (uint32_t)ms;
-    else
-      agent_log("ignoring DSHM_FLUSH_MS='%s' (want 0..3600000), using %u",
-                getenv("DSHM_FLUSH_MS"), cfg.flush_ms);
-  }
+  env_ms("DSHM_KEEPALIVE_MS", dshm_keepalive_valid, "0 or 1000..3600000", &cfg.keepalive_ms);
+  env_ms("DSHM_FLUSH_MS", flush_valid, "0..3600000", &cfg.flush_ms);
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--foreground") == 0) {
