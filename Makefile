@@ -77,7 +77,7 @@ check test: deps
 # liveness under weak fairness) and every seeded mutant must give a counter-example. Bounded
 # configurations (2 or 3 hosts, 1 or 2 processes each; with and without a lost connection, a
 # dying process, a server restart with its ghost owner or a refused request); pan's depth
-# VERIFY_DEPTH. About 7 to 11 minutes; VERIFY_LIVENESS=0 skips the liveness runs (then about
+# VERIFY_DEPTH. About 8 to 11 minutes; VERIFY_LIVENESS=0 skips the liveness runs (then about
 # 5).
 VERIFY_DEPTH ?= 2000
 VERIFY_LIVENESS ?= 1
